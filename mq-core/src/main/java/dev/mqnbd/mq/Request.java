@@ -1,0 +1,249 @@
+package dev.mqnbd.mq;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteBuffer;
+
+/**
+ * One block request, preallocated per tag and reused, the kernel's {@code struct request} with its PDU.
+ *
+ * <p><b>States:</b> {@code IDLE} (the tag is free) → {@code ALLOCATED} ({@link BlockQueue#tryAllocate}:
+ * the submitter fills it) → {@code IN_FLIGHT} ({@link BlockQueue#submit}: the driver owns it) → {@code
+ * ENDED} ({@link #end(Status)}: completion runs) → {@code IDLE}. Each transition out of {@code
+ * IN_FLIGHT} happens exactly once per dispatch, by compare-and-set; a second {@link #end} throws.
+ *
+ * <p><b>Ownership:</b> the submitter owns the request between allocation and submit, the driver from a
+ * {@code queueRq} that returned {@link Status#OK} until it calls {@code end}, the completion path after
+ * that. The {@link #data()} buffer belongs to the submitter, who releases it after completion; the
+ * driver only reads or fills it while it owns the request. The private data {@link #pdu()} belongs to
+ * the driver for the whole life of the tag set.
+ *
+ * <p><b>Threading:</b> {@link #end} may be called from any thread; the completion is then run on the
+ * request's hardware-context executor. Fields set by the submitter are published to the driver by the
+ * hand-off in {@code submit}.
+ */
+public final class Request<R> {
+    static final int IDLE = 0;
+    static final int ALLOCATED = 1;
+    static final int IN_FLIGHT = 2;
+    static final int ENDED = 3;
+
+    private static final VarHandle STATE;
+
+    static {
+        try {
+            STATE = MethodHandles.lookup().findVarHandle(Request.class, "state", int.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    private final int hwIndex;
+    private final int tag;
+    private final R pdu;
+
+    @SuppressWarnings("unused") // accessed through STATE
+    private volatile int state = IDLE;
+
+    private int generation;
+
+    // Set by the submitter while ALLOCATED.
+    private ReqOp op = ReqOp.READ;
+    private int flags;
+    private long offset;
+    private long length;
+    private ByteBuffer data;
+    private Object attachment;
+
+    // Set by mq-core.
+    BlockQueue<?, ?, ?, R> queue;
+    HwContext<?> hctx;
+    RequestCompletion completion;
+    boolean isLast;
+    long deadlineNanos;
+    private Status status = Status.OK;
+
+    /** Runs the completion on the hardware context; allocated once per tag, not per request. */
+    final Runnable completionTask = this::runCompletion;
+
+    /** Dispatches on the hardware context when submitted from another thread; allocated once per tag. */
+    final Runnable dispatchTask = this::runDispatch;
+
+    Request(int hwIndex, int tag, R pdu) {
+        this.hwIndex = hwIndex;
+        this.tag = tag;
+        this.pdu = pdu;
+    }
+
+    /**
+     * Describes the I/O; called by the submitter between allocation and submit.
+     *
+     * @param data the READ buffer to fill or the WRITE payload, positioned at 0 with {@code length}
+     *     bytes remaining; {@code null} for requests without data
+     * @return this request
+     * @throws IllegalStateException if the request is not allocated to the caller
+     */
+    public Request<R> prepare(ReqOp op, int flags, long offset, long length, ByteBuffer data) {
+        requireState(ALLOCATED, "prepare");
+        if ((flags & ~ReqFlags.ALL) != 0) {
+            throw new IllegalArgumentException("flags: 0x" + Integer.toHexString(flags) + " (expected: ReqFlags bits)");
+        }
+        this.op = op;
+        this.flags = flags;
+        this.offset = offset;
+        this.length = length;
+        this.data = data;
+        return this;
+    }
+
+    /** Attaches the submitter's own per-request object (its cookie, its buffers); cleared when the tag frees. */
+    public Request<R> attach(Object attachment) {
+        requireState(ALLOCATED, "attach");
+        this.attachment = attachment;
+        return this;
+    }
+
+    /**
+     * Ends the request; the driver's one and only completion of this dispatch.
+     *
+     * <p><b>Ownership:</b> after this call the driver must not touch the request or its data buffer.
+     *
+     * @throws IllegalArgumentException if {@code status} is {@link Status#BUSY}
+     * @throws IllegalStateException if the request is not in flight: it already ended, or the caller
+     *     holds a stale reference
+     */
+    public void end(Status status) {
+        if (status == Status.BUSY) {
+            throw new IllegalArgumentException("status: BUSY (expected: a final status; return BUSY from queueRq)");
+        }
+        if (!STATE.compareAndSet(this, IN_FLIGHT, ENDED)) {
+            throw new IllegalStateException(
+                    "request " + hwIndex + ":" + tag + " ended twice or while not in flight (state: "
+                            + stateName((int) STATE.getVolatile(this)) + ")");
+        }
+        this.status = status;
+        if (hctx.executor.inExecutor()) {
+            runCompletion();
+        } else {
+            // OWNERSHIP: the completion path owns the request from here; the executor hand-off publishes it.
+            hctx.executor.execute(completionTask);
+        }
+    }
+
+    private void runCompletion() {
+        queue.completeRequest(this);
+    }
+
+    private void runDispatch() {
+        queue.dispatch(this, isLast);
+    }
+
+    /** Returns the operation. */
+    public ReqOp op() {
+        return op;
+    }
+
+    /** Returns the {@link ReqFlags} bits. */
+    public int flags() {
+        return flags;
+    }
+
+    /** Returns whether {@code flag} (a {@link ReqFlags} bit) is set. */
+    public boolean hasFlag(int flag) {
+        return (flags & flag) != 0;
+    }
+
+    /** Returns the byte offset on the device. */
+    public long offset() {
+        return offset;
+    }
+
+    /** Returns the length in bytes of the range the request covers. */
+    public long length() {
+        return length;
+    }
+
+    /** Returns the data buffer (READ: to fill; WRITE: the payload), or {@code null} when there is none. */
+    public ByteBuffer data() {
+        return data;
+    }
+
+    /** Returns the driver's private data of this tag. */
+    public R pdu() {
+        return pdu;
+    }
+
+    /** Returns the submitter's attachment. */
+    public Object attachment() {
+        return attachment;
+    }
+
+    /** Returns the tag: the request's identity on its hardware queue while it is in flight. */
+    public int tag() {
+        return tag;
+    }
+
+    /** Returns the index of the hardware queue the tag belongs to. */
+    public int hwIndex() {
+        return hwIndex;
+    }
+
+    /** Returns how often this tag has been reused; lets a driver detect a stale reference. */
+    public int generation() {
+        return generation;
+    }
+
+    /** Returns the status the request ended with; meaningful in completion callbacks. */
+    public Status status() {
+        return status;
+    }
+
+    boolean casState(int expected, int next) {
+        return STATE.compareAndSet(this, expected, next);
+    }
+
+    int state() {
+        return (int) STATE.getVolatile(this);
+    }
+
+    /** Clears the per-dispatch fields and frees the state; the caller then returns the tag. */
+    void recycle() {
+        data = null;
+        attachment = null;
+        completion = null;
+        queue = null;
+        hctx = null;
+        status = Status.OK;
+        op = ReqOp.READ;
+        flags = 0;
+        offset = 0;
+        length = 0;
+        generation++;
+        STATE.setVolatile(this, IDLE);
+    }
+
+    private void requireState(int expected, String action) {
+        int s = state();
+        if (s != expected) {
+            throw new IllegalStateException(
+                    action + ": request " + hwIndex + ":" + tag + " is " + stateName(s) + " (expected: "
+                            + stateName(expected) + ")");
+        }
+    }
+
+    static String stateName(int state) {
+        return switch (state) {
+            case IDLE -> "IDLE";
+            case ALLOCATED -> "ALLOCATED";
+            case IN_FLIGHT -> "IN_FLIGHT";
+            case ENDED -> "ENDED";
+            default -> "UNKNOWN(" + state + ")";
+        };
+    }
+
+    @Override
+    public String toString() {
+        return "Request[" + hwIndex + ":" + tag + " " + stateName(state()) + " " + op + " offset=" + offset
+                + " length=" + length + " flags=0x" + Integer.toHexString(flags) + "]";
+    }
+}
