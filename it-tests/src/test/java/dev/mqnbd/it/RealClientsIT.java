@@ -1,0 +1,268 @@
+package dev.mqnbd.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.HexFormat;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The foundation's end-to-end checks: real NBD clients against a memory-backed server in this JVM.
+ * Each test uses its own export, so the tests do not depend on each other's data.
+ */
+class RealClientsIT {
+    private static ServerFixture server;
+
+    @TempDir
+    static Path tmp;
+
+    @BeforeAll
+    static void startServer() throws Exception {
+        server = ServerFixture.builder()
+                .export("", "memory:64M")
+                .export("copy", "memory:512M")
+                .export("image", "memory:96M")
+                .export("patterns", "memory:16M")
+                .export("fio", "memory:256M")
+                .export("sparse", "memory:1T")
+                .readOnlyExport("ro", "memory:8M")
+                .start();
+    }
+
+    @AfterAll
+    static void stopServer() {
+        if (server != null) {
+            server.close();
+        }
+    }
+
+    @Test
+    void nbdinfo_list_showsEveryExport() {
+        String out = Tool.run("nbdinfo", "--list", "--json", server.uri("")).assertSuccess().stdout();
+
+        assertThat(out).contains("\"export-name\": \"copy\"", "\"export-name\": \"sparse\"", "\"export-name\": \"ro\"",
+                "\"export-name\": \"\"");
+        assertThat(out).contains("\"description\": \"memory:512M\"");
+    }
+
+    @Test
+    void nbdinfo_describesExport_sizeFlagsAndBlockSizes() {
+        String out = Tool.run("nbdinfo", "--json", server.uri("sparse")).assertSuccess().stdout();
+
+        assertThat(out).contains("\"export-size\": " + (1L << 40));
+        assertThat(out).contains("\"is_read_only\": false", "\"can_flush\": true", "\"can_fua\": true",
+                "\"can_trim\": true", "\"can_zero\": true");
+        assertThat(out).contains("\"block_size_minimum\": 1", "\"block_size_maximum\": " + ServerFixture.MAX_PAYLOAD);
+    }
+
+    @Test
+    void nbdinfo_readOnlyExport_isReadOnly() {
+        String out = Tool.run("nbdinfo", "--json", server.uri("ro")).assertSuccess().stdout();
+
+        assertThat(out).contains("\"is_read_only\": true", "\"export-size\": " + (8L << 20));
+    }
+
+    @Test
+    void nbdinfo_unknownExport_fails() {
+        Tool.Result result = Tool.run("nbdinfo", server.uri("no-such-export")).assertFailure();
+
+        assertThat(result.stderr()).containsIgnoringCase("unknown");
+    }
+
+    @Test
+    void nbdcopy_256MiBRandom_roundTripsIdentical() throws Exception {
+        Path source = tmp.resolve("random.img");
+        writeRandom(source, 256 << 20, 2026);
+        Path back = tmp.resolve("back.img");
+
+        Tool.run(Duration.ofMinutes(3), "nbdcopy", source.toString(), server.uri("copy")).assertSuccess();
+        Tool.run(Duration.ofMinutes(3), "nbdcopy", "--synchronous", server.uri("copy"), back.toString())
+                .assertSuccess();
+
+        // The export is 512 MiB: the first 256 MiB are the file, the rest never written (zeroes).
+        assertThat(Files.size(back)).isEqualTo(512L << 20);
+        assertThat(sha256(back, 256 << 20)).isEqualTo(sha256(source, 256 << 20));
+        assertThat(isZero(back, 256L << 20, 256L << 20)).isTrue();
+    }
+
+    @Test
+    void qemuImg_convert_roundTripsImage() throws Exception {
+        Path source = tmp.resolve("qemu-src.img");
+        writeRandom(source, 96 << 20, 7);
+        Path back = tmp.resolve("qemu-back.img");
+
+        Tool.run("qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", source.toString(), server.uri("image"))
+                .assertSuccess();
+        Tool.run("qemu-img", "convert", "-f", "raw", "-O", "raw", server.uri("image"), back.toString())
+                .assertSuccess();
+
+        assertThat(sha256(back, 96 << 20)).isEqualTo(sha256(source, 96 << 20));
+        Tool.run("qemu-img", "compare", "-f", "raw", "-F", "raw", source.toString(), server.uri("image")).assertSuccess();
+
+        // The comparison can fail: change one byte of the export and it must.
+        int flipped = (readByte(source, 12_345_678) ^ 0xff) & 0xff;
+        Tool.run("qemu-io", "-f", "raw", "-c", "write -P " + flipped + " 12345678 1", server.uri("image"))
+                .assertSuccess();
+        Tool.run("qemu-img", "compare", "-f", "raw", "-F", "raw", source.toString(), server.uri("image"))
+                .assertFailure();
+    }
+
+    @Test
+    void qemuIo_patternsAtOddOffsets_readBack() {
+        String uri = server.uri("patterns");
+        Tool.run("qemu-io", "-f", "raw", "-c", "write -P 0xa5 1000 3333", "-c", "write -P 0x5a 65535 70001",
+                        "-c", "write -P 0x01 16777215 1", "-c", "flush", uri)
+                .assertSuccess();
+
+        // A second connection sees what the first wrote, and the bytes around it are untouched.
+        String out = Tool.run("qemu-io", "-f", "raw", "-r", "-c", "read -P 0xa5 1000 3333", "-c",
+                        "read -P 0x5a 65535 70001", "-c", "read -P 0x01 16777215 1", "-c", "read -P 0 0 1000",
+                        "-c", "read -P 0 4333 61202", "-c", "read -P 0 135536 100000", uri)
+                .assertSuccess()
+                .stdout();
+        assertThat(out).doesNotContain("Pattern verification failed", "error", "failed");
+        assertThat(out).contains("read 3333/3333 bytes at offset 1000", "read 1/1 bytes at offset 16777215");
+    }
+
+    @Test
+    void qemuIo_writeZeroesAndDiscard_readBackZero() {
+        String uri = server.uri("patterns");
+        Tool.run("qemu-io", "-f", "raw", "-c", "write -P 0x77 8388608 1048576", "-c", "write -z 8392704 8192", "-c",
+                        "discard 8454144 65536", uri)
+                .assertSuccess();
+
+        String out = Tool.run("qemu-io", "-f", "raw", "-r", "-c", "read -P 0x77 8388608 4096", "-c",
+                        "read -P 0 8392704 8192", "-c", "read -P 0x77 8400896 53248", "-c", "read -P 0 8454144 65536",
+                        uri)
+                .assertSuccess()
+                .stdout();
+        assertThat(out).doesNotContain("Pattern verification failed");
+    }
+
+    @Test
+    void qemuIo_writeToReadOnlyExport_failsWithPermissionError() {
+        Tool.Result result = Tool.run("qemu-io", "-f", "raw", "-c", "write -P 0x11 0 4096", server.uri("ro"));
+
+        assertThat(result.stdout() + result.stderr()).containsIgnoringCase("permission");
+        String read = Tool.run("qemu-io", "-f", "raw", "-r", "-c", "read -P 0 0 4096", server.uri("ro"))
+                .assertSuccess()
+                .stdout();
+        assertThat(read).doesNotContain("Pattern verification failed");
+    }
+
+    @Test
+    void fio_randomWriteVerifyCrc32c_noErrors() {
+        Tool.Result result = Tool.run(Duration.ofMinutes(3), "fio", "--name=verify", "--ioengine=nbd",
+                        "--uri=" + server.uri("fio"), "--rw=randwrite", "--bs=4k", "--size=64m", "--iodepth=32",
+                        "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--randseed=2026",
+                        "--output-format=json")
+                .assertSuccess();
+
+        assertThat(result.stdout()).contains("\"error\" : 0");
+        assertThat(result.stderr()).doesNotContain("verify:", "bad magic", "crc32c");
+    }
+
+    @Test
+    void fio_mixedBlockSizesQueueDepth64_verifies() {
+        Tool.run(Duration.ofMinutes(3), "fio", "--name=mixed", "--ioengine=nbd", "--uri=" + server.uri("fio"),
+                        "--rw=randwrite", "--bsrange=512-256k", "--size=32m", "--offset=128m", "--iodepth=64",
+                        "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--randseed=7")
+                .assertSuccess();
+    }
+
+    @Test
+    void nbdsh_sparseExport_writesFarAndReadsBack() {
+        String script = String.join("\n",
+                "h.pwrite(b'mqnbd' * 100, (1 << 40) - 500)",
+                "h.flush()",
+                "assert h.pread(500, (1 << 40) - 500) == b'mqnbd' * 100",
+                "assert h.pread(4096, 1 << 39) == bytes(4096)",
+                "try:",
+                "    h.pread(2, (1 << 40) - 1)",
+                "    raise SystemExit('read past the end succeeded')",
+                "except nbd.Error as e:",
+                "    assert e.errno == errno.EINVAL, e",
+                "try:",
+                "    h.pwrite(b'xy', (1 << 40) - 1)",
+                "    raise SystemExit('write past the end succeeded')",
+                "except nbd.Error as e:",
+                "    assert e.errno == errno.ENOSPC, e",
+                "print('ok')");
+        String out = Tool.run("nbdsh", "-u", server.uri("sparse"), "-c", "import errno", "-c", script)
+                .assertSuccess()
+                .stdout();
+
+        assertThat(out.strip()).isEqualTo("ok");
+    }
+
+    static int readByte(Path file, long offset) throws IOException {
+        try (var channel = java.nio.channels.FileChannel.open(file)) {
+            java.nio.ByteBuffer one = java.nio.ByteBuffer.allocate(1);
+            channel.read(one, offset);
+            return one.get(0) & 0xff;
+        }
+    }
+
+    static void writeRandom(Path file, int size, long seed) throws IOException {
+        SplittableRandom random = new SplittableRandom(seed);
+        byte[] chunk = new byte[1 << 20];
+        try (OutputStream out = Files.newOutputStream(file)) {
+            for (int written = 0; written < size; written += chunk.length) {
+                for (int i = 0; i < chunk.length; i += 8) {
+                    long v = random.nextLong();
+                    for (int b = 0; b < 8; b++) {
+                        chunk[i + b] = (byte) (v >>> (8 * b));
+                    }
+                }
+                out.write(chunk, 0, Math.min(chunk.length, size - written));
+            }
+        }
+    }
+
+    static String sha256(Path file, long length) throws Exception {
+        MessageDigest digest = MessageDigest.getInstance("SHA-256");
+        try (var in = Files.newInputStream(file)) {
+            byte[] buffer = new byte[1 << 20];
+            long left = length;
+            while (left > 0) {
+                int n = in.read(buffer, 0, (int) Math.min(buffer.length, left));
+                if (n < 0) {
+                    break;
+                }
+                digest.update(buffer, 0, n);
+                left -= n;
+            }
+        }
+        return HexFormat.of().formatHex(digest.digest());
+    }
+
+    static boolean isZero(Path file, long offset, long length) throws IOException {
+        try (var channel = java.nio.channels.FileChannel.open(file)) {
+            java.nio.ByteBuffer buffer = java.nio.ByteBuffer.allocate(1 << 20);
+            long position = offset;
+            while (position < offset + length) {
+                buffer.clear();
+                int n = channel.read(buffer, position);
+                if (n < 0) {
+                    return false;
+                }
+                for (int i = 0; i < n; i++) {
+                    if (buffer.get(i) != 0) {
+                        return false;
+                    }
+                }
+                position += n;
+            }
+        }
+        return true;
+    }
+}

@@ -1,0 +1,95 @@
+package dev.mqnbd.server;
+
+import dev.mqnbd.mq.BlockQueue;
+import dev.mqnbd.mq.MqException;
+import dev.mqnbd.server.protocol.NbdExportInfo;
+import dev.mqnbd.server.protocol.NbdExports;
+import dev.mqnbd.storage.Backends;
+import dev.mqnbd.storage.DeviceOptions;
+import dev.mqnbd.storage.QueueSetup;
+import java.io.IOException;
+import java.lang.System.Logger.Level;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The exports a server offers, by name; the default export is the one named {@code ""}.
+ *
+ * <p><b>Ownership:</b> owns every export's queue from {@link #add} on and closes them in {@link
+ * #close()}, last added first. <b>Threading:</b> filled before the server starts, read-only afterwards.
+ */
+public final class ExportRegistry implements NbdExports, AutoCloseable {
+    private static final System.Logger LOG = System.getLogger(ExportRegistry.class.getName());
+
+    private final Map<String, Export> exports = new LinkedHashMap<>();
+    private final List<NbdExportInfo> infos = new ArrayList<>();
+
+    /**
+     * Adds an export.
+     *
+     * @throws IllegalArgumentException if an export of that name exists
+     */
+    public void add(Export export) {
+        if (exports.putIfAbsent(export.name(), export) != null) {
+            throw new IllegalArgumentException("export name: \"" + export.name() + "\" (expected: unique)");
+        }
+        infos.add(export.info());
+    }
+
+    /**
+     * Opens the backend {@code spec} (e.g. {@code memory:1G}) and adds it as export {@code name}.
+     *
+     * @param maxPayload the server's largest READ/WRITE payload, advertised with the export's block sizes
+     * @throws IllegalArgumentException if the name is taken or the spec is malformed; nothing is opened then
+     * @throws IOException if the backend cannot open its storage
+     * @throws MqException if the export's queue cannot be set up
+     */
+    public Export open(String name, String spec, String description, DeviceOptions options, QueueSetup setup,
+            int maxPayload) throws IOException, MqException {
+        if (exports.containsKey(name)) {
+            throw new IllegalArgumentException("export name: \"" + name + "\" (expected: unique)");
+        }
+        BlockQueue<?, ?, ?, ?> queue = Backends.open(spec, options, setup);
+        Export export = Export.of(name, description, queue, maxPayload);
+        add(export);
+        return export;
+    }
+
+    /** Returns the export called {@code name}, or {@code null}. */
+    public Export get(String name) {
+        return exports.get(name);
+    }
+
+    /** Returns every export, in the order added. */
+    public List<Export> all() {
+        return List.copyOf(exports.values());
+    }
+
+    @Override
+    public NbdExportInfo find(String name) {
+        Export export = exports.get(name);
+        return export == null ? null : export.info();
+    }
+
+    @Override
+    public List<NbdExportInfo> list() {
+        return Collections.unmodifiableList(infos);
+    }
+
+    /** Closes every export's queue, waiting for requests in flight; failures are logged, not thrown. */
+    @Override
+    public void close() {
+        List<Export> reversed = new ArrayList<>(exports.values());
+        Collections.reverse(reversed);
+        for (Export export : reversed) {
+            try {
+                export.queue().close();
+            } catch (MqException | RuntimeException e) {
+                LOG.log(Level.ERROR, "closing export \"" + export.name() + "\" failed", e);
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+package dev.mqnbd.server;
+
+import dev.mqnbd.server.handler.TransmissionHandler;
+import dev.mqnbd.server.protocol.NbdExportInfo;
+import dev.mqnbd.server.protocol.NbdHandshakeHandler;
+import dev.mqnbd.server.protocol.NbdRequestDecoder;
+import dev.mqnbd.server.protocol.NbdSession;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.buffer.PooledByteBufAllocator;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoop;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.group.ChannelGroup;
+import io.netty.channel.group.DefaultChannelGroup;
+import io.netty.channel.unix.DomainSocketAddress;
+import io.netty.util.concurrent.EventExecutor;
+import io.netty.util.concurrent.GlobalEventExecutor;
+import java.io.IOException;
+import java.lang.System.Logger.Level;
+import java.net.InetSocketAddress;
+import java.net.SocketAddress;
+import java.net.UnixDomainSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The NBD server: listeners, event loops and the connections on them, serving the exports of an {@link
+ * ExportRegistry}.
+ *
+ * <p>Each event loop is a submitter of blk-mq: a connection is served by its channel's event loop, and
+ * event loop {@code i} maps to hardware context {@code i mod hwQueues} of every export.
+ *
+ * <p><b>Ownership:</b> the server owns its event loops and, from {@link #start} on, the registry: {@link
+ * #close()} closes both. <b>Threading:</b> {@code start} and {@code close} are called from one thread.
+ */
+public final class NbdServer implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger(NbdServer.class.getName());
+
+    /** How long a graceful stop waits for connections to finish what they have in flight. */
+    private static final long DRAIN_SECONDS = 30;
+
+    private final ExportRegistry exports;
+    private final List<SocketAddress> listen;
+    private final int maxPayload;
+    private final EventLoopGroup group;
+    private final Transport transport;
+    private final Map<EventExecutor, Integer> loopIndex = new IdentityHashMap<>();
+    private final List<EventLoop> loops = new ArrayList<>();
+    private final ChannelGroup connections = new DefaultChannelGroup("nbd-connections", GlobalEventExecutor.INSTANCE);
+    private final List<Channel> listeners = new ArrayList<>();
+    private volatile boolean closed;
+
+    private NbdServer(EventLoopGroup group, Transport transport, ExportRegistry exports, List<SocketAddress> listen,
+            int maxPayload) {
+        this.group = group;
+        this.transport = transport;
+        this.exports = exports;
+        this.listen = List.copyOf(listen);
+        this.maxPayload = maxPayload;
+        int i = 0;
+        for (EventExecutor executor : group) {
+            loopIndex.put(executor, i++);
+            loops.add((EventLoop) executor);
+        }
+    }
+
+    /**
+     * Creates the event loops a server and its exports' hardware contexts run on; exports must be opened
+     * with {@link #hctxExecutors(EventLoopGroup)} of the same group.
+     */
+    public static EventLoopGroup newEventLoopGroup(int threads) {
+        return new MultiThreadIoEventLoopGroup(threads, Transport.best().ioHandlerFactory());
+    }
+
+    /** Returns the hardware-context executors of {@code group}: context {@code i} runs on loop {@code i mod n}. */
+    public static java.util.function.IntFunction<dev.mqnbd.mq.HctxExecutor> hctxExecutors(EventLoopGroup group) {
+        List<EventLoop> list = new ArrayList<>();
+        for (EventExecutor executor : group) {
+            list.add((EventLoop) executor);
+        }
+        return i -> new EventLoopHctxExecutor(list.get(i % list.size()));
+    }
+
+    /**
+     * Binds every listen address and starts serving.
+     *
+     * @param group the event loops from {@link #newEventLoopGroup}; the server shuts it down on close
+     * @param listen TCP ({@link InetSocketAddress}) or Unix ({@link UnixDomainSocketAddress}) addresses
+     * @param maxPayload the largest READ or WRITE payload the server accepts
+     * @throws IOException if an address cannot be bound; nothing is left listening then
+     */
+    public static NbdServer start(EventLoopGroup group, ExportRegistry exports, List<SocketAddress> listen,
+            int maxPayload) throws IOException {
+        NbdServer server = new NbdServer(group, Transport.best(), exports, listen, maxPayload);
+        try {
+            server.bind();
+        } catch (IOException | RuntimeException e) {
+            server.closeListeners();
+            throw e;
+        }
+        return server;
+    }
+
+    private void bind() throws IOException {
+        for (SocketAddress address : listen) {
+            ServerBootstrap bootstrap = new ServerBootstrap()
+                    .group(group)
+                    .childHandler(new ChannelInitializer<>() {
+                        @Override
+                        protected void initChannel(Channel ch) {
+                            connections.add(ch);
+                            ch.pipeline().addLast("handshake", new NbdHandshakeHandler(exports, this::startTransmission));
+                        }
+
+                        private void startTransmission(ChannelHandlerContext ctx, NbdExportInfo info, NbdSession session) {
+                            NbdServer.this.startTransmission(ctx, info, session);
+                        }
+                    })
+                    .childOption(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT)
+                    .option(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT);
+            SocketAddress bindAddress = address;
+            if (address instanceof UnixDomainSocketAddress unix) {
+                Path path = unix.getPath();
+                if (Files.exists(path) && !Files.isDirectory(path)) {
+                    LOG.log(Level.INFO, "removing stale socket " + path);
+                    Files.delete(path);
+                }
+                bootstrap.channel(transport.unixServerChannel());
+                bindAddress = transport == Transport.EPOLL ? new DomainSocketAddress(path.toString()) : unix;
+            } else {
+                bootstrap.channel(transport.tcpServerChannel())
+                        .option(ChannelOption.SO_REUSEADDR, true)
+                        .childOption(ChannelOption.TCP_NODELAY, true);
+            }
+            Channel listener;
+            try {
+                listener = bootstrap.bind(bindAddress).syncUninterruptibly().channel();
+            } catch (Exception e) {
+                throw new IOException("cannot listen on " + describe(address) + ": " + e.getMessage(), e);
+            }
+            listeners.add(listener);
+            LOG.log(Level.INFO, "listening on " + describe(localAddress(listener, address)) + " (" + transport + ")");
+        }
+    }
+
+    private void startTransmission(ChannelHandlerContext ctx, NbdExportInfo info, NbdSession session) {
+        Export export = Objects.requireNonNull(exports.get(info.name()), "export");
+        int loop = loopIndex.getOrDefault(ctx.channel().eventLoop(), 0);
+        int hctx = export.queue().hctxIndexFor(loop);
+        ctx.pipeline().addAfter(ctx.name(), "transmission", new TransmissionHandler(export, hctx));
+        ctx.pipeline().addAfter(ctx.name(), "decoder", new NbdRequestDecoder(maxPayload));
+        LOG.log(Level.DEBUG, "connection " + ctx.channel().remoteAddress() + " uses export \"" + info.name()
+                + "\" on hardware context " + hctx);
+    }
+
+    /** Returns the address each listener is bound to; with port 0, the port the system chose. */
+    public List<SocketAddress> boundAddresses() {
+        List<SocketAddress> result = new ArrayList<>();
+        for (int i = 0; i < listeners.size(); i++) {
+            result.add(localAddress(listeners.get(i), listen.get(i)));
+        }
+        return result;
+    }
+
+    /** Returns the first TCP port the server listens on, or -1. */
+    public int port() {
+        for (SocketAddress address : boundAddresses()) {
+            if (address instanceof InetSocketAddress inet) {
+                return inet.getPort();
+            }
+        }
+        return -1;
+    }
+
+    /** Returns the number of open client connections. */
+    public int connectionCount() {
+        return connections.size();
+    }
+
+    /**
+     * Stops gracefully: stops accepting; lets every connection finish and answer what it has in flight,
+     * then closes it (waiting up to 30 s); closes the exports; stops the event loops.
+     */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        closeListeners();
+        int open = connections.size();
+        for (Channel ch : connections) {
+            TransmissionHandler handler = ch.pipeline().get(TransmissionHandler.class);
+            if (handler != null) {
+                handler.shutdown();
+            } else {
+                ch.close();
+            }
+        }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(DRAIN_SECONDS);
+        while (!connections.isEmpty() && System.nanoTime() - deadline < 0) {
+            try {
+                Thread.sleep(5);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        if (!connections.isEmpty()) {
+            LOG.log(Level.WARNING, connections.size() + " connections still busy after " + DRAIN_SECONDS
+                    + " s; closing them");
+            connections.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+        }
+        exports.close();
+        group.shutdownGracefully(0, 2, TimeUnit.SECONDS).awaitUninterruptibly(10, TimeUnit.SECONDS);
+        LOG.log(Level.INFO, "stopped; " + open + " connections were open");
+    }
+
+    private void closeListeners() {
+        for (Channel listener : listeners) {
+            listener.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+        }
+        for (SocketAddress address : listen) {
+            if (address instanceof UnixDomainSocketAddress unix) {
+                try {
+                    Files.deleteIfExists(unix.getPath());
+                } catch (IOException e) {
+                    LOG.log(Level.WARNING, "cannot remove socket " + unix.getPath() + ": " + e.getMessage());
+                }
+            }
+        }
+    }
+
+    private static SocketAddress localAddress(Channel listener, SocketAddress configured) {
+        SocketAddress local = listener.localAddress();
+        return local instanceof DomainSocketAddress ? configured : local;
+    }
+
+    /** Describes an address for logs: {@code 127.0.0.1:10809} or {@code unix:/run/mqnbd.sock}. */
+    static String describe(SocketAddress address) {
+        if (address instanceof InetSocketAddress inet) {
+            String host = inet.getAddress() != null ? inet.getAddress().getHostAddress() : inet.getHostString();
+            return (host.contains(":") ? "[" + host + "]" : host) + ":" + inet.getPort();
+        }
+        if (address instanceof UnixDomainSocketAddress unix) {
+            return "unix:" + unix.getPath();
+        }
+        return String.valueOf(address);
+    }
+}

@@ -1,0 +1,256 @@
+package dev.mqnbd.server.cli;
+
+import dev.mqnbd.mq.QueueLimits;
+import dev.mqnbd.server.Export;
+import dev.mqnbd.server.ExportRegistry;
+import dev.mqnbd.server.NbdServer;
+import dev.mqnbd.storage.Backends;
+import dev.mqnbd.storage.DeviceOptions;
+import dev.mqnbd.storage.QueueSetup;
+import dev.mqnbd.storage.Sizes;
+import io.netty.channel.EventLoopGroup;
+import java.lang.System.Logger.Level;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.SocketAddress;
+import java.net.UnixDomainSocketAddress;
+import java.net.UnknownHostException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.stream.Collectors;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code mqnbd serve}: opens the exports and serves them until SIGINT or SIGTERM. */
+@Command(
+        name = "serve",
+        mixinStandardHelpOptions = true,
+        versionProvider = MqnbdCommand.Version.class,
+        sortOptions = false,
+        description = {
+            "Serves block exports over NBD until stopped with Ctrl-C (SIGINT) or SIGTERM; a stop lets",
+            "requests in flight finish and be answered before connections close.",
+            "",
+            "With no --export, serves a 1 GiB memory export as the default export (empty name).",
+            "",
+        },
+        footer = {
+            "",
+            "Export specs:",
+            "  memory:SIZE    sparse RAM; SIZE like 512M, 1G, 1T. Contents are lost when the server stops.",
+            "",
+            "Examples:",
+            "  mqnbd serve",
+            "      1 GiB memory export on 127.0.0.1:10809; try: nbdinfo nbd://localhost",
+            "  mqnbd serve --export =memory:4G --export scratch=memory:1T",
+            "      a 4 GiB default export and a sparse 1 TiB export named scratch (nbd://localhost/scratch)",
+            "  mqnbd serve --listen 0.0.0.0 --port 10809 --read-only",
+            "      every interface; clients may read but not write",
+            "  mqnbd serve --socket /run/mqnbd.sock",
+            "      a Unix socket only; try: nbdinfo 'nbd+unix:///?socket=/run/mqnbd.sock'",
+            "",
+            "Security: the default listens on loopback only. Anyone who can reach the port can read and",
+            "write every export that is not --read-only; there is no TLS or access control yet.",
+        })
+final class ServeCommand implements Callable<Integer> {
+    private static final System.Logger LOG = System.getLogger("dev.mqnbd.server");
+
+    @Option(
+            names = {"-e", "--export"},
+            paramLabel = "NAME=SPEC",
+            description = {
+                "An export to serve, repeatable. NAME is what clients ask for (empty = the default",
+                "export, as in --export =memory:1G); SPEC names the backend. Default: =memory:1G."
+            })
+    List<String> exports = new ArrayList<>();
+
+    @Option(
+            names = {"-l", "--listen"},
+            paramLabel = "ADDRESS",
+            description = {
+                "Address to listen on, repeatable: a host name or IP (0.0.0.0 or :: for every",
+                "interface). Default: localhost (loopback only)."
+            })
+    List<String> listen = new ArrayList<>();
+
+    @Option(
+            names = {"-p", "--port"},
+            paramLabel = "PORT",
+            defaultValue = "10809",
+            description = "TCP port (default: ${DEFAULT-VALUE}, the IANA port for NBD; 0 picks a free one).")
+    int port;
+
+    @Option(
+            names = {"-U", "--socket"},
+            paramLabel = "PATH",
+            description = "Listen on this Unix socket instead of TCP (add --listen to have both).")
+    Path socket;
+
+    @Option(
+            names = {"-r", "--read-only"},
+            description = "Serve every export read-only: writes, trims and zeroing fail with EPERM.")
+    boolean readOnly;
+
+    @Option(
+            names = "--event-loops",
+            paramLabel = "N",
+            description = "Network threads (default: the number of CPUs, here ${sys:mqnbd.cpus}).")
+    Integer eventLoops;
+
+    @Option(
+            names = "--hw-queues",
+            paramLabel = "N",
+            description = "Hardware queues per export (default: one per event loop).")
+    Integer hwQueues;
+
+    @Option(
+            names = "--queue-depth",
+            paramLabel = "N",
+            defaultValue = "128",
+            description = "Requests in flight per hardware queue; a client past it waits (default: ${DEFAULT-VALUE}).")
+    int queueDepth;
+
+    @Option(
+            names = "--max-payload",
+            paramLabel = "SIZE",
+            defaultValue = "32M",
+            description = "Largest READ or WRITE accepted, advertised to clients (default: ${DEFAULT-VALUE}).")
+    String maxPayload;
+
+    @Option(
+            names = {"-v", "--verbose"},
+            description = "Log every connection and failed request.")
+    boolean verbose;
+
+    static {
+        System.setProperty("mqnbd.cpus", Integer.toString(Runtime.getRuntime().availableProcessors()));
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        LogSetup.configure(verbose);
+        List<ExportSpec> specs = parseExports();
+        int payload = parseMaxPayload();
+        int loops = eventLoops != null ? positive("--event-loops", eventLoops) : Runtime.getRuntime().availableProcessors();
+        int queues = hwQueues != null ? positive("--hw-queues", hwQueues) : loops;
+        if (queueDepth < 1 || queueDepth > 4096) {
+            throw new MqnbdCommand.UsageException("--queue-depth " + queueDepth + " (expected: 1..4096)");
+        }
+        if (port < 0 || port > 65535) {
+            throw new MqnbdCommand.UsageException("--port " + port + " (expected: 0..65535)");
+        }
+        List<SocketAddress> addresses = listenAddresses();
+
+        EventLoopGroup group = NbdServer.newEventLoopGroup(loops);
+        ExportRegistry registry = new ExportRegistry();
+        NbdServer server;
+        try {
+            for (ExportSpec spec : specs) {
+                open(registry, spec, group, queues, payload);
+            }
+            server = NbdServer.start(group, registry, addresses, payload);
+        } catch (Exception | Error e) {
+            registry.close();
+            group.shutdownGracefully(0, 1, java.util.concurrent.TimeUnit.SECONDS);
+            throw e;
+        }
+        CountDownLatch stopped = new CountDownLatch(1);
+        Thread hook = new Thread(() -> {
+            LOG.log(Level.INFO, "stopping: finishing requests in flight");
+            server.close();
+            stopped.countDown();
+        }, "mqnbd-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
+        LOG.log(Level.INFO, "ready: " + specs.size() + (specs.size() == 1 ? " export" : " exports") + ", "
+                + loops + " event loops, " + queues + " hardware queues x depth " + queueDepth);
+        stopped.await();
+        return 0;
+    }
+
+    private List<ExportSpec> parseExports() {
+        if (exports.isEmpty()) {
+            return List.of(ExportSpec.DEFAULT);
+        }
+        List<ExportSpec> result = new ArrayList<>();
+        Set<String> names = new HashSet<>();
+        for (String text : exports) {
+            ExportSpec spec = ExportSpec.parse(text);
+            if (!names.add(spec.name())) {
+                throw new MqnbdCommand.UsageException("--export " + text + ": export name " + spec.displayName()
+                        + " is given twice");
+            }
+            try {
+                Backends.forSpec(spec.spec());
+            } catch (IllegalArgumentException e) {
+                throw new MqnbdCommand.UsageException("--export " + text + ": " + e.getMessage());
+            }
+            result.add(spec);
+        }
+        return result;
+    }
+
+    private void open(ExportRegistry registry, ExportSpec spec, EventLoopGroup group, int queues, int payload)
+            throws Exception {
+        QueueSetup setup = new QueueSetup(
+                spec.name().isEmpty() ? "default" : spec.name(), queues, queueDepth, NbdServer.hctxExecutors(group),
+                Duration.ZERO);
+        Export export;
+        try {
+            export = registry.open(spec.name(), spec.spec(), spec.spec(), new DeviceOptions(readOnly), setup, payload);
+        } catch (IllegalArgumentException e) {
+            throw new MqnbdCommand.UsageException("--export " + spec.name() + "=" + spec.spec() + ": " + e.getMessage());
+        }
+        QueueLimits limits = export.queue().limits();
+        LOG.log(Level.INFO, "export " + spec.displayName() + ": " + spec.spec() + ", size " + Sizes.format(limits.capacity())
+                + ", " + (limits.readOnly() ? "read-only" : "read-write"));
+    }
+
+    private int parseMaxPayload() {
+        long value;
+        try {
+            value = Sizes.parse(maxPayload);
+        } catch (IllegalArgumentException e) {
+            throw new MqnbdCommand.UsageException("--max-payload " + maxPayload + ": " + e.getMessage());
+        }
+        if (value < 4096 || value > 1L << 30) {
+            throw new MqnbdCommand.UsageException("--max-payload " + maxPayload + " (expected: 4K..1G)");
+        }
+        return (int) value;
+    }
+
+    private List<SocketAddress> listenAddresses() {
+        List<SocketAddress> result = new ArrayList<>();
+        if (socket != null) {
+            result.add(UnixDomainSocketAddress.of(socket));
+        }
+        List<String> hosts = listen;
+        if (hosts.isEmpty() && socket == null) {
+            hosts = List.of("localhost");
+        }
+        for (String host : hosts) {
+            try {
+                InetAddress[] all = InetAddress.getAllByName(host);
+                // "localhost" may resolve to 127.0.0.1 and ::1; listen on each so either works.
+                for (InetAddress address : all) {
+                    result.add(new InetSocketAddress(address, port));
+                }
+            } catch (UnknownHostException e) {
+                throw new MqnbdCommand.UsageException("--listen " + host + ": unknown host");
+            }
+        }
+        return result.stream().distinct().collect(Collectors.toList());
+    }
+
+    private static int positive(String option, int value) {
+        if (value < 1 || value > 1024) {
+            throw new MqnbdCommand.UsageException(option + " " + value + " (expected: 1..1024)");
+        }
+        return value;
+    }
+}

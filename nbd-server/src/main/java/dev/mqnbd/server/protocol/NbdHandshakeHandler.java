@@ -1,0 +1,360 @@
+package dev.mqnbd.server.protocol;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.handler.codec.ByteToMessageDecoder;
+import java.lang.System.Logger.Level;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+
+/**
+ * The server side of the fixed newstyle handshake (proto.md "Handshake", "Fixed newstyle negotiation",
+ * "Option types"): sends the greeting, reads the client flags, answers options, and hands the connection
+ * to an {@link NbdTransmissionStarter} on {@code NBD_OPT_GO} or {@code NBD_OPT_EXPORT_NAME}. Then it
+ * removes itself; bytes the client sent after that option go to the handlers the starter added.
+ *
+ * <p>Supported: {@code EXPORT_NAME}, {@code ABORT}, {@code LIST}, {@code INFO}, {@code GO}. Every other
+ * option gets {@code NBD_REP_ERR_UNSUP}. Plain newstyle clients (without {@code C_FIXED_NEWSTYLE}) may only
+ * send {@code EXPORT_NAME}.
+ *
+ * <p>Violations of a MUST, which leave no way to answer, close the connection: unknown client flags, a
+ * bad option magic, an unknown export in {@code EXPORT_NAME}, any other option from a plain newstyle
+ * client, and option data above {@link #OPTION_LENGTH_LIMIT} (taken for a denial-of-service attempt).
+ * Option data above the handler's maximum, but within the limit, is drained unbuffered and answered
+ * {@code NBD_REP_ERR_TOO_BIG}.
+ *
+ * <p><b>Ownership:</b> option data is read whole into the cumulation and acted on at once; nothing is
+ * kept across calls, so a client closing mid-option leaks nothing ({@link ByteToMessageDecoder} releases
+ * the cumulation). Replies are handed to the channel.
+ *
+ * <p><b>Threading:</b> one instance per channel, used on its event loop only.
+ */
+public final class NbdHandshakeHandler extends ByteToMessageDecoder {
+    /** The default largest option data buffered: room for INFO/GO and meta-context queries of long names. */
+    public static final int DEFAULT_MAXIMUM_OPTION_LENGTH = 16 * 1024;
+    /** Option data longer than this (1 MiB) closes the connection: no NBD option needs that much. */
+    public static final int OPTION_LENGTH_LIMIT = 1024 * 1024;
+
+    private static final System.Logger LOG = System.getLogger(NbdHandshakeHandler.class.getName());
+    // proto.md "Handshake": the server MUST close if the client sets a flag it does not know or did not get.
+    private static final int HANDSHAKE_FLAGS =
+            NbdConstants.HANDSHAKE_FLAG_FIXED_NEWSTYLE | NbdConstants.HANDSHAKE_FLAG_NO_ZEROES;
+    private static final int KNOWN_CLIENT_FLAGS =
+            NbdConstants.CLIENT_FLAG_FIXED_NEWSTYLE | NbdConstants.CLIENT_FLAG_NO_ZEROES;
+    // Flags that need negotiation this handler does not offer yet (structured replies, extended headers).
+    private static final int UNNEGOTIATED_FLAGS = NbdConstants.FLAG_SEND_DF | NbdConstants.FLAG_BLOCK_STATUS_PAYLOAD;
+
+    private enum State {
+        CLIENT_FLAGS,
+        OPTION_HEADER,
+        OPTION_DATA,
+        DISCARD_OPTION_DATA,
+        /** Transmission started, the client aborted, or the connection is being closed: input is ignored. */
+        DONE
+    }
+
+    private final NbdExports exports;
+    private final NbdTransmissionStarter starter;
+    private final int maximumOptionLength;
+
+    private State state = State.CLIENT_FLAGS;
+    private boolean greeted;
+    private int clientFlags;
+    // The option being read (OPTION_DATA) or drained (DISCARD_OPTION_DATA): its code, its data length, and
+    // how much of that is still to come.
+    private int option;
+    private long optionLength;
+    private long remaining;
+
+    /** Creates a handler that buffers at most {@link #DEFAULT_MAXIMUM_OPTION_LENGTH} bytes of option data. */
+    public NbdHandshakeHandler(NbdExports exports, NbdTransmissionStarter starter) {
+        this(exports, starter, DEFAULT_MAXIMUM_OPTION_LENGTH);
+    }
+
+    /**
+     * Creates a handler.
+     *
+     * @param maximumOptionLength the largest option data to buffer; longer data is answered {@code
+     *     NBD_REP_ERR_TOO_BIG}
+     * @throws IllegalArgumentException if {@code maximumOptionLength} is negative or above {@link
+     *     #OPTION_LENGTH_LIMIT}
+     */
+    public NbdHandshakeHandler(NbdExports exports, NbdTransmissionStarter starter, int maximumOptionLength) {
+        if (maximumOptionLength < 0 || maximumOptionLength > OPTION_LENGTH_LIMIT) {
+            throw new IllegalArgumentException("maximumOptionLength: " + maximumOptionLength
+                    + " (expected: >= 0 and <= " + OPTION_LENGTH_LIMIT + ")");
+        }
+        this.exports = exports;
+        this.starter = starter;
+        this.maximumOptionLength = maximumOptionLength;
+    }
+
+    @Override
+    public void handlerAdded(ChannelHandlerContext ctx) {
+        if (ctx.channel().isActive()) {
+            greet(ctx);
+        }
+    }
+
+    @Override
+    public void channelActive(ChannelHandlerContext ctx) throws Exception {
+        greet(ctx);
+        super.channelActive(ctx);
+    }
+
+    private void greet(ChannelHandlerContext ctx) {
+        if (greeted) {
+            return;
+        }
+        greeted = true;
+        // proto.md "Newstyle negotiation": u64 NBDMAGIC | u64 IHAVEOPT | u16 handshake flags
+        ByteBuf greeting = ctx.alloc().buffer(NbdConstants.GREETING_LENGTH);
+        greeting.writeLong(NbdConstants.NBDMAGIC);
+        greeting.writeLong(NbdConstants.IHAVEOPT);
+        greeting.writeShort(HANDSHAKE_FLAGS);
+        ctx.writeAndFlush(greeting);
+    }
+
+    @Override
+    protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out) {
+        for (;; ) {
+            switch (state) {
+                case CLIENT_FLAGS -> {
+                    // <here> u32 client flags
+                    if (in.readableBytes() < 4) {
+                        return;
+                    }
+                    int flags = in.readInt();
+                    if ((flags & ~KNOWN_CLIENT_FLAGS) != 0) {
+                        close(ctx, in, "client flags: 0x" + Integer.toHexString(flags) + " (expected: bits of 0x"
+                                + Integer.toHexString(KNOWN_CLIENT_FLAGS) + ")");
+                        return;
+                    }
+                    clientFlags = flags;
+                    state = State.OPTION_HEADER;
+                }
+                case OPTION_HEADER -> {
+                    // <here> u64 IHAVEOPT | u32 option | u32 length | data
+                    if (in.readableBytes() < NbdConstants.OPTION_HEADER_LENGTH) {
+                        return;
+                    }
+                    if (!decodeOptionHeader(ctx, in)) {
+                        return;
+                    }
+                }
+                case OPTION_DATA -> {
+                    // header <here> {data: optionLength bytes}
+                    if (in.readableBytes() < optionLength) {
+                        return;
+                    }
+                    // OWNERSHIP: an unretained slice, used only until handleOption returns.
+                    ByteBuf data = in.readSlice((int) optionLength);
+                    state = State.OPTION_HEADER;
+                    if (!handleOption(ctx, data)) {
+                        // Transmission started (this handler is being removed and the rest of `in` goes to the
+                        // next handler), or the connection is closing: touch nothing more.
+                        return;
+                    }
+                }
+                case DISCARD_OPTION_DATA -> {
+                    // header {data: <here> optionLength bytes}: skipped as they arrive, never buffered.
+                    int skip = (int) Math.min(remaining, in.readableBytes());
+                    in.skipBytes(skip);
+                    remaining -= skip;
+                    if (remaining > 0) {
+                        return;
+                    }
+                    state = State.OPTION_HEADER;
+                    ctx.writeAndFlush(NbdOptionReplies.error(ctx.alloc(), option, NbdConstants.REP_ERR_TOO_BIG,
+                            "option length: " + optionLength + " (expected: <= " + maximumOptionLength + ")"));
+                }
+                case DONE -> {
+                    in.skipBytes(in.readableBytes());
+                    return;
+                }
+            }
+        }
+    }
+
+    /** Reads an option header; returns false if the connection is being closed. */
+    private boolean decodeOptionHeader(ChannelHandlerContext ctx, ByteBuf in) {
+        long magic = in.readLong();
+        if (magic != NbdConstants.IHAVEOPT) {
+            close(ctx, in, "option magic: 0x" + Long.toHexString(magic) + " (expected: 0x"
+                    + Long.toHexString(NbdConstants.IHAVEOPT) + ")");
+            return false;
+        }
+        option = in.readInt();
+        optionLength = in.readUnsignedInt();
+        if ((clientFlags & NbdConstants.CLIENT_FLAG_FIXED_NEWSTYLE) == 0 && option != NbdConstants.OPT_EXPORT_NAME) {
+            // proto.md "Newstyle negotiation": without fixed newstyle an unknown option closes the connection.
+            close(ctx, in, "option: " + option + " (expected: EXPORT_NAME from a client without C_FIXED_NEWSTYLE)");
+            return false;
+        }
+        if (option == NbdConstants.OPT_EXPORT_NAME && optionLength > NbdConstants.MAX_STRING_LENGTH) {
+            // EXPORT_NAME cannot be answered with an error; an over-long name is a MUST violation.
+            close(ctx, in, "export name length: " + optionLength + " (expected: <= "
+                    + NbdConstants.MAX_STRING_LENGTH + ")");
+            return false;
+        }
+        if (optionLength > OPTION_LENGTH_LIMIT) {
+            close(ctx, in, "option length: " + optionLength + " (expected: <= " + OPTION_LENGTH_LIMIT + ")");
+            return false;
+        }
+        remaining = optionLength;
+        state = optionLength > maximumOptionLength ? State.DISCARD_OPTION_DATA : State.OPTION_DATA;
+        return true;
+    }
+
+    /**
+     * Acts on one option whose data has been read whole. Returns false if option haggling ended (transmission
+     * started or the connection is closing).
+     */
+    private boolean handleOption(ChannelHandlerContext ctx, ByteBuf data) {
+        ByteBufAllocator alloc = ctx.alloc();
+        switch (option) {
+            case NbdConstants.OPT_EXPORT_NAME -> {
+                return exportName(ctx, data);
+            }
+            case NbdConstants.OPT_ABORT -> {
+                // proto.md "NBD_OPT_ABORT": the server MUST reply ACK (ignoring any data), then close.
+                state = State.DONE;
+                ctx.writeAndFlush(NbdOptionReplies.ack(alloc, option)).addListener(ChannelFutureListener.CLOSE);
+                return false;
+            }
+            case NbdConstants.OPT_LIST -> list(ctx, data);
+            case NbdConstants.OPT_INFO, NbdConstants.OPT_GO -> {
+                return infoOrGo(ctx, data);
+            }
+            // STARTTLS (NOTLS mode), STRUCTURED_REPLY, LIST/SET_META_CONTEXT, EXTENDED_HEADERS: not yet.
+            default -> ctx.writeAndFlush(NbdOptionReplies.error(
+                    alloc, option, NbdConstants.REP_ERR_UNSUP, "option: " + option + " (not supported)"));
+        }
+        return true;
+    }
+
+    /** proto.md "NBD_OPT_EXPORT_NAME": data is the name; reply u64 size, u16 flags, 124 zeroes unless NO_ZEROES. */
+    private boolean exportName(ChannelHandlerContext ctx, ByteBuf data) {
+        String name = data.toString(StandardCharsets.UTF_8);
+        NbdExportInfo export = exports.find(name);
+        if (export == null) {
+            // The option has no error reply: the server MUST terminate the session.
+            close(ctx, data, "export: \"" + name + "\" (expected: a known export)");
+            return false;
+        }
+        NbdSession session = new NbdSession(clientFlags, transmissionFlags(export), false, false, false);
+        int padding = session.noZeroes() ? 0 : NbdConstants.EXPORT_NAME_PADDING;
+        ByteBuf reply = ctx.alloc().buffer(10 + padding);
+        reply.writeLong(export.size());
+        reply.writeShort(session.transmissionFlags());
+        reply.writeZero(padding);
+        ctx.writeAndFlush(reply);
+        startTransmission(ctx, export, session);
+        return false;
+    }
+
+    /** proto.md "NBD_OPT_LIST": no data; one NBD_REP_SERVER per export, then ACK. */
+    private void list(ChannelHandlerContext ctx, ByteBuf data) {
+        ByteBufAllocator alloc = ctx.alloc();
+        if (data.isReadable()) {
+            ctx.writeAndFlush(NbdOptionReplies.error(alloc, option, NbdConstants.REP_ERR_INVALID,
+                    "option length: " + data.readableBytes() + " (expected: 0)"));
+            return;
+        }
+        for (NbdExportInfo export : exports.list()) {
+            ctx.write(NbdOptionReplies.server(alloc, option, export));
+        }
+        ctx.writeAndFlush(NbdOptionReplies.ack(alloc, option));
+    }
+
+    /**
+     * proto.md "NBD_OPT_INFO and NBD_OPT_GO": data is u32 name length | name | u16 n | n × u16 info request.
+     * Replies NBD_INFO_EXPORT (mandatory), the requested NAME/DESCRIPTION, BLOCK_SIZE, then ACK. Returns false
+     * if GO started transmission.
+     */
+    private boolean infoOrGo(ChannelHandlerContext ctx, ByteBuf data) {
+        ByteBufAllocator alloc = ctx.alloc();
+        int total = data.readableBytes();
+        if (total < 6) {
+            return invalid(ctx, "option length: " + total + " (expected: >= 6)");
+        }
+        // <here> u32 name length | name | u16 n | n × u16
+        long nameLength = data.readUnsignedInt();
+        if (nameLength > NbdConstants.MAX_STRING_LENGTH || nameLength > data.readableBytes() - 2) {
+            return invalid(ctx, "name length: " + nameLength + " (expected: <= "
+                    + Math.min(NbdConstants.MAX_STRING_LENGTH, data.readableBytes() - 2) + ")");
+        }
+        String name = data.readCharSequence((int) nameLength, StandardCharsets.UTF_8).toString();
+        // u32 | name | <here> u16 n | n × u16
+        int count = data.readUnsignedShort();
+        if (data.readableBytes() != 2 * count) {
+            return invalid(ctx, "info requests length: " + data.readableBytes() + " (expected: " + 2 * count + ")");
+        }
+        boolean wantName = false;
+        boolean wantDescription = false;
+        while (data.isReadable()) {
+            // Unknown information requests MUST be ignored; EXPORT and BLOCK_SIZE are always sent.
+            switch (data.readUnsignedShort()) {
+                case NbdConstants.INFO_NAME -> wantName = true;
+                case NbdConstants.INFO_DESCRIPTION -> wantDescription = true;
+                default -> {}
+            }
+        }
+        NbdExportInfo export = exports.find(name);
+        if (export == null) {
+            ctx.writeAndFlush(NbdOptionReplies.error(alloc, option, NbdConstants.REP_ERR_UNKNOWN,
+                    "export: \"" + name + "\" (expected: a known export)"));
+            return true;
+        }
+        boolean go = option == NbdConstants.OPT_GO;
+        NbdSession session = new NbdSession(clientFlags, transmissionFlags(export), go, false, false);
+        ctx.write(NbdOptionReplies.infoExport(alloc, option, export.size(), session.transmissionFlags()));
+        if (wantName) {
+            ctx.write(NbdOptionReplies.infoText(alloc, option, NbdConstants.INFO_NAME, export.name()));
+        }
+        if (wantDescription) {
+            ctx.write(NbdOptionReplies.infoText(alloc, option, NbdConstants.INFO_DESCRIPTION, export.description()));
+        }
+        ctx.write(NbdOptionReplies.infoBlockSize(alloc, option, export));
+        // After GO + ACK, transmission starts with no zero padding, whatever NO_ZEROES says.
+        ctx.writeAndFlush(NbdOptionReplies.ack(alloc, option));
+        if (go) {
+            startTransmission(ctx, export, session);
+            return false;
+        }
+        return true;
+    }
+
+    private boolean invalid(ChannelHandlerContext ctx, String message) {
+        ctx.writeAndFlush(NbdOptionReplies.error(ctx.alloc(), option, NbdConstants.REP_ERR_INVALID, message));
+        return true;
+    }
+
+    /** The flags sent to the client: HAS_FLAGS always, never a flag whose negotiation has not happened. */
+    private static int transmissionFlags(NbdExportInfo export) {
+        return (export.transmissionFlags() | NbdConstants.FLAG_HAS_FLAGS) & ~UNNEGOTIATED_FLAGS & 0xffff;
+    }
+
+    private void startTransmission(ChannelHandlerContext ctx, NbdExportInfo export, NbdSession session) {
+        state = State.DONE;
+        try {
+            starter.start(ctx, export, session);
+        } catch (RuntimeException e) {
+            ctx.close();
+            throw e;
+        }
+        // ORDER: the starter added the transmission handlers behind this one; removing this handler now makes
+        // ByteToMessageDecoder pass what is left of the cumulation (requests the client pipelined after
+        // GO/EXPORT_NAME) to them, once decode returns.
+        ctx.pipeline().remove(this);
+    }
+
+    private void close(ChannelHandlerContext ctx, ByteBuf in, String reason) {
+        LOG.log(Level.DEBUG, () -> ctx.channel() + ": closing in the handshake: " + reason);
+        state = State.DONE;
+        in.skipBytes(in.readableBytes());
+        ctx.close();
+    }
+}

@@ -1,0 +1,171 @@
+package dev.mqnbd.server.protocol;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.handler.codec.ByteToMessageDecoder;
+import java.util.List;
+
+/**
+ * Decodes transmission requests into {@link NbdRequest}s (proto.md "Request message").
+ *
+ * <p>A WRITE payload of up to the maximum is a retained slice of the inbound buffer: no copy. A larger
+ * payload is not buffered: its bytes are skipped as they arrive and the request is emitted with {@link
+ * NbdRequest#payloadDiscarded()} set, so the handler can answer with an error and the connection stays in
+ * sync (as nbdkit's {@code skip_over_write_buffer}). Unknown command types are emitted with a {@code null}
+ * command. A bad magic is a framing violation: the decoder throws {@link NbdCodecException}, the pipeline
+ * closes the channel, and all further input is skipped.
+ *
+ * <p>With extended headers (ext branch) the header is 32 bytes with a u64 length, and a payload follows
+ * when {@code NBD_CMD_FLAG_PAYLOAD_LEN} is set, and always for WRITE.
+ *
+ * <p><b>Ownership:</b> each emitted request belongs to the next handler, which releases it. The decoder
+ * keeps nothing between calls besides the header of the request whose payload is pending; the pending bytes
+ * sit in the cumulation, which {@link ByteToMessageDecoder} releases when the handler is removed or the
+ * channel closes.
+ *
+ * <p><b>Threading:</b> one instance per channel, used on its event loop only.
+ */
+public final class NbdRequestDecoder extends ByteToMessageDecoder {
+    private enum State {
+        HEADER,
+        PAYLOAD,
+        DISCARD_PAYLOAD,
+        BAD
+    }
+
+    private final int maximumPayload;
+    private final boolean extendedHeaders;
+    private final int headerLength;
+    private final int requestMagic;
+
+    private State state = State.HEADER;
+    // The header of the request whose payload is being read (PAYLOAD) or drained (DISCARD_PAYLOAD).
+    private int flags;
+    private int type;
+    private long cookie;
+    private long offset;
+    private long length;
+    private long remaining;
+
+    /**
+     * Creates a decoder for compact (28-byte) request headers.
+     *
+     * @param maximumPayload the largest WRITE payload to buffer; larger ones are drained
+     * @throws IllegalArgumentException if {@code maximumPayload} is negative
+     */
+    public NbdRequestDecoder(int maximumPayload) {
+        this(maximumPayload, false);
+    }
+
+    /**
+     * Creates a decoder for compact (28-byte) or, after {@code NBD_OPT_EXTENDED_HEADERS}, extended
+     * (32-byte) request headers.
+     *
+     * @param maximumPayload the largest payload to buffer; larger ones are drained
+     * @param extendedHeaders whether extended headers were negotiated
+     * @throws IllegalArgumentException if {@code maximumPayload} is negative
+     */
+    public NbdRequestDecoder(int maximumPayload, boolean extendedHeaders) {
+        if (maximumPayload < 0) {
+            throw new IllegalArgumentException("maximumPayload: " + maximumPayload + " (expected: >= 0)");
+        }
+        this.maximumPayload = maximumPayload;
+        this.extendedHeaders = extendedHeaders;
+        this.headerLength =
+                extendedHeaders ? NbdConstants.EXTENDED_REQUEST_HEADER_LENGTH : NbdConstants.REQUEST_HEADER_LENGTH;
+        this.requestMagic = extendedHeaders ? NbdConstants.EXTENDED_REQUEST_MAGIC : NbdConstants.REQUEST_MAGIC;
+    }
+
+    @Override
+    protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out) {
+        for (;; ) {
+            switch (state) {
+                case HEADER -> {
+                    if (in.readableBytes() < headerLength) {
+                        return;
+                    }
+                    decodeHeader(in, out);
+                }
+                case PAYLOAD -> {
+                    // header <here> {payload: length bytes}
+                    if (in.readableBytes() < length) {
+                        return;
+                    }
+                    // OWNERSHIP: the slice shares the cumulation's memory; its one reference goes to the request.
+                    ByteBuf payload = in.readRetainedSlice((int) length);
+                    out.add(new NbdRequest(flags, type, cookie, offset, length, payload, false));
+                    state = State.HEADER;
+                }
+                case DISCARD_PAYLOAD -> {
+                    // header {payload: <here> remaining bytes}: skipped as they arrive, never buffered.
+                    int skip = (int) Math.min(remaining, in.readableBytes());
+                    in.skipBytes(skip);
+                    remaining -= skip;
+                    if (remaining > 0) {
+                        return;
+                    }
+                    out.add(new NbdRequest(flags, type, cookie, offset, length, null, true));
+                    state = State.HEADER;
+                }
+                case BAD -> {
+                    in.skipBytes(in.readableBytes());
+                    return;
+                }
+            }
+        }
+    }
+
+    /** Reads one header; emits the request or moves to the state that reads or drains its payload. */
+    private void decodeHeader(ByteBuf in, List<Object> out) {
+        int r = in.readerIndex();
+        // <here> u32 magic | u16 flags | u16 type | u64 cookie | u64 offset | u32 length (u64 when extended)
+        int magic = in.getInt(r);
+        if (magic != requestMagic) {
+            fail(in, "request magic: 0x" + Integer.toHexString(magic) + " (expected: 0x"
+                    + Integer.toHexString(requestMagic) + ")");
+        }
+        flags = in.getUnsignedShort(r + 4);
+        type = in.getUnsignedShort(r + 6);
+        cookie = in.getLong(r + 8);
+        offset = in.getLong(r + 16);
+        length = extendedHeaders ? in.getLong(r + 24) : in.getUnsignedInt(r + 24);
+        in.skipBytes(headerLength);
+        // header <here> {payload}
+        if (!hasPayload()) {
+            out.add(new NbdRequest(flags, type, cookie, offset, length, null, false));
+            return;
+        }
+        if (length < 0) {
+            // Only an extended u64 can be negative: a payload of 2^63 bytes or more is no request at all.
+            fail(in, "payload length: " + Long.toUnsignedString(length) + " (expected: <= " + Long.MAX_VALUE + ")");
+        }
+        if (length > maximumPayload) {
+            remaining = length;
+            state = State.DISCARD_PAYLOAD;
+        } else {
+            state = State.PAYLOAD;
+        }
+    }
+
+    private boolean hasPayload() {
+        // proto.md "NBD_CMD_WRITE": only WRITE carries a payload in compact mode. With extended headers
+        // NBD_CMD_FLAG_PAYLOAD_LEN announces one; WRITE MUST set it, and its length is the payload length
+        // either way, so a WRITE is read as carrying one even without the flag.
+        return type == NbdCommand.WRITE.code()
+                || (extendedHeaders && (flags & NbdConstants.CMD_FLAG_PAYLOAD_LEN) != 0);
+    }
+
+    private void fail(ByteBuf in, String message) {
+        // The stream cannot be resynced: skip everything from here on.
+        state = State.BAD;
+        in.skipBytes(in.readableBytes());
+        throw new NbdCodecException(message);
+    }
+
+    @Override
+    protected void handlerRemoved0(ChannelHandlerContext ctx) {
+        // Nothing half-built is held here: a pending payload sits in the cumulation, which the superclass
+        // releases (or passes on) itself.
+        state = State.BAD;
+    }
+}
