@@ -93,7 +93,8 @@ final class ServerProcess implements AutoCloseable {
 
     /** Sends SIGTERM and waits for the process to end; returns its exit status. */
     int stop(Duration timeout) throws InterruptedException {
-        process.destroy();
+        // ProcessHandle.destroy sends SIGTERM without closing our end of the log pipe (Process.destroy does).
+        process.toHandle().destroy();
         if (!process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
             process.destroyForcibly().waitFor();
             throw new AssertionError("mqnbd did not stop within " + timeout + " of SIGTERM:\n" + log());

@@ -37,6 +37,8 @@ final class Tool {
     /** Runs {@code command}, killing it after {@code timeout} (which fails the test). */
     static Result run(Duration timeout, String... command) {
         ProcessBuilder builder = new ProcessBuilder(command);
+        // Debian's clients first: nbdsh runs the python3 on PATH, which must be the one with libnbd's module.
+        builder.environment().merge("PATH", "/usr/bin:/bin", (old, debian) -> debian + ":" + old);
         try {
             Process process = builder.start();
             process.getOutputStream().close();

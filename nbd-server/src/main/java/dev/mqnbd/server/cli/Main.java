@@ -8,6 +8,8 @@ public final class Main {
 
     /** Runs the command line and exits with its status. */
     public static void main(String[] args) {
+        // Must come before the first log record, so that the graceful stop can still log.
+        System.setProperty("java.util.logging.manager", KeepLogsLogManager.class.getName());
         System.exit(run(args));
     }
 

@@ -1,0 +1,95 @@
+package dev.mqnbd.storage.memory;
+
+import dev.mqnbd.mq.BlockQueue;
+import dev.mqnbd.mq.MqException;
+import dev.mqnbd.mq.TagSet;
+import dev.mqnbd.storage.Backend;
+import dev.mqnbd.storage.DeviceOptions;
+import dev.mqnbd.storage.QueueSetup;
+import dev.mqnbd.storage.Sizes;
+
+/**
+ * The {@code memory} backend: a RAM disk of the size the spec names ({@code memory:1T}), empty (all
+ * zeroes) when opened, whose contents live as long as its queue. See the package documentation for the
+ * spec grammar.
+ *
+ * <p><b>Ownership:</b> {@link #open} hands the caller a queue that owns its {@link MemoryStore};
+ * closing the queue drops every page.
+ *
+ * <p><b>Threading:</b> stateless; safe to share.
+ */
+public final class MemoryBackend implements Backend {
+    /** The spec scheme: {@code memory}. */
+    public static final String SCHEME = "memory";
+
+    /** Creates the backend; {@link java.util.ServiceLoader} calls this. */
+    public MemoryBackend() {}
+
+    @Override
+    public String scheme() {
+        return SCHEME;
+    }
+
+    @Override
+    public String usage() {
+        return "memory:SIZE  a RAM disk of SIZE bytes (K, M, G, T, P suffixes; a multiple of 512 up to "
+                + Sizes.format(MemoryStore.MAX_CAPACITY) + "), e.g. memory:1T";
+    }
+
+    /**
+     * Builds an empty memory device of the size {@code spec} names and its queue.
+     *
+     * <p><b>Ownership:</b> the caller owns the returned queue; closing it releases the store.
+     *
+     * @throws IllegalArgumentException if {@code spec} is not a size, or the size is not a positive
+     *     multiple of 512 of at most 4 PiB, or {@code setup} asks for an impossible tag set
+     * @throws MqException if a hardware context cannot be set up
+     */
+    @Override
+    public BlockQueue<MemoryHwData, MemoryStore, Void, Void> open(
+            String spec, DeviceOptions options, QueueSetup setup) throws MqException {
+        return open(new MemoryStore(parseSize(spec)), options, setup);
+    }
+
+    /**
+     * Parses a memory spec: a {@link Sizes} size that is a positive multiple of 512 (the sector every
+     * client can address) and at most {@link MemoryStore#MAX_CAPACITY}.
+     *
+     * @throws IllegalArgumentException if it is not
+     */
+    static long parseSize(String spec) {
+        long size = Sizes.parse(spec);
+        if (size <= 0 || size % 512 != 0) {
+            throw new IllegalArgumentException("size: " + spec.strip() + " (expected: a positive multiple of 512)");
+        }
+        if (size > MemoryStore.MAX_CAPACITY) {
+            throw new IllegalArgumentException(
+                    "size: " + spec.strip() + " (expected: at most " + Sizes.format(MemoryStore.MAX_CAPACITY) + ")");
+        }
+        return size;
+    }
+
+    /** Builds the tag set and the queue over {@code store}; closes the store if that fails. */
+    static BlockQueue<MemoryHwData, MemoryStore, Void, Void> open(
+            MemoryStore store, DeviceOptions options, QueueSetup setup) throws MqException {
+        try {
+            MemoryBlockDevice device = new MemoryBlockDevice(store.capacity(), options.readOnly());
+            TagSet<MemoryHwData, MemoryStore, Void, Void> tags = TagSet.builder(device)
+                    .hwQueues(setup.hwQueues())
+                    .queueDepth(setup.queueDepth())
+                    .timeout(setup.timeout())
+                    .build();
+            // OWNERSHIP: from a successful build on, the queue owns the store and closes it last.
+            return BlockQueue.builder(tags)
+                    .name(setup.name())
+                    .queueData(store)
+                    .limits(device.limits())
+                    .executors(setup.executors())
+                    .build();
+        } catch (MqException | RuntimeException e) {
+            // The queue was not built (a failed build already undid its hardware contexts): the store is ours.
+            store.close();
+            throw e;
+        }
+    }
+}
