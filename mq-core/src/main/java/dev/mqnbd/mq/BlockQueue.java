@@ -54,6 +54,7 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
                 h.rerunScheduled = false;
                 runRequeue(h);
             };
+            h.restartTask = () -> runRequeue(h);
             if (set.timeoutNanos > 0) {
                 h.timeoutTask = () -> scanTimeouts(h);
                 h.executor.schedule(h.timeoutTask, timeoutScanNanos(), TimeUnit.NANOSECONDS);
@@ -320,9 +321,7 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
         } else {
             h.uncommitted++;
         }
-        if (status != Status.OK) {
-            rq.end(status);
-        }
+
         return true;
     }
 
@@ -377,8 +376,11 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
         }
         free(rq);
         if (!h.requeue.isEmpty()) {
-            // A completion may have freed what the driver was short of (the kernel's SCHED_RESTART).
-            runRequeue(h);
+            // A completion may have freed what the driver was short of (the kernel's SCHED_RESTART). Rerun
+            // as a task of its own, as the kernel reruns the queue asynchronously: this completion may run
+            // inside queueRq, commitRqs, poll or timeout (a driver that ends a request inline), and driver
+            // callbacks of one context never nest.
+            h.executor.execute(h.restartTask);
         }
     }
 

@@ -11,5 +11,16 @@ public enum Feature {
     /** {@link ReqOp#WRITE_ZEROES} is supported, with and without {@link ReqFlags#NO_UNMAP}. */
     WRITE_ZEROES,
     /** The medium is rotational: a hint for clients' schedulers. */
-    ROTATIONAL
+    ROTATIONAL,
+    /** {@link ReqOp#CACHE} does something useful (prefetch); it is always accepted. */
+    CACHE,
+    /** {@link ReqFlags#FAST_ZERO} is honoured: zeroing that would be slow fails fast instead. */
+    FAST_ZERO,
+    /** {@link ReqOp#BLOCK_STATUS} reports real allocation (holes and zeroes), not only "data". */
+    BLOCK_STATUS,
+    /**
+     * A FLUSH on any hardware context makes every write completed on every context durable, and what one
+     * context completed is visible to reads on all: clients may use several connections at once.
+     */
+    SHARED_FLUSH
 }

@@ -26,6 +26,9 @@ public final class HwContext<H> {
     /** Retries the requeued requests; set once by the queue, so a retry allocates nothing. */
     Runnable rerunTask;
 
+    /** Retries the requeued requests after a completion, without touching the retry timer; set once. */
+    Runnable restartTask;
+
     /** Scans for overdue requests; set once by the queue when the tag set has a timeout. */
     Runnable timeoutTask;
 

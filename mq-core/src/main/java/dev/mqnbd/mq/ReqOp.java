@@ -14,7 +14,15 @@ public enum ReqOp {
     /** The range's contents may be dropped; a hint that may free space. */
     DISCARD,
     /** The range must read back as zeroes; it may be deallocated unless {@link ReqFlags#NO_UNMAP} is set. */
-    WRITE_ZEROES;
+    WRITE_ZEROES,
+    /** Advisory: bring the range into the device's cache; no data, and its failure changes nothing. */
+    CACHE,
+    /**
+     * Report the allocation of the range into {@link Request#extents()}: which parts are holes and which
+     * read as zeroes, starting at {@code offset}, as far as the device knows. A device that cannot tell
+     * reports the whole range as data.
+     */
+    BLOCK_STATUS;
 
     /** Returns whether this operation changes the device's contents. */
     public boolean isWrite() {

@@ -53,6 +53,7 @@ public final class Request<R> {
     private long offset;
     private long length;
     private ByteBuffer data;
+    private Extents extents;
     private Object attachment;
 
     // Set by mq-core.
@@ -93,6 +94,18 @@ public final class Request<R> {
         this.offset = offset;
         this.length = length;
         this.data = data;
+        return this;
+    }
+
+    /**
+     * Gives the request an extent sink: required for {@link ReqOp#BLOCK_STATUS}, optional for {@link
+     * ReqOp#READ} (the driver may then report which parts of the read are holes). Cleared when the tag frees.
+     *
+     * @return this request
+     */
+    public Request<R> extents(Extents sink) {
+        requireState(ALLOCATED, "extents");
+        this.extents = sink;
         return this;
     }
 
@@ -168,6 +181,11 @@ public final class Request<R> {
         return data;
     }
 
+    /** Returns the extent sink, or {@code null} when the submitter gave none. */
+    public Extents extents() {
+        return extents;
+    }
+
     /** Returns the driver's private data of this tag. */
     public R pdu() {
         return pdu;
@@ -209,6 +227,7 @@ public final class Request<R> {
     /** Clears the per-dispatch fields and frees the state; the caller then returns the tag. */
     void recycle() {
         data = null;
+        extents = null;
         attachment = null;
         completion = null;
         queue = null;

@@ -42,7 +42,16 @@ public record Export(String name, String description, BlockQueue<?, ?, ?, ?> que
         }
         if (limits.has(Feature.WRITE_ZEROES)) {
             flags |= NbdConstants.FLAG_SEND_WRITE_ZEROES;
+            if (limits.has(Feature.FAST_ZERO)) {
+                flags |= NbdConstants.FLAG_SEND_FAST_ZERO;
+            }
         }
+        if (limits.has(Feature.SHARED_FLUSH)) {
+            flags |= NbdConstants.FLAG_CAN_MULTI_CONN;
+        }
+        // CACHE is advisory: answered by the backend where it can prefetch, acknowledged otherwise. DF is
+        // always possible; the handshake clears it unless structured replies were negotiated.
+        flags |= NbdConstants.FLAG_SEND_CACHE | NbdConstants.FLAG_SEND_DF;
         // proto.md "Size constraints": minimum ≤ 64 KiB, preferred ≥ max(minimum, 512), maximum ≥ preferred.
         int minimum = Math.min(limits.logicalBlockSize(), 64 * 1024);
         int preferred = Math.max(Math.max(limits.physicalBlockSize(), minimum), 512);

@@ -157,10 +157,11 @@ public final class NbdServer implements AutoCloseable {
         Export export = Objects.requireNonNull(exports.get(info.name()), "export");
         int loop = loopIndex.getOrDefault(ctx.channel().eventLoop(), 0);
         int hctx = export.queue().hctxIndexFor(loop);
-        ctx.pipeline().addAfter(ctx.name(), "transmission", new TransmissionHandler(export, hctx));
-        ctx.pipeline().addAfter(ctx.name(), "decoder", new NbdRequestDecoder(maxPayload));
+        ctx.pipeline().addAfter(ctx.name(), "transmission", new TransmissionHandler(export, session, hctx));
+        ctx.pipeline().addAfter(ctx.name(), "decoder", new NbdRequestDecoder(maxPayload, session.extendedHeaders()));
         LOG.log(Level.DEBUG, "connection " + ctx.channel().remoteAddress() + " uses export \"" + info.name()
-                + "\" on hardware context " + hctx);
+                + "\" on hardware context " + hctx + (session.extendedHeaders() ? ", extended headers"
+                        : session.structuredReplies() ? ", structured replies" : ", simple replies"));
     }
 
     /** Returns the address each listener is bound to; with port 0, the port the system chose. */

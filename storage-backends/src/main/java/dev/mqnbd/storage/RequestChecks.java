@@ -56,6 +56,9 @@ public final class RequestChecks {
         if (((offset | length) & blockMask) != 0) {
             return Status.INVALID;
         }
+        if (op == ReqOp.BLOCK_STATUS && rq.extents() == null) {
+            return Status.INVALID;
+        }
         if (op == ReqOp.READ || op == ReqOp.WRITE) {
             if (length > limits.maxTransferBytes()) {
                 return Status.OVERFLOW;

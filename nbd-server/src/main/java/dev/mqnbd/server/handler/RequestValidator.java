@@ -5,6 +5,7 @@ import dev.mqnbd.server.protocol.NbdConstants;
 import dev.mqnbd.server.protocol.NbdError;
 import dev.mqnbd.server.protocol.NbdExportInfo;
 import dev.mqnbd.server.protocol.NbdRequest;
+import dev.mqnbd.server.protocol.NbdSession;
 
 /**
  * Checks each transmission request against the export and what was negotiated, once, at the edge;
@@ -20,8 +21,13 @@ final class RequestValidator {
     private final boolean canTrim;
     private final boolean canZero;
     private final boolean canFlush;
+    private final boolean canCache;
+    private final boolean canFastZero;
+    private final boolean canDf;
+    private final boolean blockStatus;
+    private final boolean extended;
 
-    RequestValidator(NbdExportInfo info) {
+    RequestValidator(NbdExportInfo info, NbdSession session) {
         this.size = info.size();
         this.minimumBlockSize = info.minimumBlockSize();
         this.maximumPayload = info.maximumPayload();
@@ -30,6 +36,12 @@ final class RequestValidator {
         this.canTrim = (flags & NbdConstants.FLAG_SEND_TRIM) != 0;
         this.canZero = (flags & NbdConstants.FLAG_SEND_WRITE_ZEROES) != 0;
         this.canFlush = (flags & NbdConstants.FLAG_SEND_FLUSH) != 0;
+        int sent = session.transmissionFlags();
+        this.canCache = (sent & NbdConstants.FLAG_SEND_CACHE) != 0;
+        this.canFastZero = (sent & NbdConstants.FLAG_SEND_FAST_ZERO) != 0;
+        this.canDf = (sent & NbdConstants.FLAG_SEND_DF) != 0;
+        this.blockStatus = session.baseAllocationContext() != 0;
+        this.extended = session.extendedHeaders();
     }
 
     /** Returns the error to answer {@code rq} with, or {@code null} when it may go to the backend. */
@@ -71,17 +83,25 @@ final class RequestValidator {
             }
             // proto.md: FLUSH's offset and length are reserved and must be zero.
             case FLUSH -> canFlush && rq.offset() == 0 && rq.length() == 0 ? null : NbdError.EINVAL;
-            // Not negotiated in this version: CACHE is not advertised, BLOCK_STATUS needs structured replies.
-            case CACHE, BLOCK_STATUS -> NbdError.EINVAL;
+            case CACHE -> canCache ? checkRange(rq, NbdError.EINVAL) : NbdError.EINVAL;
+            // proto.md "NBD_CMD_BLOCK_STATUS": needs a selected context; a length of 0 is invalid.
+            case BLOCK_STATUS -> blockStatus && rq.length() > 0 ? checkRange(rq, NbdError.EINVAL) : NbdError.EINVAL;
             case DISC -> null;
         };
     }
 
-    private static int allowedFlags(NbdCommand command) {
-        // proto.md "Command flags": FUA is valid on every command once negotiated; NO_HOLE only on WRITE_ZEROES.
-        return command == NbdCommand.WRITE_ZEROES
-                ? NbdConstants.CMD_FLAG_FUA | NbdConstants.CMD_FLAG_NO_HOLE
-                : NbdConstants.CMD_FLAG_FUA;
+    /** proto.md "Command flags": which flags each command may carry, given what was negotiated. */
+    private int allowedFlags(NbdCommand command) {
+        int allowed = NbdConstants.CMD_FLAG_FUA; // valid on every command once SEND_FUA is negotiated
+        switch (command) {
+            case READ -> allowed |= canDf ? NbdConstants.CMD_FLAG_DF : 0;
+            case WRITE -> allowed |= extended ? NbdConstants.CMD_FLAG_PAYLOAD_LEN : 0;
+            case WRITE_ZEROES -> allowed |=
+                    NbdConstants.CMD_FLAG_NO_HOLE | (canFastZero ? NbdConstants.CMD_FLAG_FAST_ZERO : 0);
+            case BLOCK_STATUS -> allowed |= NbdConstants.CMD_FLAG_REQ_ONE;
+            default -> {}
+        }
+        return allowed;
     }
 
     private NbdError checkRange(NbdRequest rq, NbdError pastEnd) {

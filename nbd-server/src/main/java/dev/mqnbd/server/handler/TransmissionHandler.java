@@ -1,6 +1,7 @@
 package dev.mqnbd.server.handler;
 
 import dev.mqnbd.mq.BlockQueue;
+import dev.mqnbd.mq.Feature;
 import dev.mqnbd.mq.ReqFlags;
 import dev.mqnbd.mq.ReqOp;
 import dev.mqnbd.mq.Request;
@@ -12,8 +13,8 @@ import dev.mqnbd.server.protocol.NbdCodecException;
 import dev.mqnbd.server.protocol.NbdCommand;
 import dev.mqnbd.server.protocol.NbdConstants;
 import dev.mqnbd.server.protocol.NbdError;
-import dev.mqnbd.server.protocol.NbdReplyEncoder;
 import dev.mqnbd.server.protocol.NbdRequest;
+import dev.mqnbd.server.protocol.NbdSession;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFutureListener;
@@ -26,7 +27,7 @@ import java.util.ArrayDeque;
 /**
  * The transmission phase of one connection: each decoded {@link NbdRequest} becomes one mq-core {@link
  * Request} on the hardware context that serves this connection's event loop, and each completion
- * becomes a simple reply.
+ * becomes a reply in the framing the handshake negotiated ({@link Replies}).
  *
  * <p>Batching: the commands decoded from one socket read are one batch; the last one is submitted with
  * {@code isLast}, and a batch cut short (an invalid last command, no free tag) is closed with {@link
@@ -44,12 +45,19 @@ import java.util.ArrayDeque;
  */
 public final class TransmissionHandler extends ChannelInboundHandlerAdapter implements RequestCompletion, TagWaiter {
     private static final System.Logger LOG = System.getLogger(TransmissionHandler.class.getName());
-    private static final int HEADER = NbdConstants.SIMPLE_REPLY_HEADER_LENGTH;
+
+    /** The most runs one BLOCK_STATUS reply or one sparse READ reply carries. */
+    private static final int MAX_EXTENTS = 512;
 
     private final Export export;
     private final BlockQueue<?, ?, ?, ?> queue;
     private final int hctx;
     private final RequestValidator validator;
+    private final Replies replies;
+    private final int contextId;
+    private final boolean structured;
+    private final boolean backendExtents;
+    private final boolean backendCache;
     private final ArrayDeque<NbdRequest> pending = new ArrayDeque<>();
 
     /** Per-tag state of the requests this connection has in flight; tags are unique while in flight. */
@@ -69,13 +77,19 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
     /**
      * Creates the handler of one connection.
      *
+     * @param session what the handshake negotiated (reply framing, metadata context)
      * @param hctx the hardware context serving this connection's event loop
      */
-    public TransmissionHandler(Export export, int hctx) {
+    public TransmissionHandler(Export export, NbdSession session, int hctx) {
         this.export = export;
         this.queue = export.queue();
         this.hctx = hctx;
-        this.validator = new RequestValidator(export.info());
+        this.validator = new RequestValidator(export.info(), session);
+        this.replies = new Replies(session);
+        this.contextId = session.baseAllocationContext();
+        this.structured = session.structuredReplies();
+        this.backendExtents = queue.limits().has(Feature.BLOCK_STATUS);
+        this.backendCache = queue.limits().has(Feature.CACHE);
         this.slots = new Slot[queue.tagSet().queueDepth()];
         for (int i = 0; i < slots.length; i++) {
             slots[i] = new Slot();
@@ -114,7 +128,7 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
             NbdRequest rq = pending.peekFirst();
             if (shuttingDown) {
                 pending.pollFirst();
-                reply(rq.cookie(), NbdError.ESHUTDOWN.code());
+                write(replies.failed(ctx.alloc(), rq.cookie(), rq.offset(), rq.command(), NbdError.ESHUTDOWN.code()));
                 rq.release();
                 continue;
             }
@@ -127,7 +141,12 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
             NbdError error = validator.validate(rq);
             if (error != null) {
                 pending.pollFirst();
-                reply(rq.cookie(), error.code());
+                write(replies.failed(ctx.alloc(), rq.cookie(), rq.offset(), rq.command(), error.code()));
+                rq.release();
+                continue;
+            }
+            if (answeredHere(rq)) {
+                pending.pollFirst();
                 rq.release();
                 continue;
             }
@@ -151,19 +170,43 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
         maybeClose();
     }
 
+    /**
+     * Answers the commands the backend need not see: CACHE where it does nothing, and BLOCK_STATUS where
+     * it cannot tell allocation (everything is "data", always true). Returns whether it answered.
+     */
+    private boolean answeredHere(NbdRequest rq) {
+        if (rq.command() == NbdCommand.CACHE && !backendCache) {
+            write(replies.succeeded(ctx.alloc(), rq.cookie(), rq.offset()));
+            return true;
+        }
+        if (rq.command() == NbdCommand.BLOCK_STATUS && !backendExtents) {
+            ExtentList data = new ExtentList(1);
+            write(replies.blockStatus(ctx.alloc(), rq.cookie(), rq.offset(), rq.length(), contextId, data, true));
+            return true;
+        }
+        return false;
+    }
+
     private void prepare(Request<?> request, NbdRequest rq) {
         Slot slot = slots[request.tag()];
+        slot.extentsInUse = null;
         slot.cookie = rq.cookie();
         slot.command = rq.command();
+        slot.offset = rq.offset();
+        slot.flags = rq.flags();
         int flags = (rq.flags() & NbdConstants.CMD_FLAG_FUA) != 0 ? ReqFlags.FUA : 0;
         long offset = rq.offset();
         long length = rq.length();
         switch (rq.command()) {
             case READ -> {
                 int len = (int) length;
-                ByteBuf reply = NbdReplyEncoder.readReply(ctx.alloc(), rq.cookie(), len);
+                ByteBuf reply = replies.allocateRead(ctx.alloc(), len);
                 slot.buffer = reply;
-                request.prepare(ReqOp.READ, flags, offset, length, reply.nioBuffer(HEADER, len));
+                request.prepare(ReqOp.READ, flags, offset, length, reply.nioBuffer(replies.dataIndex(), len));
+                if (structured && backendExtents && (rq.flags() & NbdConstants.CMD_FLAG_DF) == 0) {
+                    // The backend may tell which parts are holes; they are then sent as OFFSET_HOLE.
+                    request.extents(slot.extents(MAX_EXTENTS));
+                }
                 rq.release();
             }
             case WRITE -> {
@@ -188,7 +231,21 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
                 if ((rq.flags() & NbdConstants.CMD_FLAG_NO_HOLE) != 0) {
                     flags |= ReqFlags.NO_UNMAP;
                 }
+                if ((rq.flags() & NbdConstants.CMD_FLAG_FAST_ZERO) != 0) {
+                    flags |= ReqFlags.FAST_ZERO;
+                }
                 request.prepare(ReqOp.WRITE_ZEROES, flags, offset, length, null);
+                rq.release();
+            }
+            case CACHE -> {
+                request.prepare(ReqOp.CACHE, flags, offset, length, null);
+                rq.release();
+            }
+            case BLOCK_STATUS -> {
+                boolean one = (rq.flags() & NbdConstants.CMD_FLAG_REQ_ONE) != 0;
+                request.prepare(ReqOp.BLOCK_STATUS, flags, offset, length, null);
+                request.extents(slot.extents(one ? 1 : MAX_EXTENTS));
+                slot.length = length;
                 rq.release();
             }
             default -> throw new IllegalStateException("validated command cannot be submitted: " + rq.command());
@@ -198,42 +255,55 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
     @Override
     public void completed(Request<?> request) {
         Slot slot = slots[request.tag()];
-        long cookie = slot.cookie;
-        NbdCommand command = slot.command;
-        ByteBuf buffer = slot.buffer;
+        ByteBuf reply = reply(slot, NbdErrors.code(request.status()), (int) request.length());
         slot.buffer = null;
-        int error = NbdErrors.code(request.status());
-        int length = (int) request.length();
         if (ctx.executor().inEventLoop()) {
-            finish(cookie, command, buffer, error, length);
+            finish(reply);
         } else {
-            ctx.executor().execute(() -> finish(cookie, command, buffer, error, length));
+            ctx.executor().execute(() -> finish(reply));
         }
     }
 
-    private void finish(long cookie, NbdCommand command, ByteBuf buffer, int error, int length) {
-        inFlight--;
-        if (command == NbdCommand.READ && error == 0) {
-            // OWNERSHIP: the filled reply buffer goes to the channel, which releases it once written.
-            buffer.writerIndex(HEADER + length);
-            ctx.write(buffer);
-        } else {
+    /** Encodes the reply of a completed request; its slot's buffer and extents are consumed here. */
+    private ByteBuf reply(Slot slot, int error, int length) {
+        ByteBuf buffer = slot.buffer;
+        if (error != 0) {
             if (buffer != null) {
                 buffer.release();
             }
-            if (error != 0 && LOG.isLoggable(Level.DEBUG)) {
-                LOG.log(Level.DEBUG, "export \"" + export.name() + "\": " + command + " failed with error " + error);
+            if (LOG.isLoggable(Level.DEBUG)) {
+                LOG.log(Level.DEBUG, "export \"" + export.name() + "\": " + slot.command + " failed with error " + error);
             }
-            reply(cookie, error);
+            return replies.failed(ctx.alloc(), slot.cookie, slot.offset, slot.command, error);
         }
-        scheduleFlush();
+        return switch (slot.command) {
+            case READ -> replies.readSucceeded(ctx.alloc(), buffer, slot.cookie, slot.offset, length,
+                    slot.extentsInUse, (slot.flags & NbdConstants.CMD_FLAG_DF) != 0);
+            case BLOCK_STATUS -> replies.blockStatus(ctx.alloc(), slot.cookie, slot.offset, slot.length, contextId,
+                    slot.extentsInUse, (slot.flags & NbdConstants.CMD_FLAG_REQ_ONE) != 0);
+            default -> {
+                if (buffer != null) {
+                    buffer.release();
+                }
+                yield replies.succeeded(ctx.alloc(), slot.cookie, slot.offset);
+            }
+        };
+    }
+
+    private void finish(ByteBuf reply) {
+        inFlight--;
+        write(reply);
         maybeClose();
     }
 
-    private void reply(long cookie, int error) {
-        if (!closed) {
-            ctx.write(NbdReplyEncoder.simpleReply(ctx.alloc(), cookie, error));
+    /** Queues a reply for the next flush; OWNERSHIP: the channel releases it once written or failed. */
+    private void write(ByteBuf reply) {
+        if (closed) {
+            reply.release();
+            return;
         }
+        ctx.write(reply);
+        scheduleFlush();
     }
 
     private void scheduleFlush() {
@@ -340,6 +410,21 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
     private static final class Slot {
         long cookie;
         NbdCommand command;
+        long offset;
+        long length;
+        int flags;
         ByteBuf buffer;
+        /** The slot's extent sink, created on first use and reused. */
+        private ExtentList extents;
+        /** The sink handed to the current request, or {@code null}. */
+        ExtentList extentsInUse;
+
+        ExtentList extents(int max) {
+            if (extents == null) {
+                extents = new ExtentList(MAX_EXTENTS);
+            }
+            extentsInUse = extents.reset(max);
+            return extentsInUse;
+        }
     }
 }

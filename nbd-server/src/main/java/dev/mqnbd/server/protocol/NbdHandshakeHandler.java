@@ -15,8 +15,9 @@ import java.util.List;
  * to an {@link NbdTransmissionStarter} on {@code NBD_OPT_GO} or {@code NBD_OPT_EXPORT_NAME}. Then it
  * removes itself; bytes the client sent after that option go to the handlers the starter added.
  *
- * <p>Supported: {@code EXPORT_NAME}, {@code ABORT}, {@code LIST}, {@code INFO}, {@code GO}. Every other
- * option gets {@code NBD_REP_ERR_UNSUP}. Plain newstyle clients (without {@code C_FIXED_NEWSTYLE}) may only
+ * <p>Supported: {@code EXPORT_NAME}, {@code ABORT}, {@code LIST}, {@code INFO}, {@code GO}, {@code
+ * STRUCTURED_REPLY}, {@code LIST_META_CONTEXT} and {@code SET_META_CONTEXT} (the {@code base:allocation}
+ * context), {@code EXTENDED_HEADERS}. Every other option gets {@code NBD_REP_ERR_UNSUP}. Plain newstyle clients (without {@code C_FIXED_NEWSTYLE}) may only
  * send {@code EXPORT_NAME}.
  *
  * <p>Violations of a MUST, which leave no way to answer, close the connection: unknown client flags, a
@@ -43,8 +44,8 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
             NbdConstants.HANDSHAKE_FLAG_FIXED_NEWSTYLE | NbdConstants.HANDSHAKE_FLAG_NO_ZEROES;
     private static final int KNOWN_CLIENT_FLAGS =
             NbdConstants.CLIENT_FLAG_FIXED_NEWSTYLE | NbdConstants.CLIENT_FLAG_NO_ZEROES;
-    // Flags that need negotiation this handler does not offer yet (structured replies, extended headers).
-    private static final int UNNEGOTIATED_FLAGS = NbdConstants.FLAG_SEND_DF | NbdConstants.FLAG_BLOCK_STATUS_PAYLOAD;
+    // Not offered: filtering block status by context needs a payload on BLOCK_STATUS, which is not supported.
+    private static final int UNSUPPORTED_FLAGS = NbdConstants.FLAG_BLOCK_STATUS_PAYLOAD;
 
     private enum State {
         CLIENT_FLAGS,
@@ -67,6 +68,11 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
     private int option;
     private long optionLength;
     private long remaining;
+    // What the client negotiated so far.
+    private boolean structuredReplies;
+    private boolean extendedHeaders;
+    // The export whose base:allocation context the last SET_META_CONTEXT selected, or null.
+    private String metaContextExport;
 
     /** Creates a handler that buffers at most {@link #DEFAULT_MAXIMUM_OPTION_LENGTH} bytes of option data. */
     public NbdHandshakeHandler(NbdExports exports, NbdTransmissionStarter starter) {
@@ -228,7 +234,10 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
             case NbdConstants.OPT_INFO, NbdConstants.OPT_GO -> {
                 return infoOrGo(ctx, data);
             }
-            // STARTTLS (NOTLS mode), STRUCTURED_REPLY, LIST/SET_META_CONTEXT, EXTENDED_HEADERS: not yet.
+            case NbdConstants.OPT_STRUCTURED_REPLY -> structuredReply(ctx, data);
+            case NbdConstants.OPT_EXTENDED_HEADERS -> extendedHeaders(ctx, data);
+            case NbdConstants.OPT_LIST_META_CONTEXT, NbdConstants.OPT_SET_META_CONTEXT -> metaContext(ctx, data);
+            // STARTTLS (NOTLS mode: proto.md allows ERR_UNSUP), and options this server does not know.
             default -> ctx.writeAndFlush(NbdOptionReplies.error(
                     alloc, option, NbdConstants.REP_ERR_UNSUP, "option: " + option + " (not supported)"));
         }
@@ -237,6 +246,11 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
 
     /** proto.md "NBD_OPT_EXPORT_NAME": data is the name; reply u64 size, u16 flags, 124 zeroes unless NO_ZEROES. */
     private boolean exportName(ChannelHandlerContext ctx, ByteBuf data) {
+        if (extendedHeaders) {
+            // Extended headers need GO: EXPORT_NAME cannot say how replies will be framed.
+            close(ctx, data, "EXPORT_NAME after EXTENDED_HEADERS (expected: GO)");
+            return false;
+        }
         String name = data.toString(StandardCharsets.UTF_8);
         NbdExportInfo export = exports.find(name);
         if (export == null) {
@@ -244,7 +258,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
             close(ctx, data, "export: \"" + name + "\" (expected: a known export)");
             return false;
         }
-        NbdSession session = new NbdSession(clientFlags, transmissionFlags(export), false, false, false);
+        NbdSession session = session(export, false);
         int padding = session.noZeroes() ? 0 : NbdConstants.EXPORT_NAME_PADDING;
         ByteBuf reply = ctx.alloc().buffer(10 + padding);
         reply.writeLong(export.size());
@@ -309,7 +323,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
             return true;
         }
         boolean go = option == NbdConstants.OPT_GO;
-        NbdSession session = new NbdSession(clientFlags, transmissionFlags(export), go, false, false);
+        NbdSession session = session(export, go);
         ctx.write(NbdOptionReplies.infoExport(alloc, option, export.size(), session.transmissionFlags()));
         if (wantName) {
             ctx.write(NbdOptionReplies.infoText(alloc, option, NbdConstants.INFO_NAME, export.name()));
@@ -332,9 +346,74 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         return true;
     }
 
-    /** The flags sent to the client: HAS_FLAGS always, never a flag whose negotiation has not happened. */
-    private static int transmissionFlags(NbdExportInfo export) {
-        return (export.transmissionFlags() | NbdConstants.FLAG_HAS_FLAGS) & ~UNNEGOTIATED_FLAGS & 0xffff;
+    /** What transmission gets: the flags sent, the reply framing, the selected metadata context. */
+    private NbdSession session(NbdExportInfo export, boolean go) {
+        int flags = (export.transmissionFlags() | NbdConstants.FLAG_HAS_FLAGS) & ~UNSUPPORTED_FLAGS & 0xffff;
+        if (!structuredReplies) {
+            // proto.md: SEND_DF MUST be clear unless structured replies were negotiated.
+            flags &= ~NbdConstants.FLAG_SEND_DF;
+        }
+        // A context selected for another export does not carry over (proto.md "NBD_OPT_SET_META_CONTEXT").
+        int context = export.name().equals(metaContextExport) ? NbdMetaContexts.BASE_ALLOCATION_ID : 0;
+        return new NbdSession(clientFlags, flags, go, structuredReplies, extendedHeaders, context);
+    }
+
+    /** proto.md "NBD_OPT_STRUCTURED_REPLY": no data; ACK turns structured replies on. */
+    private void structuredReply(ChannelHandlerContext ctx, ByteBuf data) {
+        if (data.isReadable()) {
+            invalid(ctx, "option length: " + data.readableBytes() + " (expected: 0)");
+        } else if (extendedHeaders) {
+            // Extended headers already imply (and take precedence over) structured replies.
+            ctx.writeAndFlush(NbdOptionReplies.error(ctx.alloc(), option, NbdConstants.REP_ERR_EXT_HEADER_REQD,
+                    "structured replies: extended headers are already in use"));
+        } else {
+            structuredReplies = true;
+            ctx.writeAndFlush(NbdOptionReplies.ack(ctx.alloc(), option));
+        }
+    }
+
+    /** Extended headers (proto.md extension-ext-header): no data; ACK turns on 32-byte headers both ways. */
+    private void extendedHeaders(ChannelHandlerContext ctx, ByteBuf data) {
+        if (data.isReadable()) {
+            invalid(ctx, "option length: " + data.readableBytes() + " (expected: 0)");
+            return;
+        }
+        if (!extendedHeaders) {
+            extendedHeaders = true;
+            structuredReplies = true;
+            // Metadata contexts selected before are dropped: their replies would change shape.
+            metaContextExport = null;
+        }
+        ctx.writeAndFlush(NbdOptionReplies.ack(ctx.alloc(), option));
+    }
+
+    /** proto.md "NBD_OPT_LIST_META_CONTEXT" / "NBD_OPT_SET_META_CONTEXT": only base:allocation exists. */
+    private void metaContext(ChannelHandlerContext ctx, ByteBuf data) {
+        boolean list = option == NbdConstants.OPT_LIST_META_CONTEXT;
+        if (!structuredReplies) {
+            invalid(ctx, "meta contexts need structured replies (expected: NBD_OPT_STRUCTURED_REPLY first)");
+            return;
+        }
+        NbdMetaContexts.Query query = NbdMetaContexts.parse(data, list);
+        if (query.error() != null) {
+            invalid(ctx, query.error());
+            return;
+        }
+        if (exports.find(query.exportName()) == null) {
+            ctx.writeAndFlush(NbdOptionReplies.error(ctx.alloc(), option, NbdConstants.REP_ERR_UNKNOWN,
+                    "export: \"" + query.exportName() + "\" (expected: a known export)"));
+            return;
+        }
+        if (!list) {
+            // SET replaces the selection, also with nothing.
+            metaContextExport = query.baseAllocation() ? query.exportName() : null;
+        }
+        if (query.baseAllocation()) {
+            // The id of a LIST reply is reserved and SHOULD be 0.
+            int id = list ? 0 : NbdMetaContexts.BASE_ALLOCATION_ID;
+            ctx.write(NbdOptionReplies.metaContext(ctx.alloc(), option, id, NbdMetaContexts.BASE_ALLOCATION));
+        }
+        ctx.writeAndFlush(NbdOptionReplies.ack(ctx.alloc(), option));
     }
 
     private void startTransmission(ChannelHandlerContext ctx, NbdExportInfo export, NbdSession session) {

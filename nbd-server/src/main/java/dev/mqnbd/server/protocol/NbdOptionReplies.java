@@ -68,6 +68,15 @@ final class NbdOptionReplies {
         return buf;
     }
 
+    /** Returns an {@code NBD_REP_META_CONTEXT}: u32 context id, context name. */
+    static ByteBuf metaContext(ByteBufAllocator alloc, int option, int id, String name) {
+        int length = ByteBufUtil.utf8Bytes(name);
+        ByteBuf buf = header(alloc, option, NbdConstants.REP_META_CONTEXT, 4 + length);
+        buf.writeInt(id);
+        ByteBufUtil.reserveAndWriteUtf8(buf, name, length);
+        return buf;
+    }
+
     private static ByteBuf header(ByteBufAllocator alloc, int option, int type, int length) {
         ByteBuf buf = alloc.buffer(NbdConstants.OPTION_REPLY_HEADER_LENGTH + length);
         buf.writeLong(NbdConstants.OPTION_REPLY_MAGIC);

@@ -9,6 +9,7 @@ import dev.mqnbd.server.Export;
 import dev.mqnbd.server.protocol.NbdConstants;
 import dev.mqnbd.server.protocol.NbdError;
 import dev.mqnbd.server.protocol.NbdRequestDecoder;
+import dev.mqnbd.server.protocol.NbdSession;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
@@ -55,7 +56,10 @@ class TransmissionHandlerTest {
                 .build();
         queues.add(queue);
         Export export = Export.of(readOnly ? "ro" : "", "test disk", queue, MAX_PAYLOAD);
-        ch.pipeline().addLast(new NbdRequestDecoder(MAX_PAYLOAD), new TransmissionHandler(export, 0), new Closer());
+        NbdSession session = new NbdSession(NbdConstants.CLIENT_FLAG_FIXED_NEWSTYLE,
+                export.info().transmissionFlags() & ~NbdConstants.FLAG_SEND_DF, true, false, false, 0);
+        ch.pipeline().addLast(
+                new NbdRequestDecoder(MAX_PAYLOAD), new TransmissionHandler(export, session, 0), new Closer());
         return ch;
     }
 
@@ -254,7 +258,7 @@ class TransmissionHandlerTest {
         assertThat(readReply(ch, 0).error()).isEqualTo(NbdError.EINVAL.code());
         ch.writeInbound(request(NbdConstants.CMD_FLAG_NO_HOLE, READ, 6, 0, 512, null)); // NO_HOLE on READ
         assertThat(readReply(ch, 0).error()).isEqualTo(NbdError.EINVAL.code());
-        ch.writeInbound(request(CACHE, 7, 0, 512)); //                           not advertised
+        ch.writeInbound(request(CACHE, 7, SIZE, 512)); //                        cache past the end
         assertThat(readReply(ch, 0).error()).isEqualTo(NbdError.EINVAL.code());
         ch.writeInbound(request(0, WRITE_ZEROES, 8, SIZE - 1, 2, null)); //        zeroes past the end
         assertThat(readReply(ch, 0).error()).isEqualTo(NbdError.ENOSPC.code());

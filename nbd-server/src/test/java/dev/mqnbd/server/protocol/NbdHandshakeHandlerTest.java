@@ -411,9 +411,9 @@ class NbdHandshakeHandlerTest {
     /* --------------- unsupported and oversized options --------------- */
 
     @ParameterizedTest
-    @ValueSource(ints = {4, 5, 8, 9, 10, 11, 12, 42, 0, -1})
+    @ValueSource(ints = {4, 5, 12, 42, 0, -1})
     void unsupportedOption_errUnsup_nextOptionAnswered(int opt) {
-        byte[] data = opt == 9 ? infoRequest("disk") : new byte[0];
+        byte[] data = new byte[0];
         forEachFeed(concat(FLAGS_NO_ZEROES, option(opt, data), LIST), c -> {
             List<OptionReply> replies = Frames.optionReplies(c.out());
             assertThat(replies)

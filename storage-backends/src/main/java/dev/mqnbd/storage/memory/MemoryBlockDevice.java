@@ -68,7 +68,10 @@ public final class MemoryBlockDevice implements Operations<MemoryHwData, MemoryS
                 MemoryStore.PAGE_SIZE,
                 MAX_TRANSFER_BYTES,
                 MemoryStore.PAGE_SIZE,
-                EnumSet.of(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES),
+                // Zeroing releases or clears pages in memory: always fast. Every context shares one store, and
+                // memory needs no flush, so a FLUSH anywhere covers writes completed everywhere.
+                EnumSet.of(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES, Feature.FAST_ZERO,
+                        Feature.CACHE, Feature.BLOCK_STATUS, Feature.SHARED_FLUSH),
                 readOnly);
     }
 
@@ -117,6 +120,10 @@ public final class MemoryBlockDevice implements Operations<MemoryHwData, MemoryS
             case READ -> {
                 ByteBuffer dst = rq.data();
                 store.read(offset, dst, dst.position(), (int) length);
+                if (rq.extents() != null) {
+                    // Tell the front end which parts were holes, so it can send them as such.
+                    store.extents(offset, length, rq.extents());
+                }
                 hw.read(length);
                 yield Status.OK;
             }
@@ -142,8 +149,14 @@ public final class MemoryBlockDevice implements Operations<MemoryHwData, MemoryS
                 yield Status.OK;
             }
             case WRITE_ZEROES -> {
+                // FAST_ZERO needs no check: releasing or clearing pages is always faster than writing them.
                 store.zero(offset, length, !rq.hasFlag(ReqFlags.NO_UNMAP));
                 hw.zeroed();
+                yield Status.OK;
+            }
+            case CACHE -> Status.OK; // everything is in memory already
+            case BLOCK_STATUS -> {
+                store.extents(offset, length, rq.extents());
                 yield Status.OK;
             }
         };

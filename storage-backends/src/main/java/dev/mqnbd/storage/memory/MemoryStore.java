@@ -1,6 +1,7 @@
 package dev.mqnbd.storage.memory;
 
 import dev.mqnbd.storage.Sizes;
+import dev.mqnbd.mq.Extents;
 import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.atomic.LongAdder;
@@ -194,6 +195,33 @@ public final class MemoryStore implements AutoCloseable {
                     pages.decrement();
                 }
             }
+        }
+    }
+
+    /**
+     * Reports the allocation of {@code [offset, offset + length)} into {@code out}, page by page: pages
+     * never written (or released) are {@code HOLE | ZERO}, held pages are data. Stops early when {@code
+     * out} is full. Whole leaves that were never created are skipped in one step.
+     */
+    void extents(long offset, long length, Extents out) {
+        assert inStore(offset, length) : offset + "+" + length;
+        long end = offset + length;
+        while (offset < end) {
+            long pageIndex = offset >>> PAGE_SHIFT;
+            long runEnd;
+            int flags;
+            if (leaves.get((int) (pageIndex >>> leafShift)) == null) {
+                runEnd = ((pageIndex >>> leafShift) + 1) << (leafShift + PAGE_SHIFT);
+                flags = Extents.HOLE | Extents.ZERO;
+            } else {
+                runEnd = (pageIndex + 1) << PAGE_SHIFT;
+                flags = page(pageIndex) == null ? Extents.HOLE | Extents.ZERO : 0;
+            }
+            long n = Math.min(runEnd, end) - offset;
+            if (!out.add(n, flags)) {
+                return;
+            }
+            offset += n;
         }
     }
 
