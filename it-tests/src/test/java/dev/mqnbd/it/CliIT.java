@@ -44,6 +44,25 @@ class CliIT {
     }
 
     @Test
+    void serve_description_isWhatClientsSee() throws Exception {
+        try (ServerProcess server = ServerProcess.start("serve", "--port", "0", "--export", "disk=memory:1M",
+                "--description", "disk=Scratch disk for tests")) {
+            String base = "nbd://127.0.0.1:" + server.port() + "/";
+            String list = Tool.run("nbdinfo", "--list", base).assertSuccess().stdout();
+            String info = Tool.run("nbdinfo", "--json", base + "disk").assertSuccess().stdout();
+
+            assertThat(list).contains("description: Scratch disk for tests");
+            assertThat(info).contains("\"description\": \"Scratch disk for tests\"");
+            server.stop(Duration.ofSeconds(30));
+        }
+        Tool.Result unknown = Tool.run(ServerProcess.command("serve", "--export", "a=memory:1M", "--description",
+                        "b=text")
+                .toArray(String[]::new));
+        assertThat(unknown.exitCode()).isEqualTo(2);
+        assertThat(unknown.stderr()).contains("no export is named \"b\"");
+    }
+
+    @Test
     void serve_unixSocket_servesClients() throws Exception {
         Path socket = tmp.resolve("mqnbd.sock");
         try (ServerProcess server = ServerProcess.start("serve", "--socket", socket.toString(), "--export",

@@ -44,12 +44,18 @@ import picocli.CommandLine.Option;
             "",
             "Export specs:",
             "  memory:SIZE    sparse RAM; SIZE like 512M, 1G, 1T. Contents are lost when the server stops.",
+            "  file:PATH[,create=SIZE][,direct]",
+            "                 an image file or block device (/dev/sdX). create=SIZE creates a missing file",
+            "                 (sparse); direct opens it with O_DIRECT. The file is locked against a second server;",
+            "                 a file the server may not write is served read-only. A comma in PATH is written ,,",
             "",
             "Examples:",
             "  mqnbd serve",
             "      1 GiB memory export on 127.0.0.1:10809; try: nbdinfo nbd://localhost",
-            "  mqnbd serve --export =memory:4G --export scratch=memory:1T",
+            "  mqnbd serve --export =memory:4G --export scratch=memory:1T -d 'scratch=Scratch space'",
             "      a 4 GiB default export and a sparse 1 TiB export named scratch (nbd://localhost/scratch)",
+            "  mqnbd serve --export disk=file:/var/lib/mqnbd/disk.img,create=10G",
+            "      a 10 GiB image file, created sparse on first use; FLUSH and FUA reach the disk",
             "  mqnbd serve --listen 0.0.0.0 --port 10809 --read-only",
             "      every interface; clients may read but not write",
             "  mqnbd serve --socket /run/mqnbd.sock",
@@ -69,6 +75,15 @@ final class ServeCommand implements Callable<Integer> {
                 "export, as in --export =memory:1G); SPEC names the backend. Default: =memory:1G."
             })
     List<String> exports = new ArrayList<>();
+
+    @Option(
+            names = {"-d", "--description"},
+            paramLabel = "NAME=TEXT",
+            description = {
+                "Text clients see for export NAME (nbdinfo --list, NBD_INFO_DESCRIPTION), repeatable.",
+                "Default: the export's SPEC."
+            })
+    List<String> descriptions = new ArrayList<>();
 
     @Option(
             names = {"-l", "--listen"},
@@ -136,6 +151,7 @@ final class ServeCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         LogSetup.configure(verbose);
         List<ExportSpec> specs = parseExports();
+        java.util.Map<String, String> texts = parseDescriptions(specs);
         int payload = parseMaxPayload();
         int loops = eventLoops != null ? positive("--event-loops", eventLoops) : Runtime.getRuntime().availableProcessors();
         int queues = hwQueues != null ? positive("--hw-queues", hwQueues) : loops;
@@ -152,7 +168,7 @@ final class ServeCommand implements Callable<Integer> {
         NbdServer server;
         try {
             for (ExportSpec spec : specs) {
-                open(registry, spec, group, queues, payload);
+                open(registry, spec, texts.getOrDefault(spec.name(), spec.spec()), group, queues, payload);
             }
             server = NbdServer.start(group, registry, addresses, payload);
         } catch (Exception | Error e) {
@@ -195,20 +211,39 @@ final class ServeCommand implements Callable<Integer> {
         return result;
     }
 
-    private void open(ExportRegistry registry, ExportSpec spec, EventLoopGroup group, int queues, int payload)
-            throws Exception {
+    private void open(ExportRegistry registry, ExportSpec spec, String description, EventLoopGroup group, int queues,
+            int payload) throws Exception {
         QueueSetup setup = new QueueSetup(
                 spec.name().isEmpty() ? "default" : spec.name(), queues, queueDepth, NbdServer.hctxExecutors(group),
                 Duration.ZERO);
         Export export;
         try {
-            export = registry.open(spec.name(), spec.spec(), spec.spec(), new DeviceOptions(readOnly), setup, payload);
+            export = registry.open(spec.name(), spec.spec(), description, new DeviceOptions(readOnly), setup, payload);
         } catch (IllegalArgumentException e) {
             throw new MqnbdCommand.UsageException("--export " + spec.name() + "=" + spec.spec() + ": " + e.getMessage());
         }
         QueueLimits limits = export.queue().limits();
         LOG.log(Level.INFO, "export " + spec.displayName() + ": " + spec.spec() + ", size " + Sizes.format(limits.capacity())
                 + ", " + (limits.readOnly() ? "read-only" : "read-write"));
+    }
+
+    private java.util.Map<String, String> parseDescriptions(List<ExportSpec> specs) {
+        java.util.Map<String, String> texts = new java.util.HashMap<>();
+        for (String text : descriptions) {
+            int eq = text.indexOf('=');
+            if (eq < 0) {
+                throw new MqnbdCommand.UsageException("--description " + text + ": expected NAME=TEXT");
+            }
+            String name = text.substring(0, eq);
+            if (specs.stream().noneMatch(s -> s.name().equals(name))) {
+                throw new MqnbdCommand.UsageException("--description " + text + ": no export is named \"" + name + "\"");
+            }
+            if (text.length() - eq - 1 > 4096) {
+                throw new MqnbdCommand.UsageException("--description " + name + "=...: at most 4096 bytes (proto.md)");
+            }
+            texts.put(name, text.substring(eq + 1));
+        }
+        return texts;
     }
 
     private int parseMaxPayload() {
