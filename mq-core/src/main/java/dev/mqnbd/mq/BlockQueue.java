@@ -40,6 +40,7 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
     private final String name;
     private final HwContext<H>[] hctxs;
     private final AtomicInteger allocated = new AtomicInteger();
+    private final java.util.concurrent.atomic.AtomicBoolean closing = new java.util.concurrent.atomic.AtomicBoolean();
     private volatile boolean closed;
 
     private BlockQueue(Builder<H, Q, T, R> b, HwContext<H>[] hctxs) {
@@ -224,7 +225,8 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
      */
     @Override
     public void close() throws MqException {
-        if (closed) {
+        // INVARIANT: one caller tears down, however many call close at once.
+        if (!closing.compareAndSet(false, true)) {
             return;
         }
         closed = true;
@@ -321,7 +323,9 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
         } else {
             h.uncommitted++;
         }
-
+        if (status != Status.OK) {
+            rq.end(status);
+        }
         return true;
     }
 

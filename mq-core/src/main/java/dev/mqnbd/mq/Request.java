@@ -126,6 +126,7 @@ public final class Request<R> {
      *     holds a stale reference
      */
     public void end(Status status) {
+        java.util.Objects.requireNonNull(status, "status");
         if (status == Status.BUSY) {
             throw new IllegalArgumentException("status: BUSY (expected: a final status; return BUSY from queueRq)");
         }

@@ -80,8 +80,12 @@ final class Tags<R> {
         if (waiters.isEmpty()) {
             return;
         }
-        TagWaiter waiter;
-        while ((waiter = waiters.poll()) != null) {
+        // Only the waiters present now: one that registers again from tagAvailable waits for the next free.
+        for (int n = waiters.size(); n > 0; n--) {
+            TagWaiter waiter = waiters.poll();
+            if (waiter == null) {
+                return;
+            }
             waiter.tagAvailable();
         }
     }
