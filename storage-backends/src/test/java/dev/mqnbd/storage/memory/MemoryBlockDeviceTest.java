@@ -145,7 +145,8 @@ class MemoryBlockDeviceTest extends BlockDeviceContract {
         assertThat(dev.queue().limits().discardGranularity()).isEqualTo(PAGE);
         assertThat(dev.queue().limits().maxTransferBytes()).isEqualTo(32 << 20);
         assertThat(dev.queue().limits().features())
-                .containsExactlyInAnyOrder(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES);
+                .containsExactlyInAnyOrder(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES,
+                        Feature.FAST_ZERO, Feature.CACHE, Feature.BLOCK_STATUS, Feature.SHARED_FLUSH);
     }
 
     @Test
