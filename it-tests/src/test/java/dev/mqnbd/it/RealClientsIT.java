@@ -164,7 +164,7 @@ class RealClientsIT {
     void fio_randomWriteVerifyCrc32c_noErrors() {
         Tool.Result result = Tool.run(Duration.ofMinutes(3), "fio", "--name=verify", "--ioengine=nbd",
                         "--uri=" + server.uri("fio"), "--rw=randwrite", "--bs=4k", "--size=64m", "--iodepth=32",
-                        "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--randseed=2026",
+                        "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_state_save=0", "--randseed=2026",
                         "--output-format=json")
                 .assertSuccess();
 
@@ -176,7 +176,7 @@ class RealClientsIT {
     void fio_mixedBlockSizesQueueDepth64_verifies() {
         Tool.run(Duration.ofMinutes(3), "fio", "--name=mixed", "--ioengine=nbd", "--uri=" + server.uri("fio"),
                         "--rw=randwrite", "--bsrange=512-256k", "--size=32m", "--offset=128m", "--iodepth=64",
-                        "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--randseed=7")
+                        "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_state_save=0", "--randseed=7")
                 .assertSuccess();
     }
 
