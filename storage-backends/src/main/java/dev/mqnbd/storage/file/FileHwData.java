@@ -1,0 +1,232 @@
+package dev.mqnbd.storage.file;
+
+import dev.mqnbd.mq.Request;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.util.ArrayDeque;
+
+/**
+ * The per-hardware-context data {@code H} of {@link FileBlockDevice}: the context's own descriptor of
+ * the file, its I/O thread, the requests staged for that thread, its dirty flag and its pending flush
+ * list (its {@link GroupCommit.Writer}), and its counters.
+ *
+ * <p><b>The hand-off.</b> {@code queueRq} runs on the context's event loop and only stages a request
+ * ({@link #stage}); at the end of the batch ({@code isLast} or {@code commitRqs}) {@link #kick} moves the
+ * whole batch to the I/O thread under this context's own lock, once per batch. The I/O thread serves
+ * the batch in order, then hands the batch's FLUSH and FUA requests to the group commit in one call.
+ * Nothing on this path takes a lock shared with another context.
+ *
+ * <p><b>Ownership:</b> created by {@code initHctx}; the hardware context owns it, and with it the
+ * descriptor, the thread and the bounce buffer, until {@code exitHctx} calls {@link #close}. A staged
+ * request belongs to the driver until the I/O thread or the group commit ends it.
+ *
+ * <p><b>Threading:</b> {@link #stage} and {@link #kick} on the context's executor; the serving on the
+ * I/O thread; the getters from anywhere, slightly stale.
+ */
+public final class FileHwData implements AutoCloseable {
+    private final int index;
+    private final FileBlockDevice device;
+    private final int fd;
+    private final LibC libc;
+    private final Arena arena;
+    private final Thread thread;
+    final ContextIo io;
+    final GroupCommit<Request<?>>.Writer writer;
+
+    /** FLUSH and FUA requests of the batch being served, handed to the group commit after it. I/O thread only. */
+    final ArrayDeque<Request<?>> durable;
+
+    /** Requests of the batch the event loop is building. Executor only. */
+    private final ArrayDeque<Request<?>> staged;
+
+    private final Object lock = new Object();
+    // Guarded by lock.
+    private ArrayDeque<Request<?>> incoming;
+    private boolean sleeping;
+    private boolean closing;
+
+    /** The batch the I/O thread is serving. I/O thread only. */
+    private ArrayDeque<Request<?>> working;
+
+    // Single writer (the I/O thread).
+    private volatile long reads;
+    private volatile long writes;
+    private volatile long fuaWrites;
+    private volatile long bytesRead;
+    private volatile long bytesWritten;
+    private volatile long flushes;
+    private volatile long zeroings;
+    private volatile long errors;
+
+    /**
+     * Opens the context's descriptor and starts its I/O thread.
+     *
+     * @throws IOException if the file cannot be opened again
+     */
+    FileHwData(FileBlockDevice device, FileStore store, int index, int depth) throws IOException {
+        this.index = index;
+        this.device = device;
+        this.arena = Arena.ofShared();
+        try {
+            this.libc = new LibC(arena);
+            this.fd = store.openContextFd(libc);
+        } catch (IOException | RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+        this.io = new ContextIo(store, fd, libc, arena.allocate(ContextIo.CHUNK, ContextIo.ALIGN));
+        this.writer = store.groupCommit().newWriter();
+        this.durable = new ArrayDeque<>(depth);
+        this.staged = new ArrayDeque<>(depth);
+        this.incoming = new ArrayDeque<>(depth);
+        this.working = new ArrayDeque<>(depth);
+        this.thread = new Thread(this::run, "mqnbd-file-io-" + store.name() + "-" + index);
+        thread.setDaemon(true);
+        thread.start();
+    }
+
+    /** Returns the index of the hardware context. */
+    public int index() {
+        return index;
+    }
+
+    /** Returns the number of READ requests served. */
+    public long reads() {
+        return reads;
+    }
+
+    /** Returns the number of WRITE requests served, FUA ones included. */
+    public long writes() {
+        return writes;
+    }
+
+    /** Returns the number of WRITE requests with FUA. */
+    public long fuaWrites() {
+        return fuaWrites;
+    }
+
+    /** Returns the bytes read. */
+    public long bytesRead() {
+        return bytesRead;
+    }
+
+    /** Returns the bytes written. */
+    public long bytesWritten() {
+        return bytesWritten;
+    }
+
+    /** Returns the number of FLUSH requests taken. */
+    public long flushes() {
+        return flushes;
+    }
+
+    /** Returns the number of DISCARD and WRITE_ZEROES requests served. */
+    public long zeroings() {
+        return zeroings;
+    }
+
+    /** Returns the number of requests that ended with an error. */
+    public long errors() {
+        return errors;
+    }
+
+    /** Adds {@code rq} to the batch being built. */
+    void stage(Request<?> rq) {
+        // OWNERSHIP: the driver owns rq until the I/O thread or the group commit ends it.
+        staged.addLast(rq);
+    }
+
+    /** Hands the staged batch to the I/O thread; cheap when nothing is staged. */
+    void kick() {
+        if (staged.isEmpty()) {
+            return;
+        }
+        synchronized (lock) {
+            Request<?> rq;
+            while ((rq = staged.pollFirst()) != null) {
+                incoming.addLast(rq);
+            }
+            if (sleeping) {
+                lock.notify();
+            }
+        }
+    }
+
+    private void run() {
+        for (;;) {
+            synchronized (lock) {
+                while (incoming.isEmpty() && !closing) {
+                    sleeping = true;
+                    try {
+                        lock.wait();
+                    } catch (InterruptedException e) {
+                        // Only close() stops the thread: staged requests must never be dropped.
+                    } finally {
+                        sleeping = false;
+                    }
+                }
+                if (incoming.isEmpty()) {
+                    return;
+                }
+                ArrayDeque<Request<?>> swap = working;
+                working = incoming;
+                incoming = swap;
+            }
+            Request<?> rq;
+            while ((rq = working.pollFirst()) != null) {
+                device.serve(this, rq);
+            }
+            if (!durable.isEmpty()) {
+                writer.commit(durable);
+            }
+        }
+    }
+
+    void read(long bytes) {
+        reads++;
+        bytesRead += bytes;
+    }
+
+    void wrote(long bytes, boolean fua) {
+        writes++;
+        bytesWritten += bytes;
+        if (fua) {
+            fuaWrites++;
+        }
+    }
+
+    void flushed() {
+        flushes++;
+    }
+
+    void zeroed() {
+        zeroings++;
+    }
+
+    /** Counts a failed request; returns whether it is the context's first, worth a warning. */
+    boolean failed() {
+        return errors++ == 0;
+    }
+
+    /** Stops the I/O thread once its queue is empty, then closes the descriptor and frees the bounce buffer. */
+    @Override
+    public void close() {
+        synchronized (lock) {
+            closing = true;
+            lock.notify();
+        }
+        try {
+            thread.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        libc.close(fd);
+        arena.close();
+    }
+
+    @Override
+    public String toString() {
+        return "FileHwData[" + index + ": reads=" + reads + ", writes=" + writes + ", fua=" + fuaWrites
+                + ", flushes=" + flushes + ", zeroings=" + zeroings + ", errors=" + errors + "]";
+    }
+}
