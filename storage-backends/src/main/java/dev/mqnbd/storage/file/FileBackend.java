@@ -2,7 +2,6 @@ package dev.mqnbd.storage.file;
 
 import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.MqException;
-import dev.mqnbd.mq.TagSet;
 import dev.mqnbd.storage.Backend;
 import dev.mqnbd.storage.DeviceOptions;
 import dev.mqnbd.storage.QueueSetup;
@@ -55,25 +54,13 @@ public final class FileBackend implements Backend {
     /** Builds the tag set and the queue over {@code store}; closes the store if that fails. */
     static BlockQueue<FileHwData, FileStore, FileStore, Void> open(FileStore store, QueueSetup setup)
             throws MqException {
+        FileBlockDevice device;
         try {
-            FileBlockDevice device = new FileBlockDevice(store, setup.queueDepth());
-            TagSet<FileHwData, FileStore, FileStore, Void> tags = TagSet.builder(device)
-                    .hwQueues(setup.hwQueues())
-                    .queueDepth(setup.queueDepth())
-                    .timeout(setup.timeout())
-                    .tagSetData(store)
-                    .build();
-            // OWNERSHIP: from a successful build on, the queue owns the store and closes it last.
-            return BlockQueue.builder(tags)
-                    .name(setup.name())
-                    .queueData(store)
-                    .limits(device.limits())
-                    .executors(setup.executors())
-                    .build();
-        } catch (MqException | RuntimeException e) {
-            // The queue was not built (a failed build already undid its hardware contexts): the store is ours.
+            device = new FileBlockDevice(store, setup.queueDepth());
+        } catch (RuntimeException e) {
             store.close();
             throw e;
         }
+        return setup.build(device, store, store, device.limits());
     }
 }

@@ -2,7 +2,6 @@ package dev.mqnbd.storage.memory;
 
 import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.MqException;
-import dev.mqnbd.mq.TagSet;
 import dev.mqnbd.storage.Backend;
 import dev.mqnbd.storage.DeviceOptions;
 import dev.mqnbd.storage.QueueSetup;
@@ -72,24 +71,13 @@ public final class MemoryBackend implements Backend {
     /** Builds the tag set and the queue over {@code store}; closes the store if that fails. */
     static BlockQueue<MemoryHwData, MemoryStore, Void, Void> open(
             MemoryStore store, DeviceOptions options, QueueSetup setup) throws MqException {
+        MemoryBlockDevice device;
         try {
-            MemoryBlockDevice device = new MemoryBlockDevice(store.capacity(), options.readOnly());
-            TagSet<MemoryHwData, MemoryStore, Void, Void> tags = TagSet.builder(device)
-                    .hwQueues(setup.hwQueues())
-                    .queueDepth(setup.queueDepth())
-                    .timeout(setup.timeout())
-                    .build();
-            // OWNERSHIP: from a successful build on, the queue owns the store and closes it last.
-            return BlockQueue.builder(tags)
-                    .name(setup.name())
-                    .queueData(store)
-                    .limits(device.limits())
-                    .executors(setup.executors())
-                    .build();
-        } catch (MqException | RuntimeException e) {
-            // The queue was not built (a failed build already undid its hardware contexts): the store is ours.
+            device = new MemoryBlockDevice(store.capacity(), options.readOnly());
+        } catch (RuntimeException e) {
             store.close();
             throw e;
         }
+        return setup.build(device, null, store, device.limits());
     }
 }
