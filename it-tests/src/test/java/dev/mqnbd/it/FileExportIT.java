@@ -94,11 +94,11 @@ class FileExportIT {
     void fio_randomWriteVerify_andMixedSizesDepth64_noErrors() {
         Tool.run(Duration.ofMinutes(3), "fio", "--name=verify", "--ioengine=nbd", "--uri=" + server.uri("fio"),
                         "--rw=randwrite", "--bs=4k", "--size=64m", "--iodepth=32", "--verify=crc32c", "--do_verify=1",
-                        "--verify_fatal=1", "--randseed=2026")
+                        "--verify_fatal=1", "--verify_state_save=0", "--randseed=2026")
                 .assertSuccess();
         Tool.run(Duration.ofMinutes(3), "fio", "--name=mixed", "--ioengine=nbd", "--uri=" + server.uri("fio"),
                         "--rw=randwrite", "--bsrange=512-256k", "--size=32m", "--offset=64m", "--iodepth=64",
-                        "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--randseed=7")
+                        "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_state_save=0", "--randseed=7")
                 .assertSuccess();
     }
 
