@@ -1,0 +1,63 @@
+package dev.mqnbd.it.container;
+
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * A storage backend the end-to-end checks run against: it turns an export name and size into the
+ * {@code --export NAME=SPEC} spec the server takes. The container tests and the VM tests run their
+ * checks for every backend in {@link #all()}; a new backend (file, S3) is one more entry there.
+ */
+public interface ServerBackend {
+    /** Sparse RAM: {@code memory:SIZE}. */
+    ServerBackend MEMORY = new ServerBackend() {
+        @Override
+        public String name() {
+            return "memory";
+        }
+
+        @Override
+        public String spec(Path dataDir, String export, String size) {
+            return "memory:" + size;
+        }
+
+        @Override
+        public String toString() {
+            return name();
+        }
+    };
+
+    /** A sparse image file, created at its size: {@code file:DIR/EXPORT.img,create=SIZE}. */
+    ServerBackend FILE = new ServerBackend() {
+        @Override
+        public String name() {
+            return "file";
+        }
+
+        @Override
+        public String spec(Path dataDir, String export, String size) {
+            return "file:" + dataDir.resolve(export + ".img") + ",create=" + size;
+        }
+
+        @Override
+        public String toString() {
+            return name();
+        }
+    };
+
+    /** Returns every backend the end-to-end checks cover. */
+    static List<ServerBackend> all() {
+        return List.of(MEMORY, FILE);
+    }
+
+    /** A short lower-case name, used in export names and test names. */
+    String name();
+
+    /**
+     * Returns the spec of export {@code export} of {@code size} (like {@code 512M}).
+     *
+     * @param dataDir a folder the server can write (inside the server container, or on the host for the
+     *     in-process server of the VM tests) for backends that keep data in files
+     */
+    String spec(Path dataDir, String export, String size);
+}

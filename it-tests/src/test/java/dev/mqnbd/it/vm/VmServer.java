@@ -1,0 +1,68 @@
+package dev.mqnbd.it.vm;
+
+import dev.mqnbd.server.ExportRegistry;
+import dev.mqnbd.server.NbdServer;
+import dev.mqnbd.storage.DeviceOptions;
+import dev.mqnbd.storage.QueueSetup;
+import io.netty.channel.EventLoopGroup;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * An mqnbd server in the test JVM on loopback, which the guest reaches at 10.0.2.2; it can be restarted
+ * on the same port (a new server with freshly opened exports).
+ */
+final class VmServer implements AutoCloseable {
+    private static final int MAX_PAYLOAD = 32 << 20;
+    private static final int EVENT_LOOPS = 2;
+
+    private final Map<String, String> exports;
+    private NbdServer server;
+    private final int port;
+
+    private VmServer(Map<String, String> exports) throws Exception {
+        this.exports = exports;
+        this.server = open(0);
+        this.port = server.port();
+    }
+
+    /** Starts a server with {@code exports} (name to backend spec) on a free loopback port. */
+    static VmServer start(Map<String, String> exports) throws Exception {
+        return new VmServer(exports);
+    }
+
+    int port() {
+        return port;
+    }
+
+    /** Stops the server gracefully and starts a new one with the same exports on the same port. */
+    void restart() throws Exception {
+        server.close();
+        server = open(port);
+    }
+
+    private NbdServer open(int onPort) throws Exception {
+        EventLoopGroup group = NbdServer.newEventLoopGroup(EVENT_LOOPS);
+        ExportRegistry registry = new ExportRegistry();
+        try {
+            for (Map.Entry<String, String> export : exports.entrySet()) {
+                QueueSetup setup = new QueueSetup(export.getKey(), EVENT_LOOPS, 64, NbdServer.hctxExecutors(group),
+                        Duration.ZERO);
+                registry.open(export.getKey(), export.getValue(), export.getValue(), new DeviceOptions(false), setup,
+                        MAX_PAYLOAD);
+            }
+            return NbdServer.start(group, registry, List.of(new InetSocketAddress("127.0.0.1", onPort)), MAX_PAYLOAD);
+        } catch (Exception | Error e) {
+            registry.close();
+            group.shutdownGracefully(0, 1, java.util.concurrent.TimeUnit.SECONDS);
+            throw e;
+        }
+    }
+
+    @Override
+    public void close() {
+        server.close();
+    }
+}
