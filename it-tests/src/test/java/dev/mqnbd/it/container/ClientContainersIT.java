@@ -41,6 +41,7 @@ class ClientContainersIT {
         EXPORTS.put("patterns", "16M");
         EXPORTS.put("fio", "128M");
         EXPORTS.put("sparse", "1T");
+        EXPORTS.put("map", "64M");
     }
 
     private static Network network;
@@ -118,6 +119,31 @@ class ClientContainersIT {
                 + " nbd-client --version 2>&1 | head -n 1; nbdsh --version").stdout();
 
         assertThat(out).contains(client.versions()).contains("qemu-io version", "nbd-client", "nbd 3.");
+    }
+
+    @Test
+    void negotiation_bestModeOfTheGeneration_andBlockStatusAfterWriteTrimZero() {
+        String uri = uri("map");
+        // libnbd 1.22 asks for extended headers, 1.14 for structured replies: each gets its best mode.
+        String info = run("nbdinfo", uri).assertSuccess().stdout();
+        assertThat(info).contains(client == ClientImage.TRIXIE ? "using extended packets" : "using structured packets");
+
+        run("qemu-io", "-f", "raw", "-c", "write -P 1 1M 64k", "-c", "write -P 2 4M 1M", "-c", "discard 4M 512k",
+                        "-c", "write -z -u 8M 64k", "-c", "flush", uri)
+                .assertSuccess();
+        String map = run("nbdinfo", "--map", uri).assertSuccess().stdout().replaceAll("[ \t]+", " ");
+        String qemuMap = run("qemu-img", "map", "-f", "raw", "--output=json", uri).assertSuccess().stdout();
+
+        assertThat(map).contains(" 0 1048576 3 hole,zero", " 1048576 65536 0 data", " 4718592 524288 0 data");
+        assertThat(map).doesNotContain(" 4194304 1048576 0 data"); // the trimmed half is a hole again
+        assertThat(qemuMap.replaceAll("\\s", "")).contains(
+                "\"start\":1048576,\"length\":65536,\"depth\":0,\"present\":true,\"zero\":false,\"data\":true",
+                "\"start\":4718592,\"length\":524288,\"depth\":0,\"present\":true,\"zero\":false,\"data\":true");
+        String read = run("qemu-io", "-f", "raw", "-r", "-c", "read -P 0 4M 512k", "-c", "read -P 2 4608k 512k", "-c",
+                        "read -P 0 8M 64k", uri)
+                .assertSuccess()
+                .stdout();
+        assertThat(read).doesNotContain("Pattern verification failed");
     }
 
     @Test
