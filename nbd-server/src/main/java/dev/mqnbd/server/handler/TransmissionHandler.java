@@ -210,13 +210,16 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
                 rq.release();
             }
             case WRITE -> {
-                // OWNERSHIP: the slot keeps its own reference to the payload, released on completion.
-                ByteBuf payload = rq.payload().retain();
+                // OWNERSHIP: the slot keeps its own reference to the payload (or to a contiguous pooled copy when
+                // the payload spans several inbound buffers), released on completion.
+                ByteBuf payload = rq.payload();
+                ByteBuf owned = payload.nioBufferCount() == 1
+                        ? payload.retain()
+                        : ctx.alloc().directBuffer(payload.readableBytes()).writeBytes(payload, payload.readerIndex(),
+                                payload.readableBytes());
                 rq.release();
-                slot.buffer = payload;
-                ByteBuffer data = payload.nioBufferCount() == 1
-                        ? payload.nioBuffer()
-                        : ByteBuffer.allocateDirect(payload.readableBytes()).put(payload.nioBuffer()).flip();
+                slot.buffer = owned;
+                ByteBuffer data = owned.nioBuffer();
                 request.prepare(ReqOp.WRITE, flags, offset, length, data);
             }
             case FLUSH -> {

@@ -74,6 +74,10 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
         this.headerLength =
                 extendedHeaders ? NbdConstants.EXTENDED_REQUEST_HEADER_LENGTH : NbdConstants.REQUEST_HEADER_LENGTH;
         this.requestMagic = extendedHeaders ? NbdConstants.EXTENDED_REQUEST_MAGIC : NbdConstants.REQUEST_MAGIC;
+        // A large WRITE payload spans many socket reads, and its slice stays retained while the request is in
+        // flight: the merge cumulator would then copy the whole unread cumulation on every read. The composite
+        // cumulator only adds each read's buffer.
+        setCumulator(COMPOSITE_CUMULATOR);
     }
 
     @Override
