@@ -26,7 +26,7 @@ class FileCrashIT {
         Path dir = workDir();
         Path image = dir.resolve("crash.img");
         Path source = dir.resolve("source.bin");
-        RealClientsIT.writeRandom(source, 48 << 20, 4242);
+        TestFiles.writeRandom(source, 48 << 20, 4242);
         String spec = "d=file:" + image + ",create=64M";
         try (ServerProcess server = ServerProcess.start("serve", "--port", "0", "--export", spec)) {
             String uri = "nbd://127.0.0.1:" + server.port() + "/d";
@@ -47,7 +47,7 @@ class FileCrashIT {
             Tool.run(Duration.ofMinutes(2), "nbdcopy", uri, back.toString()).assertSuccess();
 
             assertThat(Files.size(back)).isEqualTo(64L << 20);
-            assertThat(RealClientsIT.sha256(back, 48 << 20)).isEqualTo(RealClientsIT.sha256(source, 48 << 20));
+            assertThat(TestFiles.sha256(back, 48 << 20)).isEqualTo(TestFiles.sha256(source, 48 << 20));
             String out = Tool.run("qemu-io", "-f", "raw", "-r", "-c", "read -P 0xab 55000000 12345", "-c",
                             "read -P 0 55012345 4987656", "-c", "read -P 0xcd 60000001 1", uri)
                     .assertSuccess()

@@ -27,7 +27,7 @@ class FileExportIT {
         Files.createDirectories(base);
         dir = Files.createTempDirectory(base, "exports");
         Path ro = dir.resolve("ro.img");
-        RealClientsIT.writeRandom(ro, 4 << 20, 99);
+        TestFiles.writeRandom(ro, 4 << 20, 99);
         server = ServerFixture.builder()
                 .export("copy", "file:" + dir.resolve("copy.img") + ",create=256M")
                 .export("image", "file:" + dir.resolve("image.img") + ",create=64M")
@@ -64,28 +64,28 @@ class FileExportIT {
     @Test
     void nbdcopy_128MiBRandom_roundTrips_andLandsInTheImage() throws Exception {
         Path source = dir.resolve("random.bin");
-        RealClientsIT.writeRandom(source, 128 << 20, 2026);
+        TestFiles.writeRandom(source, 128 << 20, 2026);
         Path back = dir.resolve("back.bin");
 
         Tool.run(Duration.ofMinutes(3), "nbdcopy", "--flush", source.toString(), server.uri("copy")).assertSuccess();
         Tool.run(Duration.ofMinutes(3), "nbdcopy", server.uri("copy"), back.toString()).assertSuccess();
 
-        String expected = RealClientsIT.sha256(source, 128 << 20);
-        assertThat(RealClientsIT.sha256(back, 128 << 20)).isEqualTo(expected);
-        assertThat(RealClientsIT.sha256(dir.resolve("copy.img"), 128 << 20)).as("the image file itself").isEqualTo(expected);
-        assertThat(RealClientsIT.isZero(back, 128L << 20, 128L << 20)).isTrue();
+        String expected = TestFiles.sha256(source, 128 << 20);
+        assertThat(TestFiles.sha256(back, 128 << 20)).isEqualTo(expected);
+        assertThat(TestFiles.sha256(dir.resolve("copy.img"), 128 << 20)).as("the image file itself").isEqualTo(expected);
+        assertThat(TestFiles.isZero(back, 128L << 20, 128L << 20)).isTrue();
     }
 
     @Test
     void qemuImg_convertAndCompare_roundTrip() throws Exception {
         Path source = dir.resolve("qemu-src.bin");
-        RealClientsIT.writeRandom(source, 64 << 20, 7);
+        TestFiles.writeRandom(source, 64 << 20, 7);
 
         Tool.run("qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", source.toString(), server.uri("image"))
                 .assertSuccess();
 
         Tool.run("qemu-img", "compare", "-f", "raw", "-F", "raw", source.toString(), server.uri("image")).assertSuccess();
-        int flipped = (RealClientsIT.readByte(source, 1_234_567) ^ 0xff) & 0xff;
+        int flipped = (TestFiles.readByte(source, 1_234_567) ^ 0xff) & 0xff;
         Tool.run("qemu-io", "-f", "raw", "-c", "write -P " + flipped + " 1234567 1", server.uri("image")).assertSuccess();
         Tool.run("qemu-img", "compare", "-f", "raw", "-F", "raw", source.toString(), server.uri("image")).assertFailure();
     }
@@ -152,6 +152,6 @@ class FileExportIT {
 
         Path back = dir.resolve("ro-back.bin");
         Tool.run("nbdcopy", server.uri("ro"), back.toString()).assertSuccess();
-        assertThat(RealClientsIT.sha256(back, 4 << 20)).isEqualTo(RealClientsIT.sha256(dir.resolve("ro.img"), 4 << 20));
+        assertThat(TestFiles.sha256(back, 4 << 20)).isEqualTo(TestFiles.sha256(dir.resolve("ro.img"), 4 << 20));
     }
 }

@@ -2,14 +2,9 @@ package dev.mqnbd.it;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.io.IOException;
-import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
 import java.time.Duration;
-import java.util.HexFormat;
-import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -82,7 +77,7 @@ class RealClientsIT {
     @Test
     void nbdcopy_256MiBRandom_roundTripsIdentical() throws Exception {
         Path source = tmp.resolve("random.img");
-        writeRandom(source, 256 << 20, 2026);
+        TestFiles.writeRandom(source, 256 << 20, 2026);
         Path back = tmp.resolve("back.img");
 
         Tool.run(Duration.ofMinutes(3), "nbdcopy", source.toString(), server.uri("copy")).assertSuccess();
@@ -91,14 +86,14 @@ class RealClientsIT {
 
         // The export is 512 MiB: the first 256 MiB are the file, the rest never written (zeroes).
         assertThat(Files.size(back)).isEqualTo(512L << 20);
-        assertThat(sha256(back, 256 << 20)).isEqualTo(sha256(source, 256 << 20));
-        assertThat(isZero(back, 256L << 20, 256L << 20)).isTrue();
+        assertThat(TestFiles.sha256(back, 256 << 20)).isEqualTo(TestFiles.sha256(source, 256 << 20));
+        assertThat(TestFiles.isZero(back, 256L << 20, 256L << 20)).isTrue();
     }
 
     @Test
     void qemuImg_convert_roundTripsImage() throws Exception {
         Path source = tmp.resolve("qemu-src.img");
-        writeRandom(source, 96 << 20, 7);
+        TestFiles.writeRandom(source, 96 << 20, 7);
         Path back = tmp.resolve("qemu-back.img");
 
         Tool.run("qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", source.toString(), server.uri("image"))
@@ -106,11 +101,11 @@ class RealClientsIT {
         Tool.run("qemu-img", "convert", "-f", "raw", "-O", "raw", server.uri("image"), back.toString())
                 .assertSuccess();
 
-        assertThat(sha256(back, 96 << 20)).isEqualTo(sha256(source, 96 << 20));
+        assertThat(TestFiles.sha256(back, 96 << 20)).isEqualTo(TestFiles.sha256(source, 96 << 20));
         Tool.run("qemu-img", "compare", "-f", "raw", "-F", "raw", source.toString(), server.uri("image")).assertSuccess();
 
         // The comparison can fail: change one byte of the export and it must.
-        int flipped = (readByte(source, 12_345_678) ^ 0xff) & 0xff;
+        int flipped = (TestFiles.readByte(source, 12_345_678) ^ 0xff) & 0xff;
         Tool.run("qemu-io", "-f", "raw", "-c", "write -P " + flipped + " 12345678 1", server.uri("image"))
                 .assertSuccess();
         Tool.run("qemu-img", "compare", "-f", "raw", "-F", "raw", source.toString(), server.uri("image"))
@@ -182,90 +177,9 @@ class RealClientsIT {
 
     @Test
     void nbdsh_sparseExport_writesFarAndReadsBack() {
-        // Strict mode off: libnbd would refuse out-of-bounds requests itself; the server must refuse them.
-        String script = String.join("\n",
-                "h.set_strict_mode(0)",
-                "h.connect_uri('" + server.uri("sparse") + "')",
-                "h.pwrite(b'mqnbd' * 100, (1 << 40) - 500)",
-                "h.flush()",
-                "assert h.pread(500, (1 << 40) - 500) == b'mqnbd' * 100",
-                "assert h.pread(4096, 1 << 39) == bytes(4096)",
-                "try:",
-                "    h.pread(2, (1 << 40) - 1)",
-                "    raise SystemExit('read past the end succeeded')",
-                "except nbd.Error as e:",
-                "    assert e.errnum == errno.EINVAL, e",
-                "try:",
-                "    h.pwrite(b'xy', (1 << 40) - 1)",
-                "    raise SystemExit('write past the end succeeded')",
-                "except nbd.Error as e:",
-                "    assert e.errnum == errno.ENOSPC, e",
-                "assert h.pread(1, (1 << 40) - 1) == b'd'",
-                "print('ok')");
+        String script = TestFiles.sparseFarWritesScript(server.uri("sparse"));
         String out = Tool.run("nbdsh", "-c", "import errno", "-c", script).assertSuccess().stdout();
 
         assertThat(out.strip()).isEqualTo("ok");
-    }
-
-    static int readByte(Path file, long offset) throws IOException {
-        try (var channel = java.nio.channels.FileChannel.open(file)) {
-            java.nio.ByteBuffer one = java.nio.ByteBuffer.allocate(1);
-            channel.read(one, offset);
-            return one.get(0) & 0xff;
-        }
-    }
-
-    static void writeRandom(Path file, int size, long seed) throws IOException {
-        SplittableRandom random = new SplittableRandom(seed);
-        byte[] chunk = new byte[1 << 20];
-        try (OutputStream out = Files.newOutputStream(file)) {
-            for (int written = 0; written < size; written += chunk.length) {
-                for (int i = 0; i < chunk.length; i += 8) {
-                    long v = random.nextLong();
-                    for (int b = 0; b < 8; b++) {
-                        chunk[i + b] = (byte) (v >>> (8 * b));
-                    }
-                }
-                out.write(chunk, 0, Math.min(chunk.length, size - written));
-            }
-        }
-    }
-
-    static String sha256(Path file, long length) throws Exception {
-        MessageDigest digest = MessageDigest.getInstance("SHA-256");
-        try (var in = Files.newInputStream(file)) {
-            byte[] buffer = new byte[1 << 20];
-            long left = length;
-            while (left > 0) {
-                int n = in.read(buffer, 0, (int) Math.min(buffer.length, left));
-                if (n < 0) {
-                    break;
-                }
-                digest.update(buffer, 0, n);
-                left -= n;
-            }
-        }
-        return HexFormat.of().formatHex(digest.digest());
-    }
-
-    static boolean isZero(Path file, long offset, long length) throws IOException {
-        try (var channel = java.nio.channels.FileChannel.open(file)) {
-            java.nio.ByteBuffer buffer = java.nio.ByteBuffer.allocate(1 << 20);
-            long position = offset;
-            while (position < offset + length) {
-                buffer.clear();
-                int n = channel.read(buffer, position);
-                if (n < 0) {
-                    return false;
-                }
-                for (int i = 0; i < n; i++) {
-                    if (buffer.get(i) != 0) {
-                        return false;
-                    }
-                }
-                position += n;
-            }
-        }
-        return true;
     }
 }
