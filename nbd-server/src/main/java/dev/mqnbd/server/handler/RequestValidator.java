@@ -31,12 +31,12 @@ final class RequestValidator {
         this.size = info.size();
         this.minimumBlockSize = info.minimumBlockSize();
         this.maximumPayload = info.maximumPayload();
-        int flags = info.transmissionFlags();
-        this.readOnly = (flags & NbdConstants.FLAG_READ_ONLY) != 0;
-        this.canTrim = (flags & NbdConstants.FLAG_SEND_TRIM) != 0;
-        this.canZero = (flags & NbdConstants.FLAG_SEND_WRITE_ZEROES) != 0;
-        this.canFlush = (flags & NbdConstants.FLAG_SEND_FLUSH) != 0;
+        // What the client was told is what it may use: the flags the handshake actually sent.
         int sent = session.transmissionFlags();
+        this.readOnly = (sent & NbdConstants.FLAG_READ_ONLY) != 0;
+        this.canTrim = (sent & NbdConstants.FLAG_SEND_TRIM) != 0;
+        this.canZero = (sent & NbdConstants.FLAG_SEND_WRITE_ZEROES) != 0;
+        this.canFlush = (sent & NbdConstants.FLAG_SEND_FLUSH) != 0;
         this.canCache = (sent & NbdConstants.FLAG_SEND_CACHE) != 0;
         this.canFastZero = (sent & NbdConstants.FLAG_SEND_FAST_ZERO) != 0;
         this.canDf = (sent & NbdConstants.FLAG_SEND_DF) != 0;

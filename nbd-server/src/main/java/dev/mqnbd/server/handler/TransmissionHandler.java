@@ -63,6 +63,9 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
     /** Per-tag state of the requests this connection has in flight; tags are unique while in flight. */
     private final Slot[] slots;
 
+    /** Reused for BLOCK_STATUS on backends that cannot tell allocation. */
+    private final ExtentList allData = new ExtentList(1);
+
     private final Runnable resumeTask = this::resume;
     private final Runnable flushTask = this::flushNow;
 
@@ -180,8 +183,9 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
             return true;
         }
         if (rq.command() == NbdCommand.BLOCK_STATUS && !backendExtents) {
-            ExtentList data = new ExtentList(1);
-            write(replies.blockStatus(ctx.alloc(), rq.cookie(), rq.offset(), rq.length(), contextId, data, true));
+            // An empty list makes Replies answer one "data" extent over the whole request.
+            write(replies.blockStatus(
+                    ctx.alloc(), rq.cookie(), rq.offset(), rq.length(), contextId, allData.reset(1), true));
             return true;
         }
         return false;

@@ -114,7 +114,7 @@ final class ContextIo {
 
     /** Reports the data and holes of {@code [offset, offset + length)}, clipped to the capacity. */
     void extents(long offset, long length, ExtentConsumer out) throws IOException {
-        Extents.report(libc, fd, store.path(), offset, Math.min(store.capacity(), offset + length), out);
+        SeekExtents.report(libc, fd, store.path(), offset, Math.min(store.capacity(), offset + length), out);
     }
 
     /** Returns false, and tells the store to stop trying, when the mode is not supported here. */

@@ -114,7 +114,7 @@ public final class FileStore implements AutoCloseable {
             throw new IllegalArgumentException("range: " + offset + "+" + length + " (expected: >= 0)");
         }
         try (Arena arena = Arena.ofConfined()) {
-            Extents.report(new LibC(arena), fd, path, offset, Math.min(capacity, offset + length), out);
+            SeekExtents.report(new LibC(arena), fd, path, offset, Math.min(capacity, offset + length), out);
         }
     }
 

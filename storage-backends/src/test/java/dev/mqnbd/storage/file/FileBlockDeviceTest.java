@@ -12,6 +12,7 @@ import dev.mqnbd.mq.Status;
 import dev.mqnbd.storage.Backend;
 import dev.mqnbd.storage.BlockDeviceContract;
 import dev.mqnbd.storage.DeviceOptions;
+import dev.mqnbd.storage.RecordingExtents;
 import dev.mqnbd.storage.TestDevice;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -142,31 +143,6 @@ class FileBlockDeviceTest extends BlockDeviceContract {
     /* --------------- block status --------------- */
 
     /** A test sink: records the runs in order. */
-    static final class RecordingExtents implements Extents {
-        final List<long[]> runs = new ArrayList<>();
-
-        @Override
-        public boolean add(long length, int flags) {
-            runs.add(new long[] {length, flags});
-            return true;
-        }
-
-        @Override
-        public void clear() {
-            runs.clear();
-        }
-
-        @Override
-        public int count() {
-            return runs.size();
-        }
-
-        @Override
-        public long total() {
-            return runs.stream().mapToLong(r -> r[0]).sum();
-        }
-    }
-
     private static Status blockStatus(TestDevice dev, long offset, long length, Extents sink) throws Exception {
         CompletableFuture<Status> done = new CompletableFuture<>();
         BlockQueue<?, ?, ?, ?> queue = dev.queue();

@@ -3,6 +3,7 @@ package dev.mqnbd.storage.memory;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.mqnbd.storage.RecordingExtents;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
@@ -167,49 +168,6 @@ class MemoryStoreTest {
         return bytes;
     }
 
-    /** Collects runs as "length:flags" strings. */
-    private static final class Runs implements dev.mqnbd.mq.Extents {
-        final java.util.List<String> runs = new java.util.ArrayList<>();
-        private long lastLength;
-        private int lastFlags = -1;
-        private final int max;
-
-        Runs(int max) {
-            this.max = max;
-        }
-
-        @Override
-        public boolean add(long length, int flags) {
-            if (flags == lastFlags) {
-                lastLength += length;
-                runs.set(runs.size() - 1, lastLength + ":" + flags);
-                return true;
-            }
-            if (runs.size() == max) {
-                return false;
-            }
-            lastLength = length;
-            lastFlags = flags;
-            runs.add(length + ":" + flags);
-            return true;
-        }
-
-        @Override
-        public void clear() {
-            runs.clear();
-        }
-
-        @Override
-        public int count() {
-            return runs.size();
-        }
-
-        @Override
-        public long total() {
-            return 0;
-        }
-    }
-
     @Test
     void extents_reportHeldPagesAsDataAndTheRestAsZeroHoles() {
         MemoryStore store = new MemoryStore(1L << 40);
@@ -217,10 +175,10 @@ class MemoryStoreTest {
         store.write(PAGE + 10, one, 0, 1); //                 page 1
         store.write((1L << 30) + 5, one, 0, 1); //            a page in another leaf
 
-        Runs runs = new Runs(16);
+        RecordingExtents runs = new RecordingExtents(16);
         store.extents(100, (1L << 30) + 2 * PAGE, runs);
 
-        assertThat(runs.runs).containsExactly(
+        assertThat(runs.described()).containsExactly(
                 (PAGE - 100) + ":3", PAGE + ":0", ((1L << 30) - 2 * PAGE) + ":3", PAGE + ":0", (PAGE + 100) + ":3");
     }
 
@@ -230,13 +188,13 @@ class MemoryStoreTest {
         ByteBuffer one = ByteBuffer.allocateDirect(1);
         store.write(0, one, 0, 1);
         store.write(2 * PAGE, one, 0, 1);
-        Runs two = new Runs(2);
+        RecordingExtents two = new RecordingExtents(2);
         store.extents(0, 1 << 20, two);
-        assertThat(two.runs).containsExactly(PAGE + ":0", PAGE + ":3");
+        assertThat(two.described()).containsExactly(PAGE + ":0", PAGE + ":3");
 
         store.zero(0, 4 * PAGE, true);
-        Runs all = new Runs(16);
+        RecordingExtents all = new RecordingExtents(16);
         store.extents(0, 1 << 20, all);
-        assertThat(all.runs).containsExactly((1 << 20) + ":3");
+        assertThat(all.described()).containsExactly((1 << 20) + ":3");
     }
 }

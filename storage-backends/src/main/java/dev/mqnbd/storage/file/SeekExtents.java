@@ -9,8 +9,8 @@ import java.nio.file.Path;
  * <p><b>Threading:</b> stateless; {@code lseek} moves the descriptor's file offset, which no other
  * code here uses (all I/O is positional).
  */
-final class Extents {
-    private Extents() {}
+final class SeekExtents {
+    private SeekExtents() {}
 
     /**
      * Reports the runs of {@code [offset, end)} to {@code out}. A file system that refuses SEEK_DATA
