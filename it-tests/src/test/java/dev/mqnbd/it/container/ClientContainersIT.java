@@ -45,6 +45,7 @@ class ClientContainersIT {
     }
 
     private static Network network;
+    private static S3Server s3;
     private static GenericContainer<?> server;
     private static final Map<ClientImage, GenericContainer<?>> clients = new EnumMap<>(ClientImage.class);
 
@@ -77,7 +78,13 @@ class ClientContainersIT {
                 args.addAll(List.of("--export", name + "=" + b.spec(SERVER_DATA, name, size)));
             });
         });
-        server = Containers.startServer(network, args);
+        Map<String, String> env = Map.of();
+        if (ServerBackend.all().stream().anyMatch(ServerBackend::needsS3)) {
+            s3 = S3Server.start(network);
+            args.addAll(S3Server.serveArgs(s3.networkEndpoint()));
+            env = S3Server.credentialsEnv();
+        }
+        server = Containers.startServer(network, args, env);
         for (ClientImage c : ClientImage.values()) {
             clients.put(c, Containers.startClient(network, c));
         }
@@ -88,6 +95,10 @@ class ClientContainersIT {
         Containers.stopAll(clients.values().toArray(GenericContainer<?>[]::new));
         clients.clear();
         Containers.stopAll(server);
+        if (s3 != null) {
+            s3.close();
+            s3 = null;
+        }
         if (network != null) {
             network.close();
         }

@@ -6,6 +6,7 @@ import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import org.testcontainers.containers.Container.ExecResult;
 import org.testcontainers.containers.GenericContainer;
 import org.testcontainers.containers.Network;
@@ -26,6 +27,11 @@ public final class Containers {
      * with {@code serveArgs} after {@code serve --listen 0.0.0.0}; waits until it logs that it is ready.
      */
     public static GenericContainer<?> startServer(Network network, List<String> serveArgs) {
+        return startServer(network, serveArgs, Map.of());
+    }
+
+    /** As {@link #startServer(Network, List)}, with {@code env} in the server's environment. */
+    public static GenericContainer<?> startServer(Network network, List<String> serveArgs, Map<String, String> env) {
         List<String> command = new ArrayList<>(List.of("serve", "--listen", "0.0.0.0", "--port",
                 Integer.toString(NBD_PORT)));
         command.addAll(serveArgs);
@@ -34,6 +40,7 @@ public final class Containers {
                 .withNetwork(network)
                 .withNetworkAliases(SERVER_HOST)
                 .withCommand(command.toArray(String[]::new))
+                .withEnv(env)
                 .waitingFor(Wait.forLogMessage(".* ready: .*\\n", 1).withStartupTimeout(Duration.ofSeconds(60)));
         try {
             server.start();

@@ -45,6 +45,33 @@ public interface ServerBackend {
         }
     };
 
+    /**
+     * Block objects in the S3-compatible test server ({@link S3Server}), one prefix per export, created
+     * at its size: {@code s3://mqnbd/EXPORT,create=SIZE}. The server needs {@link S3Server}'s endpoint
+     * settings and credentials.
+     */
+    ServerBackend S3 = new ServerBackend() {
+        @Override
+        public String name() {
+            return "s3";
+        }
+
+        @Override
+        public String spec(Path dataDir, String export, String size) {
+            return "s3://" + S3Server.BUCKET + "/" + export + ",create=" + size;
+        }
+
+        @Override
+        public boolean needsS3() {
+            return true;
+        }
+
+        @Override
+        public String toString() {
+            return name();
+        }
+    };
+
     /** Returns every backend the end-to-end checks cover. */
     static List<ServerBackend> all() {
         return List.of(MEMORY, FILE);
@@ -60,4 +87,9 @@ public interface ServerBackend {
      *     in-process server of the VM tests) for backends that keep data in files
      */
     String spec(Path dataDir, String export, String size);
+
+    /** Returns whether the server needs the S3 test server ({@link S3Server}) for this backend's exports. */
+    default boolean needsS3() {
+        return false;
+    }
 }

@@ -45,6 +45,11 @@ public final class TestImages {
         ensure("server");
     }
 
+    /** Builds the S3-compatible server's image unless it is up to date. */
+    public static synchronized void ensureS3Image() {
+        ensure("s3");
+    }
+
     /** Builds the VM's kernel and initramfs unless cached; returns the folder holding them. */
     public static synchronized Path vmArtifacts() {
         if (vm == null) {

@@ -3,6 +3,7 @@ package dev.mqnbd.it.vm;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.sun.net.httpserver.HttpServer;
+import dev.mqnbd.it.container.S3Server;
 import dev.mqnbd.it.container.ServerBackend;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -56,7 +57,9 @@ class KernelClientIT {
 
     private void ext4RoundTrip(String name, ServerBackend backend, String nbdArgs, int connections) throws Exception {
         String export = "fs";
-        try (VmServer server = VmServer.start(Map.of(export, backend.spec(data, export, "1G")));
+        try (S3Server s3 = backend.needsS3() ? S3Server.start(null) : null;
+                VmServer server = VmServer.start(Map.of(export, backend.spec(data, export, "1G")),
+                        s3 == null ? Map.of() : S3Server.settings(s3.hostEndpoint()));
                 GuestVm guest = GuestVm.boot(name, "ext4.sh", Map.of("SERVER", "10.0.2.2", "PORT",
                         Integer.toString(server.port()), "EXPORT", export, "NBD_ARGS", nbdArgs, "CONNECTIONS",
                         connections > 1 ? Integer.toString(connections) : ""), Math.max(2, connections))) {

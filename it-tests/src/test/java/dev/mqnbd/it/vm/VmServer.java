@@ -1,5 +1,6 @@
 package dev.mqnbd.it.vm;
 
+import dev.mqnbd.it.container.S3Server;
 import dev.mqnbd.server.ExportRegistry;
 import dev.mqnbd.server.NbdServer;
 import dev.mqnbd.storage.DeviceOptions;
@@ -19,18 +20,36 @@ final class VmServer implements AutoCloseable {
     private static final int EVENT_LOOPS = 2;
 
     private final Map<String, String> exports;
+    private final DeviceOptions options;
     private NbdServer server;
     private final int port;
 
-    private VmServer(Map<String, String> exports) throws Exception {
+    private VmServer(Map<String, String> exports, Map<String, String> settings) throws Exception {
         this.exports = exports;
+        this.options = new DeviceOptions(false, settings);
         this.server = open(0);
         this.port = server.port();
     }
 
     /** Starts a server with {@code exports} (name to backend spec) on a free loopback port. */
     static VmServer start(Map<String, String> exports) throws Exception {
-        return new VmServer(exports);
+        return new VmServer(exports, Map.of());
+    }
+
+    /**
+     * Starts a server with {@code exports} and the backend {@code settings} ({@code DeviceOptions} keys).
+     * S3 exports take their credentials from {@link S3Server#credentialsEnv()}, given to the SDK of this
+     * JVM as system properties.
+     */
+    static VmServer start(Map<String, String> exports, Map<String, String> settings) throws Exception {
+        if (!settings.isEmpty()) {
+            S3Server.credentialsEnv().forEach((name, value) -> System.setProperty(switch (name) {
+                case "AWS_ACCESS_KEY_ID" -> "aws.accessKeyId";
+                case "AWS_SECRET_ACCESS_KEY" -> "aws.secretAccessKey";
+                default -> throw new IllegalStateException("no system property for " + name);
+            }, value));
+        }
+        return new VmServer(exports, settings);
     }
 
     int port() {
@@ -50,7 +69,7 @@ final class VmServer implements AutoCloseable {
             for (Map.Entry<String, String> export : exports.entrySet()) {
                 QueueSetup setup = new QueueSetup(export.getKey(), EVENT_LOOPS, 64, NbdServer.hctxExecutors(group),
                         Duration.ZERO);
-                registry.open(export.getKey(), export.getValue(), export.getValue(), new DeviceOptions(false), setup,
+                registry.open(export.getKey(), export.getValue(), export.getValue(), options, setup,
                         MAX_PAYLOAD);
             }
             return NbdServer.start(group, registry, List.of(new InetSocketAddress("127.0.0.1", onPort)), MAX_PAYLOAD);

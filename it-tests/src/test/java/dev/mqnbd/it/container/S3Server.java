@@ -1,0 +1,101 @@
+package dev.mqnbd.it.container;
+
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.testcontainers.containers.GenericContainer;
+import org.testcontainers.containers.Network;
+import org.testcontainers.containers.wait.strategy.Wait;
+import org.testcontainers.utility.DockerImageName;
+
+/**
+ * The S3-compatible server of the S3 tests: the {@value #IMAGE} image (S3Proxy with its filesystem
+ * store, built by {@code scripts/images/build s3}) in a container, with bucket {@value #BUCKET}. Other
+ * containers on its network reach it as {@code http://s3:9000}; the host and the VM tests reach it on a
+ * mapped loopback port.
+ *
+ * <p><b>Ownership:</b> whoever starts it stops it ({@link #close}); no reaper runs here.
+ */
+public final class S3Server implements AutoCloseable {
+    public static final String IMAGE = "mqnbd-s3:latest";
+    public static final String BUCKET = "mqnbd";
+    public static final String ALIAS = "s3";
+    static final String IDENTITY = "mqnbd";
+    static final String CREDENTIAL = "mqnbd-secret";
+    private static final int PORT = 9000;
+
+    private final GenericContainer<?> container;
+
+    private S3Server(GenericContainer<?> container) {
+        this.container = container;
+    }
+
+    /**
+     * Builds the image unless it is up to date and starts the server, on {@code network} as {@value #ALIAS}
+     * when {@code network} is not null, with its port mapped to loopback either way.
+     */
+    public static S3Server start(Network network) {
+        TestImages.ensureS3Image();
+        GenericContainer<?> container = new GenericContainer<>(DockerImageName.parse(IMAGE))
+                .withImagePullPolicy(new NeverPull())
+                .withEnv("S3_IDENTITY", IDENTITY)
+                .withEnv("S3_CREDENTIAL", CREDENTIAL)
+                .withEnv("S3_BUCKETS", BUCKET)
+                .withExposedPorts(PORT)
+                .waitingFor(Wait.forLogMessage(".*Started .*Server@.*\\n", 1).withStartupTimeout(Duration.ofSeconds(60)));
+        if (network != null) {
+            container.withNetwork(network).withNetworkAliases(ALIAS);
+        }
+        try {
+            container.start();
+        } catch (RuntimeException e) {
+            String log = container.getLogs();
+            container.stop();
+            throw new AssertionError("the S3 server container did not start: " + e.getMessage() + "\n" + log, e);
+        }
+        return new S3Server(container);
+    }
+
+    /** Returns the endpoint for containers on the server's network. */
+    public String networkEndpoint() {
+        return "http://" + ALIAS + ":" + PORT;
+    }
+
+    /** Returns the endpoint on the host's loopback. */
+    public String hostEndpoint() {
+        return "http://127.0.0.1:" + container.getMappedPort(PORT);
+    }
+
+    /**
+     * Returns the backend settings ({@code DeviceOptions} keys) of a server that reaches this store at
+     * {@code endpoint}.
+     */
+    public static Map<String, String> settings(String endpoint) {
+        Map<String, String> settings = new LinkedHashMap<>();
+        settings.put("s3.endpoint", endpoint);
+        settings.put("s3.region", "us-east-1");
+        settings.put("s3.path-style", "true");
+        return settings;
+    }
+
+    /** Returns the command-line options of a server that reaches this store at {@code endpoint}. */
+    public static List<String> serveArgs(String endpoint) {
+        return List.of("--s3-endpoint", endpoint, "--s3-region", "us-east-1", "--s3-path-style");
+    }
+
+    /** Returns the environment that gives a server this store's credentials (the SDK's default chain). */
+    public static Map<String, String> credentialsEnv() {
+        return Map.of("AWS_ACCESS_KEY_ID", IDENTITY, "AWS_SECRET_ACCESS_KEY", CREDENTIAL);
+    }
+
+    /** Returns the server's log so far, for failure messages. */
+    public String logs() {
+        return container.getLogs();
+    }
+
+    @Override
+    public void close() {
+        container.stop();
+    }
+}
