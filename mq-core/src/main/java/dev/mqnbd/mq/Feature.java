@@ -22,5 +22,16 @@ public enum Feature {
      * A FLUSH on any hardware context makes every write completed on every context durable, and what one
      * context completed is visible to reads on all: clients may use several connections at once.
      */
-    SHARED_FLUSH
+    SHARED_FLUSH,
+    /**
+     * The driver takes a WRITE's payload as several segments ({@link Request#segmentCount()}, {@link
+     * Request#segment(int)}), so a payload that arrived in several network buffers is not first copied
+     * into one.
+     */
+    WRITE_SEGMENTS,
+    /**
+     * The driver may answer a READ given a {@link Request#readSegments() segment sink} with views of its
+     * own memory, which the front end sends as they are: no copy into a reply buffer.
+     */
+    READ_SEGMENTS
 }

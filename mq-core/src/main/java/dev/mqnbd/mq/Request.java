@@ -53,6 +53,9 @@ public final class Request<R> {
     private long offset;
     private long length;
     private ByteBuffer data;
+    private ByteBuffer[] segments;
+    private int segmentCount;
+    private Segments readSegments;
     private Extents extents;
     private Object attachment;
 
@@ -94,6 +97,48 @@ public final class Request<R> {
         this.offset = offset;
         this.length = length;
         this.data = data;
+        this.segments = null;
+        this.segmentCount = data == null ? 0 : 1;
+        return this;
+    }
+
+    /**
+     * Gives a WRITE its payload as {@code count} segments, in order, that together hold {@code length}
+     * bytes (each from its position to its limit), instead of one {@link #data()} buffer: the kernel's
+     * scatter list. Only for drivers whose queue has {@link Feature#WRITE_SEGMENTS}; {@link #data()} is
+     * then {@code null}. Called after {@link #prepare}.
+     *
+     * <p><b>Ownership:</b> the array and the buffers belong to the submitter, as {@link #data()} does.
+     *
+     * @return this request
+     * @throws IllegalArgumentException if the segments do not hold exactly {@link #length()} bytes
+     */
+    public Request<R> segments(ByteBuffer[] segments, int count) {
+        requireState(ALLOCATED, "segments");
+        long total = 0;
+        for (int i = 0; i < count; i++) {
+            total += segments[i].remaining();
+        }
+        if (total != length) {
+            throw new IllegalArgumentException("segments: " + total + " bytes in " + count
+                    + " segments (expected: the request's length " + length + ")");
+        }
+        this.data = null;
+        this.segments = segments;
+        this.segmentCount = count;
+        return this;
+    }
+
+    /**
+     * Lets the driver answer this READ with views of its own memory instead of filling {@link #data()}:
+     * only for drivers whose queue has {@link Feature#READ_SEGMENTS}, with {@link #data()} {@code null}.
+     * Called after {@link #prepare}; cleared when the tag frees.
+     *
+     * @return this request
+     */
+    public Request<R> readSegments(Segments sink) {
+        requireState(ALLOCATED, "readSegments");
+        this.readSegments = sink;
         return this;
     }
 
@@ -182,6 +227,29 @@ public final class Request<R> {
         return data;
     }
 
+    /**
+     * Returns how many data segments the request has: 1 when {@link #data()} holds the data, more when
+     * the submitter gave {@link #segments(ByteBuffer[], int) segments}, 0 without data.
+     */
+    public int segmentCount() {
+        return segmentCount;
+    }
+
+    /**
+     * Returns data segment {@code i}: {@link #data()} itself for a one-segment request.
+     *
+     * @throws IndexOutOfBoundsException if {@code i} is not below {@link #segmentCount()}
+     */
+    public ByteBuffer segment(int i) {
+        java.util.Objects.checkIndex(i, segmentCount);
+        return segments == null ? data : segments[i];
+    }
+
+    /** Returns the READ segment sink, or {@code null} when the driver must fill {@link #data()}. */
+    public Segments readSegments() {
+        return readSegments;
+    }
+
     /** Returns the extent sink, or {@code null} when the submitter gave none. */
     public Extents extents() {
         return extents;
@@ -228,6 +296,9 @@ public final class Request<R> {
     /** Clears the per-dispatch fields and frees the state; the caller then returns the tag. */
     void recycle() {
         data = null;
+        segments = null;
+        segmentCount = 0;
+        readSegments = null;
         extents = null;
         attachment = null;
         completion = null;

@@ -254,7 +254,36 @@ class RequestEndTest {
         assertThat(next.data()).isNull();
         assertThat(next.attachment()).isNull();
         assertThat(next.extents()).isNull();
+        assertThat(next.segmentCount()).isZero();
+        assertThat(next.readSegments()).isNull();
         assertThat(next.status()).isEqualTo(Status.OK);
+        h.queue.abandon(next);
+    }
+
+    @Test
+    void segments_replaceTheDataBuffer_mustHoldTheLength_andAreClearedOnRecycle() throws Exception {
+        h.start(1, 1);
+        ByteBuffer[] parts = {ByteBuffer.allocate(100), ByteBuffer.allocate(28).position(8)};
+        Segments sink = segment -> {};
+        Request<Pdu> rq = h.queue.tryAllocate(0, h.completion);
+
+        assertThatIllegalArgumentException()
+                .isThrownBy(() -> rq.prepare(ReqOp.WRITE, 0, 0, 121, null).segments(parts, 2))
+                .withMessage("segments: 120 bytes in 2 segments (expected: the request's length 121)");
+        rq.prepare(ReqOp.WRITE, 0, 0, 120, ByteBuffer.allocate(120)).segments(parts, 2);
+        assertThat(rq.data()).isNull();
+        assertThat(rq.segmentCount()).isEqualTo(2);
+        assertThat(rq.segment(1)).isSameAs(parts[1]);
+        rq.prepare(ReqOp.READ, 0, 0, 4096, null).readSegments(sink);
+        assertThat(rq.segmentCount()).as("prepare starts over").isZero();
+        assertThat(rq.readSegments()).isSameAs(sink);
+        h.queue.abandon(rq);
+
+        Request<Pdu> next = h.queue.tryAllocate(0, h.completion);
+        next.prepare(ReqOp.READ, 0, 0, 10, ByteBuffer.allocate(10));
+        assertThat(next.segmentCount()).isEqualTo(1);
+        assertThat(next.segment(0)).isSameAs(next.data());
+        assertThat(next.readSegments()).isNull();
         h.queue.abandon(next);
     }
 

@@ -63,6 +63,14 @@ public final class RequestChecks {
             if (length > limits.maxTransferBytes()) {
                 return Status.OVERFLOW;
             }
+            if (op == ReqOp.READ && rq.readSegments() != null) {
+                // The driver hands views of its memory to the sink; there is no buffer to check.
+                return limits.has(Feature.READ_SEGMENTS) ? Status.OK : Status.INVALID;
+            }
+            if (rq.segmentCount() > 1) {
+                // Request.segments checked that they hold exactly the length.
+                return op == ReqOp.WRITE && limits.has(Feature.WRITE_SEGMENTS) ? Status.OK : Status.INVALID;
+            }
             ByteBuffer data = rq.data();
             if (data == null || data.remaining() < length || (op == ReqOp.READ && data.isReadOnly())) {
                 return Status.INVALID;

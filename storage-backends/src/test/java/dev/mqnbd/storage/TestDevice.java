@@ -36,6 +36,11 @@ public final class TestDevice {
 
     /** Submits one request on hardware context {@code hctx} and returns the status it ended with. */
     public Status submit(int hctx, ReqOp op, int flags, long offset, long length, ByteBuffer data) {
+        return submit(hctx, rq -> rq.prepare(op, flags, offset, length, data));
+    }
+
+    /** Submits one request that {@code preparer} describes, on {@code hctx}; returns the status it ended with. */
+    public Status submit(int hctx, java.util.function.Consumer<Request<?>> preparer) {
         CompletableFuture<Status> done = new CompletableFuture<>();
         AtomicInteger completions = new AtomicInteger();
         Request<?> rq;
@@ -48,13 +53,13 @@ public final class TestDevice {
             assertThat(System.nanoTime() - deadline).as("waiting for a free tag").isNegative();
             Thread.onSpinWait();
         }
-        rq.prepare(op, flags, offset, length, data);
+        preparer.accept(rq);
         queue.submit(rq, true);
         Status status;
         try {
             status = done.get(TIMEOUT_SECONDS, TimeUnit.SECONDS);
         } catch (Exception e) {
-            throw new AssertionError(op + " " + offset + "+" + length + " did not complete", e);
+            throw new AssertionError(rq + " did not complete", e);
         }
         assertThat(completions).as("completions of one request").hasValue(1);
         return status;

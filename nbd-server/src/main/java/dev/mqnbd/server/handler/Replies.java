@@ -41,6 +41,17 @@ final class Replies {
         return alloc.directBuffer(readPrefix + length);
     }
 
+    /**
+     * Returns the start of a READ reply whose data the backend adds as components (READ_SEGMENTS): one
+     * component with room for the largest header; {@link #readSucceeded} treats it as it treats {@link
+     * #allocateRead}'s buffer once the data components are in.
+     */
+    CompositeByteBuf allocateSegmentedRead(ByteBufAllocator alloc) {
+        CompositeByteBuf reply = alloc.compositeDirectBuffer(Integer.MAX_VALUE);
+        reply.addComponent(true, alloc.directBuffer(readPrefix, readPrefix).writerIndex(readPrefix));
+        return reply;
+    }
+
     /** Returns where in {@link #allocateRead}'s buffer the data starts. */
     int dataIndex() {
         return readPrefix;

@@ -6,6 +6,7 @@ import dev.mqnbd.mq.ReqFlags;
 import dev.mqnbd.mq.ReqOp;
 import dev.mqnbd.mq.Request;
 import dev.mqnbd.mq.RequestCompletion;
+import dev.mqnbd.mq.Segments;
 import dev.mqnbd.mq.Status;
 import dev.mqnbd.mq.TagWaiter;
 import dev.mqnbd.server.Export;
@@ -16,6 +17,7 @@ import dev.mqnbd.server.protocol.NbdError;
 import dev.mqnbd.server.protocol.NbdRequest;
 import dev.mqnbd.server.protocol.NbdSession;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
@@ -48,6 +50,11 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
 
     /** The most runs one BLOCK_STATUS reply or one sparse READ reply carries. */
     private static final int MAX_EXTENTS = 512;
+    /**
+     * The smallest READ answered with the backend's own buffers where it offers them (READ_SEGMENTS):
+     * below this, copying into one reply buffer costs less than a gather list.
+     */
+    private static final int SEGMENTED_READ_MIN = 64 << 10;
 
     private final Export export;
     private final BlockQueue<?, ?, ?, ?> queue;
@@ -58,6 +65,8 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
     private final boolean structured;
     private final boolean backendExtents;
     private final boolean backendCache;
+    private final boolean writeSegments;
+    private final boolean readSegments;
     private final ArrayDeque<NbdRequest> pending = new ArrayDeque<>();
 
     /** Per-tag state of the requests this connection has in flight; tags are unique while in flight. */
@@ -93,6 +102,8 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
         this.structured = session.structuredReplies();
         this.backendExtents = queue.limits().has(Feature.BLOCK_STATUS);
         this.backendCache = queue.limits().has(Feature.CACHE);
+        this.writeSegments = queue.limits().has(Feature.WRITE_SEGMENTS);
+        this.readSegments = queue.limits().has(Feature.READ_SEGMENTS);
         this.slots = new Slot[queue.tagSet().queueDepth()];
         for (int i = 0; i < slots.length; i++) {
             slots[i] = new Slot();
@@ -204,9 +215,17 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
         switch (rq.command()) {
             case READ -> {
                 int len = (int) length;
-                ByteBuf reply = replies.allocateRead(ctx.alloc(), len);
-                slot.buffer = reply;
-                request.prepare(ReqOp.READ, flags, offset, length, reply.nioBuffer(replies.dataIndex(), len));
+                if (readSegments && len >= SEGMENTED_READ_MIN) {
+                    // The backend hands views of its memory, sent as they are: no copy into a reply buffer.
+                    CompositeByteBuf reply = replies.allocateSegmentedRead(ctx.alloc());
+                    slot.buffer = reply;
+                    request.prepare(ReqOp.READ, flags, offset, length, null);
+                    request.readSegments(slot.segments(reply));
+                } else {
+                    ByteBuf reply = replies.allocateRead(ctx.alloc(), len);
+                    slot.buffer = reply;
+                    request.prepare(ReqOp.READ, flags, offset, length, reply.nioBuffer(replies.dataIndex(), len));
+                }
                 if (structured && backendExtents && (rq.flags() & NbdConstants.CMD_FLAG_DF) == 0) {
                     // The backend may tell which parts are holes; they are then sent as OFFSET_HOLE.
                     request.extents(slot.extents(MAX_EXTENTS));
@@ -217,7 +236,17 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
                 // OWNERSHIP: the slot keeps its own reference to the payload (or to a contiguous pooled copy when
                 // the payload spans several inbound buffers), released on completion.
                 ByteBuf payload = rq.payload();
-                ByteBuf owned = payload.nioBufferCount() == 1
+                int pieces = payload.nioBufferCount();
+                if (pieces > 1 && writeSegments) {
+                    // A scatter list of the inbound buffers: no copy.
+                    ByteBuf owned = payload.retain();
+                    rq.release();
+                    slot.buffer = owned;
+                    ByteBuffer[] segments = owned.nioBuffers();
+                    request.prepare(ReqOp.WRITE, flags, offset, length, null).segments(segments, segments.length);
+                    return;
+                }
+                ByteBuf owned = pieces == 1
                         ? payload.retain()
                         : ctx.alloc().directBuffer(payload.readableBytes()).writeBytes(payload, payload.readerIndex(),
                                 payload.readableBytes());
@@ -282,6 +311,13 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
                 LOG.log(Level.DEBUG, "export \"" + export.name() + "\": " + slot.command + " failed with error " + error);
             }
             return replies.failed(ctx.alloc(), slot.cookie, slot.offset, slot.command, error);
+        }
+        if (slot.command == NbdCommand.READ && buffer.capacity() != replies.dataIndex() + length) {
+            // A READ_SEGMENTS driver handed more or fewer bytes than asked: a bug, never sent as data.
+            LOG.log(Level.ERROR, "export \"" + export.name() + "\": the backend answered a READ of " + length
+                    + " bytes with " + (buffer.capacity() - replies.dataIndex()) + " bytes; replying EIO");
+            buffer.release();
+            return replies.failed(ctx.alloc(), slot.cookie, slot.offset, slot.command, NbdError.EIO.code());
         }
         return switch (slot.command) {
             case READ -> replies.readSucceeded(ctx.alloc(), buffer, slot.cookie, slot.offset, length,
@@ -421,10 +457,20 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
         long length;
         int flags;
         ByteBuf buffer;
+        /** The slot's READ segment sink, created on first use and reused. */
+        private SegmentSink segments;
         /** The slot's extent sink, created on first use and reused. */
         private ExtentList extents;
         /** The sink handed to the current request, or {@code null}. */
         ExtentList extentsInUse;
+
+        Segments segments(CompositeByteBuf reply) {
+            if (segments == null) {
+                segments = new SegmentSink();
+            }
+            segments.reply = reply;
+            return segments;
+        }
 
         ExtentList extents(int max) {
             if (extents == null) {
@@ -432,6 +478,19 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
             }
             extentsInUse = extents.reset(max);
             return extentsInUse;
+        }
+    }
+
+    /** Appends a READ_SEGMENTS driver's views to the reply being built, wrapped without a copy. */
+    private static final class SegmentSink implements Segments {
+        CompositeByteBuf reply;
+
+        @Override
+        public void add(ByteBuffer segment) {
+            if (segment.hasRemaining()) {
+                // OWNERSHIP: the wrapper only references the driver's memory; releasing it frees nothing.
+                reply.addComponent(true, Unpooled.wrappedBuffer(segment));
+            }
         }
     }
 }

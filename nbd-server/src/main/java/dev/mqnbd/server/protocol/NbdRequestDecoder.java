@@ -1,6 +1,7 @@
 package dev.mqnbd.server.protocol;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.CompositeByteBuf;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.ByteToMessageDecoder;
 import java.util.List;
@@ -95,8 +96,8 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
                     if (in.readableBytes() < length) {
                         return;
                     }
-                    // OWNERSHIP: the slice shares the cumulation's memory; its one reference goes to the request.
-                    ByteBuf payload = in.readRetainedSlice((int) length);
+                    // OWNERSHIP: the payload's one reference goes to the request.
+                    ByteBuf payload = readPayload(ctx, in, (int) length);
                     out.add(new NbdRequest(flags, type, cookie, offset, length, payload, false));
                     state = State.HEADER;
                 }
@@ -117,6 +118,29 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
                 }
             }
         }
+    }
+
+    /**
+     * Reads a payload of {@code length} bytes without copying it: a retained slice of {@code in}, or, when
+     * {@code in} is a composite cumulation, retained slices of the network buffers under it (one slice, or
+     * a composite of them). Never a slice of the composite itself: that would share its reference count,
+     * and a cumulation that stays shared while requests are in flight can no longer drop the components
+     * it has read, so every later read would copy a growing component list.
+     */
+    private static ByteBuf readPayload(ChannelHandlerContext ctx, ByteBuf in, int length) {
+        if (!(in instanceof CompositeByteBuf composite) || length == 0) {
+            return in.readRetainedSlice(length);
+        }
+        List<ByteBuf> parts = composite.decompose(in.readerIndex(), length);
+        in.skipBytes(length);
+        if (parts.size() == 1) {
+            return parts.get(0).retain();
+        }
+        CompositeByteBuf payload = ctx.alloc().compositeDirectBuffer(parts.size());
+        for (ByteBuf part : parts) {
+            payload.addComponent(true, part.retain());
+        }
+        return payload;
     }
 
     /** Reads one header; emits the request or moves to the state that reads or drains its payload. */

@@ -20,6 +20,8 @@ import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.ParameterizedTest;
 
 /**
  * Structured replies and extended headers on an {@link EmbeddedChannel} over a real memory export:
@@ -129,6 +131,51 @@ class StructuredTransmissionTest {
         assertThat(data.readLong()).isEqualTo(8192);
         assertThat(data.readableBytes()).isEqualTo(4096);
         assertThat(data.getByte(8 + 100)).isEqualTo((byte) 7);
+    }
+
+    /**
+     * Large READs are answered with the memory backend's own pages (READ_SEGMENTS) and large WRITEs that
+     * arrive in several network buffers are taken as a gather list (WRITE_SEGMENTS): the bytes that come
+     * back are the bytes that went in, with holes as holes, in one chunk with DF.
+     */
+    @ParameterizedTest(name = "df={0}")
+    @ValueSource(booleans = {false, true})
+    void largeWriteInPieces_thenLargeRead_sameBytes(boolean df) throws Exception {
+        connect(false, 0);
+        byte[] data = new byte[300_000];
+        new java.util.Random(5).nextBytes(data);
+        ByteBuf frame = request(0, WRITE, 1, 65_636, data.length, data);
+        while (frame.isReadable()) {
+            ch.writeInbound(frame.readRetainedSlice(Math.min(frame.readableBytes(), 65_536)).copy());
+        }
+        frame.release();
+        ch.runPendingTasks();
+        ch.releaseOutbound();
+
+        ch.writeInbound(request(df ? NbdConstants.CMD_FLAG_DF : 0, READ, 2, 0, 512 << 10, null));
+        List<Chunk> chunks = chunks(false);
+
+        byte[] expected = new byte[512 << 10];
+        System.arraycopy(data, 0, expected, 65_636, data.length);
+        byte[] got = new byte[512 << 10];
+        java.util.Arrays.fill(got, (byte) 0x5A);
+        for (Chunk c : chunks) {
+            ByteBuf p = Unpooled.wrappedBuffer(c.payload());
+            if (c.type() == NbdConstants.REPLY_TYPE_OFFSET_DATA) {
+                int at = (int) p.readLong();
+                p.readBytes(got, at, p.readableBytes());
+            } else if (c.type() == NbdConstants.REPLY_TYPE_OFFSET_HOLE) {
+                int at = (int) p.readLong();
+                java.util.Arrays.fill(got, at, at + p.readInt(), (byte) 0);
+            }
+        }
+        assertThat(got).isEqualTo(expected);
+        assertThat(chunks.getLast().done()).isTrue();
+        if (df) {
+            assertThat(chunks).hasSize(1);
+        } else {
+            assertThat(chunks).extracting(Chunk::type).contains(NbdConstants.REPLY_TYPE_OFFSET_HOLE);
+        }
     }
 
     @Test

@@ -111,6 +111,39 @@ class NbdRequestDecoderTest {
     }
 
     @Test
+    void write_payloadAcrossReads_holdsTheNetworkBuffers_notTheCumulation() {
+        EmbeddedChannel ch = new EmbeddedChannel(new NbdRequestDecoder(1024));
+        byte[] payload = Frames.utf8("0123456789abcdef");
+        byte[] frame = concat(request(0, NbdCommand.WRITE.code(), 3, 0, payload.length, payload), READ_FRAME);
+        int cut1 = NbdConstants.REQUEST_HEADER_LENGTH + 5;
+        int cut2 = NbdConstants.REQUEST_HEADER_LENGTH + 11;
+        ByteBuf first = Unpooled.directBuffer().writeBytes(frame, 0, cut1);
+        ByteBuf second = Unpooled.directBuffer().writeBytes(frame, cut1, cut2 - cut1);
+        ByteBuf third = Unpooled.directBuffer().writeBytes(frame, cut2, frame.length - cut2);
+
+        ch.writeInbound(first);
+        ch.writeInbound(second);
+        ch.writeInbound(third);
+        NbdRequest write = ch.readInbound();
+        NbdRequest read = ch.readInbound();
+
+        // Three network buffers, no copy: the payload is a gather list over them.
+        assertThat(write.payload().nioBufferCount()).isEqualTo(3);
+        assertThat(write.payload().toString(java.nio.charset.StandardCharsets.US_ASCII)).isEqualTo("0123456789abcdef");
+        assertRead(read);
+        read.release();
+        // The decoder let go of everything it read: only the payload keeps the buffers it covers.
+        assertThat(ch.finish()).isFalse();
+        assertThat(first.refCnt()).isEqualTo(1);
+        assertThat(second.refCnt()).isEqualTo(1);
+        assertThat(third.refCnt()).isEqualTo(1);
+        assertThat(write.release()).isTrue();
+        assertThat(first.refCnt()).isZero();
+        assertThat(second.refCnt()).isZero();
+        assertThat(third.refCnt()).isZero();
+    }
+
+    @Test
     void write_zeroLength_emptyPayload() {
         EmbeddedChannel ch = new EmbeddedChannel(new NbdRequestDecoder(1024));
         ch.writeInbound(Unpooled.wrappedBuffer(concat(request(0, 1, 7, 0, 0, new byte[0]), READ_FRAME)));

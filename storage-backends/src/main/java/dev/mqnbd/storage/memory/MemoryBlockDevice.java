@@ -23,9 +23,12 @@ import java.util.EnumSet;
  *
  * <ul>
  *   <li>READ copies {@code length} bytes into {@link Request#data()} starting at its position, with
- *       absolute puts: the buffer's position and limit are left as they were. Holes read as zeroes.
- *   <li>WRITE copies {@code length} bytes from {@link Request#data()} starting at its position, with
- *       absolute gets: the buffer's position and limit are left as they were.
+ *       absolute puts: the buffer's position and limit are left as they were. Holes read as zeroes. Given
+ *       a {@link Request#readSegments() segment sink} instead, it copies nothing: it hands over views of
+ *       its pages ({@link dev.mqnbd.mq.Feature#READ_SEGMENTS}).
+ *   <li>WRITE copies {@code length} bytes from the request's data segments ({@link Request#data()} or
+ *       several, {@link dev.mqnbd.mq.Feature#WRITE_SEGMENTS}) starting at their positions, with absolute
+ *       gets: the buffers' positions and limits are left as they were.
  *   <li>FLUSH succeeds at once, and FUA needs nothing: a completed write is in memory, which is as
  *       durable as this export gets. Everything is lost when the server stops.
  *   <li>DISCARD and WRITE_ZEROES zero the range, zeroing partly covered pages in place and releasing
@@ -71,7 +74,9 @@ public final class MemoryBlockDevice implements Operations<MemoryHwData, MemoryS
                 // Zeroing releases or clears pages in memory: always fast. Every context shares one store, and
                 // memory needs no flush, so a FLUSH anywhere covers writes completed everywhere.
                 EnumSet.of(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES, Feature.FAST_ZERO,
-                        Feature.CACHE, Feature.BLOCK_STATUS, Feature.SHARED_FLUSH),
+                        Feature.CACHE, Feature.BLOCK_STATUS, Feature.SHARED_FLUSH,
+                        // Pages are garbage-collected and never reused: READs may send views of them.
+                        Feature.WRITE_SEGMENTS, Feature.READ_SEGMENTS),
                 readOnly);
     }
 
@@ -118,8 +123,12 @@ public final class MemoryBlockDevice implements Operations<MemoryHwData, MemoryS
         long length = rq.length();
         return switch (rq.op()) {
             case READ -> {
-                ByteBuffer dst = rq.data();
-                store.read(offset, dst, dst.position(), (int) length);
+                if (rq.readSegments() != null) {
+                    store.readSegments(offset, (int) length, rq.readSegments());
+                } else {
+                    ByteBuffer dst = rq.data();
+                    store.read(offset, dst, dst.position(), (int) length);
+                }
                 if (rq.extents() != null) {
                     // Tell the front end which parts were holes, so it can send them as such.
                     store.extents(offset, length, rq.extents());
@@ -128,8 +137,7 @@ public final class MemoryBlockDevice implements Operations<MemoryHwData, MemoryS
                 yield Status.OK;
             }
             case WRITE -> {
-                ByteBuffer src = rq.data();
-                if (!store.write(offset, src, src.position(), (int) length)) {
+                if (!write(store, offset, rq)) {
                     if (hw.allocationFailed()) {
                         LOG.log(Level.WARNING, "memory device: out of memory for a page; writes that need new"
                                 + " pages fail with NO_SPACE (hardware context " + hw.index() + ", " + store + ")");
@@ -160,5 +168,18 @@ public final class MemoryBlockDevice implements Operations<MemoryHwData, MemoryS
                 yield Status.OK;
             }
         };
+    }
+
+    /** Writes every data segment of {@code rq} in turn; {@code false} when a page could not be allocated. */
+    private static boolean write(MemoryStore store, long offset, Request<Void> rq) {
+        for (int i = 0, n = rq.segmentCount(); i < n; i++) {
+            ByteBuffer src = rq.segment(i);
+            int bytes = src.remaining();
+            if (!store.write(offset, src, src.position(), bytes)) {
+                return false;
+            }
+            offset += bytes;
+        }
+        return true;
     }
 }

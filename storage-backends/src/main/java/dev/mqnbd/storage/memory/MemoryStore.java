@@ -2,6 +2,7 @@ package dev.mqnbd.storage.memory;
 
 import dev.mqnbd.storage.Sizes;
 import dev.mqnbd.mq.Extents;
+import dev.mqnbd.mq.Segments;
 import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.atomic.LongAdder;
@@ -47,6 +48,11 @@ public final class MemoryStore implements AutoCloseable {
 
     /** Zeroes for reads of holes and for zeroing in place; read-only and never repositioned, so shareable. */
     private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(PAGE_SIZE).asReadOnlyBuffer();
+    /**
+     * Zeroes handed out by {@link #readSegments} over holes. Writable (network code sends writable direct
+     * buffers without a copy) but never written: INVARIANT: nothing in this class or elsewhere puts into it.
+     */
+    private static final ByteBuffer ZERO_SEGMENT = ByteBuffer.allocateDirect(1 << 20);
 
     private final long capacity;
     private final long pageCount;
@@ -117,6 +123,40 @@ public final class MemoryStore implements AutoCloseable {
             offset += n;
             dstIndex += n;
             length -= n;
+        }
+    }
+
+    /**
+     * Hands {@code [offset, offset + length)} to {@code sink} as views of the pages themselves (no copy):
+     * a page's slice where the page is held, slices of one shared zero buffer over runs of holes. The
+     * views stay valid while referenced (pages are garbage-collected, never reused); a later write,
+     * discard or zeroing of the range may show through them, which only a racing request can observe.
+     */
+    void readSegments(long offset, int length, Segments sink) {
+        assert inStore(offset, length) : offset + "+" + length;
+        int zeroRun = 0;
+        while (length > 0) {
+            int inPage = (int) (offset & PAGE_MASK);
+            int n = Math.min(length, PAGE_SIZE - inPage);
+            ByteBuffer page = page(offset >>> PAGE_SHIFT);
+            if (page == null) {
+                zeroRun += n;
+                if (zeroRun > ZERO_SEGMENT.capacity() - PAGE_SIZE) {
+                    sink.add(ZERO_SEGMENT.slice(0, zeroRun));
+                    zeroRun = 0;
+                }
+            } else {
+                if (zeroRun > 0) {
+                    sink.add(ZERO_SEGMENT.slice(0, zeroRun));
+                    zeroRun = 0;
+                }
+                sink.add(page.slice(inPage, n));
+            }
+            offset += n;
+            length -= n;
+        }
+        if (zeroRun > 0) {
+            sink.add(ZERO_SEGMENT.slice(0, zeroRun));
         }
     }
 

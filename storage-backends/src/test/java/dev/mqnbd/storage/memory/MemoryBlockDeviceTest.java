@@ -15,9 +15,11 @@ import dev.mqnbd.storage.DeviceOptions;
 import dev.mqnbd.storage.QueueSetup;
 import dev.mqnbd.storage.Sizes;
 import dev.mqnbd.storage.TestDevice;
+import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.ExecutorService;
@@ -146,7 +148,60 @@ class MemoryBlockDeviceTest extends BlockDeviceContract {
         assertThat(dev.queue().limits().maxTransferBytes()).isEqualTo(32 << 20);
         assertThat(dev.queue().limits().features())
                 .containsExactlyInAnyOrder(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES,
-                        Feature.FAST_ZERO, Feature.CACHE, Feature.BLOCK_STATUS, Feature.SHARED_FLUSH);
+                        Feature.FAST_ZERO, Feature.CACHE, Feature.BLOCK_STATUS, Feature.SHARED_FLUSH,
+                        Feature.WRITE_SEGMENTS, Feature.READ_SEGMENTS);
+    }
+
+    @Test
+    void writeSegments_landInOrder_acrossPages() throws Exception {
+        TestDevice dev = open(1 << 20);
+        byte[] all = TestDevice.random(11, 6003);
+        ByteBuffer[] segments = {
+            TestDevice.direct(Arrays.copyOfRange(all, 0, 1000)),
+            TestDevice.direct(Arrays.copyOfRange(all, 1000, 6000)),
+            TestDevice.direct(Arrays.copyOfRange(all, 6000, 6003)),
+        };
+
+        Status status = dev.submit(0, rq -> rq.prepare(ReqOp.WRITE, 0, 4090, 6003, null).segments(segments, 3));
+
+        assertThat(status).isEqualTo(Status.OK);
+        assertThat(dev.read(4090, 6003)).isEqualTo(all);
+        assertThat(segments[1].position()).isZero();
+    }
+
+    @Test
+    void readSegments_areViewsOfThePages_andZeroesOverHoles() throws Exception {
+        TestDevice dev = open(1 << 20);
+        byte[] data = TestDevice.random(12, 3 * PAGE);
+        dev.write(PAGE, data); // pages 1-3 hold data; 0 and 4.. are holes
+        List<ByteBuffer> views = new ArrayList<>();
+
+        Status status = dev.submit(0, rq -> rq.prepare(ReqOp.READ, 0, 100, 5 * PAGE, null).readSegments(views::add));
+
+        assertThat(status).isEqualTo(Status.OK);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        for (ByteBuffer view : views) {
+            byte[] bytes = new byte[view.remaining()];
+            view.duplicate().get(bytes);
+            out.write(bytes);
+        }
+        byte[] expected = new byte[5 * PAGE];
+        System.arraycopy(data, 0, expected, PAGE - 100, data.length);
+        assertThat(out.toByteArray()).isEqualTo(expected);
+        assertThat(views).as("a hole, three pages, a hole").hasSize(5);
+        // Views, not copies: a later write shows through (a racing read may see it, as NBD allows).
+        dev.write(PAGE, new byte[] {42});
+        assertThat(views.get(1).get(views.get(1).position())).isEqualTo((byte) 42);
+    }
+
+    @Test
+    void segments_onARead_areInvalid() throws Exception {
+        TestDevice dev = open(1 << 20);
+        ByteBuffer[] two = {TestDevice.direct(new byte[10]), TestDevice.direct(new byte[10])};
+
+        Status status = dev.submit(0, rq -> rq.prepare(ReqOp.READ, 0, 0, 20, null).segments(two, 2));
+
+        assertThat(status).as("segments are for WRITE only").isEqualTo(Status.INVALID);
     }
 
     @Test
