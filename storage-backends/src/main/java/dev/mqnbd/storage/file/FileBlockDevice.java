@@ -23,7 +23,8 @@ import java.util.EnumSet;
  * Void}).
  *
  * <p>The path of a request: {@code queueRq}, on the context's event loop, checks it ({@link
- * RequestChecks}) and stages it; {@code isLast} or {@code commitRqs} hands the batch to the context's
+ * RequestChecks}), serves a READ whose range the page cache holds at once ({@code preadv2(RWF_NOWAIT)},
+ * {@link FileHwData#readCached}), and stages the rest; {@code isLast} or {@code commitRqs} hands the batch to the context's
  * I/O thread, which serves it in order:
  *
  * <ul>
@@ -113,7 +114,12 @@ public final class FileBlockDevice implements Operations<FileHwData, FileStore, 
     public Status queueRq(FileHwData hw, FileStore store, Request<Void> rq, boolean isLast) {
         Status checked = RequestChecks.check(rq, limits);
         if (checked == Status.OK) {
-            hw.stage(rq);
+            if (rq.op() == ReqOp.READ && hw.readCached(rq)) {
+                // OWNERSHIP: served from the page cache right here; the request goes back to mq-core.
+                rq.end(Status.OK);
+            } else {
+                hw.stage(rq);
+            }
         }
         if (isLast) {
             // Also when rq was refused: mq-core counts an isLast request as the batch's end either way.

@@ -48,6 +48,9 @@ final class LibC {
     static final int SEEK_DATA = 3;
     static final int SEEK_HOLE = 4;
 
+    /** {@code preadv2} flag: fail with {@code EAGAIN} instead of waiting for the disk. */
+    static final int RWF_NOWAIT = 0x00000008;
+
     static final int LOCK_SH = 1;
     static final int LOCK_EX = 2;
     static final int LOCK_NB = 4;
@@ -81,6 +84,10 @@ final class LibC {
     private static final MethodHandle CLOSE = downcall("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle PREAD =
             downcall("pread", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
+    // Never blocks (RWF_NOWAIT is its only use): a critical downcall skips the thread-state transitions.
+    private static final MethodHandle PREADV2 = downcall("preadv2",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_INT),
+            Linker.Option.critical(false));
     private static final MethodHandle PWRITE =
             downcall("pwrite", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
     private static final MethodHandle FALLOCATE =
@@ -139,6 +146,18 @@ final class LibC {
             return (long) PREAD.invokeExact(state, fd, buf, count, offset);
         } catch (Throwable t) {
             throw linkageFailure("pread", t);
+        }
+    }
+
+    /**
+     * {@code preadv2(2)} into the {@code iovcnt} {@code struct iovec}s at {@code iov}; returns the byte
+     * count, 0 at EOF, or -1. Only for calls that cannot block, such as with {@link #RWF_NOWAIT}.
+     */
+    long preadv2(int fd, MemorySegment iov, int iovcnt, long offset, int flags) {
+        try {
+            return (long) PREADV2.invokeExact(state, fd, iov, iovcnt, offset, flags);
+        } catch (Throwable t) {
+            throw linkageFailure("preadv2", t);
         }
     }
 

@@ -87,6 +87,35 @@ class FileBlockDeviceTest extends BlockDeviceContract {
     }
 
     @Test
+    void read_ofCachedData_isServedOnTheContextsThread_uncachedByTheIoThread() throws Exception {
+        TestDevice dev = open(4 << 20);
+        byte[] data = TestDevice.random(3, 64 << 10);
+        dev.write(8192, data); // now in the page cache
+        @SuppressWarnings("unchecked")
+        FileHwData hw = ((BlockQueue<FileHwData, ?, ?, ?>) dev.queue()).hctx(0).hwData();
+        awaitIdle(hw);
+
+        assertThat(dev.read(8192 + 100, 60_000)).isEqualTo(java.util.Arrays.copyOfRange(data, 100, 60_100));
+        assertThat(hw.cachedReads()).as("served from the page cache without the I/O thread").isEqualTo(1);
+
+        // Past the end of a file that shrank: preadv2 reads short, so the I/O thread serves it (zeroes).
+        Files.write(store(dev).path(), new byte[4096]);
+        awaitIdle(hw);
+        assertThat(dev.read(1 << 20, 4096)).isEqualTo(new byte[4096]);
+        assertThat(hw.cachedReads()).isEqualTo(1);
+        assertThat(hw.reads()).isEqualTo(2);
+    }
+
+    /** Waits until the context's I/O thread sleeps with nothing to do (reads are served inline only then). */
+    private static void awaitIdle(FileHwData hw) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (!hw.ioIdle()) {
+            assertThat(System.nanoTime() - deadline).as("the I/O thread goes idle").isNegative();
+            Thread.sleep(1);
+        }
+    }
+
+    @Test
     void existingFile_isServedWithItsContents() throws Exception {
         Path image = dir.resolve("existing.img");
         byte[] content = TestDevice.random(2, 300_000);
