@@ -10,6 +10,7 @@ import dev.mqnbd.mq.Request;
 import dev.mqnbd.mq.Status;
 import dev.mqnbd.storage.RequestChecks;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.lang.System.Logger.Level;
 import java.util.EnumSet;
 
@@ -30,7 +31,8 @@ import java.util.EnumSet;
  * <ul>
  *   <li>READ: {@code pread} into {@link Request#data()} (positioned at its position; position and limit
  *       are left alone); bytes past the end of a file that shrank read as zeroes.
- *   <li>WRITE: {@code pwrite} of {@link Request#data()}. With FUA, the request then waits in the group
+ *   <li>WRITE: {@code pwrite} of {@link Request#data()}, or of each segment in turn ({@link
+ *       Feature#WRITE_SEGMENTS}, without O_DIRECT). With FUA, the request then waits in the group
  *       commit for an {@code fdatasync} that started after the write returned.
  *   <li>FLUSH: waits in the group commit for an {@code fdatasync} that started after every write
  *       completed before it (on any context), or ends at once when no write happened since the last one.
@@ -73,6 +75,10 @@ public final class FileBlockDevice implements Operations<FileHwData, FileStore, 
                 Feature.FAST_ZERO, Feature.BLOCK_STATUS, Feature.SHARED_FLUSH);
         if (store.rotational()) {
             features.add(Feature.ROTATIONAL);
+        }
+        if (!store.direct()) {
+            // O_DIRECT needs every transfer aligned; network buffers are not.
+            features.add(Feature.WRITE_SEGMENTS);
         }
         this.limits = new QueueLimits(
                 store.capacity(), logical, 4096, MAX_TRANSFER_BYTES, 4096, features, store.readOnly());
@@ -146,7 +152,13 @@ public final class FileBlockDevice implements Operations<FileHwData, FileStore, 
                 }
                 case WRITE -> {
                     try {
-                        hw.io.write(rq.offset(), rq.data(), (int) rq.length());
+                        long at = rq.offset();
+                        for (int i = 0, n = rq.segmentCount(); i < n; i++) {
+                            // One pwrite per segment costs less than copying the payload into one buffer.
+                            ByteBuffer segment = rq.segment(i);
+                            hw.io.write(at, segment, segment.remaining());
+                            at += segment.remaining();
+                        }
                     } finally {
                         // INVARIANT: set after the pwrite returned, so the next sync to start covers it.
                         hw.writer.markDirty();

@@ -14,6 +14,7 @@ import dev.mqnbd.storage.BlockDeviceContract;
 import dev.mqnbd.storage.DeviceOptions;
 import dev.mqnbd.storage.RecordingExtents;
 import dev.mqnbd.storage.TestDevice;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -104,6 +105,24 @@ class FileBlockDeviceTest extends BlockDeviceContract {
         assertThat(dev.read(1 << 20, 4096)).isEqualTo(new byte[4096]);
         assertThat(hw.cachedReads()).isEqualTo(1);
         assertThat(hw.reads()).isEqualTo(2);
+    }
+
+    @Test
+    void writeSegments_landInOrder() throws Exception {
+        TestDevice dev = open(1 << 20);
+        byte[] all = TestDevice.random(4, 70_001);
+        ByteBuffer[] segments = {
+            TestDevice.direct(java.util.Arrays.copyOfRange(all, 0, 65_536)),
+            ByteBuffer.wrap(java.util.Arrays.copyOfRange(all, 65_536, 70_000)), // heap: through the bounce buffer
+            TestDevice.direct(java.util.Arrays.copyOfRange(all, 70_000, 70_001)),
+        };
+
+        assertThat(dev.queue().limits().features()).contains(Feature.WRITE_SEGMENTS);
+        assertThat(dev.submit(0, rq -> rq.prepare(ReqOp.WRITE, 0, 1000, all.length, null).segments(segments, 3)))
+                .isEqualTo(Status.OK);
+
+        byte[] file = Files.readAllBytes(store(dev).path());
+        assertThat(java.util.Arrays.copyOfRange(file, 1000, 1000 + all.length)).isEqualTo(all);
     }
 
     /** Waits until the context's I/O thread sleeps with nothing to do (reads are served inline only then). */
