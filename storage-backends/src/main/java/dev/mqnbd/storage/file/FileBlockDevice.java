@@ -25,8 +25,8 @@ import java.util.EnumSet;
  *
  * <p>The path of a request: {@code queueRq}, on the context's event loop, checks it ({@link
  * RequestChecks}), serves a READ whose range the page cache holds at once ({@code preadv2(RWF_NOWAIT)},
- * {@link FileHwData#readCached}), and stages the rest; {@code isLast} or {@code commitRqs} hands the batch to the context's
- * I/O thread, which serves it in order:
+ * {@link FileHwData#readCached}), and stages the rest; {@code isLast} or {@code commitRqs} hands the
+ * batch to the context's I/O thread, which serves it in order:
  *
  * <ul>
  *   <li>READ: {@code pread} into {@link Request#data()} (positioned at its position; position and limit
