@@ -345,7 +345,8 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
             reply.release();
             return;
         }
-        ctx.write(reply);
+        // The void promise saves an allocation per reply; a failed write reaches exceptionCaught instead.
+        ctx.write(reply, ctx.voidPromise());
         scheduleFlush();
     }
 
@@ -436,6 +437,10 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
         if (cause instanceof NbdCodecException) {
             LOG.log(Level.WARNING, "closing connection from " + ctx.channel().remoteAddress() + " to export \""
                     + export.name() + "\": " + cause.getMessage());
+        } else if (cause instanceof java.io.IOException) {
+            // The peer went away (reset, broken pipe) while replies were being read or written.
+            LOG.log(Level.INFO, "connection from " + ctx.channel().remoteAddress() + " to export \""
+                    + export.name() + "\" lost: " + cause.getMessage());
         } else {
             LOG.log(Level.WARNING, "closing connection from " + ctx.channel().remoteAddress() + " to export \""
                     + export.name() + "\"", cause);
