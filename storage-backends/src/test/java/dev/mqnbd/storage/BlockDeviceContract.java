@@ -46,6 +46,14 @@ public abstract class BlockDeviceContract {
     /** Returns the spec (what follows {@code scheme:}) of a new device of {@code size} bytes, all zeroes. */
     protected abstract String spec(long size) throws Exception;
 
+    /**
+     * Returns the options to open a device with; backends that need settings (an S3 endpoint) add them.
+     * The default has no settings.
+     */
+    protected DeviceOptions options(boolean readOnly) {
+        return new DeviceOptions(readOnly);
+    }
+
     /** Releases whatever {@link #spec} created; runs after every queue of the test has been closed. */
     protected void cleanup() throws Exception {}
 
@@ -91,7 +99,7 @@ public abstract class BlockDeviceContract {
 
     /** Opens a new device of {@code size} bytes with {@code hwQueues} hardware contexts. */
     protected final TestDevice open(long size, boolean readOnly, int hwQueues) throws Exception {
-        BlockQueue<?, ?, ?, ?> queue = backend().open(spec(size), new DeviceOptions(readOnly), queueSetup(hwQueues));
+        BlockQueue<?, ?, ?, ?> queue = backend().open(spec(size), options(readOnly), queueSetup(hwQueues));
         return new TestDevice(closeAfterTest(queue));
     }
 

@@ -1,0 +1,393 @@
+package dev.mqnbd.storage.s3;
+
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.lang.System.Logger.Level;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BiFunction;
+
+/**
+ * The blocks of one S3 export in memory, shared by all its hardware contexts: reads and writes by byte
+ * range on top of whole-block objects in the store. {@link Zeroing} and {@link BlockStatus} work on it
+ * too; {@link DirtyBlocks} keeps its dirty state, {@link Writeback} uploads it.
+ *
+ * <p><b>Where a block lives.</b>
+ *
+ * <ul>
+ *   <li>{@code live}: the one {@link Block} of an index while it is pinned (a request or an upload uses
+ *       it) or dirty. Dirty blocks stay here, strongly held, until stored, so eviction never drops
+ *       unsaved data.
+ *   <li>{@code clean}: a Caffeine cache of the bytes of clean blocks nobody uses, bounded in bytes by
+ *       {@code s3.cache} (weigher: the array's length). Pinning a block takes its bytes out of the cache,
+ *       and unpinning a clean block puts them back, both atomically with the {@code live} entry, so a
+ *       block's bytes are in exactly one place and can be changed in place once pinned.
+ *   <li>the store: every block not in memory. A block whose {@link BlockMap} bit is clear reads as
+ *       zeroes without a GET.
+ * </ul>
+ *
+ * <p><b>Locking.</b> A block's contents change under its lock; a read-modify-write of part of a block
+ * (GET if needed, copy, mark dirty) happens under it, so concurrent writes to different bytes of one
+ * block never lose each other's bytes, and one GET serves every request waiting for that block. Lock
+ * order: a block lock, then a {@code live} bin (inside {@code compute}), then the Caffeine cache; never
+ * a block lock inside {@code compute}. Every wait (a lock, the dirty bound, the store) ends at the
+ * request's deadline with an {@link IOException}.
+ *
+ * <p><b>Ownership:</b> the {@link S3Export} owns the cache; arrays in it are owned by the block that
+ * holds them or by the Caffeine cache, never both; an upload borrows a block's array while {@link
+ * Block#shared} is set.
+ *
+ * <p><b>Threading:</b> safe for concurrent use from request threads, prefetches and uploads.
+ */
+final class BlockCache {
+    private static final System.Logger LOG = System.getLogger(BlockCache.class.getName());
+
+    /** Metadata key of a block object's CRC32C ({@code x-amz-meta-crc32c}). */
+    static final String CRC_KEY = "crc32c";
+
+    private final String exportName;
+    private final ObjectNames names;
+    private final ObjectStore store;
+    private final S3Stats stats;
+    final int blockSize;
+    final long capacity;
+    final long blockCount;
+    final BlockMap map;
+    final DirtyBlocks dirty;
+    private final ConcurrentHashMap<Long, Block> live = new ConcurrentHashMap<>();
+    private final Cache<Long, byte[]> clean;
+
+    // The compute functions of pin and unpin, allocated once rather than as a lambda per call.
+    private final BiFunction<Long, Block, Block> pinner = this::pinned;
+    private final BiFunction<Long, Block, Block> unpinner = this::unpinned;
+
+    BlockCache(String exportName, ObjectNames names, ObjectStore store, S3Stats stats, ExportMetadata meta,
+            BlockMap map, S3Settings settings) {
+        this.exportName = exportName;
+        this.names = names;
+        this.store = store;
+        this.stats = stats;
+        this.blockSize = meta.blockSize();
+        this.capacity = meta.size();
+        this.blockCount = meta.blockCount();
+        this.map = map;
+        this.dirty = new DirtyBlocks(exportName, blockSize, settings.maxDirtyBytes(), stats);
+        this.clean = settings.cacheBytes() < blockSize
+                ? null
+                : Caffeine.newBuilder()
+                        .maximumWeight(settings.cacheBytes())
+                        .weigher((Long index, byte[] bytes) -> bytes.length)
+                        .build();
+    }
+
+    /** Returns the bytes held by the clean cache now, after the cache's pending bookkeeping has run. */
+    long cachedBytes() {
+        if (clean == null) {
+            return 0;
+        }
+        clean.cleanUp();
+        return clean.policy().eviction().map(e -> e.weightedSize().orElse(0)).orElse(0L);
+    }
+
+    /** Returns the block of {@code index} if it is pinned or dirty now, else {@code null}; a hint, unlocked. */
+    Block live(long index) {
+        return live.get(index);
+    }
+
+    /** Returns the sorted indexes in {@code [from, to)} of the blocks pinned or dirty now. */
+    long[] liveIndexes(long from, long to) {
+        return live.keySet().stream()
+                .mapToLong(Long::longValue)
+                .filter(i -> i >= from && i < to)
+                .sorted()
+                .toArray();
+    }
+
+    /** Returns whether block {@code index} is known to be zero without a look at it: absent and not in memory. */
+    boolean knownZero(long index) {
+        return !map.mayExist(index) && !live.containsKey(index);
+    }
+
+    /** Returns whether block {@code index}'s bytes are in memory now (live and loaded, or in the clean cache). */
+    boolean resident(long index) {
+        Block b = live.get(index);
+        return (b != null && b.loaded) || (clean != null && clean.asMap().containsKey(index));
+    }
+
+    /* --------------- pins --------------- */
+
+    /** Returns the block of {@code index}, pinned: it stays in {@code live} until {@link #unpin}. */
+    Block pin(long index) {
+        return live.compute(index, pinner);
+    }
+
+    /** Drops a pin; the last pin of a clean block moves its bytes to the clean cache and forgets the block. */
+    void unpin(Block b) {
+        live.compute(b.index, unpinner);
+    }
+
+    private Block pinned(Long index, Block b) {
+        if (b == null) {
+            b = new Block(index);
+            byte[] cached = clean == null ? null : clean.asMap().remove(index);
+            if (cached != null) {
+                // OWNERSHIP: the block owns the array from here; the cache no longer refers to it.
+                b.data = cached;
+                b.loaded = true;
+            }
+        }
+        b.pins++;
+        return b;
+    }
+
+    private Block unpinned(Long index, Block b) {
+        // INVARIANT: a pinned block stays in live, so b is the block being unpinned.
+        if (--b.pins > 0 || b.dirty || b.uploading) {
+            return b;
+        }
+        if (clean != null && b.loaded && b.data != null) {
+            // OWNERSHIP: the clean cache owns the array from here; the block is forgotten.
+            clean.put(index, b.data);
+        }
+        return null;
+    }
+
+    /* --------------- reads --------------- */
+
+    /** Copies {@code length} bytes from {@code offset} into {@code dst[dstIndex...]} with absolute puts. */
+    void read(long offset, ByteBuffer dst, int dstIndex, int length, long deadline) throws IOException {
+        while (length > 0) {
+            long index = offset / blockSize;
+            int in = (int) (offset % blockSize);
+            int n = Math.min(length, blockSize - in);
+            if (knownZero(index)) {
+                // Known not to exist and not in memory: zeroes, without a GET.
+                Bytes.zero(dst, dstIndex, n);
+            } else {
+                Block b = pin(index);
+                try {
+                    lock(b, deadline);
+                    try {
+                        load(b, deadline);
+                        if (b.data == null) {
+                            Bytes.zero(dst, dstIndex, n);
+                        } else {
+                            dst.put(dstIndex, b.data, in, n);
+                        }
+                    } finally {
+                        b.lock.unlock();
+                    }
+                } finally {
+                    unpin(b);
+                }
+            }
+            offset += n;
+            dstIndex += n;
+            length -= n;
+        }
+    }
+
+    /** Loads every block of the range that may exist and is not in memory (CACHE, read-ahead). */
+    void fetch(long firstBlock, long endBlock, long deadline) throws IOException {
+        for (long index = firstBlock; index < endBlock; index++) {
+            if (!map.mayExist(index) || resident(index)) {
+                continue;
+            }
+            Block b = pin(index);
+            try {
+                lock(b, deadline);
+                try {
+                    if (!b.loaded) {
+                        stats.readAheads.increment();
+                        load(b, deadline);
+                    }
+                } finally {
+                    b.lock.unlock();
+                }
+            } finally {
+                unpin(b);
+            }
+        }
+    }
+
+    /** Makes {@code b}'s contents valid: GET it unless it is loaded or known absent. Under {@code b}'s lock. */
+    void load(Block b, long deadline) throws IOException {
+        if (b.loaded) {
+            return;
+        }
+        if (!map.mayExist(b.index)) {
+            b.data = null;
+            b.loaded = true;
+            return;
+        }
+        String key = names.block(b.index);
+        stats.gets.increment();
+        ObjectStore.StoredObject object = store.get(key, remaining(deadline, "reading block " + b.index));
+        if (object == null) {
+            map.clear(b.index);
+            b.data = null;
+            b.loaded = true;
+            return;
+        }
+        byte[] data = object.data();
+        stats.bytesDown.add(data.length);
+        verify(key, object);
+        b.data = Bytes.isZero(data) ? null : data;
+        b.loaded = true;
+    }
+
+    /** Checks a downloaded block's length and CRC32C; a mismatch is logged as an error and fails the read. */
+    private void verify(String key, ObjectStore.StoredObject object) throws IOException {
+        byte[] data = object.data();
+        String expected = object.metadata().get(CRC_KEY);
+        String problem = null;
+        if (data.length != blockSize) {
+            problem = data.length + " bytes (expected: " + blockSize + ")";
+        } else if (expected == null) {
+            problem = "no " + CRC_KEY + " metadata (expected: a block object written by mqnbd)";
+        } else {
+            String actual = Bytes.crc32c(data);
+            if (!actual.equals(expected)) {
+                problem = "CRC32C " + actual + " (expected: " + expected + ", from its metadata)";
+            }
+        }
+        if (problem != null) {
+            stats.checksumFailures.increment();
+            String message = "s3 export " + exportName + ": block object s3://" + names.bucket() + "/" + key
+                    + " is corrupt: " + problem + "; reads of it fail with EIO";
+            LOG.log(Level.ERROR, message);
+            throw new IOException(message);
+        }
+    }
+
+    /* --------------- writes --------------- */
+
+    /**
+     * Copies {@code src[srcIndex, srcIndex + length)} to {@code offset}; partial blocks are read, modified
+     * and written back under their lock. Zeroes written where the block is zero change nothing.
+     *
+     * @param touched where to record the blocks and versions a FUA must wait for; {@code null} without FUA
+     */
+    void write(long offset, ByteBuffer src, int srcIndex, int length, long deadline, Barrier.Builder touched)
+            throws IOException {
+        while (length > 0) {
+            long index = offset / blockSize;
+            int in = (int) (offset % blockSize);
+            int n = Math.min(length, blockSize - in);
+            boolean whole = in == 0 && (n == blockSize || offset + n == capacity);
+            boolean zeroes = Bytes.isZero(src, srcIndex, n);
+            if (!(zeroes && knownZero(index))) {
+                Block current = live.get(index);
+                if (!zeroes && (current == null || current.charged == 0)) {
+                    // Only a block that is not yet dirty with data adds to the dirty bytes: a writer filling
+                    // a dirty block does not stop half way, so the writeback never catches it half written.
+                    dirty.awaitRoom(deadline);
+                }
+                Block b = pin(index);
+                try {
+                    lock(b, deadline);
+                    try {
+                        if (whole) {
+                            replace(b, src, srcIndex, n, zeroes);
+                        } else {
+                            modify(b, in, src, srcIndex, n, zeroes, deadline);
+                        }
+                        if (touched != null) {
+                            touched.add(b, b.version);
+                        }
+                    } finally {
+                        b.lock.unlock();
+                    }
+                } finally {
+                    unpin(b);
+                }
+            }
+            offset += n;
+            srcIndex += n;
+            length -= n;
+        }
+    }
+
+    /** Replaces the whole block without reading it; under its lock. */
+    private void replace(Block b, ByteBuffer src, int srcIndex, int n, boolean zeroes) {
+        if (zeroes) {
+            if (isZero(b)) {
+                b.loaded = true;
+                b.data = null;
+                return;
+            }
+            b.data = null;
+            b.shared = false;
+        } else {
+            if (b.data == null || b.shared) {
+                // A new array; bytes past n (the last block's tail past the capacity) stay zero.
+                b.data = new byte[blockSize];
+                b.shared = false;
+            }
+            src.get(srcIndex, b.data, 0, n);
+        }
+        b.loaded = true;
+        dirty.changed(b);
+    }
+
+    /** Read-modify-write of part of the block; under its lock. */
+    private void modify(Block b, int in, ByteBuffer src, int srcIndex, int n, boolean zeroes, long deadline)
+            throws IOException {
+        load(b, deadline);
+        if (b.data == null) {
+            if (zeroes) {
+                return;
+            }
+            b.data = new byte[blockSize];
+        } else if (b.shared) {
+            b.data = b.data.clone();
+            b.shared = false;
+        }
+        if (zeroes) {
+            Arrays.fill(b.data, in, in + n, (byte) 0);
+        } else {
+            src.get(srcIndex, b.data, in, n);
+        }
+        dirty.changed(b);
+    }
+
+    /** Returns whether the block's contents are known to be all zeroes without reading it; under its lock. */
+    boolean isZero(Block b) {
+        return b.loaded ? b.data == null : !map.mayExist(b.index);
+    }
+
+    /* --------------- deadlines --------------- */
+
+    /** Locks {@code b}, waiting at most until {@code deadline}. */
+    static void lock(Block b, long deadline) throws IOException {
+        try {
+            if (b.lock.tryLock(deadline - System.nanoTime(), TimeUnit.NANOSECONDS)) {
+                return;
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted waiting for block " + b.index);
+        }
+        throw new IOException("timed out waiting for block " + b.index + " (another request held it, e.g. while"
+                + " reading it from the store)");
+    }
+
+    /** Returns the time left until {@code deadline} for a store request, or throws when none is left. */
+    static Duration remaining(long deadline, String what) throws IOException {
+        long left = deadline - System.nanoTime();
+        if (left < TimeUnit.MILLISECONDS.toNanos(1)) {
+            throw new IOException("timed out before " + what);
+        }
+        return Duration.ofNanos(left);
+    }
+
+    @Override
+    public String toString() {
+        return "BlockCache[" + names + ": " + live.size() + " live, " + dirty + ", " + cachedBytes() + " bytes cached]";
+    }
+}

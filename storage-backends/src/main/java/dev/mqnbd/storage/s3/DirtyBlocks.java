@@ -1,0 +1,231 @@
+package dev.mqnbd.storage.s3;
+
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.util.Collection;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The dirty blocks of one S3 export: which blocks hold changes not yet stored, how many bytes of data
+ * they hold, the bound on those bytes that makes writers wait, and the start and end of each upload.
+ *
+ * <p><b>The bound.</b> A dirty block holding data counts {@code blockSize} bytes; a dirty block of
+ * zeroes (an object to delete) counts none. A writer about to add data to a block that does not count
+ * yet waits while the total is at {@code s3.max-dirty}, so the bound may be passed by one block per
+ * writer running at once. Dirty blocks of any kind are also bounded in number ({@link
+ * #MAX_DIRTY_BLOCKS}), which bounds the memory of a huge trim's pending deletes.
+ *
+ * <p><b>Progress.</b> {@link #progress} is notified whenever an upload ends or the dirty bytes drop:
+ * writers waiting for room and barriers waiting for uploads wait on it (with a timeout, so a missed
+ * notification costs at most a tick).
+ *
+ * <p><b>Threading:</b> safe for concurrent use; {@link #changed}, {@link #recharge} and the upload
+ * bookkeeping run under the block's lock, as their callers document.
+ */
+final class DirtyBlocks {
+    /** Most dirty blocks at once, zero blocks included. */
+    static final int MAX_DIRTY_BLOCKS = 1 << 16;
+
+    private final String exportName;
+    private final int blockSize;
+    private final long maxDirty;
+    private final S3Stats stats;
+    private final ConcurrentHashMap<Long, Block> blocks = new ConcurrentHashMap<>();
+    private final AtomicLong bytes = new AtomicLong();
+
+    /** Notified whenever an upload ends or dirty bytes drop. */
+    final Object progress = new Object();
+
+    // Guarded by progress.
+    private int roomWaiters;
+
+    private volatile Runnable wakeWriteback = () -> {};
+
+    DirtyBlocks(String exportName, int blockSize, long maxDirty, S3Stats stats) {
+        this.exportName = exportName;
+        this.blockSize = blockSize;
+        this.maxDirty = maxDirty;
+        this.stats = stats;
+    }
+
+    /** Sets what wakes the writeback when dirty data piles up or a writer waits. */
+    void wakeWritebackWith(Runnable wake) {
+        this.wakeWriteback = wake;
+    }
+
+    /** Returns the dirty blocks, live view (weakly consistent). */
+    Collection<Block> blocks() {
+        return blocks.values();
+    }
+
+    /** Returns the number of dirty blocks, zero blocks included. */
+    int count() {
+        return blocks.size();
+    }
+
+    /** Returns the bytes of dirty blocks that hold data. */
+    long bytes() {
+        return bytes.get();
+    }
+
+    /** Returns the bound on {@link #bytes()}: {@code s3.max-dirty}. */
+    long max() {
+        return maxDirty;
+    }
+
+    /** Returns the number of writers waiting for room. */
+    int roomWaiters() {
+        synchronized (progress) {
+            return roomWaiters;
+        }
+    }
+
+    /** Records a change of {@code b}'s contents: a new version, dirty from now on. Under {@code b}'s lock. */
+    void changed(Block b) {
+        b.version++;
+        if (!b.dirty) {
+            b.dirtySinceNanos = System.nanoTime();
+            b.dirty = true;
+            blocks.put(b.index, b);
+        }
+        recharge(b);
+    }
+
+    /** Brings {@code b}'s share of the dirty bytes up to date. Under {@code b}'s lock. */
+    private void recharge(Block b) {
+        long charge = b.dirty && b.data != null ? blockSize : 0;
+        long delta = charge - b.charged;
+        if (delta == 0) {
+            return;
+        }
+        b.charged = charge;
+        long now = bytes.addAndGet(delta);
+        if (delta > 0) {
+            stats.maxDirtyBytes.accumulateAndGet(now, Math::max);
+            if (now > maxDirty / 4 && now - delta <= maxDirty / 4) {
+                wakeWriteback.run();
+            }
+        } else {
+            signalProgress();
+        }
+    }
+
+    /**
+     * Starts an upload of {@code b}: marks it uploading and returns the snapshot to store, or {@code null}
+     * when it is clean or already being uploaded. The caller holds a pin.
+     */
+    Snapshot beginUpload(Block b) {
+        b.lock.lock();
+        try {
+            if (!b.dirty || b.uploading) {
+                return null;
+            }
+            b.uploading = true;
+            if (b.data != null) {
+                // OWNERSHIP: the upload borrows the array until finishUpload; writers copy it meanwhile.
+                b.shared = true;
+            }
+            return new Snapshot(b.version, b.data);
+        } finally {
+            b.lock.unlock();
+        }
+    }
+
+    /**
+     * Ends an upload begun with {@link #beginUpload}: on success the stored version rises to the
+     * snapshot's, and the block is clean if nothing changed meanwhile; on failure it stays dirty and is
+     * retried after a backoff.
+     *
+     * @param zero whether the snapshot was all zeroes (the object was deleted, or never existed)
+     */
+    void finishUpload(Block b, Snapshot snap, boolean zero, StoreException failure) {
+        b.lock.lock();
+        try {
+            b.uploading = false;
+            if (snap.data() != null && b.data == snap.data()) {
+                b.shared = false;
+            }
+            if (failure == null) {
+                if (snap.version() > b.storedVersion) {
+                    b.storedVersion = snap.version();
+                }
+                b.failures = 0;
+                b.permanentFailure = null;
+                if (b.version == snap.version()) {
+                    if (zero) {
+                        // All zeroes: keep no array for them.
+                        b.data = null;
+                    }
+                    b.dirty = false;
+                    b.urgent = false;
+                    blocks.remove(b.index, b);
+                }
+            } else {
+                b.failures++;
+                b.retryAtNanos = System.nanoTime() + backoffNanos(b.failures);
+                if (failure.retryable()) {
+                    b.permanentFailure = null;
+                } else {
+                    b.permanentFailureNanos = System.nanoTime();
+                    b.permanentFailure = failure;
+                }
+            }
+            recharge(b);
+        } finally {
+            b.lock.unlock();
+        }
+        signalProgress();
+    }
+
+    /** 50 ms doubling per failure in a row, at most 1 s; a new FLUSH or FUA tries again at once regardless. */
+    private static long backoffNanos(int failures) {
+        return TimeUnit.MILLISECONDS.toNanos(Math.min(1000, 50L << Math.min(5, failures - 1)));
+    }
+
+    /** What an upload stores: the block's version and bytes ({@code null}: zeroes) when it began. */
+    record Snapshot(long version, byte[] data) {}
+
+    void signalProgress() {
+        synchronized (progress) {
+            progress.notifyAll();
+        }
+    }
+
+    /** Waits while the dirty bound is reached, waking the writeback; throws at the deadline. */
+    void awaitRoom(long deadline) throws IOException {
+        if (roomLeft()) {
+            return;
+        }
+        stats.dirtyWaits.increment();
+        synchronized (progress) {
+            roomWaiters++;
+            try {
+                while (!roomLeft()) {
+                    wakeWriteback.run();
+                    long left = deadline - System.nanoTime();
+                    if (left <= 0) {
+                        throw new IOException("s3 export " + exportName + ": timed out waiting for dirty blocks to be"
+                                + " uploaded (" + bytes.get() + " bytes dirty, s3.max-dirty " + maxDirty + ")");
+                    }
+                    progress.wait(Math.max(1, Math.min(TimeUnit.NANOSECONDS.toMillis(left), 100)));
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new InterruptedIOException("interrupted waiting for room under s3.max-dirty");
+            } finally {
+                roomWaiters--;
+            }
+        }
+    }
+
+    private boolean roomLeft() {
+        return bytes.get() < maxDirty && blocks.size() < MAX_DIRTY_BLOCKS;
+    }
+
+    @Override
+    public String toString() {
+        return "DirtyBlocks[" + blocks.size() + " blocks, " + bytes.get() + " bytes of " + maxDirty + "]";
+    }
+}

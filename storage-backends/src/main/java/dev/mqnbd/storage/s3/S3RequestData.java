@@ -1,0 +1,35 @@
+package dev.mqnbd.storage.s3;
+
+import dev.mqnbd.mq.Request;
+
+/**
+ * The private data {@code R} of each preallocated request of an S3 export: what the request's thread
+ * needs to serve it, so that starting it allocates no task object of its own.
+ *
+ * <p><b>Threading:</b> filled on the context's executor before the request's thread starts (the start
+ * publishes it), read by that thread.
+ */
+public final class S3RequestData implements Runnable {
+    private S3BlockDevice device;
+    private S3HwData hw;
+    private Request<S3RequestData> rq;
+    private long deadline;
+
+    S3RequestData() {}
+
+    /** Readies the request for its thread; {@code deadline} is when it must have ended. */
+    void bind(S3BlockDevice device, S3HwData hw, Request<S3RequestData> rq, long deadline) {
+        this.device = device;
+        this.hw = hw;
+        this.rq = rq;
+        this.deadline = deadline;
+    }
+
+    /** Serves the bound request; runs on its own virtual thread. */
+    @Override
+    public void run() {
+        Request<S3RequestData> r = rq;
+        rq = null;
+        device.serve(hw, r, deadline);
+    }
+}

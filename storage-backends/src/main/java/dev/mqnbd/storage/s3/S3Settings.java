@@ -1,0 +1,220 @@
+package dev.mqnbd.storage.s3;
+
+import dev.mqnbd.storage.DeviceOptions;
+import dev.mqnbd.storage.Sizes;
+import java.net.URI;
+import java.net.URISyntaxException;
+import java.time.Duration;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+
+/**
+ * The S3 backend's settings, read from {@link DeviceOptions#settings()} (the command line's {@code
+ * --set s3.KEY=VALUE} or however the front end spells them). Every key is optional:
+ *
+ * <table>
+ *   <caption>S3 settings</caption>
+ *   <tr><th>key</th><th>default</th><th>meaning</th></tr>
+ *   <tr><td>{@code s3.endpoint}</td><td>AWS</td><td>URL of an S3-compatible store, e.g.
+ *       {@code http://127.0.0.1:9000}</td></tr>
+ *   <tr><td>{@code s3.region}</td><td>SDK chain</td><td>signing region; without it the SDK's chain
+ *       ({@code AWS_REGION}, {@code aws.region}, the profile) decides, and {@code us-east-1} is taken
+ *       when an endpoint is given and the chain finds none</td></tr>
+ *   <tr><td>{@code s3.path-style}</td><td>false</td><td>{@code true}: {@code http://host/bucket/key}
+ *       addressing, which most S3-compatible stores (S3Proxy, MinIO) need</td></tr>
+ *   <tr><td>{@code s3.cache}</td><td>256M</td><td>bytes of clean blocks kept in memory</td></tr>
+ *   <tr><td>{@code s3.max-dirty}</td><td>64M</td><td>bytes of written blocks not yet uploaded; past it
+ *       writers wait (at least one block)</td></tr>
+ *   <tr><td>{@code s3.uploads}</td><td>16</td><td>uploads and deletes in flight at once</td></tr>
+ *   <tr><td>{@code s3.timeout}</td><td>20s</td><td>how long one request may wait for the store,
+ *       retries included, before it ends with EIO (100ms to 25s: under the kernel client's 30 s)</td></tr>
+ *   <tr><td>{@code s3.lease-ttl}</td><td>30s</td><td>lifetime of the write lease, renewed every third
+ *       of it (1s to 1h)</td></tr>
+ *   <tr><td>{@code s3.read-ahead}</td><td>4</td><td>blocks fetched ahead of sequential reads (0 to
+ *       1024)</td></tr>
+ * </table>
+ *
+ * Credentials are not settings: the SDK's default chain finds them ({@code AWS_ACCESS_KEY_ID} and
+ * {@code AWS_SECRET_ACCESS_KEY}, the {@code aws.accessKeyId} system properties, a profile, a web
+ * identity, a container or instance role).
+ *
+ * @param endpoint the store's URL, or empty for AWS itself
+ * @param region the region, or empty for the SDK's chain
+ * @param pathStyle whether to use path-style addressing
+ * @param cacheBytes bound of the clean block cache
+ * @param maxDirtyBytes bound of the written blocks not uploaded yet
+ * @param uploads uploads in flight at once
+ * @param timeout the longest a request waits for the store
+ * @param leaseTtl the write lease's lifetime
+ * @param readAhead blocks fetched ahead of a sequential read
+ */
+public record S3Settings(
+        Optional<URI> endpoint,
+        Optional<String> region,
+        boolean pathStyle,
+        long cacheBytes,
+        long maxDirtyBytes,
+        int uploads,
+        Duration timeout,
+        Duration leaseTtl,
+        int readAhead) {
+    /** Key of the endpoint URL. */
+    public static final String ENDPOINT = "s3.endpoint";
+    /** Key of the region. */
+    public static final String REGION = "s3.region";
+    /** Key of the path-style switch. */
+    public static final String PATH_STYLE = "s3.path-style";
+    /** Key of the cache size. */
+    public static final String CACHE = "s3.cache";
+    /** Key of the dirty bound. */
+    public static final String MAX_DIRTY = "s3.max-dirty";
+    /** Key of the number of uploads in flight. */
+    public static final String UPLOADS = "s3.uploads";
+    /** Key of the per-request timeout. */
+    public static final String TIMEOUT = "s3.timeout";
+    /** Key of the lease lifetime. */
+    public static final String LEASE_TTL = "s3.lease-ttl";
+    /** Key of the read-ahead in blocks. */
+    public static final String READ_AHEAD = "s3.read-ahead";
+
+    /** Every key this backend reads. */
+    public static final List<String> KEYS =
+            List.of(ENDPOINT, REGION, PATH_STYLE, CACHE, MAX_DIRTY, UPLOADS, TIMEOUT, LEASE_TTL, READ_AHEAD);
+
+    /** Shortest {@code s3.timeout}. */
+    static final Duration MIN_TIMEOUT = Duration.ofMillis(100);
+
+    /** Longest {@code s3.timeout}: leaves 5 s of the kernel client's 30 s for everything else. */
+    static final Duration MAX_TIMEOUT = Duration.ofSeconds(25);
+
+    static final Duration MIN_LEASE_TTL = Duration.ofSeconds(1);
+    static final Duration MAX_LEASE_TTL = Duration.ofHours(1);
+
+    /** The defaults: AWS, the SDK's region, virtual-host addressing, and the sizes in the table above. */
+    public static final S3Settings DEFAULT = parse(DeviceOptions.DEFAULT);
+
+    /**
+     * Reads the {@code s3.*} settings of {@code options}; other schemes' keys are ignored.
+     *
+     * @throws IllegalArgumentException if an {@code s3.*} key is unknown or a value is malformed or out of
+     *     range; the message names the key and what was expected
+     */
+    public static S3Settings parse(DeviceOptions options) {
+        for (String key : options.settings().keySet()) {
+            if (key.startsWith("s3.") && !KEYS.contains(key)) {
+                throw new IllegalArgumentException("setting " + key + ": unknown (expected: one of "
+                        + String.join(", ", KEYS) + ")");
+            }
+        }
+        Optional<URI> endpoint = Optional.ofNullable(options.settings().get(ENDPOINT)).map(S3Settings::parseEndpoint);
+        Optional<String> region = Optional.ofNullable(options.settings().get(REGION)).map(S3Settings::parseRegion);
+        boolean pathStyle = parseBoolean(PATH_STYLE, options.setting(PATH_STYLE, "false"));
+        long cache = parseBytes(CACHE, options.setting(CACHE, "256M"), 0);
+        long maxDirty = parseBytes(MAX_DIRTY, options.setting(MAX_DIRTY, "64M"), 1);
+        int uploads = parseInt(UPLOADS, options.setting(UPLOADS, "16"), 1, 1024);
+        Duration timeout = parseDuration(TIMEOUT, options.setting(TIMEOUT, "20s"), MIN_TIMEOUT, MAX_TIMEOUT,
+                ", so that every request ends before the kernel client's 30 s timeout");
+        Duration leaseTtl = parseDuration(LEASE_TTL, options.setting(LEASE_TTL, "30s"), MIN_LEASE_TTL, MAX_LEASE_TTL, "");
+        int readAhead = parseInt(READ_AHEAD, options.setting(READ_AHEAD, "4"), 0, 1024);
+        return new S3Settings(endpoint, region, pathStyle, cache, maxDirty, uploads, timeout, leaseTtl, readAhead);
+    }
+
+    private static URI parseEndpoint(String text) {
+        String expected = " (expected: an http or https URL such as http://127.0.0.1:9000)";
+        URI uri;
+        try {
+            uri = new URI(text.strip());
+        } catch (URISyntaxException e) {
+            throw new IllegalArgumentException(ENDPOINT + ": \"" + text + "\"" + expected);
+        }
+        String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
+        if (!(scheme.equals("http") || scheme.equals("https")) || uri.getHost() == null) {
+            throw new IllegalArgumentException(ENDPOINT + ": \"" + text + "\"" + expected);
+        }
+        return uri;
+    }
+
+    private static String parseRegion(String text) {
+        String region = text.strip();
+        if (region.isEmpty() || !region.chars().allMatch(c -> (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
+            throw new IllegalArgumentException(REGION + ": \"" + text + "\" (expected: a region name such as eu-west-1)");
+        }
+        return region;
+    }
+
+    private static boolean parseBoolean(String key, String text) {
+        return switch (text.strip().toLowerCase(Locale.ROOT)) {
+            case "true" -> true;
+            case "false" -> false;
+            default -> throw new IllegalArgumentException(key + ": \"" + text + "\" (expected: true or false)");
+        };
+    }
+
+    private static long parseBytes(String key, String text, long min) {
+        long bytes;
+        try {
+            bytes = Sizes.parse(text);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(key + ": \"" + text + "\" (expected: a size such as 64M)", e);
+        }
+        if (bytes < min) {
+            throw new IllegalArgumentException(key + ": \"" + text + "\" (expected: at least " + min + " bytes)");
+        }
+        return bytes;
+    }
+
+    private static int parseInt(String key, String text, int min, int max) {
+        int value;
+        try {
+            value = Integer.parseInt(text.strip());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(key + ": \"" + text + "\" (expected: a number from " + min + " to "
+                    + max + ")");
+        }
+        if (value < min || value > max) {
+            throw new IllegalArgumentException(key + ": " + value + " (expected: " + min + " to " + max + ")");
+        }
+        return value;
+    }
+
+    /** Parses {@code 20}, {@code 20s}, {@code 500ms}, {@code 2m}: seconds unless a unit follows. */
+    static Duration parseDuration(String key, String text, Duration min, Duration max, String why) {
+        String s = text.strip().toLowerCase(Locale.ROOT);
+        long factorMillis = 1000;
+        if (s.endsWith("ms")) {
+            factorMillis = 1;
+            s = s.substring(0, s.length() - 2);
+        } else if (s.endsWith("s")) {
+            s = s.substring(0, s.length() - 1);
+        } else if (s.endsWith("m")) {
+            factorMillis = 60_000;
+            s = s.substring(0, s.length() - 1);
+        } else if (s.endsWith("h")) {
+            factorMillis = 3_600_000;
+            s = s.substring(0, s.length() - 1);
+        }
+        String range = " (expected: " + describe(min) + " to " + describe(max) + why + ")";
+        long value;
+        try {
+            value = Long.parseLong(s.strip());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(key + ": \"" + text + "\" (expected: a duration such as 20s or 500ms)");
+        }
+        if (value < 0 || value > Long.MAX_VALUE / factorMillis) {
+            throw new IllegalArgumentException(key + ": \"" + text + "\"" + range);
+        }
+        Duration d = Duration.ofMillis(value * factorMillis);
+        if (d.compareTo(min) < 0 || d.compareTo(max) > 0) {
+            throw new IllegalArgumentException(key + ": \"" + text + "\"" + range);
+        }
+        return d;
+    }
+
+    private static String describe(Duration d) {
+        if (d.toMillis() % 3_600_000 == 0) {
+            return d.toHours() + "h";
+        }
+        return d.toMillis() % 1000 == 0 ? d.toSeconds() + "s" : d.toMillis() + "ms";
+    }
+}

@@ -1,0 +1,96 @@
+package dev.mqnbd.storage.s3;
+
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * What one S3 export asked of the store, and how its cache fared: the counters tests and logs read.
+ * Block requests only (PUTs, GETs and DELETEs of {@code PREFIX/blocks/...}); the metadata, lease and
+ * listing requests are not counted here. A request counts once however many times the SDK retried it,
+ * and counts whether or not it succeeded.
+ *
+ * <p><b>Threading:</b> safe for concurrent use; readings are a moment's snapshot.
+ */
+public final class S3Stats {
+    final LongAdder puts = new LongAdder();
+    final LongAdder gets = new LongAdder();
+    final LongAdder deletes = new LongAdder();
+    final LongAdder deleteRequests = new LongAdder();
+    final LongAdder bytesUp = new LongAdder();
+    final LongAdder bytesDown = new LongAdder();
+    final LongAdder uploadFailures = new LongAdder();
+    final LongAdder checksumFailures = new LongAdder();
+    final LongAdder dirtyWaits = new LongAdder();
+    final LongAdder readAheads = new LongAdder();
+    final LongAdder flushBarriers = new LongAdder();
+    final AtomicLong maxDirtyBytes = new AtomicLong();
+
+    S3Stats() {}
+
+    /** Returns the number of block PUT requests. */
+    public long puts() {
+        return puts.sum();
+    }
+
+    /** Returns the number of block GET requests. */
+    public long gets() {
+        return gets.sum();
+    }
+
+    /** Returns the number of block objects deleted (one batch request deletes up to 1000). */
+    public long deletes() {
+        return deletes.sum();
+    }
+
+    /** Returns the number of DELETE requests for blocks, single or batch. */
+    public long deleteRequests() {
+        return deleteRequests.sum();
+    }
+
+    /** Returns the bytes uploaded in block PUTs. */
+    public long bytesUploaded() {
+        return bytesUp.sum();
+    }
+
+    /** Returns the bytes downloaded in block GETs. */
+    public long bytesDownloaded() {
+        return bytesDown.sum();
+    }
+
+    /** Returns the number of block uploads or deletes that failed (each is retried). */
+    public long uploadFailures() {
+        return uploadFailures.sum();
+    }
+
+    /** Returns the number of downloaded blocks whose CRC32C did not match. */
+    public long checksumFailures() {
+        return checksumFailures.sum();
+    }
+
+    /** Returns how many times a writer waited because the dirty bound was reached. */
+    public long dirtyWaits() {
+        return dirtyWaits.sum();
+    }
+
+    /** Returns the number of blocks fetched by read-ahead or CACHE. */
+    public long readAheads() {
+        return readAheads.sum();
+    }
+
+    /** Returns the number of FLUSH barriers taken: one per batch of FLUSH requests, however many it holds. */
+    public long flushBarriers() {
+        return flushBarriers.sum();
+    }
+
+    /** Returns the most dirty bytes held at once. */
+    public long maxDirtyBytes() {
+        return maxDirtyBytes.get();
+    }
+
+    @Override
+    public String toString() {
+        return puts() + " PUTs (" + bytesUploaded() + " bytes), " + gets() + " GETs (" + bytesDownloaded()
+                + " bytes), " + deletes() + " objects deleted in " + deleteRequests() + " requests, "
+                + uploadFailures() + " failed uploads, " + checksumFailures() + " checksum failures";
+    }
+}

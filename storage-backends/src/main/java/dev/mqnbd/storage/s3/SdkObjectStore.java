@@ -1,0 +1,244 @@
+package dev.mqnbd.storage.s3;
+
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.Collection;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import software.amazon.awssdk.awscore.AwsRequestOverrideConfiguration;
+import software.amazon.awssdk.awscore.exception.AwsServiceException;
+import software.amazon.awssdk.core.ResponseBytes;
+import software.amazon.awssdk.core.exception.SdkException;
+import software.amazon.awssdk.core.sync.RequestBody;
+import software.amazon.awssdk.http.ContentStreamProvider;
+import software.amazon.awssdk.services.s3.S3Client;
+import software.amazon.awssdk.services.s3.model.Delete;
+import software.amazon.awssdk.services.s3.model.DeleteObjectsResponse;
+import software.amazon.awssdk.services.s3.model.GetObjectResponse;
+import software.amazon.awssdk.services.s3.model.ListObjectsV2Response;
+import software.amazon.awssdk.services.s3.model.NoSuchKeyException;
+import software.amazon.awssdk.services.s3.model.ObjectIdentifier;
+import software.amazon.awssdk.services.s3.model.PutObjectRequest;
+import software.amazon.awssdk.services.s3.model.S3Error;
+import software.amazon.awssdk.services.s3.model.S3Object;
+
+/**
+ * The {@link ObjectStore} of one bucket over a shared synchronous {@link S3Client}.
+ *
+ * <p>Each request gets {@code apiCallTimeout = timeout} (the whole call, the SDK's retries included)
+ * and {@code apiCallAttemptTimeout} of half of it (at least the whole of it below two seconds), so one
+ * stuck attempt still leaves time for a retry. Uploads carry {@code Content-MD5} of their bytes. SDK
+ * exceptions become {@link StoreException}s that say whether a retry may help.
+ *
+ * <p><b>Ownership:</b> holds one reference to the shared client; {@link #close()} drops it.
+ *
+ * <p><b>Threading:</b> safe for concurrent use; every call blocks its thread.
+ */
+final class SdkObjectStore implements ObjectStore {
+    private static final String BINARY = "application/octet-stream";
+    private static final String JSON = "application/json";
+
+    private final S3Clients.Handle handle;
+    private final S3Client s3;
+    private final String bucket;
+
+    /**
+     * Wraps {@code handle}'s client for {@code bucket}.
+     *
+     * <p><b>Ownership:</b> takes over {@code handle}; {@link #close()} closes it.
+     */
+    SdkObjectStore(S3Clients.Handle handle, String bucket) {
+        this.handle = handle;
+        this.s3 = handle.client();
+        this.bucket = bucket;
+    }
+
+    @Override
+    public StoredObject get(String key, Duration timeout) throws StoreException {
+        try {
+            ResponseBytes<GetObjectResponse> r =
+                    s3.getObjectAsBytes(b -> b.bucket(bucket).key(key).overrideConfiguration(timeouts(timeout)));
+            // OWNERSHIP: the SDK hands over its array; nothing else refers to it.
+            return new StoredObject(r.asByteArrayUnsafe(), r.response().eTag(), r.response().metadata());
+        } catch (NoSuchKeyException e) {
+            return null;
+        } catch (SdkException e) {
+            throw failure("GET", key, e);
+        }
+    }
+
+    @Override
+    public String put(String key, byte[] data, Map<String, String> metadata, Duration timeout) throws StoreException {
+        return put(key, data, metadata, BINARY, null, null, timeout, "PUT");
+    }
+
+    @Override
+    public String putIfAbsent(String key, byte[] data, Duration timeout) throws StoreException {
+        return put(key, data, Map.of(), JSON, "*", null, timeout, "PUT (If-None-Match: *)");
+    }
+
+    @Override
+    public String putIfMatch(String key, byte[] data, String etag, Duration timeout) throws StoreException {
+        try {
+            return put(key, data, Map.of(), JSON, null, etag, timeout, "PUT (If-Match: " + etag + ")");
+        } catch (StoreException e) {
+            if (e.status() == 404) {
+                // AWS answers If-Match on a missing object with 404: the object is not the one we expected.
+                throw new StoreException(e.getMessage(), 412, false, e);
+            }
+            throw e;
+        }
+    }
+
+    private String put(String key, byte[] data, Map<String, String> metadata, String type, String ifNoneMatch,
+            String ifMatch, Duration timeout, String what) throws StoreException {
+        PutObjectRequest.Builder request = PutObjectRequest.builder()
+                .bucket(bucket)
+                .key(key)
+                .contentType(type)
+                .contentLength((long) data.length)
+                .contentMD5(md5(data))
+                .metadata(metadata)
+                .overrideConfiguration(timeouts(timeout));
+        if (ifNoneMatch != null) {
+            request.ifNoneMatch(ifNoneMatch);
+        }
+        if (ifMatch != null) {
+            request.ifMatch(ifMatch);
+        }
+        try {
+            // OWNERSHIP: the SDK reads data (possibly again, on a retry) only during this call.
+            return s3.putObject(request.build(), RequestBody.fromContentProvider(
+                            ContentStreamProvider.fromByteArrayUnsafe(data), data.length, type))
+                    .eTag();
+        } catch (SdkException e) {
+            throw failure(what, key, e);
+        }
+    }
+
+    @Override
+    public void delete(String key, Duration timeout) throws StoreException {
+        try {
+            s3.deleteObject(b -> b.bucket(bucket).key(key).overrideConfiguration(timeouts(timeout)));
+        } catch (SdkException e) {
+            throw failure("DELETE", key, e);
+        }
+    }
+
+    @Override
+    public void deleteIfMatch(String key, String etag, Duration timeout) throws StoreException {
+        try {
+            s3.deleteObject(b -> b.bucket(bucket).key(key).ifMatch(etag).overrideConfiguration(timeouts(timeout)));
+        } catch (NoSuchKeyException e) {
+            // Already gone: nothing to delete.
+        } catch (SdkException e) {
+            throw failure("DELETE (If-Match: " + etag + ")", key, e);
+        }
+    }
+
+    @Override
+    public void deleteAll(Collection<String> keys, Duration timeout) throws StoreException {
+        if (keys.isEmpty()) {
+            return;
+        }
+        if (keys.size() > 1000) {
+            throw new IllegalArgumentException("keys: " + keys.size() + " (expected: <= 1000)");
+        }
+        List<ObjectIdentifier> ids = new ArrayList<>(keys.size());
+        for (String key : keys) {
+            ids.add(ObjectIdentifier.builder().key(key).build());
+        }
+        String first = keys.iterator().next();
+        DeleteObjectsResponse r;
+        try {
+            r = s3.deleteObjects(b -> b.bucket(bucket)
+                    .delete(Delete.builder().objects(ids).quiet(true).build())
+                    .overrideConfiguration(timeouts(timeout)));
+        } catch (SdkException e) {
+            throw failure("DELETE of " + keys.size() + " objects from", first, e);
+        }
+        if (r.hasErrors() && !r.errors().isEmpty()) {
+            S3Error error = r.errors().getFirst();
+            throw new StoreException("DELETE of " + keys.size() + " objects from " + where(first) + ": "
+                    + r.errors().size() + " failed, e.g. " + error.key() + ": " + error.code() + " " + error.message(),
+                    0, true);
+        }
+    }
+
+    @Override
+    public void list(String prefix, Consumer<String> keys, Duration timeout) throws StoreException {
+        String token = null;
+        do {
+            String continuation = token;
+            ListObjectsV2Response page;
+            try {
+                page = s3.listObjectsV2(b -> b.bucket(bucket)
+                        .prefix(prefix)
+                        .continuationToken(continuation)
+                        .overrideConfiguration(timeouts(timeout)));
+            } catch (SdkException e) {
+                throw failure("LIST", prefix, e);
+            }
+            for (S3Object object : page.contents()) {
+                keys.accept(object.key());
+            }
+            token = Boolean.TRUE.equals(page.isTruncated()) ? page.nextContinuationToken() : null;
+        } while (token != null);
+    }
+
+    @Override
+    public String describe() {
+        return handle.key().endpoint().map(Object::toString).orElse("AWS S3 (" + handle.key().region() + ")")
+                + ", bucket " + bucket;
+    }
+
+    @Override
+    public void close() {
+        handle.close();
+    }
+
+    private static AwsRequestOverrideConfiguration timeouts(Duration timeout) {
+        Duration attempt = timeout.compareTo(Duration.ofSeconds(2)) < 0 ? timeout : timeout.dividedBy(2);
+        return AwsRequestOverrideConfiguration.builder()
+                .apiCallTimeout(timeout)
+                .apiCallAttemptTimeout(attempt)
+                .build();
+    }
+
+    private String where(String key) {
+        return "s3://" + bucket + "/" + key;
+    }
+
+    /** Turns an SDK failure into a {@link StoreException} that says what failed and whether to retry. */
+    private StoreException failure(String what, String key, SdkException e) {
+        if (e instanceof AwsServiceException service) {
+            int status = service.statusCode();
+            String code = service.awsErrorDetails() == null ? "" : service.awsErrorDetails().errorCode();
+            String message = service.awsErrorDetails() == null ? service.getMessage()
+                    : service.awsErrorDetails().errorMessage();
+            boolean retryable = status >= 500 || status == 408 || status == 409 || status == 429
+                    || service.isThrottlingException() || "BadDigest".equals(code) || "RequestTimeout".equals(code);
+            return new StoreException(what + " " + where(key) + ": " + status + " " + code + " ("
+                    + message + ")", status, retryable, e);
+        }
+        // A client-side failure: timeout, connection refused or reset, interrupted.
+        return new StoreException(what + " " + where(key) + ": no reply (" + e.getMessage() + ")", 0, true, e);
+    }
+
+    static String md5(byte[] data) {
+        try {
+            return Base64.getEncoder().encodeToString(MessageDigest.getInstance("MD5").digest(data));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("MD5 is missing from this JDK", e);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "SdkObjectStore[" + describe() + "]";
+    }
+}
