@@ -31,20 +31,42 @@ final class ServerProcess implements AutoCloseable {
 
     /** Returns the command that runs the CLI jar with this JVM's java. */
     static List<String> command(String... args) {
+        return command(List.of(), args);
+    }
+
+    /** Returns the command that runs the CLI jar with this JVM's java and the extra {@code jvmOptions}. */
+    static List<String> command(List<String> jvmOptions, String... args) {
         String jar = System.getProperty("mqnbd.jar");
         if (jar == null || !Files.isRegularFile(Path.of(jar))) {
             throw new IllegalStateException("mqnbd.jar (" + jar + ") is missing: run the build from the top directory");
         }
         String java = ProcessHandle.current().info().command().orElse("java");
         List<String> command = new ArrayList<>(List.of(java, "--sun-misc-unsafe-memory-access=allow",
-                "--enable-native-access=ALL-UNNAMED", "-jar", jar));
+                "--enable-native-access=ALL-UNNAMED"));
+        command.addAll(jvmOptions);
+        command.addAll(List.of("-jar", jar));
         command.addAll(List.of(args));
         return command;
     }
 
     /** Starts {@code mqnbd ARGS} and waits until it logs that it is ready. */
     static ServerProcess start(String... args) throws IOException, InterruptedException {
-        ProcessBuilder builder = new ProcessBuilder(command(args)).redirectErrorStream(true);
+        return start(List.of(), args);
+    }
+
+    /**
+     * Starts {@code java JVM_OPTIONS -jar mqnbd.jar ARGS} (e.g. {@code -Dio.netty.leakDetection.level=paranoid})
+     * and waits until it logs that it is ready.
+     */
+    static ServerProcess start(List<String> jvmOptions, String... args) throws IOException, InterruptedException {
+        return start(java.util.Map.of(), jvmOptions, args);
+    }
+
+    /** As {@link #start(List, String...)}, with {@code env} added to the server's environment. */
+    static ServerProcess start(java.util.Map<String, String> env, List<String> jvmOptions, String... args)
+            throws IOException, InterruptedException {
+        ProcessBuilder builder = new ProcessBuilder(command(jvmOptions, args)).redirectErrorStream(true);
+        builder.environment().putAll(env);
         ServerProcess server = new ServerProcess(builder.start());
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (!server.ready) {
@@ -81,6 +103,30 @@ final class ServerProcess implements AutoCloseable {
 
     int port() {
         return port;
+    }
+
+    /**
+     * Returns the port the server logged for listen address {@code host} as the log shows it ({@code
+     * 127.0.0.1}, {@code [::1]}); with {@code --port 0} each address gets its own.
+     */
+    int port(String host) {
+        Matcher m = Pattern.compile("listening on " + Pattern.quote(host) + ":(\\d+)").matcher(log());
+        if (!m.find()) {
+            throw new AssertionError("mqnbd logged no listener on " + host + ":\n" + log());
+        }
+        return Integer.parseInt(m.group(1));
+    }
+
+    /** Waits up to {@code timeout} for {@code text} to appear in the log; returns whether it did. */
+    boolean awaitLog(String text, Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (!log().contains(text)) {
+            if (System.nanoTime() - deadline > 0) {
+                return false;
+            }
+            Thread.sleep(20);
+        }
+        return true;
     }
 
     String log() {

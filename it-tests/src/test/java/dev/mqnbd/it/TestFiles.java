@@ -58,7 +58,7 @@ public final class TestFiles {
             java.nio.ByteBuffer buffer = java.nio.ByteBuffer.allocate(1 << 20);
             long position = offset;
             while (position < offset + length) {
-                buffer.clear();
+                buffer.clear().limit((int) Math.min(buffer.capacity(), offset + length - position));
                 int n = channel.read(buffer, position);
                 if (n < 0) {
                     return false;

@@ -36,7 +36,13 @@ final class Tool {
 
     /** Runs {@code command}, killing it after {@code timeout} (which fails the test). */
     static Result run(Duration timeout, String... command) {
+        return runWithEnv(timeout, java.util.Map.of(), command);
+    }
+
+    /** Runs {@code command} with {@code env} added to this JVM's environment, killed after {@code timeout}. */
+    static Result runWithEnv(Duration timeout, java.util.Map<String, String> env, String... command) {
         ProcessBuilder builder = new ProcessBuilder(command);
+        builder.environment().putAll(env);
         // Debian's clients first: nbdsh runs the python3 on PATH, which must be the one with libnbd's module.
         builder.environment().merge("PATH", "/usr/bin:/bin", (old, debian) -> debian + ":" + old);
         try {
@@ -63,13 +69,19 @@ final class Tool {
         return run(Duration.ofMinutes(2), command);
     }
 
+    /**
+     * Reads {@code in} to the end on a thread of its own. (Not the common pool: it has one thread on two
+     * cores, and a long-running program's drain would hold up every other program's output behind it.)
+     */
     static CompletableFuture<String> drain(InputStream in) {
-        return CompletableFuture.supplyAsync(() -> {
+        CompletableFuture<String> result = new CompletableFuture<>();
+        Thread.ofPlatform().daemon().name("tool-drain").start(() -> {
             try (in) {
-                return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+                result.complete(new String(in.readAllBytes(), StandardCharsets.UTF_8));
             } catch (IOException e) {
-                return "(unreadable: " + e + ")";
+                result.complete("(unreadable: " + e + ")");
             }
         });
+        return result;
     }
 }

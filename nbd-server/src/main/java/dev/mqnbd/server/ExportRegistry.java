@@ -4,6 +4,8 @@ import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.MqException;
 import dev.mqnbd.server.protocol.NbdExportInfo;
 import dev.mqnbd.server.protocol.NbdExports;
+import dev.mqnbd.server.protocol.NbdPeer;
+import dev.mqnbd.server.security.AccessList;
 import dev.mqnbd.storage.Backends;
 import dev.mqnbd.storage.DeviceOptions;
 import dev.mqnbd.storage.QueueSetup;
@@ -11,12 +13,13 @@ import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * The exports a server offers, by name; the default export is the one named {@code ""}.
+ * The exports a server offers, by name, and who may use each; the default export is the one named {@code ""}.
  *
  * <p><b>Ownership:</b> owns every export's queue from {@link #add} on and closes them in {@link
  * #close()}, last added first. <b>Threading:</b> filled before the server starts, read-only afterwards.
@@ -26,6 +29,7 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
 
     private final Map<String, Export> exports = new LinkedHashMap<>();
     private final List<NbdExportInfo> infos = new ArrayList<>();
+    private final Map<String, AccessList> access = new HashMap<>();
 
     /**
      * Adds an export.
@@ -63,6 +67,23 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
         return exports.get(name);
     }
 
+    /**
+     * Lets only the clients {@code list} admits see and use export {@code name}; replaces an earlier list.
+     *
+     * @throws IllegalArgumentException if there is no such export
+     */
+    public void restrict(String name, AccessList list) {
+        if (!exports.containsKey(name)) {
+            throw new IllegalArgumentException("export name: \"" + name + "\" (expected: an export)");
+        }
+        access.put(name, list);
+    }
+
+    /** Returns who may use export {@code name}: {@link AccessList#ANYONE} unless {@link #restrict}ed. */
+    public AccessList access(String name) {
+        return access.getOrDefault(name, AccessList.ANYONE);
+    }
+
     /** Returns every export, in the order added. */
     public List<Export> all() {
         return List.copyOf(exports.values());
@@ -77,6 +98,11 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
     @Override
     public List<NbdExportInfo> list() {
         return Collections.unmodifiableList(infos);
+    }
+
+    @Override
+    public boolean allows(NbdExportInfo export, NbdPeer peer) {
+        return access(export.name()).allows(peer);
     }
 
     /** Closes every export's queue, waiting for requests in flight; failures are logged, not thrown. */

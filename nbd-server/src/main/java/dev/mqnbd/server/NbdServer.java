@@ -11,12 +11,14 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
+import io.netty.channel.ChannelPipeline;
 import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.channel.unix.DomainSocketAddress;
+import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import java.io.IOException;
@@ -51,7 +53,9 @@ public final class NbdServer implements AutoCloseable {
 
     private final ExportRegistry exports;
     private final List<SocketAddress> listen;
-    private final int maxPayload;
+    private final NbdServerConfig config;
+    private final ConnectionLimiter limiter;
+    private final RateLimitedLog handshakeTimeouts = new RateLimitedLog(LOG, 1, TimeUnit.SECONDS);
     private final EventLoopGroup group;
     private final Transport transport;
     private final Map<EventExecutor, Integer> loopIndex = new IdentityHashMap<>();
@@ -61,12 +65,13 @@ public final class NbdServer implements AutoCloseable {
     private volatile boolean closed;
 
     private NbdServer(EventLoopGroup group, Transport transport, ExportRegistry exports, List<SocketAddress> listen,
-            int maxPayload) {
+            NbdServerConfig config) {
         this.group = group;
         this.transport = transport;
         this.exports = exports;
         this.listen = List.copyOf(listen);
-        this.maxPayload = maxPayload;
+        this.config = config;
+        this.limiter = new ConnectionLimiter(config.maxConnections(), config.maxConnectionsPerClient());
         int i = 0;
         for (EventExecutor executor : group) {
             loopIndex.put(executor, i++);
@@ -92,7 +97,8 @@ public final class NbdServer implements AutoCloseable {
     }
 
     /**
-     * Binds every listen address and starts serving.
+     * Binds every listen address and starts serving, without TLS and with the default limits of {@link
+     * NbdServerConfig}.
      *
      * @param group the event loops from {@link #newEventLoopGroup}; the server shuts it down on close
      * @param listen TCP ({@link InetSocketAddress}) or Unix ({@link UnixDomainSocketAddress}) addresses
@@ -101,7 +107,20 @@ public final class NbdServer implements AutoCloseable {
      */
     public static NbdServer start(EventLoopGroup group, ExportRegistry exports, List<SocketAddress> listen,
             int maxPayload) throws IOException {
-        NbdServer server = new NbdServer(group, Transport.best(), exports, listen, maxPayload);
+        return start(group, exports, listen, NbdServerConfig.builder().maxPayload(maxPayload).build());
+    }
+
+    /**
+     * Binds every listen address and starts serving.
+     *
+     * @param group the event loops from {@link #newEventLoopGroup}; the server shuts it down on close
+     * @param listen TCP ({@link InetSocketAddress}) or Unix ({@link UnixDomainSocketAddress}) addresses
+     * @param config the payload limit, TLS, and connection limits
+     * @throws IOException if an address cannot be bound; nothing is left listening then
+     */
+    public static NbdServer start(EventLoopGroup group, ExportRegistry exports, List<SocketAddress> listen,
+            NbdServerConfig config) throws IOException {
+        NbdServer server = new NbdServer(group, Transport.best(), exports, listen, config);
         try {
             server.bind();
         } catch (IOException | RuntimeException e) {
@@ -118,8 +137,18 @@ public final class NbdServer implements AutoCloseable {
                     .childHandler(new ChannelInitializer<>() {
                         @Override
                         protected void initChannel(Channel ch) {
+                            if (!limiter.tryAcquire(ch)) {
+                                // Over a cap: closed before the greeting (the limiter logged it).
+                                ch.close();
+                                return;
+                            }
                             connections.add(ch);
-                            ch.pipeline().addLast("handshake", new NbdHandshakeHandler(exports, this::startTransmission));
+                            long timeout = config.handshakeTimeout().toNanos();
+                            if (timeout > 0) {
+                                ch.pipeline().addLast("deadline", new HandshakeDeadline(timeout, handshakeTimeouts));
+                            }
+                            ch.pipeline().addLast("handshake", new NbdHandshakeHandler(exports, this::startTransmission,
+                                    NbdHandshakeHandler.DEFAULT_MAXIMUM_OPTION_LENGTH, config.tls()));
                         }
 
                         private void startTransmission(ChannelHandlerContext ctx, NbdExportInfo info, NbdSession session) {
@@ -157,11 +186,17 @@ public final class NbdServer implements AutoCloseable {
         Export export = Objects.requireNonNull(exports.get(info.name()), "export");
         int loop = loopIndex.getOrDefault(ctx.channel().eventLoop(), 0);
         int hctx = export.queue().hctxIndexFor(loop);
-        ctx.pipeline().addAfter(ctx.name(), "transmission", new TransmissionHandler(export, session, hctx));
-        ctx.pipeline().addAfter(ctx.name(), "decoder", new NbdRequestDecoder(maxPayload, session.extendedHeaders()));
-        LOG.log(Level.DEBUG, "connection " + ctx.channel().remoteAddress() + " uses export \"" + info.name()
-                + "\" on hardware context " + hctx + (session.extendedHeaders() ? ", extended headers"
-                        : session.structuredReplies() ? ", structured replies" : ", simple replies"));
+        ChannelPipeline pipeline = ctx.pipeline();
+        // Transmission connections may idle as long as they like.
+        if (pipeline.get(HandshakeDeadline.class) != null) {
+            pipeline.remove(HandshakeDeadline.class);
+        }
+        pipeline.addAfter(ctx.name(), "transmission", new TransmissionHandler(export, session, hctx));
+        pipeline.addAfter(ctx.name(), "decoder", new NbdRequestDecoder(config.maxPayload(), session.extendedHeaders()));
+        LOG.log(Level.DEBUG, () -> "connection " + describe(ctx.channel().remoteAddress()) + " uses export \""
+                + info.name() + "\" on hardware context " + hctx + (session.extendedHeaders() ? ", extended headers"
+                        : session.structuredReplies() ? ", structured replies" : ", simple replies")
+                + (pipeline.get(SslHandler.class) != null ? ", TLS" : ""));
     }
 
     /** Returns the address each listener is bound to; with port 0, the port the system chose. */
@@ -181,6 +216,11 @@ public final class NbdServer implements AutoCloseable {
             }
         }
         return -1;
+    }
+
+    /** Returns the configuration the server runs with. */
+    public NbdServerConfig config() {
+        return config;
     }
 
     /** Returns the number of open client connections. */

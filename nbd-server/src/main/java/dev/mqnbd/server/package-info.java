@@ -1,6 +1,7 @@
 /**
  * The mqnbd server: {@link dev.mqnbd.server.NbdServer} binds the listeners, {@link
  * dev.mqnbd.server.ExportRegistry} holds the exports, each an mq-core {@link dev.mqnbd.mq.BlockQueue}
- * opened from a backend spec.
+ * opened from a backend spec. {@link dev.mqnbd.server.NbdServerConfig} sets TLS and the limits: the
+ * handshake deadline ({@code HandshakeDeadline}) and the connection caps ({@code ConnectionLimiter}).
  */
 package dev.mqnbd.server;

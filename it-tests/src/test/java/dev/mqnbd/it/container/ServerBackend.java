@@ -46,9 +46,9 @@ public interface ServerBackend {
     };
 
     /**
-     * Block objects in the S3-compatible test server ({@link S3Server}), one prefix per export, created
-     * at its size: {@code s3://mqnbd/EXPORT,create=SIZE}. The server needs {@link S3Server}'s endpoint
-     * settings and credentials.
+     * Block objects in the S3-compatible test server ({@link S3Server}), one prefix per export, created at
+     * its size in 64 KiB blocks: {@code s3://mqnbd/EXPORT,create=SIZE,block-size=64K}. The server needs
+     * {@link S3Server}'s endpoint settings and credentials.
      */
     ServerBackend S3 = new ServerBackend() {
         @Override
@@ -58,7 +58,9 @@ public interface ServerBackend {
 
         @Override
         public String spec(Path dataDir, String export, String size) {
-            return "s3://" + S3Server.BUCKET + "/" + export + ",create=" + size;
+            // 64 KiB blocks: the smallest, so block status is as fine-grained as the checks expect (S3ExportIT
+            // covers the 1 MiB default).
+            return "s3://" + S3Server.BUCKET + "/" + export + ",create=" + size + ",block-size=64K";
         }
 
         @Override
@@ -74,7 +76,7 @@ public interface ServerBackend {
 
     /** Returns every backend the end-to-end checks cover. */
     static List<ServerBackend> all() {
-        return List.of(MEMORY, FILE);
+        return List.of(MEMORY, FILE, S3);
     }
 
     /** A short lower-case name, used in export names and test names. */

@@ -4,6 +4,8 @@ import dev.mqnbd.mq.QueueLimits;
 import dev.mqnbd.server.Export;
 import dev.mqnbd.server.ExportRegistry;
 import dev.mqnbd.server.NbdServer;
+import dev.mqnbd.server.NbdServerConfig;
+import dev.mqnbd.server.security.AccessList;
 import dev.mqnbd.storage.Backends;
 import dev.mqnbd.storage.DeviceOptions;
 import dev.mqnbd.storage.QueueSetup;
@@ -20,10 +22,12 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.stream.Collectors;
+import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -48,6 +52,10 @@ import picocli.CommandLine.Option;
             "                 an image file or block device (/dev/sdX). create=SIZE creates a missing file",
             "                 (sparse); direct opens it with O_DIRECT. The file is locked against a second server;",
             "                 a file the server may not write is served read-only. A comma in PATH is written ,,",
+            "  s3://BUCKET/PREFIX[,create=SIZE][,block-size=SIZE][,overwrite]",
+            "                 block objects (1M each unless block-size=, 64K..64M) in an S3 bucket or an",
+            "                 S3-compatible store (--s3-endpoint); create=SIZE creates a missing export,",
+            "                 overwrite replaces one of another size. One server writes an export at a time.",
             "",
             "Examples:",
             "  mqnbd serve",
@@ -56,16 +64,35 @@ import picocli.CommandLine.Option;
             "      a 4 GiB default export and a sparse 1 TiB export named scratch (nbd://localhost/scratch)",
             "  mqnbd serve --export disk=file:/var/lib/mqnbd/disk.img,create=10G",
             "      a 10 GiB image file, created sparse on first use; FLUSH and FUA reach the disk",
+            "  AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... mqnbd serve \\",
+            "        --export vm=s3://disks/vm1,create=20G --s3-endpoint http://minio:9000 --s3-path-style",
+            "      a 20 GiB export in bucket disks under vm1/; FLUSH replies once the data is stored",
             "  mqnbd serve --listen 0.0.0.0 --port 10809 --read-only",
             "      every interface; clients may read but not write",
             "  mqnbd serve --socket /run/mqnbd.sock",
             "      a Unix socket only; try: nbdinfo 'nbd+unix:///?socket=/run/mqnbd.sock'",
             "",
-            "Security: the default listens on loopback only. Anyone who can reach the port can read and",
-            "write every export that is not --read-only; there is no TLS or access control yet.",
+            "Security examples:",
+            "  mqnbd serve -l 0.0.0.0 --tls=require --tls-certificates /etc/mqnbd/tls \\",
+            "        -e disk=memory:1G",
+            "      TLS for every client; the directory holds server-cert.pem and",
+            "      server-key.pem. Try: nbdinfo 'nbds://HOST/disk?tls-certificates=DIR'",
+            "      (DIR with the CA's ca-cert.pem, as qemu and libnbd expect it)",
+            "  mqnbd serve --tls=require --tls-certificates DIR --tls-verify-peer \\",
+            "        -e disk=memory:1G -e admin=memory:1G --allow-subject admin=alice",
+            "      clients need a certificate from ca-cert.pem's CA (client-cert.pem and",
+            "      client-key.pem in their DIR); only CN=alice sees and uses admin",
+            "  mqnbd serve -l :: --allow 10.0.0.0/8,fd00::/8 --allow scratch=192.168.7.0/24",
+            "      every export only from 10/8 and fd00::/8; scratch also from 192.168.7/24",
+            "",
+            "Security: by default mqnbd listens on loopback only, without TLS. Anyone who",
+            "can reach the port can read every export, and write those not --read-only,",
+            "unless --allow or --allow-subject restrict it. An export a client may not use",
+            "is invisible to it: missing from its list, unknown when asked for. Refused",
+            "exports, dropped handshakes and refused connections are logged.",
         })
 final class ServeCommand implements Callable<Integer> {
-    private static final System.Logger LOG = System.getLogger("dev.mqnbd.server");
+    static final System.Logger LOG = System.getLogger("dev.mqnbd.server");
 
     @Option(
             names = {"-e", "--export"},
@@ -143,6 +170,19 @@ final class ServeCommand implements Callable<Integer> {
             description = "Log every connection and failed request.")
     boolean verbose;
 
+    // Each concern's options live in their own class, shown under their own heading in --help.
+    @ArgGroup(validate = false, heading = "%nTLS:%n", order = 1)
+    TlsOptions tls = new TlsOptions();
+
+    @ArgGroup(validate = false, heading = "%nAccess control:%n", order = 2)
+    AccessOptions access = new AccessOptions();
+
+    @ArgGroup(validate = false, heading = "%nLimits:%n", order = 3)
+    LimitOptions limits = new LimitOptions();
+
+    @ArgGroup(validate = false, heading = "%nS3 exports (s3://BUCKET/PREFIX):%n", order = 4)
+    S3Options s3 = new S3Options();
+
     static {
         System.setProperty("mqnbd.cpus", Integer.toString(Runtime.getRuntime().availableProcessors()));
     }
@@ -162,6 +202,11 @@ final class ServeCommand implements Callable<Integer> {
             throw new MqnbdCommand.UsageException("--port " + port + " (expected: 0..65535)");
         }
         List<SocketAddress> addresses = listenAddresses();
+        Map<String, AccessList> acls = access.build(specs.stream().map(ExportSpec::name).toList());
+        NbdServerConfig config = limits.applyTo(NbdServerConfig.builder())
+                .maxPayload(payload)
+                .tls(tls.build(access.hasSubjects()))
+                .build();
 
         EventLoopGroup group = NbdServer.newEventLoopGroup(loops);
         ExportRegistry registry = new ExportRegistry();
@@ -169,8 +214,13 @@ final class ServeCommand implements Callable<Integer> {
         try {
             for (ExportSpec spec : specs) {
                 open(registry, spec, texts.getOrDefault(spec.name(), spec.spec()), group, queues, payload);
+                AccessList acl = acls.get(spec.name());
+                if (acl != null) {
+                    registry.restrict(spec.name(), acl);
+                    LOG.log(Level.INFO, "export " + spec.displayName() + " admits only: " + acl);
+                }
             }
-            server = NbdServer.start(group, registry, addresses, payload);
+            server = NbdServer.start(group, registry, addresses, config);
         } catch (Exception | Error e) {
             registry.close();
             group.shutdownGracefully(0, 1, java.util.concurrent.TimeUnit.SECONDS);
@@ -184,7 +234,10 @@ final class ServeCommand implements Callable<Integer> {
         }, "mqnbd-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
         LOG.log(Level.INFO, "ready: " + specs.size() + (specs.size() == 1 ? " export" : " exports") + ", "
-                + loops + " event loops, " + queues + " hardware queues x depth " + queueDepth);
+                + loops + " event loops, " + queues + " hardware queues x depth " + queueDepth + "; TLS " + config.tls()
+                + ", handshake timeout " + describe(config.handshakeTimeout()) + ", at most " + config.maxConnections()
+                + " connections" + (config.maxConnectionsPerClient() > 0
+                        ? ", " + config.maxConnectionsPerClient() + " per client" : ""));
         stopped.await();
         return 0;
     }
@@ -218,7 +271,7 @@ final class ServeCommand implements Callable<Integer> {
                 Duration.ZERO);
         Export export;
         try {
-            export = registry.open(spec.name(), spec.spec(), description, new DeviceOptions(readOnly), setup, payload);
+            export = registry.open(spec.name(), spec.spec(), description, new DeviceOptions(readOnly, s3.settings()), setup, payload);
         } catch (IllegalArgumentException e) {
             throw new MqnbdCommand.UsageException("--export " + spec.name() + "=" + spec.spec() + ": " + e.getMessage());
         }
@@ -280,6 +333,13 @@ final class ServeCommand implements Callable<Integer> {
             }
         }
         return result.stream().distinct().collect(Collectors.toList());
+    }
+
+    private static String describe(Duration timeout) {
+        if (timeout.isZero()) {
+            return "none";
+        }
+        return timeout.toMillis() % 1000 == 0 ? timeout.toSeconds() + " s" : timeout.toMillis() + " ms";
     }
 
     private static int positive(String option, int value) {

@@ -4,27 +4,42 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelPipeline;
 import io.netty.handler.codec.ByteToMessageDecoder;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.handler.ssl.SslHandshakeCompletionEvent;
+import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import javax.net.ssl.SSLException;
 
 /**
  * The server side of the fixed newstyle handshake (proto.md "Handshake", "Fixed newstyle negotiation",
- * "Option types"): sends the greeting, reads the client flags, answers options, and hands the connection
- * to an {@link NbdTransmissionStarter} on {@code NBD_OPT_GO} or {@code NBD_OPT_EXPORT_NAME}. Then it
- * removes itself; bytes the client sent after that option go to the handlers the starter added.
+ * "Option types", "TLS support"): sends the greeting, reads the client flags, answers options, and hands the
+ * connection to an {@link NbdTransmissionStarter} on {@code NBD_OPT_GO} or {@code NBD_OPT_EXPORT_NAME}. Then
+ * it removes itself; bytes the client sent after that option go to the handlers the starter added.
  *
- * <p>Supported: {@code EXPORT_NAME}, {@code ABORT}, {@code LIST}, {@code INFO}, {@code GO}, {@code
- * STRUCTURED_REPLY}, {@code LIST_META_CONTEXT} and {@code SET_META_CONTEXT} (the {@code base:allocation}
- * context), {@code EXTENDED_HEADERS}. Every other option gets {@code NBD_REP_ERR_UNSUP}. Plain newstyle clients (without {@code C_FIXED_NEWSTYLE}) may only
- * send {@code EXPORT_NAME}.
+ * <p>Supported: {@code EXPORT_NAME}, {@code ABORT}, {@code LIST}, {@code STARTTLS} (unless {@link NbdTls} is
+ * off), {@code INFO}, {@code GO}, {@code STRUCTURED_REPLY}, {@code LIST_META_CONTEXT} and {@code
+ * SET_META_CONTEXT} (the {@code base:allocation} context), {@code EXTENDED_HEADERS}. Every other option gets
+ * {@code NBD_REP_ERR_UNSUP}. Plain newstyle clients (without {@code C_FIXED_NEWSTYLE}) may only send {@code
+ * EXPORT_NAME}.
+ *
+ * <p>TLS: {@code STARTTLS} is answered {@code ACK} in the clear; then an {@link SslHandler} goes in behind
+ * this handler, a fresh handshake handler (which forgets everything negotiated so far, as the spec requires)
+ * behind that, and this handler removes itself, passing whatever the client already sent (its TLS
+ * ClientHello) to the {@code SslHandler}. In {@link NbdTlsMode#REQUIRE} mode every option but {@code
+ * STARTTLS} and {@code ABORT} is answered {@code NBD_REP_ERR_TLS_REQD} until then, without looking at it.
+ *
+ * <p>Access: an export that {@link NbdExports#allows} refuses to this client is treated exactly as a
+ * missing one, and the refusal is logged.
  *
  * <p>Violations of a MUST, which leave no way to answer, close the connection: unknown client flags, a
- * bad option magic, an unknown export in {@code EXPORT_NAME}, any other option from a plain newstyle
- * client, and option data above {@link #OPTION_LENGTH_LIMIT} (taken for a denial-of-service attempt).
- * Option data above the handler's maximum, but within the limit, is drained unbuffered and answered
- * {@code NBD_REP_ERR_TOO_BIG}.
+ * bad option magic, an unknown or refused export in {@code EXPORT_NAME}, {@code EXPORT_NAME} before TLS when
+ * TLS is required, any other option from a plain newstyle client, and option data above {@link
+ * #OPTION_LENGTH_LIMIT} (taken for a denial-of-service attempt). Option data above the handler's maximum,
+ * but within the limit, is drained unbuffered and answered {@code NBD_REP_ERR_TOO_BIG}.
  *
  * <p><b>Ownership:</b> option data is read whole into the cumulation and acted on at once; nothing is
  * kept across calls, so a client closing mid-option leaks nothing ({@link ByteToMessageDecoder} releases
@@ -52,15 +67,18 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         OPTION_HEADER,
         OPTION_DATA,
         DISCARD_OPTION_DATA,
-        /** Transmission started, the client aborted, or the connection is being closed: input is ignored. */
+        /** Transmission or TLS started, the client aborted, or the connection is closing: input is ignored. */
         DONE
     }
 
     private final NbdExports exports;
     private final NbdTransmissionStarter starter;
     private final int maximumOptionLength;
+    private final NbdTls tls;
+    /** Whether this handler sits behind the {@link SslHandler} that {@code STARTTLS} added. */
+    private final boolean tlsActive;
 
-    private State state = State.CLIENT_FLAGS;
+    private State state;
     private boolean greeted;
     private int clientFlags;
     // The option being read (OPTION_DATA) or drained (DISCARD_OPTION_DATA): its code, its data length, and
@@ -74,13 +92,13 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
     // The export whose base:allocation context the last SET_META_CONTEXT selected, or null.
     private String metaContextExport;
 
-    /** Creates a handler that buffers at most {@link #DEFAULT_MAXIMUM_OPTION_LENGTH} bytes of option data. */
+    /** Creates a handler without TLS that buffers at most {@link #DEFAULT_MAXIMUM_OPTION_LENGTH} bytes of options. */
     public NbdHandshakeHandler(NbdExports exports, NbdTransmissionStarter starter) {
         this(exports, starter, DEFAULT_MAXIMUM_OPTION_LENGTH);
     }
 
     /**
-     * Creates a handler.
+     * Creates a handler without TLS.
      *
      * @param maximumOptionLength the largest option data to buffer; longer data is answered {@code
      *     NBD_REP_ERR_TOO_BIG}
@@ -88,6 +106,20 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
      *     #OPTION_LENGTH_LIMIT}
      */
     public NbdHandshakeHandler(NbdExports exports, NbdTransmissionStarter starter, int maximumOptionLength) {
+        this(exports, starter, maximumOptionLength, NbdTls.off());
+    }
+
+    /**
+     * Creates a handler.
+     *
+     * @param maximumOptionLength the largest option data to buffer; longer data is answered {@code
+     *     NBD_REP_ERR_TOO_BIG}
+     * @param tls whether {@code NBD_OPT_STARTTLS} is offered or required, and with what context
+     * @throws IllegalArgumentException if {@code maximumOptionLength} is negative or above {@link
+     *     #OPTION_LENGTH_LIMIT}
+     */
+    public NbdHandshakeHandler(
+            NbdExports exports, NbdTransmissionStarter starter, int maximumOptionLength, NbdTls tls) {
         if (maximumOptionLength < 0 || maximumOptionLength > OPTION_LENGTH_LIMIT) {
             throw new IllegalArgumentException("maximumOptionLength: " + maximumOptionLength
                     + " (expected: >= 0 and <= " + OPTION_LENGTH_LIMIT + ")");
@@ -95,6 +127,25 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         this.exports = exports;
         this.starter = starter;
         this.maximumOptionLength = maximumOptionLength;
+        this.tls = tls;
+        this.tlsActive = false;
+        this.state = State.CLIENT_FLAGS;
+    }
+
+    /**
+     * The handler that goes on inside TLS after {@code clear} answered {@code STARTTLS}. proto.md
+     * "NBD_OPT_STARTTLS": the server MUST forget what was negotiated before TLS (structured replies,
+     * metadata contexts, extended headers); greeting and client flags stand.
+     */
+    private NbdHandshakeHandler(NbdHandshakeHandler clear) {
+        this.exports = clear.exports;
+        this.starter = clear.starter;
+        this.maximumOptionLength = clear.maximumOptionLength;
+        this.tls = clear.tls;
+        this.tlsActive = true;
+        this.greeted = true;
+        this.clientFlags = clear.clientFlags;
+        this.state = State.OPTION_HEADER;
     }
 
     @Override
@@ -159,8 +210,8 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
                     ByteBuf data = in.readSlice((int) optionLength);
                     state = State.OPTION_HEADER;
                     if (!handleOption(ctx, data)) {
-                        // Transmission started (this handler is being removed and the rest of `in` goes to the
-                        // next handler), or the connection is closing: touch nothing more.
+                        // Transmission or TLS started (this handler is being removed and the rest of `in` goes to
+                        // the next handler), or the connection is closing: touch nothing more.
                         return;
                     }
                 }
@@ -173,8 +224,10 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
                         return;
                     }
                     state = State.OPTION_HEADER;
-                    ctx.writeAndFlush(NbdOptionReplies.error(ctx.alloc(), option, NbdConstants.REP_ERR_TOO_BIG,
-                            "option length: " + optionLength + " (expected: <= " + maximumOptionLength + ")"));
+                    ctx.writeAndFlush(mustStartTlsFirst()
+                            ? tlsRequired(ctx.alloc())
+                            : NbdOptionReplies.error(ctx.alloc(), option, NbdConstants.REP_ERR_TOO_BIG,
+                                    "option length: " + optionLength + " (expected: <= " + maximumOptionLength + ")"));
                 }
                 case DONE -> {
                     in.skipBytes(in.readableBytes());
@@ -199,6 +252,13 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
             close(ctx, in, "option: " + option + " (expected: EXPORT_NAME from a client without C_FIXED_NEWSTYLE)");
             return false;
         }
+        if (option == NbdConstants.OPT_EXPORT_NAME && mustStartTlsFirst()) {
+            // proto.md "TLS support", FORCEDTLS: EXPORT_NAME has no error reply, so the server MUST close.
+            LOG.log(Level.INFO, () -> "closing connection from " + NbdTls.peer(ctx, tlsActive)
+                    + ": NBD_OPT_EXPORT_NAME before NBD_OPT_STARTTLS, and TLS is required");
+            close(ctx, in, "EXPORT_NAME before STARTTLS (expected: STARTTLS first)");
+            return false;
+        }
         if (option == NbdConstants.OPT_EXPORT_NAME && optionLength > NbdConstants.MAX_STRING_LENGTH) {
             // EXPORT_NAME cannot be answered with an error; an over-long name is a MUST violation.
             close(ctx, in, "export name length: " + optionLength + " (expected: <= "
@@ -214,12 +274,28 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         return true;
     }
 
+    /** Returns whether the current option must be refused because TLS is required and not yet started. */
+    private boolean mustStartTlsFirst() {
+        return tls.required() && !tlsActive && option != NbdConstants.OPT_STARTTLS
+                && option != NbdConstants.OPT_ABORT;
+    }
+
+    private ByteBuf tlsRequired(ByteBufAllocator alloc) {
+        return NbdOptionReplies.error(
+                alloc, option, NbdConstants.REP_ERR_TLS_REQD, "TLS is required (expected: NBD_OPT_STARTTLS first)");
+    }
+
     /**
-     * Acts on one option whose data has been read whole. Returns false if option haggling ended (transmission
-     * started or the connection is closing).
+     * Acts on one option whose data has been read whole. Returns false if option haggling ended here
+     * (transmission or TLS started, or the connection is closing).
      */
     private boolean handleOption(ChannelHandlerContext ctx, ByteBuf data) {
         ByteBufAllocator alloc = ctx.alloc();
+        if (mustStartTlsFirst()) {
+            // proto.md "TLS support", FORCEDTLS: nothing about the exports is revealed before TLS.
+            ctx.writeAndFlush(tlsRequired(alloc));
+            return true;
+        }
         switch (option) {
             case NbdConstants.OPT_EXPORT_NAME -> {
                 return exportName(ctx, data);
@@ -231,17 +307,51 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
                 return false;
             }
             case NbdConstants.OPT_LIST -> list(ctx, data);
+            case NbdConstants.OPT_STARTTLS -> {
+                return startTls(ctx, data);
+            }
             case NbdConstants.OPT_INFO, NbdConstants.OPT_GO -> {
                 return infoOrGo(ctx, data);
             }
             case NbdConstants.OPT_STRUCTURED_REPLY -> structuredReply(ctx, data);
             case NbdConstants.OPT_EXTENDED_HEADERS -> extendedHeaders(ctx, data);
             case NbdConstants.OPT_LIST_META_CONTEXT, NbdConstants.OPT_SET_META_CONTEXT -> metaContext(ctx, data);
-            // STARTTLS (NOTLS mode: proto.md allows ERR_UNSUP), and options this server does not know.
             default -> ctx.writeAndFlush(NbdOptionReplies.error(
                     alloc, option, NbdConstants.REP_ERR_UNSUP, "option: " + option + " (not supported)"));
         }
         return true;
+    }
+
+    /**
+     * proto.md "NBD_OPT_STARTTLS": no data; ACK in the clear, then the TLS handshake, then option haggling
+     * goes on inside TLS. Returns false if TLS started.
+     */
+    private boolean startTls(ChannelHandlerContext ctx, ByteBuf data) {
+        if (!tls.enabled()) {
+            // NOTLS mode: proto.md allows ERR_UNSUP (or ERR_POLICY); answered as any unsupported option.
+            ctx.writeAndFlush(NbdOptionReplies.error(
+                    ctx.alloc(), option, NbdConstants.REP_ERR_UNSUP, "option: " + option + " (not supported)"));
+            return true;
+        }
+        if (tlsActive) {
+            return invalid(ctx, "STARTTLS: TLS is already in use");
+        }
+        if (data.isReadable()) {
+            return invalid(ctx, "option length: " + data.readableBytes() + " (expected: 0)");
+        }
+        state = State.DONE;
+        // ORDER: the ACK leaves from this handler's place, in front of the SslHandler, so it goes out in the
+        // clear. Then: head | ... | this | tls | handshake inside TLS. Removing this handler passes the bytes the
+        // client sent after STARTTLS (its ClientHello, if it did not wait) to the SslHandler, once decode
+        // returns and before any later read, so nothing is lost or reordered.
+        ctx.writeAndFlush(NbdOptionReplies.ack(ctx.alloc(), option));
+        ChannelPipeline pipeline = ctx.pipeline();
+        SslHandler ssl = tls.newHandler(ctx.alloc());
+        String sslName = ctx.name() + "-tls";
+        pipeline.addAfter(ctx.name(), sslName, ssl);
+        pipeline.addAfter(sslName, ctx.name() + "-in-tls", new NbdHandshakeHandler(this));
+        pipeline.remove(this);
+        return false;
     }
 
     /** proto.md "NBD_OPT_EXPORT_NAME": data is the name; reply u64 size, u16 flags, 124 zeroes unless NO_ZEROES. */
@@ -252,7 +362,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
             return false;
         }
         String name = data.toString(StandardCharsets.UTF_8);
-        NbdExportInfo export = exports.find(name);
+        NbdExportInfo export = find(ctx, name);
         if (export == null) {
             // The option has no error reply: the server MUST terminate the session.
             close(ctx, data, "export: \"" + name + "\" (expected: a known export)");
@@ -269,66 +379,44 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         return false;
     }
 
-    /** proto.md "NBD_OPT_LIST": no data; one NBD_REP_SERVER per export, then ACK. */
+    /** proto.md "NBD_OPT_LIST": no data; one NBD_REP_SERVER per export this client may use, then ACK. */
     private void list(ChannelHandlerContext ctx, ByteBuf data) {
         ByteBufAllocator alloc = ctx.alloc();
         if (data.isReadable()) {
-            ctx.writeAndFlush(NbdOptionReplies.error(alloc, option, NbdConstants.REP_ERR_INVALID,
-                    "option length: " + data.readableBytes() + " (expected: 0)"));
+            invalid(ctx, "option length: " + data.readableBytes() + " (expected: 0)");
             return;
         }
+        NbdPeer peer = NbdTls.peer(ctx, tlsActive);
         for (NbdExportInfo export : exports.list()) {
-            ctx.write(NbdOptionReplies.server(alloc, option, export));
+            if (exports.allows(export, peer)) {
+                ctx.write(NbdOptionReplies.server(alloc, option, export));
+            }
         }
         ctx.writeAndFlush(NbdOptionReplies.ack(alloc, option));
     }
 
     /**
-     * proto.md "NBD_OPT_INFO and NBD_OPT_GO": data is u32 name length | name | u16 n | n × u16 info request.
-     * Replies NBD_INFO_EXPORT (mandatory), the requested NAME/DESCRIPTION, BLOCK_SIZE, then ACK. Returns false
-     * if GO started transmission.
+     * proto.md "NBD_OPT_INFO and NBD_OPT_GO": replies NBD_INFO_EXPORT (mandatory), the requested
+     * NAME/DESCRIPTION, BLOCK_SIZE, then ACK. Returns false if GO started transmission.
      */
     private boolean infoOrGo(ChannelHandlerContext ctx, ByteBuf data) {
         ByteBufAllocator alloc = ctx.alloc();
-        int total = data.readableBytes();
-        if (total < 6) {
-            return invalid(ctx, "option length: " + total + " (expected: >= 6)");
+        NbdInfoRequest request = NbdInfoRequest.parse(data);
+        if (request.error() != null) {
+            return invalid(ctx, request.error());
         }
-        // <here> u32 name length | name | u16 n | n × u16
-        long nameLength = data.readUnsignedInt();
-        if (nameLength > NbdConstants.MAX_STRING_LENGTH || nameLength > data.readableBytes() - 2) {
-            return invalid(ctx, "name length: " + nameLength + " (expected: <= "
-                    + Math.min(NbdConstants.MAX_STRING_LENGTH, data.readableBytes() - 2) + ")");
-        }
-        String name = data.readCharSequence((int) nameLength, StandardCharsets.UTF_8).toString();
-        // u32 | name | <here> u16 n | n × u16
-        int count = data.readUnsignedShort();
-        if (data.readableBytes() != 2 * count) {
-            return invalid(ctx, "info requests length: " + data.readableBytes() + " (expected: " + 2 * count + ")");
-        }
-        boolean wantName = false;
-        boolean wantDescription = false;
-        while (data.isReadable()) {
-            // Unknown information requests MUST be ignored; EXPORT and BLOCK_SIZE are always sent.
-            switch (data.readUnsignedShort()) {
-                case NbdConstants.INFO_NAME -> wantName = true;
-                case NbdConstants.INFO_DESCRIPTION -> wantDescription = true;
-                default -> {}
-            }
-        }
-        NbdExportInfo export = exports.find(name);
+        NbdExportInfo export = find(ctx, request.exportName());
         if (export == null) {
-            ctx.writeAndFlush(NbdOptionReplies.error(alloc, option, NbdConstants.REP_ERR_UNKNOWN,
-                    "export: \"" + name + "\" (expected: a known export)"));
+            ctx.writeAndFlush(unknownExport(alloc, request.exportName()));
             return true;
         }
         boolean go = option == NbdConstants.OPT_GO;
         NbdSession session = session(export, go);
         ctx.write(NbdOptionReplies.infoExport(alloc, option, export.size(), session.transmissionFlags()));
-        if (wantName) {
+        if (request.wantName()) {
             ctx.write(NbdOptionReplies.infoText(alloc, option, NbdConstants.INFO_NAME, export.name()));
         }
-        if (wantDescription) {
+        if (request.wantDescription()) {
             ctx.write(NbdOptionReplies.infoText(alloc, option, NbdConstants.INFO_DESCRIPTION, export.description()));
         }
         ctx.write(NbdOptionReplies.infoBlockSize(alloc, option, export));
@@ -344,6 +432,26 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
     private boolean invalid(ChannelHandlerContext ctx, String message) {
         ctx.writeAndFlush(NbdOptionReplies.error(ctx.alloc(), option, NbdConstants.REP_ERR_INVALID, message));
         return true;
+    }
+
+    /** The reply for a missing export, and for one this client may not use: the two must not differ. */
+    private ByteBuf unknownExport(ByteBufAllocator alloc, String name) {
+        return NbdOptionReplies.error(
+                alloc, option, NbdConstants.REP_ERR_UNKNOWN, "export: \"" + name + "\" (expected: a known export)");
+    }
+
+    /** Returns export {@code name} if it exists and this client may use it, else {@code null}. */
+    private NbdExportInfo find(ChannelHandlerContext ctx, String name) {
+        NbdExportInfo export = exports.find(name);
+        if (export == null) {
+            return null;
+        }
+        NbdPeer peer = NbdTls.peer(ctx, tlsActive);
+        if (!exports.allows(export, peer)) {
+            LOG.log(Level.INFO, () -> "refused " + peer + " access to export \"" + export.name() + "\"");
+            return null;
+        }
+        return export;
     }
 
     /** What transmission gets: the flags sent, the reply framing, the selected metadata context. */
@@ -399,9 +507,8 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
             invalid(ctx, query.error());
             return;
         }
-        if (exports.find(query.exportName()) == null) {
-            ctx.writeAndFlush(NbdOptionReplies.error(ctx.alloc(), option, NbdConstants.REP_ERR_UNKNOWN,
-                    "export: \"" + query.exportName() + "\" (expected: a known export)"));
+        if (find(ctx, query.exportName()) == null) {
+            ctx.writeAndFlush(unknownExport(ctx.alloc(), query.exportName()));
             return;
         }
         if (!list) {
@@ -428,6 +535,37 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         // ByteToMessageDecoder pass what is left of the cumulation (requests the client pipelined after
         // GO/EXPORT_NAME) to them, once decode returns.
         ctx.pipeline().remove(this);
+    }
+
+    @Override
+    public void userEventTriggered(ChannelHandlerContext ctx, Object evt) throws Exception {
+        if (evt instanceof SslHandshakeCompletionEvent done && tlsActive) {
+            if (done.isSuccess()) {
+                LOG.log(Level.DEBUG,
+                        () -> "TLS with " + NbdTls.peer(ctx, tlsActive) + ": " + NbdTls.describeSession(ctx));
+            } else {
+                // The SslHandler has sent its alert and closes the connection.
+                LOG.log(Level.INFO, () -> "TLS handshake with " + NbdTls.peer(ctx, tlsActive) + " failed: "
+                        + NbdTls.failureMessage(done.cause()));
+                state = State.DONE;
+                ctx.close();
+            }
+        }
+        super.userEventTriggered(ctx, evt);
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        state = State.DONE;
+        if (NbdTls.causedBy(cause, SSLException.class) || NbdTls.causedBy(cause, IOException.class)) {
+            // A failed TLS handshake was logged with its completion event; a reset connection is no news.
+            LOG.log(Level.DEBUG, () -> "closing connection from " + NbdTls.peer(ctx, tlsActive) + " in the handshake: "
+                    + NbdTls.failureMessage(cause));
+            ctx.close();
+            return;
+        }
+        ctx.close();
+        ctx.fireExceptionCaught(cause);
     }
 
     private void close(ChannelHandlerContext ctx, ByteBuf in, String reason) {

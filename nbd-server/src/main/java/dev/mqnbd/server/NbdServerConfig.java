@@ -1,0 +1,153 @@
+package dev.mqnbd.server;
+
+import dev.mqnbd.server.protocol.NbdConstants;
+import dev.mqnbd.server.protocol.NbdTls;
+import java.time.Duration;
+import java.util.Objects;
+
+/**
+ * What an {@link NbdServer} offers and what it tolerates: the largest payload, TLS, and the limits that
+ * keep one client from taking the server's resources.
+ *
+ * <p>Build one with {@link #builder()}; every setting has a default:
+ *
+ * <table>
+ *   <caption>Settings</caption>
+ *   <tr><th>setting</th><th>default</th></tr>
+ *   <tr><td>{@link Builder#maxPayload}</td><td>32 MiB</td></tr>
+ *   <tr><td>{@link Builder#tls}</td><td>off</td></tr>
+ *   <tr><td>{@link Builder#handshakeTimeout}</td><td>10 s</td></tr>
+ *   <tr><td>{@link Builder#maxConnections}</td><td>1024</td></tr>
+ *   <tr><td>{@link Builder#maxConnectionsPerClient}</td><td>64</td></tr>
+ * </table>
+ *
+ * <p><b>Threading:</b> immutable.
+ */
+public final class NbdServerConfig {
+    /** How long a client has from connecting to choosing an export, by default. */
+    public static final Duration DEFAULT_HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
+    /** The most connections a server holds, by default. */
+    public static final int DEFAULT_MAX_CONNECTIONS = 1024;
+    /** The most connections from one client IP address, by default. */
+    public static final int DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 64;
+
+    private final int maxPayload;
+    private final NbdTls tls;
+    private final Duration handshakeTimeout;
+    private final int maxConnections;
+    private final int maxConnectionsPerClient;
+
+    private NbdServerConfig(Builder builder) {
+        this.maxPayload = builder.maxPayload;
+        this.tls = builder.tls;
+        this.handshakeTimeout = builder.handshakeTimeout;
+        this.maxConnections = builder.maxConnections;
+        this.maxConnectionsPerClient = builder.maxConnectionsPerClient;
+    }
+
+    /** Returns a builder with every setting at its default. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** Returns the largest READ or WRITE payload accepted. */
+    public int maxPayload() {
+        return maxPayload;
+    }
+
+    /** Returns the TLS offered in the handshake. */
+    public NbdTls tls() {
+        return tls;
+    }
+
+    /** Returns how long a client may take to choose an export; {@link Duration#ZERO} for no limit. */
+    public Duration handshakeTimeout() {
+        return handshakeTimeout;
+    }
+
+    /** Returns the most connections held at once. */
+    public int maxConnections() {
+        return maxConnections;
+    }
+
+    /** Returns the most connections from one client IP address; 0 for no limit. */
+    public int maxConnectionsPerClient() {
+        return maxConnectionsPerClient;
+    }
+
+    /** Builds an {@link NbdServerConfig}. */
+    public static final class Builder {
+        private int maxPayload = NbdConstants.DEFAULT_MAXIMUM_PAYLOAD;
+        private NbdTls tls = NbdTls.off();
+        private Duration handshakeTimeout = DEFAULT_HANDSHAKE_TIMEOUT;
+        private int maxConnections = DEFAULT_MAX_CONNECTIONS;
+        private int maxConnectionsPerClient = DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
+
+        private Builder() {}
+
+        /**
+         * Sets the largest READ or WRITE payload accepted; larger WRITE payloads are drained and refused.
+         *
+         * @throws IllegalArgumentException if {@code bytes} is below 512
+         */
+        public Builder maxPayload(int bytes) {
+            if (bytes < 512) {
+                throw new IllegalArgumentException("maxPayload: " + bytes + " (expected: >= 512)");
+            }
+            this.maxPayload = bytes;
+            return this;
+        }
+
+        /** Sets the TLS the handshake offers or requires. */
+        public Builder tls(NbdTls tls) {
+            this.tls = Objects.requireNonNull(tls, "tls");
+            return this;
+        }
+
+        /**
+         * Sets how long a client has, from connecting, to finish option haggling (TLS included) and start
+         * transmission; {@link Duration#ZERO} for no limit. Connections in transmission are never timed out.
+         *
+         * @throws IllegalArgumentException if {@code timeout} is negative
+         */
+        public Builder handshakeTimeout(Duration timeout) {
+            if (timeout.isNegative()) {
+                throw new IllegalArgumentException("handshakeTimeout: " + timeout + " (expected: >= 0)");
+            }
+            this.handshakeTimeout = timeout;
+            return this;
+        }
+
+        /**
+         * Sets the most connections held at once; more are closed before the greeting.
+         *
+         * @throws IllegalArgumentException if {@code n} is below 1
+         */
+        public Builder maxConnections(int n) {
+            if (n < 1) {
+                throw new IllegalArgumentException("maxConnections: " + n + " (expected: >= 1)");
+            }
+            this.maxConnections = n;
+            return this;
+        }
+
+        /**
+         * Sets the most connections from one client IP address (Unix-socket clients are not counted); 0 for
+         * no limit.
+         *
+         * @throws IllegalArgumentException if {@code n} is negative
+         */
+        public Builder maxConnectionsPerClient(int n) {
+            if (n < 0) {
+                throw new IllegalArgumentException("maxConnectionsPerClient: " + n + " (expected: >= 0)");
+            }
+            this.maxConnectionsPerClient = n;
+            return this;
+        }
+
+        /** Returns the configuration. */
+        public NbdServerConfig build() {
+            return new NbdServerConfig(this);
+        }
+    }
+}

@@ -1,0 +1,74 @@
+package dev.mqnbd.server.cli;
+
+import dev.mqnbd.server.NbdServerConfig;
+import java.time.Duration;
+import java.util.Locale;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import picocli.CommandLine.Option;
+
+/** The connection limits of {@code mqnbd serve}. */
+final class LimitOptions {
+    private static final Pattern DURATION = Pattern.compile("(\\d{1,9})(ms|s|m)?");
+
+    @Option(
+            names = "--handshake-timeout",
+            paramLabel = "DURATION",
+            defaultValue = "10s",
+            description = "Drop clients that have not chosen an export this long after connecting, TLS handshake "
+                    + "included: 10s, 500ms, 2m; 0 for no limit. Connections in use are never timed out "
+                    + "(default: ${DEFAULT-VALUE}).")
+    String handshakeTimeout = "10s";
+
+    @Option(
+            names = "--max-connections",
+            paramLabel = "N",
+            defaultValue = "1024",
+            description = "Refuse connections beyond N open ones, before the greeting (default: ${DEFAULT-VALUE}).")
+    int maxConnections = NbdServerConfig.DEFAULT_MAX_CONNECTIONS;
+
+    @Option(
+            names = "--max-connections-per-client",
+            paramLabel = "N",
+            defaultValue = "64",
+            description = "Refuse connections beyond N open ones from one IP address; 0 for no limit. Unix-socket "
+                    + "clients count only towards --max-connections (default: ${DEFAULT-VALUE}).")
+    int maxConnectionsPerClient = NbdServerConfig.DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
+
+    /**
+     * Adds the limits to {@code config}.
+     *
+     * @throws MqnbdCommand.UsageException if a value is out of range
+     */
+    NbdServerConfig.Builder applyTo(NbdServerConfig.Builder config) {
+        if (maxConnections < 1 || maxConnections > 1_000_000) {
+            throw new MqnbdCommand.UsageException("--max-connections " + maxConnections + " (expected: 1..1000000)");
+        }
+        if (maxConnectionsPerClient < 0 || maxConnectionsPerClient > 1_000_000) {
+            throw new MqnbdCommand.UsageException(
+                    "--max-connections-per-client " + maxConnectionsPerClient + " (expected: 0..1000000)");
+        }
+        return config.handshakeTimeout(parseDuration("--handshake-timeout", handshakeTimeout))
+                .maxConnections(maxConnections)
+                .maxConnectionsPerClient(maxConnectionsPerClient);
+    }
+
+    /** Parses {@code 10s}, {@code 500ms}, {@code 2m} or a bare number of seconds. */
+    static Duration parseDuration(String option, String text) {
+        Matcher m = DURATION.matcher(text.strip().toLowerCase(Locale.ROOT));
+        if (!m.matches()) {
+            throw new MqnbdCommand.UsageException(option + " " + text + " (expected: e.g. 10s, 500ms, 2m or 0)");
+        }
+        long n = Long.parseLong(m.group(1));
+        String unit = m.group(2) == null ? "s" : m.group(2);
+        Duration d = switch (unit) {
+            case "ms" -> Duration.ofMillis(n);
+            case "m" -> Duration.ofMinutes(n);
+            default -> Duration.ofSeconds(n);
+        };
+        if (d.compareTo(Duration.ofHours(24)) > 0) {
+            throw new MqnbdCommand.UsageException(option + " " + text + " (expected: at most 24 hours)");
+        }
+        return d;
+    }
+}

@@ -1,0 +1,98 @@
+package dev.mqnbd.server.cli;
+
+import dev.mqnbd.storage.s3.S3Settings;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import picocli.CommandLine.Option;
+
+/**
+ * The S3 backend's settings of {@code mqnbd serve}, for every {@code s3://} export. Each flag given becomes
+ * a backend setting ({@code s3.endpoint}, ...), which the backend checks when the export opens; flags not
+ * given leave the backend's default (and the AWS SDK's own configuration: environment, profile, role).
+ */
+final class S3Options {
+    @Option(
+            names = "--s3-endpoint",
+            paramLabel = "URL",
+            description = {
+                "The S3-compatible store to use instead of AWS, e.g. http://127.0.0.1:9000 (MinIO, Ceph",
+                "RGW, S3Proxy). Credentials come from the AWS default chain: AWS_ACCESS_KEY_ID and",
+                "AWS_SECRET_ACCESS_KEY, a profile, or a role."
+            })
+    String endpoint;
+
+    @Option(
+            names = "--s3-region",
+            paramLabel = "REGION",
+            description = "The region (default: the SDK's, or us-east-1 with --s3-endpoint).")
+    String region;
+
+    @Option(
+            names = "--s3-path-style",
+            description = "Address buckets as http://host/BUCKET (most S3-compatible stores need it).")
+    boolean pathStyle;
+
+    @Option(
+            names = "--s3-cache",
+            paramLabel = "SIZE",
+            description = "Memory for cached blocks, per export (default: 256M).")
+    String cache;
+
+    @Option(
+            names = "--s3-max-dirty",
+            paramLabel = "SIZE",
+            description = {
+                "Written data not yet stored, per export; writers wait beyond it (default: 64M)."
+            })
+    String maxDirty;
+
+    @Option(
+            names = "--s3-uploads",
+            paramLabel = "N",
+            description = "Store requests in flight at once, per export (default: 16).")
+    String uploads;
+
+    @Option(
+            names = "--s3-timeout",
+            paramLabel = "DURATION",
+            description = {
+                "How long a request may wait on the store, retries included, before the client gets EIO",
+                "(default: 20s; at most 25s, under the Linux client's 30 s)."
+            })
+    String timeout;
+
+    @Option(
+            names = "--s3-lease-ttl",
+            paramLabel = "DURATION",
+            description = "Life of the write lease, renewed every third of it (default: 30s).")
+    String leaseTtl;
+
+    @Option(
+            names = "--s3-read-ahead",
+            paramLabel = "BLOCKS",
+            description = "Blocks fetched ahead of sequential reads (default: 4).")
+    String readAhead;
+
+    /** Returns the settings given, by backend key ({@code s3.endpoint}, ...). */
+    Map<String, String> settings() {
+        Map<String, String> settings = new LinkedHashMap<>();
+        put(settings, S3Settings.ENDPOINT, endpoint);
+        put(settings, S3Settings.REGION, region);
+        if (pathStyle) {
+            settings.put(S3Settings.PATH_STYLE, "true");
+        }
+        put(settings, S3Settings.CACHE, cache);
+        put(settings, S3Settings.MAX_DIRTY, maxDirty);
+        put(settings, S3Settings.UPLOADS, uploads);
+        put(settings, S3Settings.TIMEOUT, timeout);
+        put(settings, S3Settings.LEASE_TTL, leaseTtl);
+        put(settings, S3Settings.READ_AHEAD, readAhead);
+        return settings;
+    }
+
+    private static void put(Map<String, String> settings, String key, String value) {
+        if (value != null) {
+            settings.put(key, value);
+        }
+    }
+}

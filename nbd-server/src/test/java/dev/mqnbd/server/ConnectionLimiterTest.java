@@ -1,0 +1,81 @@
+package dev.mqnbd.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.netty.channel.embedded.EmbeddedChannel;
+import io.netty.channel.unix.DomainSocketAddress;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.SocketAddress;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+class ConnectionLimiterTest {
+    private final List<EmbeddedChannel> channels = new ArrayList<>();
+
+    @AfterEach
+    void tearDown() {
+        channels.forEach(EmbeddedChannel::finishAndReleaseAll);
+    }
+
+    /** An embedded channel that claims to come from {@code remote}. */
+    private EmbeddedChannel from(SocketAddress remote) {
+        EmbeddedChannel ch = new EmbeddedChannel() {
+            @Override
+            protected SocketAddress remoteAddress0() {
+                return remote;
+            }
+        };
+        channels.add(ch);
+        return ch;
+    }
+
+    private static SocketAddress tcp(String ip, int port) {
+        return new InetSocketAddress(InetAddress.ofLiteral(ip), port);
+    }
+
+    @Test
+    void total_refusesTheOneTooMany_untilOneCloses() {
+        ConnectionLimiter limiter = new ConnectionLimiter(3, 0);
+        List<EmbeddedChannel> open = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            EmbeddedChannel ch = from(tcp("10.0.0." + (i + 1), 1000));
+            assertThat(limiter.tryAcquire(ch)).isTrue();
+            open.add(ch);
+        }
+
+        assertThat(limiter.tryAcquire(from(tcp("10.0.0.9", 1000)))).isFalse();
+        assertThat(limiter.connections()).isEqualTo(3);
+        open.getFirst().close();
+        assertThat(limiter.connections()).isEqualTo(2);
+        assertThat(limiter.tryAcquire(from(tcp("10.0.0.9", 1000)))).isTrue();
+    }
+
+    @Test
+    void perClient_countsEachAddress_ipv4MappedAsIpv4() {
+        ConnectionLimiter limiter = new ConnectionLimiter(100, 2);
+
+        EmbeddedChannel a1 = from(tcp("10.0.0.1", 1));
+        assertThat(limiter.tryAcquire(a1)).isTrue();
+        assertThat(limiter.tryAcquire(from(tcp("::ffff:10.0.0.1", 2)))).isTrue();
+        assertThat(limiter.tryAcquire(from(tcp("10.0.0.1", 3)))).as("third from 10.0.0.1").isFalse();
+        assertThat(limiter.tryAcquire(from(tcp("10.0.0.2", 4)))).as("another client").isTrue();
+        assertThat(limiter.tryAcquire(from(tcp("::1", 5)))).isTrue();
+        assertThat(limiter.connections()).isEqualTo(4);
+
+        a1.close();
+        assertThat(limiter.tryAcquire(from(tcp("10.0.0.1", 6)))).isTrue();
+    }
+
+    @Test
+    void unixClients_countOnlyTowardsTheTotal() {
+        ConnectionLimiter limiter = new ConnectionLimiter(5, 1);
+
+        for (int i = 0; i < 5; i++) {
+            assertThat(limiter.tryAcquire(from(new DomainSocketAddress("/run/mqnbd.sock")))).isTrue();
+        }
+        assertThat(limiter.tryAcquire(from(new DomainSocketAddress("/run/mqnbd.sock")))).isFalse();
+    }
+}
