@@ -2,18 +2,21 @@ package dev.mqnbd.it;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.mqnbd.it.container.S3Server;
 import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -30,7 +33,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * what the unit tests' fdatasync ordering checks cover.
  *
  * <p>Backends are pluggable ({@link CrashBackend}): each one says how to serve export {@code d} on storage
- * that outlives the server process. {@code -Dmqnbd.crash.iterations=N} (default 4) and {@code
+ * that outlives the server process: an image file, and block objects in the S3 test server (where a
+ * FLUSH reply promises that the objects are stored, and the page cache plays no part). {@code -Dmqnbd.crash.iterations=N} (default 4) and {@code
  * -Dmqnbd.crash.seed=S} repeat or replay a run.
  */
 class CrashSafetyIT {
@@ -53,6 +57,14 @@ class CrashSafetyIT {
          * named after {@code dir} that a restarted server finds again; called once per server start.
          */
         List<String> serveArgs(Path dir);
+
+        /** Returns what the server's environment needs besides this JVM's (credentials). */
+        default Map<String, String> env() {
+            return Map.of();
+        }
+
+        /** Runs after the server was killed, before it is started again on the same storage. */
+        default void afterKill() throws InterruptedException {}
     }
 
     /** The file backend: an image file created sparse on the first start. */
@@ -68,9 +80,57 @@ class CrashSafetyIT {
         }
     }
 
+    /**
+     * The S3 backend: block objects in the S3 test server ({@link S3Server}, started once for the class),
+     * with a 2 s write lease, so that a restart after SIGKILL (which leaves the lease unreleased) waits
+     * for it to expire, as a real restart would.
+     */
+    record S3CrashBackend() implements CrashBackend {
+        private static final Duration LEASE = Duration.ofSeconds(2);
+
+        @Override
+        public String name() {
+            return "s3";
+        }
+
+        @Override
+        public List<String> serveArgs(Path dir) {
+            List<String> args = new ArrayList<>(List.of("--export", "d=s3://" + S3Server.BUCKET + "/crash-"
+                    + dir.getFileName() + ",create=64M,block-size=64K", "--s3-lease-ttl", LEASE.toSeconds() + "s"));
+            args.addAll(S3Server.serveArgs(s3().hostEndpoint()));
+            return args;
+        }
+
+        @Override
+        public Map<String, String> env() {
+            return S3Server.credentialsEnv();
+        }
+
+        @Override
+        public void afterKill() throws InterruptedException {
+            Thread.sleep(LEASE.toMillis() + 500);
+        }
+    }
+
+    private static S3Server s3;
+
+    private static synchronized S3Server s3() {
+        if (s3 == null) {
+            s3 = S3Server.start(null);
+        }
+        return s3;
+    }
+
+    @AfterAll
+    static void stopStore() {
+        if (s3 != null) {
+            s3.close();
+            s3 = null;
+        }
+    }
+
     static Stream<CrashBackend> backends() {
-        // An S3 backend joins here: start its store in a @BeforeAll and serve "d" from a bucket.
-        return Stream.of(new FileCrashBackend());
+        return Stream.of(new FileCrashBackend(), new S3CrashBackend());
     }
 
     /** What one iteration saw. */
@@ -102,6 +162,7 @@ class CrashSafetyIT {
                         Thread.sleep(killAfter);
                         server.process().destroyForcibly(); // SIGKILL
                         assertThat(server.process().waitFor(10, TimeUnit.SECONDS)).as("server killed").isTrue();
+                        backend.afterKill();
                         assertThat(client.waitFor(60, TimeUnit.SECONDS)).as("writer ends once the server is gone: %s",
                                 clientOut.getNow("")).isTrue();
                     } finally {
@@ -139,7 +200,7 @@ class CrashSafetyIT {
     private static ServerProcess start(CrashBackend backend, Path dir) throws Exception {
         List<String> args = new ArrayList<>(List.of("serve", "--port", "0"));
         args.addAll(backend.serveArgs(dir));
-        return ServerProcess.start(args.toArray(String[]::new));
+        return ServerProcess.start(backend.env(), List.of(), args.toArray(String[]::new));
     }
 
     static Path script(String name) throws URISyntaxException {

@@ -127,9 +127,19 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
      * and a cumulation that stays shared while requests are in flight can no longer drop the components
      * it has read, so every later read would copy a growing component list.
      */
+    /** Payloads from this size up that span several network buffers are gathered, not copied. */
+    private static final int GATHER_MIN = 64 << 10;
+
     private static ByteBuf readPayload(ChannelHandlerContext ctx, ByteBuf in, int length) {
         if (!(in instanceof CompositeByteBuf composite) || length == 0) {
             return in.readRetainedSlice(length);
+        }
+        if (length < GATHER_MIN && composite.toComponentIndex(in.readerIndex())
+                != composite.toComponentIndex(in.readerIndex() + length - 1)) {
+            // A small payload split between two network buffers: one pooled copy is cheaper than a gather list.
+            ByteBuf copy = ctx.alloc().directBuffer(length, length);
+            in.readBytes(copy, length);
+            return copy;
         }
         List<ByteBuf> parts = composite.decompose(in.readerIndex(), length);
         in.skipBytes(length);

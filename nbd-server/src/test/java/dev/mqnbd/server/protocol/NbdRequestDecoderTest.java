@@ -111,12 +111,13 @@ class NbdRequestDecoderTest {
     }
 
     @Test
-    void write_payloadAcrossReads_holdsTheNetworkBuffers_notTheCumulation() {
-        EmbeddedChannel ch = new EmbeddedChannel(new NbdRequestDecoder(1024));
-        byte[] payload = Frames.utf8("0123456789abcdef");
+    void write_largePayloadAcrossReads_isAGatherListOverTheNetworkBuffers_notTheCumulation() {
+        EmbeddedChannel ch = new EmbeddedChannel(new NbdRequestDecoder(1 << 20));
+        byte[] payload = new byte[100_000];
+        new java.util.Random(3).nextBytes(payload);
         byte[] frame = concat(request(0, NbdCommand.WRITE.code(), 3, 0, payload.length, payload), READ_FRAME);
         int cut1 = NbdConstants.REQUEST_HEADER_LENGTH + 5;
-        int cut2 = NbdConstants.REQUEST_HEADER_LENGTH + 11;
+        int cut2 = NbdConstants.REQUEST_HEADER_LENGTH + 60_000;
         ByteBuf first = Unpooled.directBuffer().writeBytes(frame, 0, cut1);
         ByteBuf second = Unpooled.directBuffer().writeBytes(frame, cut1, cut2 - cut1);
         ByteBuf third = Unpooled.directBuffer().writeBytes(frame, cut2, frame.length - cut2);
@@ -129,7 +130,7 @@ class NbdRequestDecoderTest {
 
         // Three network buffers, no copy: the payload is a gather list over them.
         assertThat(write.payload().nioBufferCount()).isEqualTo(3);
-        assertThat(write.payload().toString(java.nio.charset.StandardCharsets.US_ASCII)).isEqualTo("0123456789abcdef");
+        assertThat(ByteBufUtil.getBytes(write.payload())).isEqualTo(payload);
         assertRead(read);
         read.release();
         // The decoder let go of everything it read: only the payload keeps the buffers it covers.
@@ -141,6 +142,27 @@ class NbdRequestDecoderTest {
         assertThat(first.refCnt()).isZero();
         assertThat(second.refCnt()).isZero();
         assertThat(third.refCnt()).isZero();
+    }
+
+    @Test
+    void write_smallPayloadAcrossReads_isOneContiguousCopy_andTheNetworkBuffersAreFreed() {
+        EmbeddedChannel ch = new EmbeddedChannel(new NbdRequestDecoder(1024));
+        byte[] payload = Frames.utf8("0123456789abcdef");
+        byte[] frame = request(0, NbdCommand.WRITE.code(), 3, 0, payload.length, payload);
+        int cut = NbdConstants.REQUEST_HEADER_LENGTH + 5;
+        ByteBuf first = Unpooled.directBuffer().writeBytes(frame, 0, cut);
+        ByteBuf second = Unpooled.directBuffer().writeBytes(frame, cut, frame.length - cut);
+
+        ch.writeInbound(first);
+        ch.writeInbound(second);
+        NbdRequest write = ch.readInbound();
+
+        assertThat(write.payload().nioBufferCount()).isEqualTo(1);
+        assertThat(write.payload().toString(java.nio.charset.StandardCharsets.US_ASCII)).isEqualTo("0123456789abcdef");
+        assertThat(first.refCnt()).isZero();
+        assertThat(second.refCnt()).isZero();
+        assertThat(write.release()).isTrue();
+        assertThat(ch.finish()).isFalse();
     }
 
     @Test
