@@ -20,13 +20,13 @@ import static dev.mqnbd.server.protocol.NbdConstants.OPT_SET_META_CONTEXT;
 import static dev.mqnbd.server.protocol.NbdConstants.OPT_STARTTLS;
 import static dev.mqnbd.server.protocol.NbdConstants.OPT_STRUCTURED_REPLY;
 
+import dev.mqnbd.server.protocol.Frames;
 import dev.mqnbd.server.protocol.NbdCommand;
 import dev.mqnbd.server.protocol.NbdConstants;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -277,22 +277,14 @@ final class SeedCorpus {
         return ByteBufUtil.getBytes(buf);
     }
 
-    /** u64 IHAVEOPT | u32 option | u32 length | data */
+    /** u64 IHAVEOPT | u32 option | u32 length | data: {@link Frames#option}. */
     static byte[] option(int option, byte[] data) {
-        ByteBuf buf = Unpooled.buffer();
-        buf.writeLong(NbdConstants.IHAVEOPT).writeInt(option).writeInt(data.length).writeBytes(data);
-        return ByteBufUtil.getBytes(buf);
+        return Frames.option(option, data);
     }
 
-    /** INFO/GO data: u32 name length | name | u16 n | n × u16 info request */
+    /** INFO/GO data: {@link Frames#infoRequest}. */
     static byte[] infoRequest(String name, int... infos) {
-        byte[] n = utf8(name);
-        ByteBuf buf = Unpooled.buffer();
-        buf.writeInt(n.length).writeBytes(n).writeShort(infos.length);
-        for (int info : infos) {
-            buf.writeShort(info);
-        }
-        return ByteBufUtil.getBytes(buf);
+        return Frames.infoRequest(name, infos);
     }
 
     /** LIST/SET_META_CONTEXT data: u32 name length | name | u32 n | n × (u32 length | query) */
@@ -312,7 +304,7 @@ final class SeedCorpus {
     }
 
     static byte[] utf8(String s) {
-        return s.getBytes(StandardCharsets.UTF_8);
+        return Frames.utf8(s);
     }
 
     /** {@code n} bytes of a pattern that differs per {@code seed}. */

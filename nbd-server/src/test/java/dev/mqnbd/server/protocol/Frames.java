@@ -14,7 +14,7 @@ import java.util.Arrays;
 import java.util.List;
 
 /** Test helpers: golden frames from hex, the ways to cut a stream into reads, and draining a channel. */
-final class Frames {
+public final class Frames {
     private Frames() {}
 
     /** One way to cut a client byte stream into inbound buffers. */
@@ -38,7 +38,7 @@ final class Frames {
         return out.toByteArray();
     }
 
-    static byte[] utf8(String s) {
+    public static byte[] utf8(String s) {
         return s.getBytes(StandardCharsets.UTF_8);
     }
 
@@ -131,14 +131,14 @@ final class Frames {
     }
 
     /** An option request (proto.md "Option haggling"): u64 IHAVEOPT | u32 option | u32 length | data. */
-    static byte[] option(int option, byte[] data) {
+    public static byte[] option(int option, byte[] data) {
         ByteBuf buf = Unpooled.buffer();
         buf.writeLong(NbdConstants.IHAVEOPT).writeInt(option).writeInt(data.length).writeBytes(data);
         return ByteBufUtil.getBytes(buf);
     }
 
     /** INFO/GO data: u32 name length | name | u16 n | n × u16 info request. */
-    static byte[] infoRequest(String name, int... infos) {
+    public static byte[] infoRequest(String name, int... infos) {
         byte[] n = utf8(name);
         ByteBuf buf = Unpooled.buffer();
         buf.writeInt(n.length).writeBytes(n).writeShort(infos.length);
