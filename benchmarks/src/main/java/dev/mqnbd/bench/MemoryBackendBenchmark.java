@@ -60,7 +60,7 @@ public class MemoryBackendBenchmark {
     @Setup
     public void setUp() throws MqException {
         QueueSetup setup = new QueueSetup("memory-bench", 1, 128, i -> CallerHctxExecutor.INSTANCE, Duration.ZERO);
-        queue = new MemoryBackend().open("256M", DeviceOptions.DEFAULT, setup);
+        queue = new MemoryBackend().open("256M", DeviceOptions.DEFAULT, setup).build(setup);
         buffer = ByteBuffer.allocateDirect(ioSize);
         SplittableRandom random = new SplittableRandom(42);
         for (int i = 0; i < ioSize; i++) {

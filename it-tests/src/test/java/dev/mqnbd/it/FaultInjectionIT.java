@@ -2,18 +2,18 @@ package dev.mqnbd.it;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.mqnbd.mq.BlockQueue;
-import dev.mqnbd.mq.FaultInjectingOperations;
-import dev.mqnbd.mq.FaultRule;
+import dev.mqnbd.filter.FaultInjectingOperations;
+import dev.mqnbd.filter.FaultRule;
+import dev.mqnbd.filter.Filters;
 import dev.mqnbd.mq.ReqOp;
 import dev.mqnbd.mq.Status;
 import dev.mqnbd.server.Export;
 import dev.mqnbd.server.ExportRegistry;
 import dev.mqnbd.server.NbdServer;
+import dev.mqnbd.storage.Backends;
+import dev.mqnbd.storage.Device;
+import dev.mqnbd.storage.DeviceOptions;
 import dev.mqnbd.storage.QueueSetup;
-import dev.mqnbd.storage.memory.MemoryDevices;
-import dev.mqnbd.storage.memory.MemoryHwData;
-import dev.mqnbd.storage.memory.MemoryStore;
 import io.netty.channel.EventLoopGroup;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
@@ -64,7 +64,7 @@ class FaultInjectionIT {
             """;
 
     private static EventLoopGroup group;
-    private static FaultInjectingOperations<MemoryHwData, MemoryStore, Void, Void> faulty;
+    private static FaultInjectingOperations<?, ?, ?, ?> faulty;
     private static NbdServer server;
     private static String uri;
 
@@ -73,13 +73,17 @@ class FaultInjectionIT {
         group = NbdServer.newEventLoopGroup(2);
         ExportRegistry registry = new ExportRegistry();
         QueueSetup setup = new QueueSetup("faulty", 2, 64, NbdServer.hctxExecutors(group), TIMEOUT);
-        BlockQueue<MemoryHwData, MemoryStore, Void, Void> queue = MemoryDevices.open(64 * MiB, setup, driver -> {
-            faulty = FaultInjectingOperations.wrap(driver);
-            return faulty;
-        });
-        registry.add(Export.of("faulty", "memory with injected faults", queue, MAX_PAYLOAD));
+        // The public way every export is stacked: the backend's device, the filter on top, then the queue.
+        Device<?, ?, ?, ?> memory = Backends.device("memory:64M", DeviceOptions.DEFAULT, setup);
+        registry.add(Export.of("faulty", "memory with injected faults", withFaults(memory).build(setup), MAX_PAYLOAD));
         server = NbdServer.start(group, registry, List.of(new InetSocketAddress("127.0.0.1", 0)), MAX_PAYLOAD);
         uri = "nbd://127.0.0.1:" + server.port() + "/faulty";
+    }
+
+    private static <H, Q, T, R> Device<?, Q, T, R> withFaults(Device<H, Q, T, R> below) {
+        FaultInjectingOperations<H, Q, T, R> filter = FaultInjectingOperations.wrap(below.driver(), below.limits());
+        faulty = filter;
+        return Filters.on(filter, below);
     }
 
     @AfterEach

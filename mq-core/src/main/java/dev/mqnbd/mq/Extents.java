@@ -31,4 +31,19 @@ public interface Extents {
 
     /** Returns the total length of the runs added. */
     long total();
+
+    /**
+     * Returns the length of run {@code i}, in the order added (after merging): a filter reads back what
+     * the layer below reported, to merge it with its own.
+     *
+     * @throws IndexOutOfBoundsException if {@code i} is not below {@link #count()}
+     */
+    long runLength(int i);
+
+    /**
+     * Returns the flags of run {@code i}.
+     *
+     * @throws IndexOutOfBoundsException if {@code i} is not below {@link #count()}
+     */
+    int runFlags(int i);
 }

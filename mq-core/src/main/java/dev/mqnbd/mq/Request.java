@@ -275,6 +275,14 @@ public final class Request<R> {
         return hwIndex;
     }
 
+    /**
+     * Returns the executor of the hardware context the request was dispatched on, while it is in flight:
+     * where a driver that holds the request (a filter delaying it) hands it on later.
+     */
+    public HctxExecutor executor() {
+        return hctx.executor;
+    }
+
     /** Returns how often this tag has been reused; lets a driver detect a stale reference. */
     public int generation() {
         return generation;

@@ -219,6 +219,16 @@ class RequestEndTest {
         public long total() {
             return 0;
         }
+
+        @Override
+        public long runLength(int i) {
+            throw new IndexOutOfBoundsException(i);
+        }
+
+        @Override
+        public int runFlags(int i) {
+            throw new IndexOutOfBoundsException(i);
+        }
     }
 
     @Test

@@ -1,12 +1,14 @@
 package dev.mqnbd.server;
 
+import dev.mqnbd.filter.FilterSpec;
+import dev.mqnbd.filter.Filters;
 import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.MqException;
 import dev.mqnbd.server.protocol.NbdExportInfo;
 import dev.mqnbd.server.protocol.NbdExports;
 import dev.mqnbd.server.protocol.NbdPeer;
 import dev.mqnbd.server.security.AccessList;
-import dev.mqnbd.storage.Backends;
+import dev.mqnbd.storage.Device;
 import dev.mqnbd.storage.DeviceOptions;
 import dev.mqnbd.storage.QueueSetup;
 import java.io.IOException;
@@ -30,6 +32,7 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
     private final Map<String, Export> exports = new LinkedHashMap<>();
     private final List<NbdExportInfo> infos = new ArrayList<>();
     private final Map<String, AccessList> access = new HashMap<>();
+    private final Map<String, String> stacks = new HashMap<>();
 
     /**
      * Adds an export.
@@ -44,22 +47,45 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
     }
 
     /**
-     * Opens the backend {@code spec} (e.g. {@code memory:1G}) and adds it as export {@code name}.
+     * Opens the backend {@code spec} (e.g. {@code memory:1G}) without filters and adds it as export {@code name}.
      *
-     * @param maxPayload the server's largest READ/WRITE payload, advertised with the export's block sizes
-     * @throws IllegalArgumentException if the name is taken or the spec is malformed; nothing is opened then
-     * @throws IOException if the backend cannot open its storage
-     * @throws MqException if the export's queue cannot be set up
+     * @see #open(String, String, List, String, DeviceOptions, QueueSetup, int)
      */
     public Export open(String name, String spec, String description, DeviceOptions options, QueueSetup setup,
             int maxPayload) throws IOException, MqException {
+        return open(name, spec, List.of(), description, options, setup, maxPayload);
+    }
+
+    /**
+     * Opens the backend {@code spec} (e.g. {@code memory:1G}) with {@code filters} stacked on it, the first
+     * closest to the client, and adds it as export {@code name}.
+     *
+     * @param filters the export's filters in command-line order; empty for none
+     * @param maxPayload the server's largest READ/WRITE payload, advertised with the export's block sizes
+     * @throws IllegalArgumentException if the name is taken, or the spec or a filter setting is malformed;
+     *     nothing stays open then
+     * @throws IOException if the backend or a filter cannot open its storage
+     * @throws MqException if the export's queue cannot be set up
+     */
+    public Export open(String name, String spec, List<FilterSpec> filters, String description, DeviceOptions options,
+            QueueSetup setup, int maxPayload) throws IOException, MqException {
         if (exports.containsKey(name)) {
             throw new IllegalArgumentException("export name: \"" + name + "\" (expected: unique)");
         }
-        BlockQueue<?, ?, ?, ?> queue = Backends.open(spec, options, setup);
+        Device<?, ?, ?, ?> device = Filters.open(name, spec, filters, options, setup);
+        BlockQueue<?, ?, ?, ?> queue = device.build(setup);
         Export export = Export.of(name, description, queue, maxPayload);
         add(export);
+        stacks.put(name, device.description());
         return export;
+    }
+
+    /**
+     * Returns export {@code name}'s stack as the log shows it, the layer closest to the client first
+     * ({@code cow(overlay=memory) -> file:/srv/vm.img}), or {@code null} for an export added ready-built.
+     */
+    public String stack(String name) {
+        return stacks.get(name);
     }
 
     /** Returns the export called {@code name}, or {@code null}. */

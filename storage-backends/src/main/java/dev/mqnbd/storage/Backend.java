@@ -1,7 +1,5 @@
 package dev.mqnbd.storage;
 
-import dev.mqnbd.mq.BlockQueue;
-import dev.mqnbd.mq.MqException;
 import java.io.IOException;
 
 /**
@@ -19,14 +17,16 @@ public interface Backend {
     String usage();
 
     /**
-     * Opens the storage that {@code spec} names and builds its request queue.
+     * Opens the storage that {@code spec} names: its driver and the data its queue is built on, not yet
+     * built, so that filters can be stacked on it ({@link Device#wrap}) before {@link Device#build}.
      *
-     * <p><b>Ownership:</b> the caller owns the returned queue; closing it releases the storage.
+     * <p><b>Ownership:</b> the caller owns the returned device: it builds it (the queue then owns the
+     * storage) or closes it.
      *
      * @param spec what follows {@code scheme:} in the export spec (for {@code memory:1G}, {@code 1G})
+     * @param setup the queue the device will be built into; backends size per-tag state by its depth
      * @throws IllegalArgumentException if the spec is malformed; the message says what was expected
      * @throws IOException if the storage cannot be opened
-     * @throws MqException if the queue cannot be set up
      */
-    BlockQueue<?, ?, ?, ?> open(String spec, DeviceOptions options, QueueSetup setup) throws IOException, MqException;
+    Device<?, ?, ?, ?> open(String spec, DeviceOptions options, QueueSetup setup) throws IOException;
 }

@@ -42,14 +42,30 @@ public final class Backends {
     }
 
     /**
-     * Opens an export spec such as {@code memory:1G}.
+     * Opens an export spec such as {@code memory:1G} as a device that filters can wrap.
+     *
+     * <p><b>Ownership:</b> the caller builds or closes the device.
      *
      * @throws IllegalArgumentException if the spec is malformed
+     * @throws IOException if the storage cannot be opened
+     */
+    public static Device<?, ?, ?, ?> device(String spec, DeviceOptions options, QueueSetup setup) throws IOException {
+        Backend backend = forSpec(spec);
+        return backend.open(spec.substring(backend.scheme().length() + 1), options, setup);
+    }
+
+    /**
+     * Opens an export spec such as {@code memory:1G} and builds its queue, with no filter.
+     *
+     * <p><b>Ownership:</b> the caller owns the returned queue; closing it releases the storage.
+     *
+     * @throws IllegalArgumentException if the spec is malformed
+     * @throws IOException if the storage cannot be opened
+     * @throws MqException if the queue cannot be set up
      */
     public static BlockQueue<?, ?, ?, ?> open(String spec, DeviceOptions options, QueueSetup setup)
             throws IOException, MqException {
-        Backend backend = forSpec(spec);
-        return backend.open(spec.substring(backend.scheme().length() + 1), options, setup);
+        return device(spec, options, setup).build(setup);
     }
 
     private static String schemes() {

@@ -97,9 +97,16 @@ public abstract class BlockDeviceContract {
         }
     }
 
+    /** Opens {@code spec} with this contract's backend and builds its queue on {@code hwQueues} contexts. */
+    protected final BlockQueue<?, ?, ?, ?> openQueue(String spec, DeviceOptions options, int hwQueues) throws Exception {
+        QueueSetup setup = queueSetup(hwQueues);
+        return backend().open(spec, options, setup).build(setup);
+    }
+
     /** Opens a new device of {@code size} bytes with {@code hwQueues} hardware contexts. */
     protected final TestDevice open(long size, boolean readOnly, int hwQueues) throws Exception {
-        BlockQueue<?, ?, ?, ?> queue = backend().open(spec(size), options(readOnly), queueSetup(hwQueues));
+        QueueSetup setup = queueSetup(hwQueues);
+        BlockQueue<?, ?, ?, ?> queue = backend().open(spec(size), options(readOnly), setup).build(setup);
         return new TestDevice(closeAfterTest(queue));
     }
 

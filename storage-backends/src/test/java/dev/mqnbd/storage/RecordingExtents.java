@@ -52,6 +52,16 @@ public final class RecordingExtents implements Extents {
         return runs.stream().mapToLong(r -> r[0]).sum();
     }
 
+    @Override
+    public long runLength(int i) {
+        return runs.get(i)[0];
+    }
+
+    @Override
+    public int runFlags(int i) {
+        return (int) runs.get(i)[1];
+    }
+
     /** Returns the runs as {@code "length:flags"} strings, for readable assertions. */
     public List<String> described() {
         return runs.stream().map(r -> r[0] + ":" + r[1]).toList();

@@ -1,5 +1,8 @@
 package dev.mqnbd.server.cli;
 
+import dev.mqnbd.filter.FilterKind;
+import dev.mqnbd.filter.FilterSpec;
+import dev.mqnbd.filter.Filters;
 import dev.mqnbd.mq.QueueLimits;
 import dev.mqnbd.server.Export;
 import dev.mqnbd.server.ExportRegistry;
@@ -104,6 +107,15 @@ final class ServeCommand implements Callable<Integer> {
     List<String> exports = new ArrayList<>();
 
     @Option(
+            names = {"-f", "--filter"},
+            paramLabel = "NAME=KIND[,key=value...]",
+            description = {
+                "A filter for export NAME (* for every export), repeatable; the first named for an export is"
+                        + " the one closest to the client. Kinds:%n${sys:mqnbd.filterHelp}"
+            })
+    List<String> filters = new ArrayList<>();
+
+    @Option(
             names = {"-d", "--description"},
             paramLabel = "NAME=TEXT",
             description = {
@@ -185,12 +197,27 @@ final class ServeCommand implements Callable<Integer> {
 
     static {
         System.setProperty("mqnbd.cpus", Integer.toString(Runtime.getRuntime().availableProcessors()));
+        System.setProperty("mqnbd.filterHelp", filterHelp());
+    }
+
+    /** Lists every filter kind with its keys and an example, for --filter's help (picocli's %n breaks lines). */
+    static String filterHelp() {
+        StringBuilder sb = new StringBuilder();
+        for (FilterKind kind : Filters.all()) {
+            sb.append("  ").append(kind.name()).append(": ").append(kind.summary()).append("%n");
+            for (String key : kind.keys()) {
+                sb.append("    ").append(key).append("%n");
+            }
+            sb.append("    e.g. --filter ").append(kind.example()).append("%n");
+        }
+        return sb.toString();
     }
 
     @Override
     public Integer call() throws Exception {
         LogSetup.configure(verbose);
         List<ExportSpec> specs = parseExports();
+        List<FilterSpec> filterSpecs = parseFilters(specs);
         java.util.Map<String, String> texts = parseDescriptions(specs);
         int payload = parseMaxPayload();
         int loops = eventLoops != null ? positive("--event-loops", eventLoops) : Runtime.getRuntime().availableProcessors();
@@ -213,7 +240,8 @@ final class ServeCommand implements Callable<Integer> {
         NbdServer server;
         try {
             for (ExportSpec spec : specs) {
-                open(registry, spec, texts.getOrDefault(spec.name(), spec.spec()), group, queues, payload);
+                List<FilterSpec> stack = filterSpecs.stream().filter(f -> f.appliesTo(spec.name())).toList();
+                open(registry, spec, stack, texts.getOrDefault(spec.name(), spec.spec()), group, queues, payload);
                 AccessList acl = acls.get(spec.name());
                 if (acl != null) {
                     registry.restrict(spec.name(), acl);
@@ -264,19 +292,41 @@ final class ServeCommand implements Callable<Integer> {
         return result;
     }
 
-    private void open(ExportRegistry registry, ExportSpec spec, String description, EventLoopGroup group, int queues,
-            int payload) throws Exception {
+    private List<FilterSpec> parseFilters(List<ExportSpec> specs) {
+        List<FilterSpec> result = new ArrayList<>();
+        for (String text : filters) {
+            FilterSpec spec;
+            try {
+                spec = FilterSpec.parse(text);
+            } catch (IllegalArgumentException e) {
+                throw new MqnbdCommand.UsageException(e.getMessage().startsWith("--filter")
+                        ? e.getMessage() : "--filter " + text + ": " + e.getMessage());
+            }
+            if (!spec.export().equals(FilterSpec.EVERY_EXPORT)
+                    && specs.stream().noneMatch(s -> s.name().equals(spec.export()))) {
+                throw new MqnbdCommand.UsageException("--filter " + text + ": no export is named \"" + spec.export()
+                        + "\" (expected: an export's name, or * for every export)");
+            }
+            result.add(spec);
+        }
+        return result;
+    }
+
+    private void open(ExportRegistry registry, ExportSpec spec, List<FilterSpec> stack, String description,
+            EventLoopGroup group, int queues, int payload) throws Exception {
         QueueSetup setup = new QueueSetup(
                 spec.name().isEmpty() ? "default" : spec.name(), queues, queueDepth, NbdServer.hctxExecutors(group),
                 Duration.ZERO);
         Export export;
         try {
-            export = registry.open(spec.name(), spec.spec(), description, new DeviceOptions(readOnly, s3.settings()), setup, payload);
+            export = registry.open(spec.name(), spec.spec(), stack, description,
+                    new DeviceOptions(readOnly, s3.settings()), setup, payload);
         } catch (IllegalArgumentException e) {
             throw new MqnbdCommand.UsageException("--export " + spec.name() + "=" + spec.spec() + ": " + e.getMessage());
         }
         QueueLimits limits = export.queue().limits();
-        LOG.log(Level.INFO, "export " + spec.displayName() + ": " + spec.spec() + ", size " + Sizes.format(limits.capacity())
+        LOG.log(Level.INFO, "export " + spec.displayName() + ": " + registry.stack(spec.name()) + ", size "
+                + Sizes.format(limits.capacity())
                 + ", " + (limits.readOnly() ? "read-only" : "read-write"));
     }
 

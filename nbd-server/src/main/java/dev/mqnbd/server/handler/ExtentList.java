@@ -1,6 +1,7 @@
 package dev.mqnbd.server.handler;
 
 import dev.mqnbd.mq.Extents;
+import java.util.Objects;
 
 /**
  * A fixed-capacity {@link Extents} sink, preallocated per request slot: the runs a backend reports for a
@@ -62,6 +63,18 @@ final class ExtentList implements Extents {
     @Override
     public long total() {
         return total;
+    }
+
+    @Override
+    public long runLength(int i) {
+        Objects.checkIndex(i, count);
+        return lengths[i];
+    }
+
+    @Override
+    public int runFlags(int i) {
+        Objects.checkIndex(i, count);
+        return flags[i];
     }
 
     /** Cuts the runs so that they cover at most {@code length} bytes; returns the new count. */

@@ -3,7 +3,7 @@ package dev.mqnbd.server.fuzz;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import dev.mqnbd.mq.FaultRule;
+import dev.mqnbd.filter.FaultRule;
 import dev.mqnbd.mq.Status;
 import dev.mqnbd.server.EventLoopHctxExecutor;
 import dev.mqnbd.server.Export;

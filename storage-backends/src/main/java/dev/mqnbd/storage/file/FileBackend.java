@@ -3,6 +3,7 @@ package dev.mqnbd.storage.file;
 import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.MqException;
 import dev.mqnbd.storage.Backend;
+import dev.mqnbd.storage.Device;
 import dev.mqnbd.storage.DeviceOptions;
 import dev.mqnbd.storage.QueueSetup;
 import java.io.IOException;
@@ -35,25 +36,23 @@ public final class FileBackend implements Backend {
     }
 
     /**
-     * Opens the file {@code spec} names and builds its queue.
+     * Opens the file {@code spec} names.
      *
-     * <p><b>Ownership:</b> the caller owns the returned queue; closing it closes the file.
+     * <p><b>Ownership:</b> the caller builds or closes the device; the built queue owns the file.
      *
      * @throws IllegalArgumentException if {@code spec} is malformed
      * @throws IOException if the file is missing (without {@code create=}), a directory, locked by another
      *     server, or cannot be opened; the message names the file
-     * @throws MqException if a hardware context cannot be set up
      */
     @Override
-    public BlockQueue<FileHwData, FileStore, FileStore, Void> open(String spec, DeviceOptions options, QueueSetup setup)
-            throws IOException, MqException {
+    public Device<FileHwData, FileStore, FileStore, Void> open(String spec, DeviceOptions options, QueueSetup setup)
+            throws IOException {
         FileStore store = FileOpener.open(FileSpec.parse(spec), options.readOnly(), setup.name(), null);
-        return open(store, setup);
+        return device(store, setup, SCHEME + ":" + spec);
     }
 
-    /** Builds the tag set and the queue over {@code store}; closes the store if that fails. */
-    static BlockQueue<FileHwData, FileStore, FileStore, Void> open(FileStore store, QueueSetup setup)
-            throws MqException {
+    /** Returns the device over {@code store}; closes the store if that fails. */
+    static Device<FileHwData, FileStore, FileStore, Void> device(FileStore store, QueueSetup setup, String description) {
         FileBlockDevice device;
         try {
             device = new FileBlockDevice(store, setup.queueDepth());
@@ -61,6 +60,12 @@ public final class FileBackend implements Backend {
             store.close();
             throw e;
         }
-        return setup.build(device, store, store, device.limits());
+        return new Device<>(device, store, store, device.limits(), description);
+    }
+
+    /** Builds the tag set and the queue over {@code store}; closes the store if that fails. */
+    static BlockQueue<FileHwData, FileStore, FileStore, Void> open(FileStore store, QueueSetup setup)
+            throws MqException {
+        return device(store, setup, SCHEME + ":" + store).build(setup);
     }
 }

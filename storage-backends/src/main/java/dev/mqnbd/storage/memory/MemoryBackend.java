@@ -3,6 +3,7 @@ package dev.mqnbd.storage.memory;
 import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.MqException;
 import dev.mqnbd.storage.Backend;
+import dev.mqnbd.storage.Device;
 import dev.mqnbd.storage.DeviceOptions;
 import dev.mqnbd.storage.QueueSetup;
 import dev.mqnbd.storage.Sizes;
@@ -36,18 +37,16 @@ public final class MemoryBackend implements Backend {
     }
 
     /**
-     * Builds an empty memory device of the size {@code spec} names and its queue.
+     * Opens an empty memory device of the size {@code spec} names.
      *
-     * <p><b>Ownership:</b> the caller owns the returned queue; closing it releases the store.
+     * <p><b>Ownership:</b> the caller builds or closes the device; the built queue owns the store.
      *
      * @throws IllegalArgumentException if {@code spec} is not a size, or the size is not a positive
-     *     multiple of 512 of at most 4 PiB, or {@code setup} asks for an impossible tag set
-     * @throws MqException if a hardware context cannot be set up
+     *     multiple of 512 of at most 4 PiB
      */
     @Override
-    public BlockQueue<MemoryHwData, MemoryStore, Void, Void> open(
-            String spec, DeviceOptions options, QueueSetup setup) throws MqException {
-        return open(new MemoryStore(parseSize(spec)), options, setup);
+    public Device<MemoryHwData, MemoryStore, Void, Void> open(String spec, DeviceOptions options, QueueSetup setup) {
+        return device(new MemoryStore(parseSize(spec)), options);
     }
 
     /**
@@ -68,9 +67,8 @@ public final class MemoryBackend implements Backend {
         return size;
     }
 
-    /** Builds the tag set and the queue over {@code store}; closes the store if that fails. */
-    static BlockQueue<MemoryHwData, MemoryStore, Void, Void> open(
-            MemoryStore store, DeviceOptions options, QueueSetup setup) throws MqException {
+    /** Returns the device over {@code store}; closes the store if that fails. */
+    static Device<MemoryHwData, MemoryStore, Void, Void> device(MemoryStore store, DeviceOptions options) {
         MemoryBlockDevice device;
         try {
             device = new MemoryBlockDevice(store.capacity(), options.readOnly());
@@ -78,6 +76,12 @@ public final class MemoryBackend implements Backend {
             store.close();
             throw e;
         }
-        return setup.build(device, null, store, device.limits());
+        return new Device<>(device, null, store, device.limits(), SCHEME + ":" + Sizes.format(store.capacity()));
+    }
+
+    /** Builds the tag set and the queue over {@code store}; closes the store if that fails. */
+    static BlockQueue<MemoryHwData, MemoryStore, Void, Void> open(
+            MemoryStore store, DeviceOptions options, QueueSetup setup) throws MqException {
+        return device(store, options).build(setup);
     }
 }

@@ -66,7 +66,7 @@ public final class MemoryStore implements AutoCloseable {
      *
      * @throws IllegalArgumentException if {@code capacity} is not between 1 and {@link #MAX_CAPACITY}
      */
-    MemoryStore(long capacity) {
+    public MemoryStore(long capacity) {
         this(capacity, () -> ByteBuffer.allocateDirect(PAGE_SIZE));
     }
 
@@ -109,7 +109,7 @@ public final class MemoryStore implements AutoCloseable {
      * Copies {@code length} bytes from {@code offset} into {@code dst[dstIndex, dstIndex + length)} with
      * absolute puts: {@code dst}'s position and limit do not change. Allocates nothing.
      */
-    void read(long offset, ByteBuffer dst, int dstIndex, int length) {
+    public void read(long offset, ByteBuffer dst, int dstIndex, int length) {
         assert inStore(offset, length) : offset + "+" + length;
         while (length > 0) {
             int inPage = (int) (offset & PAGE_MASK);
@@ -166,7 +166,7 @@ public final class MemoryStore implements AutoCloseable {
      *
      * @return {@code false} when a page could not be allocated; the bytes before it were written
      */
-    boolean write(long offset, ByteBuffer src, int srcIndex, int length) {
+    public boolean write(long offset, ByteBuffer src, int srcIndex, int length) {
         assert inStore(offset, length) : offset + "+" + length;
         while (length > 0) {
             int inPage = (int) (offset & PAGE_MASK);
@@ -189,7 +189,7 @@ public final class MemoryStore implements AutoCloseable {
      * released when {@code release} is set and zeroed in place otherwise. Holes stay holes either way:
      * they already read as zeroes. Allocates nothing.
      */
-    void zero(long offset, long length, boolean release) {
+    public void zero(long offset, long length, boolean release) {
         assert inStore(offset, length) : offset + "+" + length;
         long end = offset + length;
         while (offset < end) {

@@ -3,6 +3,7 @@ package dev.mqnbd.storage.s3;
 import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.MqException;
 import dev.mqnbd.storage.Backend;
+import dev.mqnbd.storage.Device;
 import dev.mqnbd.storage.DeviceOptions;
 import dev.mqnbd.storage.QueueSetup;
 import java.io.IOException;
@@ -49,14 +50,19 @@ public final class S3Backend implements Backend {
      * @throws MqException if a hardware context cannot be set up
      */
     @Override
-    public BlockQueue<S3HwData, S3Export, S3Export, S3RequestData> open(String spec, DeviceOptions options,
-            QueueSetup setup) throws IOException, MqException {
-        return open(spec, options, setup, UnaryOperator.identity());
+    public Device<S3HwData, S3Export, S3Export, S3RequestData> open(String spec, DeviceOptions options,
+            QueueSetup setup) throws IOException {
+        return device(spec, options, setup, UnaryOperator.identity());
     }
 
-    /** Opens like {@link #open(String, DeviceOptions, QueueSetup)}, with the store wrapped by {@code decorate} (tests). */
+    /** Opens and builds like {@link #open(String, DeviceOptions, QueueSetup)}, with the store wrapped by {@code decorate} (tests). */
     static BlockQueue<S3HwData, S3Export, S3Export, S3RequestData> open(String spec, DeviceOptions options,
             QueueSetup setup, UnaryOperator<ObjectStore> decorate) throws IOException, MqException {
+        return device(spec, options, setup, decorate).build(setup);
+    }
+
+    private static Device<S3HwData, S3Export, S3Export, S3RequestData> device(String spec, DeviceOptions options,
+            QueueSetup setup, UnaryOperator<ObjectStore> decorate) throws IOException {
         S3Spec parsed = S3Spec.parse(spec);
         S3Settings settings = S3Settings.parse(options);
         ObjectStore store = decorate.apply(new SdkObjectStore(S3Clients.acquire(settings), parsed.names().bucket()));
@@ -74,7 +80,7 @@ public final class S3Backend implements Backend {
             export.close();
             throw e;
         }
-        // OWNERSHIP: from here the queue owns the export (QueueSetup.build closes it if the build fails).
-        return setup.build(device, export, export, device.limits());
+        // OWNERSHIP: from here the device owns the export (its build closes it if the build fails).
+        return new Device<>(device, export, export, device.limits(), SCHEME + ":" + spec);
     }
 }

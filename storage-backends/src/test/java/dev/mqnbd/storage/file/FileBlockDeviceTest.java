@@ -140,7 +140,7 @@ class FileBlockDeviceTest extends BlockDeviceContract {
         byte[] content = TestDevice.random(2, 300_000);
         Files.write(image, content);
         TestDevice dev = new TestDevice(closeAfterTest(
-                backend().open(image.toString(), DeviceOptions.DEFAULT, queueSetup(2))));
+                openQueue(image.toString(), DeviceOptions.DEFAULT, 2)));
 
         assertThat(dev.queue().limits().capacity()).isEqualTo(300_000);
         assertThat(dev.read(1, 0, 300_000)).isEqualTo(content);
@@ -279,7 +279,7 @@ class FileBlockDeviceTest extends BlockDeviceContract {
 
         assertThat(store.fdatasyncCalls()).isEqualTo(1);
         BlockQueue<?, ?, ?, ?> again = closeAfterTest(
-                backend().open(store.path().toString(), DeviceOptions.DEFAULT, queueSetup(1)));
+                openQueue(store.path().toString(), DeviceOptions.DEFAULT, 1));
         assertThat(new TestDevice(again).read(0, 4096)).isEqualTo(TestDevice.random(10, 4096));
     }
 }

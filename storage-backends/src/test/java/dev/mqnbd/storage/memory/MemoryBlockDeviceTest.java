@@ -341,7 +341,7 @@ class MemoryBlockDeviceTest extends BlockDeviceContract {
     void open_badSize_isRejected(String spec, String message) {
         QueueSetup setup = queueSetup(1);
 
-        assertThatThrownBy(() -> new MemoryBackend().open(spec, DeviceOptions.DEFAULT, setup))
+        assertThatThrownBy(() -> new MemoryBackend().open(spec, DeviceOptions.DEFAULT, setup).build(setup))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessage(message);
     }

@@ -1,7 +1,10 @@
-package dev.mqnbd.mq;
+package dev.mqnbd.filter;
 
-import static dev.mqnbd.mq.QueueLimits.requireArgument;
+import static dev.mqnbd.filter.Checks.requireArgument;
 
+import dev.mqnbd.mq.ReqOp;
+import dev.mqnbd.mq.Request;
+import dev.mqnbd.mq.Status;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.Random;

@@ -5,6 +5,9 @@ import static dev.mqnbd.mq.RecordingOperations.hold;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatIllegalArgumentException;
 
+import dev.mqnbd.filter.FaultInjectingOperations;
+import dev.mqnbd.filter.FaultRule;
+import dev.mqnbd.filter.FilterContext;
 import dev.mqnbd.mq.RecordingCompletion.Ended;
 import dev.mqnbd.mq.RecordingOperations.Hw;
 import dev.mqnbd.mq.RecordingOperations.Pdu;
@@ -33,8 +36,8 @@ class FaultInjectingOperationsTest {
     private final ManualTimers executors = new ManualTimers();
     private final RecordingOperations driver = new RecordingOperations(executors);
     private final RecordingCompletion completion = new RecordingCompletion(driver, executors.plain);
-    private final FaultInjectingOperations<Hw, QueueData, String, Pdu> faulty = FaultInjectingOperations.wrap(driver);
-    private BlockQueue<Hw, QueueData, String, Pdu> queue;
+    private final FaultInjectingOperations<Hw, QueueData, String, Pdu> faulty = FaultInjectingOperations.wrap(driver, Harness.LIMITS);
+    private BlockQueue<FilterContext<Hw>, QueueData, String, Pdu> queue;
 
     @AfterEach
     void tearDown() throws Exception {
@@ -61,7 +64,7 @@ class FaultInjectingOperationsTest {
     }
 
     private void start(int hwQueues, int depth, Duration timeout) throws MqException {
-        TagSet<Hw, QueueData, String, Pdu> tags = TagSet.builder(faulty)
+        TagSet<FilterContext<Hw>, QueueData, String, Pdu> tags = TagSet.builder(faulty)
                 .hwQueues(hwQueues)
                 .queueDepth(depth)
                 .tagSetData("tags")
@@ -375,18 +378,6 @@ class FaultInjectingOperationsTest {
     }
 
     /* --------------- polling, concurrency, arguments --------------- */
-
-    @Test
-    void wrap_pollingDriver_isPolling_andPollPassesThrough() throws Exception {
-        RecordingOperations.Polling polling = new RecordingOperations.Polling(executors);
-        FaultInjectingOperations<Hw, QueueData, String, Pdu> wrapped = FaultInjectingOperations.wrap(polling);
-
-        assertThat(wrapped).isInstanceOf(PollingOperations.class);
-        assertThat(faulty).isNotInstanceOf(PollingOperations.class);
-        assertThat(wrapped.next()).isSameAs(polling);
-        assertThat(((PollingOperations<Hw, QueueData, String, Pdu>) wrapped).poll(new Hw(0, "x"))).isTrue();
-        assertThat(polling.log()).contains("poll 0");
-    }
 
     @Test
     void manySubmitters_twoContexts_everyRequestEndsOnce_andTheCountsAddUp() throws Exception {
