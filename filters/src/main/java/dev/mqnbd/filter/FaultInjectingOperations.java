@@ -255,6 +255,7 @@ public final class FaultInjectingOperations<N, Q, T, R> extends Filter<FilterCon
 
     @Override
     public String toString() {
-        return rules.length == 0 ? label : label + Arrays.toString(rules);
+        // A command-line filter shows its settings (its label); a programmatic one its rules.
+        return !label.equals("faults") || rules.length == 0 ? label : label + Arrays.toString(rules);
     }
 }

@@ -26,19 +26,12 @@ import java.util.function.LongSupplier;
  * <p>Bytes count for READ and WRITE; every request counts for the request rate, except FLUSH, which
  * carries no data and would otherwise delay the promise of durability behind the writes it covers.
  *
- * <p><b>Threading:</b> one filter per export, shared by its contexts; the buckets are updated under a
- * lock held for a few nanoseconds.
+ * <p><b>Threading:</b> one filter per export, shared by its contexts ({@link RateBudget}).
  */
 final class RateFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> {
-    private final long nanosPerRequest;
-    private final double nanosPerByte;
-    private final long burstNanos;
+    private final RateBudget budget;
     private final LongSupplier clock;
     private final String description;
-
-    // Theoretical arrival times (GCRA) of the two limits; guarded by `this`.
-    private long requestTat;
-    private long byteTat;
 
     private final AtomicLong deferred = new AtomicLong();
 
@@ -50,9 +43,7 @@ final class RateFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> 
     RateFilter(Operations<N, Q, T, R> next, QueueLimits limits, long iops, long bytesPerSecond, long burstNanos,
             LongSupplier clock, String description) {
         super(next, limits);
-        this.nanosPerRequest = iops == 0 ? 0 : Math.max(1, 1_000_000_000L / iops);
-        this.nanosPerByte = bytesPerSecond == 0 ? 0 : 1e9 / bytesPerSecond;
-        this.burstNanos = burstNanos;
+        this.budget = new RateBudget(iops, bytesPerSecond, burstNanos);
         this.clock = clock;
         this.description = description;
     }
@@ -71,35 +62,15 @@ final class RateFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> 
         return pass(hw, queue, rq, isLast);
     }
 
-    /** Takes the request's cost from the buckets when both allow it now; otherwise takes nothing. */
+    /** Takes the request's cost from the budget when it allows it now; otherwise takes nothing. */
     private boolean admit(Request<R> rq) {
         boolean data = rq.op() == ReqOp.READ || rq.op() == ReqOp.WRITE;
-        long byteCost = data && nanosPerByte > 0 ? (long) (rq.length() * nanosPerByte) : 0;
-        long now = clock.getAsLong();
-        synchronized (this) {
-            if (nanosPerRequest > 0 && requestTat - now > burstNanos) {
-                return false;
-            }
-            if (byteCost > 0 && byteTat - now > burstNanos) {
-                return false;
-            }
-            if (nanosPerRequest > 0) {
-                requestTat = Math.max(requestTat, now) + nanosPerRequest;
-            }
-            if (byteCost > 0) {
-                byteTat = Math.max(byteTat, now) + byteCost;
-            }
-            return true;
-        }
+        return budget.tryAcquire(data ? rq.length() : 0, clock.getAsLong());
     }
 
     @Override
     protected void start() {
-        long now = clock.getAsLong();
-        synchronized (this) {
-            requestTat = now;
-            byteTat = now;
-        }
+        budget.reset(clock.getAsLong());
     }
 
     /** Returns how many times a request was told to wait (answered BUSY). */
