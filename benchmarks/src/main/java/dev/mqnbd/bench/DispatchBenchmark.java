@@ -1,5 +1,6 @@
 package dev.mqnbd.bench;
 
+import dev.mqnbd.filter.PassThroughFilter;
 import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.MqException;
 import dev.mqnbd.mq.Operations;
@@ -48,7 +49,11 @@ public class DispatchBenchmark {
     @Param({"1", "4"})
     public int hwQueues;
 
-    private BlockQueue<PendingBatch, Void, Void, Void> queue;
+    /** Pass-through filters stacked on the driver: 0 measures mq-core alone, 1 what a filter layer adds. */
+    @Param({"0", "1"})
+    public int filters;
+
+    private BlockQueue<?, Void, Void, Void> queue;
     private final Request<?>[] batch = new Request<?>[BATCH];
     private long completed;
     private final RequestCompletion completion = rq -> completed++;
@@ -56,13 +61,19 @@ public class DispatchBenchmark {
 
     @Setup
     public void setUp() throws MqException {
-        TagSet<PendingBatch, Void, Void, Void> tags = TagSet.builder(new NoopDriver())
+        QueueLimits limits = new QueueLimits(1L << 30, 512, 4096, 1 << 20, 0, Set.of(), false);
+        queue = filters == 0 ? build(new NoopDriver(), limits) : build(new PassThroughFilter<>(new NoopDriver(), limits), limits);
+    }
+
+    private <H> BlockQueue<H, Void, Void, Void> build(Operations<H, Void, Void, Void> driver, QueueLimits limits)
+            throws MqException {
+        TagSet<H, Void, Void, Void> tags = TagSet.builder(driver)
                 .hwQueues(hwQueues)
                 .queueDepth(QUEUE_DEPTH)
                 .build();
-        queue = BlockQueue.builder(tags)
+        return BlockQueue.builder(tags)
                 .name("dispatch-bench")
-                .limits(new QueueLimits(1L << 30, 512, 4096, 1 << 20, 0, Set.of(), false))
+                .limits(limits)
                 .executors(i -> CallerHctxExecutor.INSTANCE)
                 .build();
     }
