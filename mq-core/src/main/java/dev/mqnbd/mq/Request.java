@@ -190,11 +190,11 @@ public final class Request<R> {
     }
 
     private void runCompletion() {
-        queue.completeRequest(this);
+        queue.dispatcher.complete(this);
     }
 
     private void runDispatch() {
-        queue.dispatch(this, isLast);
+        queue.dispatcher.dispatch(this, isLast);
     }
 
     /** Returns the operation. */

@@ -1,6 +1,6 @@
 package dev.mqnbd.mq;
 
-import static dev.mqnbd.mq.QueueLimits.requireArgument;
+import static dev.mqnbd.mq.Checks.requireArgument;
 
 import java.time.Duration;
 import java.util.Objects;
