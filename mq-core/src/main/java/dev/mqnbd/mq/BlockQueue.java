@@ -127,12 +127,22 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
     }
 
     /**
-     * Asks to be told when a tag of context {@code hctxIndex} frees: the back-pressure path. The waiter is
-     * called once, at or after the next time a tag frees (at once if one is free now); it then tries
-     * {@link #tryAllocate} again and waits again if it lost the race.
+     * Asks to be told when a tag of context {@code hctxIndex} frees: the back-pressure path. Waiters are
+     * woken one per freed tag, in the order they registered. The waiter is called once, at or after the
+     * next time a tag frees (at once if one is free now); it then tries {@link #tryAllocate} again and
+     * waits again if it lost the race.
      */
     public void waitForTag(int hctxIndex, TagWaiter waiter) {
         set.tags[hctxIndex].addWaiter(Objects.requireNonNull(waiter, "waiter"));
+    }
+
+    /**
+     * Wakes the next waiter of context {@code hctxIndex} if a tag is free: a woken {@link TagWaiter}
+     * that took no tag calls it so the wakeup it was given is not lost. Harmless when no tag is free or
+     * nobody waits.
+     */
+    public void wakeNextWaiter(int hctxIndex) {
+        set.tags[hctxIndex].wakeNextIfFree();
     }
 
     /**
