@@ -17,6 +17,16 @@
  *       dev.mqnbd.mq.Request#end(int, Status)} when it ends it after keeping it.
  * </ol>
  *
+ * <p>The public types are the ones a driver or a submitter handles: the contract ({@code Operations},
+ * {@code PollingOperations}, {@code TimeoutAction}), the objects it is called with ({@code Request},
+ * {@code HwContext}, {@code QueueLimits} and the values {@code ReqOp}, {@code ReqFlags}, {@code Status},
+ * {@code Feature}, {@code Extents}, {@code Segments}), the two builders ({@code TagSet}, {@code
+ * BlockQueue}), the submitter's callbacks ({@code RequestCompletion}, {@code TagWaiter}), the
+ * executor a context runs on ({@code HctxExecutor}, {@code ThreadHctxExecutor}) and {@code
+ * MqException}. The engine is package-private: the tag bitmap ({@code Tags}), dispatch and completion
+ * ({@code Dispatcher}), the timeout scan ({@code TimeoutScanner}), setting up and tearing down the
+ * contexts ({@code QueueLifecycle}) and the argument checks ({@code Checks}).
+ *
  * <p>This package depends on the JDK alone.
  */
 package dev.mqnbd.mq;
