@@ -1,11 +1,9 @@
 package dev.mqnbd.mq;
 
-import static dev.mqnbd.mq.QueueLimits.requireArgument;
+import static dev.mqnbd.mq.Checks.requireArgument;
 
-import java.lang.System.Logger.Level;
 import java.util.Objects;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.IntFunction;
 
 /**
@@ -26,21 +24,16 @@ import java.util.function.IntFunction;
  * safe from any thread; dispatch to the driver and completions run on each context's executor.
  */
 public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
-    private static final System.Logger LOG = System.getLogger(BlockQueue.class.getName());
-
-    /** How soon a request the driver answered BUSY is retried, after the kernel's BLK_MQ_RESOURCE_DELAY. */
-    private static final long BUSY_RETRY_NANOS = TimeUnit.MILLISECONDS.toNanos(3);
-
-    private static final long CLOSE_DRAIN_NANOS = TimeUnit.SECONDS.toNanos(30);
-
+    // The submitter-facing half lives here; dispatch and completion in Dispatcher, timeouts in
+    // TimeoutScanner, setting up and tearing down the hardware contexts in QueueLifecycle.
     private final TagSet<H, Q, T, R> set;
     private final Operations<H, Q, T, R> ops;
     private final Q queueData;
     private final QueueLimits limits;
     private final String name;
     private final HwContext<H>[] hctxs;
-    private final AtomicInteger allocated = new AtomicInteger();
-    private final java.util.concurrent.atomic.AtomicBoolean closing = new java.util.concurrent.atomic.AtomicBoolean();
+    final Dispatcher<H, Q, T, R> dispatcher;
+    private final AtomicBoolean closing = new AtomicBoolean();
     private volatile boolean closed;
 
     private BlockQueue(Builder<H, Q, T, R> b, HwContext<H>[] hctxs) {
@@ -50,17 +43,8 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
         this.limits = b.limits;
         this.name = b.name;
         this.hctxs = hctxs;
-        for (HwContext<H> h : hctxs) {
-            h.rerunTask = () -> {
-                h.rerunScheduled = false;
-                runRequeue(h);
-            };
-            h.restartTask = () -> runRequeue(h);
-            if (set.timeoutNanos > 0) {
-                h.timeoutTask = () -> scanTimeouts(h);
-                h.executor.schedule(h.timeoutTask, timeoutScanNanos(), TimeUnit.NANOSECONDS);
-            }
-        }
+        this.dispatcher = new Dispatcher<>(set, queueData, name, hctxs);
+        TimeoutScanner.start(this, set, hctxs);
     }
 
     /** Starts a queue on {@code tagSet}. */
@@ -108,7 +92,7 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
 
     /** Returns the number of requests allocated and not yet freed, in flight or being filled. */
     public int inFlight() {
-        return allocated.get();
+        return dispatcher.allocated();
     }
 
     /**
@@ -134,21 +118,31 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
         rq.queue = this;
         rq.hctx = hctxs[hctxIndex];
         rq.completion = Objects.requireNonNull(completion, "completion");
-        allocated.incrementAndGet();
+        dispatcher.onAllocate();
         if (closed) {
-            free(rq);
+            dispatcher.free(rq);
             throw new IllegalStateException("queue " + name + " is closed");
         }
         return rq;
     }
 
     /**
-     * Asks to be told when a tag of context {@code hctxIndex} frees: the back-pressure path. The waiter is
-     * called once, at or after the next time a tag frees (at once if one is free now); it then tries
-     * {@link #tryAllocate} again and waits again if it lost the race.
+     * Asks to be told when a tag of context {@code hctxIndex} frees: the back-pressure path. Waiters are
+     * woken one per freed tag, in the order they registered. The waiter is called once, at or after the
+     * next time a tag frees (at once if one is free now); it then tries {@link #tryAllocate} again and
+     * waits again if it lost the race.
      */
     public void waitForTag(int hctxIndex, TagWaiter waiter) {
         set.tags[hctxIndex].addWaiter(Objects.requireNonNull(waiter, "waiter"));
+    }
+
+    /**
+     * Wakes the next waiter of context {@code hctxIndex} if a tag is free: a woken {@link TagWaiter}
+     * that took no tag calls it so the wakeup it was given is not lost. Harmless when no tag is free or
+     * nobody waits.
+     */
+    public void wakeNextWaiter(int hctxIndex) {
+        set.tags[hctxIndex].wakeNextIfFree();
     }
 
     /**
@@ -168,7 +162,7 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
         rq.isLast = isLast;
         HwContext<?> h = rq.hctx;
         if (h.executor.inExecutor()) {
-            dispatch(rq, isLast);
+            dispatcher.dispatch(rq, isLast);
         } else {
             // OWNERSHIP: the executor hand-off publishes the submitter's writes to the dispatch thread.
             h.executor.execute(rq.dispatchTask);
@@ -182,9 +176,9 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
     public void commit(int hctxIndex) {
         HwContext<H> h = hctxs[hctxIndex];
         if (h.executor.inExecutor()) {
-            commitOn(h);
+            dispatcher.commit(h);
         } else {
-            h.executor.execute(() -> commitOn(h));
+            h.executor.execute(() -> dispatcher.commit(h));
         }
     }
 
@@ -198,7 +192,7 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
         if (rq.state() != Request.ALLOCATED) {
             throw new IllegalStateException("abandon: " + rq + " (expected: ALLOCATED)");
         }
-        free(rq);
+        dispatcher.free(rq);
     }
 
     /**
@@ -230,43 +224,7 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
             return;
         }
         closed = true;
-        long deadline = System.nanoTime() + CLOSE_DRAIN_NANOS;
-        while (allocated.get() > 0) {
-            for (HwContext<H> h : hctxs) {
-                if (h.executor.inExecutor()) {
-                    throw new IllegalStateException("close: called on the executor of hardware context " + h.index
-                            + " while " + allocated.get() + " requests are in flight");
-                }
-            }
-            if (System.nanoTime() - deadline > 0) {
-                throw new MqException("queue " + name + ": " + allocated.get()
-                        + " requests still in flight after 30 s; hardware contexts not torn down");
-            }
-            try {
-                Thread.sleep(1);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new MqException("queue " + name + ": interrupted while draining", e);
-            }
-        }
-        MqException failure = null;
-        for (int i = hctxs.length - 1; i >= 0; i--) {
-            try {
-                ops.exitHctx(hctxs[i].hwData, i);
-            } catch (Exception e) {
-                failure = addFailure(failure, "exitHctx failed for hardware context " + i, e);
-            }
-        }
-        if (queueData instanceof AutoCloseable closeable) {
-            try {
-                closeable.close();
-            } catch (Exception e) {
-                failure = addFailure(failure, "closing the queue data failed", e);
-            }
-        }
-        if (failure != null) {
-            throw failure;
-        }
+        QueueLifecycle.tearDown(ops, hctxs, queueData, dispatcher::allocated, name);
     }
 
     /** Returns whether {@link #close()} was called. */
@@ -274,179 +232,17 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
         return closed;
     }
 
-    // ----------------------------------------------------------------------------------------------
-    // Dispatch and completion; everything below runs on the request's hardware-context executor.
-
-    void dispatch(Request<R> rq, boolean isLast) {
-        HwContext<H> h = hctxs[rq.hwIndex()];
-        if (!h.requeue.isEmpty()) {
-            // Stay behind the requests the driver answered BUSY; they are retried first.
-            h.requeue.addLast(rq);
-            if (isLast) {
-                runRequeue(h);
-            }
-            return;
-        }
-        if (!issue(h, rq, isLast)) {
-            h.requeue.addLast(rq);
-            scheduleRetry(h);
-        }
-    }
-
-    /** Hands one request to the driver; returns {@code false} when the driver answered BUSY. */
-    private boolean issue(HwContext<H> h, Request<R> rq, boolean isLast) {
-        boolean started = rq.casState(Request.ALLOCATED, Request.IN_FLIGHT);
-        // INVARIANT: only allocated (or requeued, which is allocated again) requests are issued.
-        assert started : rq;
-        if (set.timeoutNanos > 0) {
-            rq.deadlineNanos = System.nanoTime() + set.timeoutNanos;
-        }
-        h.dispatched++;
-        Status status;
-        try {
-            status = ops.queueRq(h.hwData, queueData, rq, isLast);
-        } catch (RuntimeException e) {
-            LOG.log(Level.ERROR, "queue " + name + ": queueRq threw for " + rq + "; ending it with IO_ERROR", e);
-            status = rq.state() == Request.IN_FLIGHT ? Status.IO_ERROR : Status.OK;
-        }
-        if (status == Status.BUSY) {
-            if (!rq.casState(Request.IN_FLIGHT, Request.ALLOCATED)) {
-                throw new IllegalStateException("queueRq answered BUSY for a request it ended: " + rq);
-            }
-            h.busy++;
-            // The request that would have closed the run with isLast is not going to the driver now.
-            commitIfOpen(h);
-            return false;
-        }
-        if (isLast) {
-            h.uncommitted = 0;
-        } else {
-            h.uncommitted++;
-        }
-        if (status != Status.OK) {
-            rq.end(status);
-        }
-        return true;
-    }
-
-    private void runRequeue(HwContext<H> h) {
-        while (!h.requeue.isEmpty()) {
-            Request<R> rq = cast(h.requeue.pollFirst());
-            if (!issue(h, rq, h.requeue.isEmpty())) {
-                h.requeue.addFirst(rq);
-                scheduleRetry(h);
-                return;
-            }
-        }
-    }
-
-    private void scheduleRetry(HwContext<H> h) {
-        if (!h.rerunScheduled) {
-            h.rerunScheduled = true;
-            h.executor.schedule(h.rerunTask, BUSY_RETRY_NANOS, TimeUnit.NANOSECONDS);
-        }
-    }
-
-    private void commitOn(HwContext<H> h) {
-        if (!h.requeue.isEmpty()) {
-            runRequeue(h);
-        }
-        commitIfOpen(h);
-    }
-
-    private void commitIfOpen(HwContext<H> h) {
-        if (h.uncommitted > 0) {
-            h.uncommitted = 0;
-            try {
-                ops.commitRqs(h.hwData, queueData);
-            } catch (RuntimeException e) {
-                LOG.log(Level.ERROR, "queue " + name + ": commitRqs threw on hardware context " + h.index, e);
-            }
-        }
-    }
-
-    void completeRequest(Request<R> rq) {
-        HwContext<H> h = hctxs[rq.hwIndex()];
-        h.completed++;
-        try {
-            ops.complete(rq);
-        } catch (RuntimeException e) {
-            LOG.log(Level.ERROR, "queue " + name + ": complete threw for " + rq, e);
-        }
-        try {
-            rq.completion.completed(rq);
-        } catch (RuntimeException e) {
-            LOG.log(Level.ERROR, "queue " + name + ": the submitter's completion threw for " + rq, e);
-        }
-        free(rq);
-        if (!h.requeue.isEmpty()) {
-            // A completion may have freed what the driver was short of (the kernel's SCHED_RESTART). Rerun
-            // as a task of its own, as the kernel reruns the queue asynchronously: this completion may run
-            // inside queueRq, commitRqs, poll or timeout (a driver that ends a request inline), and driver
-            // callbacks of one context never nest.
-            h.executor.execute(h.restartTask);
-        }
-    }
-
-    private void free(Request<R> rq) {
-        int hw = rq.hwIndex();
-        int tag = rq.tag();
-        rq.recycle();
-        allocated.decrementAndGet();
-        set.tags[hw].put(tag);
-    }
-
-    private void scanTimeouts(HwContext<H> h) {
-        if (closed && allocated.get() == 0) {
-            return;
-        }
-        long now = System.nanoTime();
-        for (Request<R> rq : set.tags[h.index].requests) {
-            if (rq.queue == this && rq.state() == Request.IN_FLIGHT && now - rq.deadlineNanos > 0) {
-                TimeoutAction action;
-                try {
-                    action = ops.timeout(rq);
-                } catch (RuntimeException e) {
-                    LOG.log(Level.ERROR, "queue " + name + ": timeout threw for " + rq, e);
-                    action = TimeoutAction.RESET_TIMER;
-                }
-                if (action == TimeoutAction.RESET_TIMER && rq.state() == Request.IN_FLIGHT) {
-                    rq.deadlineNanos = now + set.timeoutNanos;
-                }
-            }
-        }
-        h.executor.schedule(h.timeoutTask, timeoutScanNanos(), TimeUnit.NANOSECONDS);
-    }
-
-    private long timeoutScanNanos() {
-        return Math.max(TimeUnit.MILLISECONDS.toNanos(5), set.timeoutNanos / 4);
-    }
-
     private Request<R> owned(Request<?> request) {
         if (request.queue != this) {
             throw new IllegalArgumentException(request + " was not allocated from queue " + name);
         }
-        return cast(request);
-    }
-
-    @SuppressWarnings("unchecked")
-    private Request<R> cast(Request<?> request) {
-        // Safe: every request of this queue was allocated from this queue's tag set, whose type is R.
-        return (Request<R>) request;
+        return Dispatcher.cast(request);
     }
 
     private void requireOpen() {
         if (closed) {
             throw new IllegalStateException("queue " + name + " is closed");
         }
-    }
-
-    private static MqException addFailure(MqException failure, String message, Exception e) {
-        if (failure == null) {
-            return new MqException(message, e);
-        }
-        failure.addSuppressed(e);
-        return failure;
     }
 
     /**
@@ -496,30 +292,11 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
          *     down in reverse order, and the queue data is still the caller's
          * @throws IllegalStateException if limits or executors were not set
          */
-        @SuppressWarnings("unchecked")
         public BlockQueue<H, Q, T, R> build() throws MqException {
             if (limits == null || executors == null) {
                 throw new IllegalStateException("limits and executors are required");
             }
-            int n = set.hwQueues;
-            HwContext<H>[] built = (HwContext<H>[]) new HwContext<?>[n];
-            int i = 0;
-            try {
-                for (; i < n; i++) {
-                    HctxExecutor executor = Objects.requireNonNull(executors.apply(i), "executor " + i);
-                    H hw = set.ops.initHctx(set.tagSetData, i);
-                    built[i] = new HwContext<>(i, hw, executor, set.queueDepth);
-                }
-            } catch (Exception e) {
-                for (int j = i - 1; j >= 0; j--) {
-                    try {
-                        set.ops.exitHctx(built[j].hwData, j);
-                    } catch (Exception suppressed) {
-                        e.addSuppressed(suppressed);
-                    }
-                }
-                throw new MqException("queue " + name + ": initHctx failed for hardware context " + i, e);
-            }
+            HwContext<H>[] built = QueueLifecycle.initHctxs(set, executors, name);
             return new BlockQueue<>(this, built);
         }
     }

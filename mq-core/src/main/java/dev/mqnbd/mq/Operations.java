@@ -13,9 +13,11 @@ package dev.mqnbd.mq;
  * <ul>
  *   <li>{@link #newRequestData()} runs once per tag while the {@link TagSet} is built, never on the I/O
  *       path; requests and their data are reused for the life of the tag set.
+ *   <li>{@link #initHctx} runs once per hardware context while a {@link BlockQueue} is built, in index
+ *       order; the queue owns each {@code H} from then on.
  *   <li>Every {@link #initHctx} that returned gets exactly one {@link #exitHctx}, also when setting up
  *       a later context fails; {@code exitHctx} runs in reverse index order, after the last request of
- *       the tag set has ended.
+ *       the queue has ended ({@link BlockQueue#close()}).
  *   <li>{@link #queueRq}, {@link #commitRqs} and {@code poll} for one context run on that context's
  *       executor, one at a time, so {@code H} needs no locks.
  *   <li>A run of {@code queueRq(..., isLast = false)} on a context is always closed by a {@code
@@ -25,15 +27,21 @@ package dev.mqnbd.mq;
  * </ul>
  *
  * <p>What a driver promises: it ends every request it took exactly once, with {@link
- * Request#end(Status)}, from any thread; it never throws from {@code queueRq} or {@code commitRqs}
- * (failures are statuses).
+ * Request#end(Status)}, from any thread (with {@link Request#end(int, Status)} when it ends a request
+ * it kept past {@code queueRq}); it never throws from {@code queueRq} or {@code commitRqs} (failures
+ * are statuses).
+ *
+ * <p><b>Filters</b> are drivers that wrap the next driver, nbdkit's {@code next}: each callback they do
+ * not act on they forward, {@link #complete} included, so the driver below sees the contract above.
  */
 public interface Operations<H, Q, T, R> {
 
     /**
-     * Creates the data of hardware context {@code hctxIndex}; the tag set owns it until {@link #exitHctx}.
+     * Creates the data of hardware context {@code hctxIndex}; called by {@link BlockQueue.Builder#build},
+     * and the queue's {@link HwContext} owns it until {@link #exitHctx}.
      *
-     * @throws Exception if the context cannot be set up; the tag set then undoes the contexts already built
+     * @throws Exception if the context cannot be set up; the build then calls {@code exitHctx} for the
+     *     contexts already built, in reverse order, and fails with an {@link MqException}
      */
     H initHctx(T tagSetData, int hctxIndex) throws Exception;
 
@@ -66,8 +74,17 @@ public interface Operations<H, Q, T, R> {
     default void commitRqs(H hw, Q queue) {}
 
     /**
-     * Runs where a request ends, on its hardware context's executor, before the submitter's {@link
-     * RequestCompletion}. The request is still valid here.
+     * The request has ended: a hook that runs after {@link Request#end} and before the submitter's
+     * {@link RequestCompletion}. Unlike the kernel's {@code .complete}, which runs before {@code
+     * end_request}, the request is already {@code ENDED} here, its {@link Request#status()} is final and
+     * nothing can change it; its tag is freed only after the submitter's completion returns, so {@code
+     * rq}, its data and its private data are still valid until this returns.
+     *
+     * <p>The order, on the request's hardware-context executor: the driver calls {@code end} (from any
+     * thread; a call off the executor hands over to it), then this, then the submitter's {@link
+     * RequestCompletion#completed}, then the tag frees and may be reused at once. A filter forwards it to
+     * the driver it wraps, as it forwards every callback, unless the request never reached that driver.
+     * The default does nothing; a throw is logged and the completion goes on.
      */
     default void complete(Request<R> rq) {}
 

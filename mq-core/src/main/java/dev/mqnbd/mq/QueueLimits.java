@@ -1,5 +1,7 @@
 package dev.mqnbd.mq;
 
+import static dev.mqnbd.mq.Checks.requireArgument;
+
 import java.util.Set;
 
 /**
@@ -58,11 +60,5 @@ public record QueueLimits(
 
     private static void requirePowerOfTwo(String name, int value) {
         requireArgument(value > 0 && Integer.bitCount(value) == 1, "%s: %s (expected: a power of two)", name, value);
-    }
-
-    static void requireArgument(boolean ok, String format, Object... args) {
-        if (!ok) {
-            throw new IllegalArgumentException(String.format(format, args));
-        }
     }
 }

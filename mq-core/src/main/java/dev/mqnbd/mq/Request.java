@@ -12,6 +12,12 @@ import java.nio.ByteBuffer;
  * ENDED} ({@link #end(Status)}: completion runs) → {@code IDLE}. Each transition out of {@code
  * IN_FLIGHT} happens exactly once per dispatch, by compare-and-set; a second {@link #end} throws.
  *
+ * <p><b>Generations:</b> the object is reused for every request its tag carries, and each reuse moves
+ * its {@link #generation()} on. A driver that ends a request later than {@code queueRq}, from another
+ * thread or after keeping it in a list, captures the generation when it takes the request and ends it
+ * with {@link #end(int, Status)}: a reference kept past its request's end (a driver bug, or a request
+ * some other path ended) then throws instead of ending whatever request the tag carries now.
+ *
  * <p><b>Ownership:</b> the submitter owns the request between allocation and submit, the driver from a
  * {@code queueRq} that returned {@link Status#OK} until it calls {@code end}, the completion path after
  * that. The {@link #data()} buffer belongs to the submitter, who releases it after completion; the
@@ -28,11 +34,19 @@ public final class Request<R> {
     static final int IN_FLIGHT = 2;
     static final int ENDED = 3;
 
-    private static final VarHandle STATE;
+    /** The state takes the low two bits of {@link #word}; the generation the rest. */
+    private static final int STATE_BITS = 2;
+
+    private static final int STATE_MASK = (1 << STATE_BITS) - 1;
+
+    /** Generations count modulo 2^30. */
+    private static final int GENERATION_MASK = -1 >>> STATE_BITS;
+
+    private static final VarHandle WORD;
 
     static {
         try {
-            STATE = MethodHandles.lookup().findVarHandle(Request.class, "state", int.class);
+            WORD = MethodHandles.lookup().findVarHandle(Request.class, "word", int.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
@@ -42,10 +56,10 @@ public final class Request<R> {
     private final int tag;
     private final R pdu;
 
-    @SuppressWarnings("unused") // accessed through STATE
-    private volatile int state = IDLE;
-
-    private int generation;
+    // INVARIANT: the state and the generation change together, in one compare-and-set, so that an end
+    // that names a generation can never move the state of a later one.
+    @SuppressWarnings("unused") // accessed through WORD
+    private volatile int word = IDLE;
 
     // Set by the submitter while ALLOCATED.
     private ReqOp op = ReqOp.READ;
@@ -164,22 +178,70 @@ public final class Request<R> {
     /**
      * Ends the request; the driver's one and only completion of this dispatch.
      *
+     * <p>This cannot tell a stale reference from a live one: once the tag carries a new request that is
+     * in flight, it ends that one. A driver that ends requests later than its {@code queueRq}, on
+     * another thread or from a list it keeps, uses {@link #end(int, Status)} instead.
+     *
      * <p><b>Ownership:</b> after this call the driver must not touch the request or its data buffer.
      *
      * @throws IllegalArgumentException if {@code status} is {@link Status#BUSY}
      * @throws IllegalStateException if the request is not in flight: it already ended, or the caller
-     *     holds a stale reference
+     *     holds a stale reference and the tag is not in flight now
      */
     public void end(Status status) {
+        requireFinal(status);
+        int w;
+        do {
+            w = (int) WORD.getVolatile(this);
+            if ((w & STATE_MASK) != IN_FLIGHT) {
+                throw new IllegalStateException("request " + hwIndex + ":" + tag
+                        + " ended twice or while not in flight (state: " + stateName(w & STATE_MASK) + ")");
+            }
+        } while (!WORD.compareAndSet(this, w, (w & ~STATE_MASK) | ENDED));
+        ended(status);
+    }
+
+    /**
+     * Ends the request if it is still the one of {@code generation}, the value {@link #generation()}
+     * returned when the driver took it; otherwise throws and leaves the tag's current request alone.
+     *
+     * <p>Use it wherever a request is ended after being kept: handed to another thread, held in a batch,
+     * waiting for a sync. Capture the generation in {@code queueRq} (or wherever the reference is kept),
+     * next to the reference.
+     *
+     * <p><b>Ownership:</b> after this call the driver must not touch the request or its data buffer.
+     *
+     * @throws IllegalArgumentException if {@code status} is {@link Status#BUSY}
+     * @throws IllegalStateException if the tag has moved on to a later request since {@code generation}
+     *     (a stale reference: nothing is ended), or if this request already ended
+     */
+    public void end(int generation, Status status) {
+        requireFinal(status);
+        int expected = (generation << STATE_BITS) | IN_FLIGHT;
+        if ((generation & ~GENERATION_MASK) != 0
+                || !WORD.compareAndSet(this, expected, (generation << STATE_BITS) | ENDED)) {
+            int w = (int) WORD.getVolatile(this);
+            int current = w >>> STATE_BITS;
+            if (current != generation) {
+                throw new IllegalStateException("end: request " + hwIndex + ":" + tag + " generation " + generation
+                        + " is stale (current: generation " + current + ", " + stateName(w & STATE_MASK)
+                        + "); nothing was ended");
+            }
+            throw new IllegalStateException("request " + hwIndex + ":" + tag
+                    + " ended twice or while not in flight (state: " + stateName(w & STATE_MASK) + ")");
+        }
+        ended(status);
+    }
+
+    private static void requireFinal(Status status) {
         java.util.Objects.requireNonNull(status, "status");
         if (status == Status.BUSY) {
             throw new IllegalArgumentException("status: BUSY (expected: a final status; return BUSY from queueRq)");
         }
-        if (!STATE.compareAndSet(this, IN_FLIGHT, ENDED)) {
-            throw new IllegalStateException(
-                    "request " + hwIndex + ":" + tag + " ended twice or while not in flight (state: "
-                            + stateName((int) STATE.getVolatile(this)) + ")");
-        }
+    }
+
+    /** The state is ENDED: record the status and run the completion on the hardware context. */
+    private void ended(Status status) {
         this.status = status;
         if (hctx.executor.inExecutor()) {
             runCompletion();
@@ -190,11 +252,11 @@ public final class Request<R> {
     }
 
     private void runCompletion() {
-        queue.completeRequest(this);
+        queue.dispatcher.complete(this);
     }
 
     private void runDispatch() {
-        queue.dispatch(this, isLast);
+        queue.dispatcher.dispatch(this, isLast);
     }
 
     /** Returns the operation. */
@@ -283,9 +345,12 @@ public final class Request<R> {
         return hctx.executor;
     }
 
-    /** Returns how often this tag has been reused; lets a driver detect a stale reference. */
+    /**
+     * Returns how often this tag has been reused (modulo 2^30): the value to capture with a reference
+     * the driver keeps, and to hand to {@link #end(int, Status)}.
+     */
     public int generation() {
-        return generation;
+        return (int) WORD.getVolatile(this) >>> STATE_BITS;
     }
 
     /** Returns the status the request ended with; meaningful in completion callbacks. */
@@ -293,12 +358,14 @@ public final class Request<R> {
         return status;
     }
 
+    /** Moves the state from {@code expected} to {@code next}, keeping the generation. */
     boolean casState(int expected, int next) {
-        return STATE.compareAndSet(this, expected, next);
+        int w = (int) WORD.getVolatile(this);
+        return (w & STATE_MASK) == expected && WORD.compareAndSet(this, w, (w & ~STATE_MASK) | next);
     }
 
     int state() {
-        return (int) STATE.getVolatile(this);
+        return (int) WORD.getVolatile(this) & STATE_MASK;
     }
 
     /** Clears the per-dispatch fields and frees the state; the caller then returns the tag. */
@@ -317,8 +384,8 @@ public final class Request<R> {
         flags = 0;
         offset = 0;
         length = 0;
-        generation++;
-        STATE.setVolatile(this, IDLE);
+        int next = (((int) WORD.getVolatile(this) >>> STATE_BITS) + 1) & GENERATION_MASK;
+        WORD.setVolatile(this, (next << STATE_BITS) | IDLE);
     }
 
     private void requireState(int expected, String action) {

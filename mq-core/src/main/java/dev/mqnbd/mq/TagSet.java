@@ -1,6 +1,6 @@
 package dev.mqnbd.mq;
 
-import static dev.mqnbd.mq.QueueLimits.requireArgument;
+import static dev.mqnbd.mq.Checks.requireArgument;
 
 import java.time.Duration;
 import java.util.Objects;
@@ -11,7 +11,9 @@ import java.util.Objects;
  *
  * <p>Built with {@link #builder(Operations)}: {@code build()} calls {@link Operations#newRequestData()}
  * once per tag, for {@code hwQueues × queueDepth} tags, and never again. {@link BlockQueue}s are built
- * on a tag set and share its tags; the server builds one queue per tag set.
+ * on a tag set and share its tags; the server builds one queue per tag set. The tag set holds no
+ * per-context driver data: each queue calls {@link Operations#initHctx} with {@link #tagSetData()} when
+ * it is built and owns the result.
  *
  * <p><b>Threading:</b> immutable after build, safe to share.
  */

@@ -45,7 +45,7 @@ final class Tags<R> {
         return -1;
     }
 
-    /** Returns a tag and wakes every waiter: each tries again on its own thread. */
+    /** Returns a tag and wakes one waiter, which tries again on its own thread. */
     void put(int tag) {
         int word = tag >>> 6;
         long mask = 1L << (tag & 63);
@@ -54,7 +54,8 @@ final class Tags<R> {
             before = used.get(word);
         } while (!used.compareAndSet(word, before, before & ~mask));
         assert (before & mask) != 0 : "tag " + tag + " freed twice";
-        wakeWaiters();
+        // One tag, one waiter: waking them all would have all but one of them fail and wait again.
+        wakeOne();
     }
 
     boolean anyFree() {
@@ -70,22 +71,22 @@ final class Tags<R> {
 
     void addWaiter(TagWaiter waiter) {
         waiters.add(waiter);
-        // A tag freed between the caller's failed get() and add() woke nobody: look once more.
+        // INVARIANT: no lost wakeup. put() clears its bit before it looks for a waiter, and this looks for a
+        // free bit after adding the waiter; both are sequentially consistent, so at least one of them sees
+        // the other: a tag freed between the caller's failed get() and add() is found here.
+        wakeNextIfFree();
+    }
+
+    /** Wakes one waiter when a tag is free: passes on a wakeup that its waiter did not use. */
+    void wakeNextIfFree() {
         if (anyFree()) {
-            wakeWaiters();
+            wakeOne();
         }
     }
 
-    private void wakeWaiters() {
-        if (waiters.isEmpty()) {
-            return;
-        }
-        // Only the waiters present now: one that registers again from tagAvailable waits for the next free.
-        for (int n = waiters.size(); n > 0; n--) {
-            TagWaiter waiter = waiters.poll();
-            if (waiter == null) {
-                return;
-            }
+    private void wakeOne() {
+        TagWaiter waiter = waiters.poll();
+        if (waiter != null) {
             waiter.tagAvailable();
         }
     }

@@ -3,7 +3,14 @@ package dev.mqnbd.mq;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mqnbd.mq.RecordingOperations.Pdu;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
@@ -132,21 +139,99 @@ class BackPressureTest {
     }
 
     @Test
-    void waitForTag_everyWaiterIsWokenByAFreedTag() throws Exception {
+    void waitForTag_oneWaiterWokenPerFreedTag_inTheOrderTheyWaited() throws Exception {
+        h.start(1, 2);
+        h.submit(0, true);
+        h.submit(0, true);
+        Request<Pdu> first = h.ops.takeHeld();
+        Request<Pdu> second = h.ops.takeHeld();
+        List<Integer> woken = new CopyOnWriteArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            int waiter = i;
+            h.queue.waitForTag(0, () -> woken.add(waiter));
+        }
+        assertThat(woken).isEmpty();
+
+        first.end(Status.OK);
+        h.awaitFreed(1);
+        assertThat(woken).containsExactly(0);
+
+        second.end(Status.OK);
+        h.awaitFreed(1);
+        assertThat(woken).containsExactly(0, 1);
+    }
+
+    @Test
+    void waitForTag_wokenWaiterTakesNoTag_wakeNextWaiterPassesTheWakeupOn() throws Exception {
         h.start(1, 1);
         h.submit(0, true);
         Request<Pdu> rq = h.ops.takeHeld();
-        AtomicInteger calls = new AtomicInteger();
-        for (int i = 0; i < 3; i++) {
-            h.queue.waitForTag(0, calls::incrementAndGet);
-        }
-        assertThat(calls).hasValue(0);
+        AtomicInteger gone = new AtomicInteger();
+        AtomicInteger next = new AtomicInteger();
+        // The first waiter has lost interest (its connection closed): it passes the wakeup on.
+        h.queue.waitForTag(0, () -> {
+            gone.incrementAndGet();
+            h.queue.wakeNextWaiter(0);
+        });
+        h.queue.waitForTag(0, next::incrementAndGet);
 
         rq.end(Status.OK);
         h.awaitFreed(1);
-        h.executors.drain(0);
 
-        assertThat(calls).hasValue(3);
+        assertThat(gone).hasValue(1);
+        assertThat(next).hasValue(1);
+    }
+
+    @Test
+    void wakeNextWaiter_noTagFree_wakesNobody() throws Exception {
+        h.start(1, 1);
+        Request<Pdu> rq = h.queue.tryAllocate(0, h.completion);
+        AtomicInteger calls = new AtomicInteger();
+        h.queue.waitForTag(0, calls::incrementAndGet);
+
+        h.queue.wakeNextWaiter(0);
+        assertThat(calls).hasValue(0);
+
+        h.queue.abandon(rq);
+        assertThat(calls).hasValue(1);
+    }
+
+    @Test
+    void waitForTag_manyThreadsRacingForTwoTags_noWakeupIsLost() throws Exception {
+        h.start(1, 2);
+        int threads = 6;
+        int rounds = 3_000;
+        ExecutorService pool = Executors.newFixedThreadPool(threads);
+        try {
+            List<Future<?>> done = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                done.add(pool.submit(() -> {
+                    Semaphore woken = new Semaphore(0);
+                    for (int round = 0; round < rounds; ) {
+                        Request<Pdu> rq = h.queue.tryAllocate(0, h.completion);
+                        if (rq == null) {
+                            // Registered after a failed tryAllocate: a tag freed in between must still wake us.
+                            h.queue.waitForTag(0, woken::release);
+                            if (!woken.tryAcquire(5, TimeUnit.SECONDS)) {
+                                throw new AssertionError("lost wakeup: no tag for 5 s, "
+                                        + h.queue.inFlight() + " allocated");
+                            }
+                            continue;
+                        }
+                        Thread.onSpinWait();
+                        h.queue.abandon(rq);
+                        round++;
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : done) {
+                f.get(60, TimeUnit.SECONDS);
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        assertThat(h.queue.inFlight()).isZero();
     }
 
     @Test

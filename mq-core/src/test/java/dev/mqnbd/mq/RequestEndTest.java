@@ -151,6 +151,111 @@ class RequestEndTest {
                         tuple(Status.OK, "new owner", staleGeneration + 1));
     }
 
+    /* --------------- end(generation, status) --------------- */
+
+    @Test
+    void endWithGeneration_staleAfterTheTagWasReusedAndIsInFlight_throwsAndTheNewRequestStaysInFlight()
+            throws Exception {
+        h.start(1, 1);
+        h.submit(0, true);
+        Request<Pdu> stale = h.ops.takeHeld();
+        int staleGeneration = stale.generation();
+        stale.end(staleGeneration, Status.OK);
+        h.awaitFreed(1);
+        h.executors.drain(0);
+
+        // The tag is reused and its new request is in flight: what end(Status) cannot tell from a live one.
+        h.queue.submit(h.allocate(0).attach("new owner"), true);
+        Request<Pdu> reused = h.ops.takeHeld();
+        assertThat(reused).isSameAs(stale);
+        int generation = reused.generation();
+        assertThat(generation).isEqualTo(staleGeneration + 1);
+
+        assertThatIllegalStateException()
+                .isThrownBy(() -> stale.end(staleGeneration, Status.IO_ERROR))
+                .withMessage("end: request 0:0 generation " + staleGeneration + " is stale (current: generation "
+                        + generation + ", IN_FLIGHT); nothing was ended");
+        h.executors.drain(0);
+        assertThat(h.tagSet.tagToRq(0, 0)).isSameAs(reused);
+        assertThat(h.completion.count()).isEqualTo(1);
+        assertThat(h.queue.inFlight()).isEqualTo(1);
+
+        // The new owner ends its own request with its own generation.
+        reused.end(generation, Status.OK);
+        h.awaitFreed(1);
+        assertThat(h.completion.ended())
+                .extracting(Ended::status, Ended::attachment, Ended::generation)
+                .containsExactly(
+                        tuple(Status.OK, null, staleGeneration), tuple(Status.OK, "new owner", generation));
+    }
+
+    @Test
+    void endWithGeneration_staleWhileTheReusedTagIsAllocated_throws() throws Exception {
+        h.start(1, 1);
+        h.submit(0, true);
+        Request<Pdu> stale = h.ops.takeHeld();
+        int staleGeneration = stale.generation();
+        stale.end(staleGeneration, Status.OK);
+        h.awaitFreed(1);
+        h.executors.drain(0);
+        Request<Pdu> reused = h.allocate(0);
+
+        assertThatIllegalStateException()
+                .isThrownBy(() -> stale.end(staleGeneration, Status.OK))
+                .withMessageEndingWith("is stale (current: generation " + (staleGeneration + 1)
+                        + ", ALLOCATED); nothing was ended");
+        h.queue.abandon(reused);
+        assertThat(h.completion.count()).isEqualTo(1);
+    }
+
+    @Test
+    void endWithGeneration_twice_secondThrows_completionRunsOnce() throws Exception {
+        h.start(1, 2);
+        h.submit(0, true);
+        Request<Pdu> rq = h.ops.takeHeld();
+        int generation = rq.generation();
+
+        rq.end(generation, Status.OK);
+        // Ended twice while the completion is pending; stale once it has run and the tag has moved on.
+        assertThatIllegalStateException()
+                .isThrownBy(() -> rq.end(generation, Status.OK))
+                .withMessageMatching("request 0:0 ended twice or while not in flight .*"
+                        + "|end: request 0:0 generation 0 is stale .*");
+        h.awaitFreed(1);
+        assertThat(h.completion.count()).isEqualTo(1);
+    }
+
+    @Test
+    void endWithGeneration_aGenerationNeverReached_throwsStale() throws Exception {
+        h.start(1, 1);
+        h.submit(0, true);
+        Request<Pdu> rq = h.ops.takeHeld();
+
+        assertThatIllegalStateException()
+                .isThrownBy(() -> rq.end(rq.generation() + 1, Status.OK))
+                .withMessageContaining("is stale");
+        assertThatIllegalStateException()
+                .isThrownBy(() -> rq.end(-1, Status.OK))
+                .withMessageContaining("is stale");
+        assertThatIllegalArgumentException().isThrownBy(() -> rq.end(rq.generation(), Status.BUSY));
+
+        rq.end(rq.generation(), Status.OK);
+        h.awaitFreed(1);
+        assertThat(h.completion.ended()).singleElement().extracting(Ended::status).isEqualTo(Status.OK);
+    }
+
+    @Test
+    void generation_movesOnWithEveryReuse_manyRounds() throws Exception {
+        h.start(1, 1);
+        for (int round = 0; round < 100; round++) {
+            h.submit(0, true);
+            Request<Pdu> rq = h.ops.takeHeld();
+            assertThat(rq.generation()).isEqualTo(round);
+            rq.end(round, Status.OK);
+            h.awaitFreed(1);
+        }
+    }
+
     @Test
     void end_afterCompletionWithTheTagIdle_throws() throws Exception {
         h.start(1, 1);

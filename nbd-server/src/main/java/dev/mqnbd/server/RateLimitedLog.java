@@ -4,6 +4,7 @@ import java.lang.System.Logger.Level;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 
 /**
@@ -15,17 +16,25 @@ import java.util.function.Supplier;
 final class RateLimitedLog {
     private final System.Logger log;
     private final long intervalNanos;
-    private final AtomicLong next = new AtomicLong(System.nanoTime());
+    private final LongSupplier nanoClock;
+    private final AtomicLong next;
     private final AtomicInteger suppressed = new AtomicInteger();
 
     RateLimitedLog(System.Logger log, long interval, TimeUnit unit) {
+        this(log, interval, unit, System::nanoTime);
+    }
+
+    /** Creates a log whose time comes from {@code nanoClock}, read as {@link System#nanoTime()} is: for tests. */
+    RateLimitedLog(System.Logger log, long interval, TimeUnit unit, LongSupplier nanoClock) {
         this.log = log;
         this.intervalNanos = unit.toNanos(interval);
+        this.nanoClock = nanoClock;
+        this.next = new AtomicLong(nanoClock.getAsLong());
     }
 
     /** Logs {@code message} unless a line went out less than an interval ago; returns whether it logged. */
     boolean log(Level level, Supplier<String> message) {
-        long now = System.nanoTime();
+        long now = nanoClock.getAsLong();
         long due = next.get();
         if (now - due < 0 || !next.compareAndSet(due, now + intervalNanos)) {
             suppressed.incrementAndGet();

@@ -14,8 +14,8 @@ import picocli.CommandLine.Spec;
         versionProvider = MqnbdCommand.Version.class,
         subcommands = {ServeCommand.class, CommandLine.HelpCommand.class},
         description = {
-            "An NBD (Network Block Device) server. Clients such as the kernel's nbd-client, qemu-img,",
-            "nbdinfo, nbdcopy and fio read and write its exports over the NBD protocol.",
+            "An NBD (Network Block Device) server. Clients such as the kernel's nbd-client, qemu-img, nbdinfo,"
+                    + " nbdcopy and fio read and write its exports over the NBD protocol.",
         },
         footer = {
             "",

@@ -15,9 +15,9 @@ final class S3Options {
             names = "--s3-endpoint",
             paramLabel = "URL",
             description = {
-                "The S3-compatible store to use instead of AWS, e.g. http://127.0.0.1:9000 (MinIO, Ceph",
-                "RGW, S3Proxy). Credentials come from the AWS default chain: AWS_ACCESS_KEY_ID and",
-                "AWS_SECRET_ACCESS_KEY, a profile, or a role."
+                "The S3-compatible store to use instead of AWS, e.g. http://127.0.0.1:9000 (MinIO, Ceph RGW,"
+                        + " S3Proxy). Credentials come from the AWS default chain: AWS_ACCESS_KEY_ID and"
+                        + " AWS_SECRET_ACCESS_KEY, a profile, or a role."
             })
     String endpoint;
 
@@ -56,8 +56,8 @@ final class S3Options {
             names = "--s3-timeout",
             paramLabel = "DURATION",
             description = {
-                "How long a request may wait on the store, retries included, before the client gets EIO",
-                "(default: 20s; at most 25s, under the Linux client's 30 s)."
+                "How long a request may wait on the store, retries included, before the client gets EIO"
+                        + " (default: 20s; at most 25s, under the Linux client's 30 s)."
             })
     String timeout;
 

@@ -41,35 +41,44 @@ import picocli.CommandLine.Option;
         versionProvider = MqnbdCommand.Version.class,
         sortOptions = false,
         description = {
-            "Serves block exports over NBD until stopped with Ctrl-C (SIGINT) or SIGTERM; a stop lets",
-            "requests in flight finish and be answered before connections close.",
+            "Serves block exports over NBD until stopped by Ctrl-C or SIGTERM.",
             "",
-            "With no --export, serves a 1 GiB memory export as the default export (empty name).",
+            "A stop lets requests in flight finish and be answered before connections close. With no --export,"
+                    + " serves a 1 GiB memory export as the default export (empty name).",
             "",
         },
         footer = {
             "",
             "Export specs:",
-            "  memory:SIZE    sparse RAM; SIZE like 512M, 1G, 1T. Contents are lost when the server stops.",
+            "  memory:SIZE",
+            "      sparse RAM; SIZE like 512M, 1G, 1T. Contents are lost when the server",
+            "      stops.",
             "  file:PATH[,create=SIZE][,direct]",
-            "                 an image file or block device (/dev/sdX). create=SIZE creates a missing file",
-            "                 (sparse); direct opens it with O_DIRECT. The file is locked against a second server;",
-            "                 a file the server may not write is served read-only. A comma in PATH is written ,,",
+            "      an image file or block device (/dev/sdX). create=SIZE creates a missing",
+            "      file (sparse); direct opens it with O_DIRECT. The file is locked against",
+            "      a second server; a file the server may not write is served read-only.",
+            "      A comma in PATH is written ,,",
             "  s3://BUCKET/PREFIX[,create=SIZE][,block-size=SIZE][,overwrite]",
-            "                 block objects (1M each unless block-size=, 64K..64M) in an S3 bucket or an",
-            "                 S3-compatible store (--s3-endpoint); create=SIZE creates a missing export,",
-            "                 overwrite replaces one of another size. One server writes an export at a time.",
+            "      block objects (1M each unless block-size=, 64K..64M) in an S3 bucket or",
+            "      an S3-compatible store (--s3-endpoint); create=SIZE creates a missing",
+            "      export, overwrite replaces one of another size. One server writes an",
+            "      export at a time.",
             "",
             "Examples:",
             "  mqnbd serve",
             "      1 GiB memory export on 127.0.0.1:10809; try: nbdinfo nbd://localhost",
-            "  mqnbd serve --export =memory:4G --export scratch=memory:1T -d 'scratch=Scratch space'",
-            "      a 4 GiB default export and a sparse 1 TiB export named scratch (nbd://localhost/scratch)",
+            "  mqnbd serve --export =memory:4G --export scratch=memory:1T \\",
+            "        -d 'scratch=Scratch space'",
+            "      a 4 GiB default export and a sparse 1 TiB export named scratch",
+            "      (nbd://localhost/scratch)",
             "  mqnbd serve --export disk=file:/var/lib/mqnbd/disk.img,create=10G",
-            "      a 10 GiB image file, created sparse on first use; FLUSH and FUA reach the disk",
+            "      a 10 GiB image file, created sparse on first use; FLUSH and FUA reach",
+            "      the disk",
             "  AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... mqnbd serve \\",
-            "        --export vm=s3://disks/vm1,create=20G --s3-endpoint http://minio:9000 --s3-path-style",
-            "      a 20 GiB export in bucket disks under vm1/; FLUSH replies once the data is stored",
+            "        --export vm=s3://disks/vm1,create=20G \\",
+            "        --s3-endpoint http://minio:9000 --s3-path-style",
+            "      a 20 GiB export in bucket disks under vm1/; FLUSH replies once the data",
+            "      is stored",
             "  mqnbd serve --listen 0.0.0.0 --port 10809 --read-only",
             "      every interface; clients may read but not write",
             "  mqnbd serve --socket /run/mqnbd.sock",
@@ -101,8 +110,8 @@ final class ServeCommand implements Callable<Integer> {
             names = {"-e", "--export"},
             paramLabel = "NAME=SPEC",
             description = {
-                "An export to serve, repeatable. NAME is what clients ask for (empty = the default",
-                "export, as in --export =memory:1G); SPEC names the backend. Default: =memory:1G."
+                "An export to serve, repeatable. NAME is what clients ask for (empty = the default export, as in"
+                        + " --export =memory:1G); SPEC names the backend. Default: =memory:1G."
             })
     List<String> exports = new ArrayList<>();
 
@@ -119,8 +128,8 @@ final class ServeCommand implements Callable<Integer> {
             names = {"-d", "--description"},
             paramLabel = "NAME=TEXT",
             description = {
-                "Text clients see for export NAME (nbdinfo --list, NBD_INFO_DESCRIPTION), repeatable.",
-                "Default: the export's SPEC."
+                "Text clients see for export NAME (nbdinfo --list, NBD_INFO_DESCRIPTION), repeatable. Default:"
+                        + " the export's SPEC."
             })
     List<String> descriptions = new ArrayList<>();
 
@@ -128,8 +137,8 @@ final class ServeCommand implements Callable<Integer> {
             names = {"-l", "--listen"},
             paramLabel = "ADDRESS",
             description = {
-                "Address to listen on, repeatable: a host name or IP (0.0.0.0 or :: for every",
-                "interface). Default: localhost (loopback only)."
+                "Address to listen on, repeatable: a host name or IP (0.0.0.0 or :: for every interface). Default:"
+                        + " localhost (loopback only)."
             })
     List<String> listen = new ArrayList<>();
 

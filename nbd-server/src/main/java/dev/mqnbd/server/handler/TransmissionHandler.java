@@ -375,6 +375,8 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
 
     private void resume() {
         if (!waitingForTag) {
+            // Each freed tag wakes one waiter: pass on a wakeup this connection has no use for.
+            queue.wakeNextWaiter(hctx);
             return;
         }
         waitingForTag = false;
@@ -382,6 +384,9 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
         if (!waitingForTag && !disconnecting && !shuttingDown && !closed) {
             ctx.channel().config().setAutoRead(true);
         }
+        // The drain may have taken no tag (the commands were answered without one, or the connection is
+        // closing): a tag still free goes to the next waiter.
+        queue.wakeNextWaiter(hctx);
     }
 
     private void beginDisconnect() {

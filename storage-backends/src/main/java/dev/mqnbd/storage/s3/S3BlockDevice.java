@@ -122,8 +122,8 @@ public final class S3BlockDevice implements Operations<S3HwData, S3Export, S3Exp
         hw.kick(this);
     }
 
-    /** Serves one request other than FLUSH on its own thread and ends it. */
-    void serve(S3HwData hw, Request<S3RequestData> rq, long deadline) {
+    /** Serves one request other than FLUSH on its own thread and ends it, if it is still of {@code generation}. */
+    void serve(S3HwData hw, Request<S3RequestData> rq, int generation, long deadline) {
         Status status;
         try {
             status = switch (rq.op()) {
@@ -185,11 +185,11 @@ public final class S3BlockDevice implements Operations<S3HwData, S3Export, S3Exp
             hw.failed();
         }
         // OWNERSHIP: the request goes back to mq-core, which completes it on the context's event loop.
-        rq.end(status);
+        rq.end(generation, status);
     }
 
     /** Serves the FLUSH requests of one batch with one barrier and ends them all. */
-    void flush(S3HwData hw, List<Request<S3RequestData>> batch, long deadline) {
+    void flush(S3HwData hw, List<Request<S3RequestData>> batch, int[] generations, long deadline) {
         hw.flushed(batch.size());
         Status status = Status.OK;
         if (!limits.readOnly()) {
@@ -203,9 +203,9 @@ public final class S3BlockDevice implements Operations<S3HwData, S3Export, S3Exp
                 LOG.log(Level.ERROR, "s3 export " + export.name() + ": flush failed", e);
             }
         }
-        for (Request<S3RequestData> rq : batch) {
+        for (int i = 0; i < batch.size(); i++) {
             // OWNERSHIP: each FLUSH goes back to mq-core here.
-            rq.end(status);
+            batch.get(i).end(generations[i], status);
         }
     }
 

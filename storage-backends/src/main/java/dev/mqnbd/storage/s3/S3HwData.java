@@ -120,12 +120,15 @@ public final class S3HwData {
         }
         long deadline = System.nanoTime() + export.settings().timeout().toNanos();
         List<Request<S3RequestData>> flushBatch = null;
+        int[] flushGenerations = null;
         Request<S3RequestData> rq;
         while ((rq = staged.pollFirst()) != null) {
             if (rq.op() == ReqOp.FLUSH) {
                 if (flushBatch == null) {
                     flushBatch = new ArrayList<>(depth);
+                    flushGenerations = new int[depth];
                 }
+                flushGenerations[flushBatch.size()] = rq.generation();
                 flushBatch.add(rq);
             } else {
                 rq.pdu().bind(device, this, rq, deadline);
@@ -135,8 +138,9 @@ public final class S3HwData {
         }
         if (flushBatch != null) {
             List<Request<S3RequestData>> batch = flushBatch;
+            int[] generations = flushGenerations;
             // OWNERSHIP: the flush thread ends every FLUSH of the batch, all with one status.
-            export.start(() -> device.flush(this, batch, deadline));
+            export.start(() -> device.flush(this, batch, generations, deadline));
         }
     }
 

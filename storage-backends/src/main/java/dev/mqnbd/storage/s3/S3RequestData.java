@@ -13,6 +13,7 @@ public final class S3RequestData implements Runnable {
     private S3BlockDevice device;
     private S3HwData hw;
     private Request<S3RequestData> rq;
+    private int generation;
     private long deadline;
 
     S3RequestData() {}
@@ -22,6 +23,7 @@ public final class S3RequestData implements Runnable {
         this.device = device;
         this.hw = hw;
         this.rq = rq;
+        this.generation = rq.generation();
         this.deadline = deadline;
     }
 
@@ -30,6 +32,6 @@ public final class S3RequestData implements Runnable {
     public void run() {
         Request<S3RequestData> r = rq;
         rq = null;
-        device.serve(hw, r, deadline);
+        device.serve(hw, r, generation, deadline);
     }
 }
