@@ -32,6 +32,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.stream.Collectors;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 
 /** {@code mqnbd serve}: opens the exports and serves them until SIGINT or SIGTERM. */
@@ -118,10 +119,8 @@ final class ServeCommand implements Callable<Integer> {
     @Option(
             names = {"-f", "--filter"},
             paramLabel = "NAME=KIND[,key=value...]",
-            description = {
-                "A filter for export NAME (* for every export), repeatable; the first named for an export is"
-                        + " the one closest to the client. Kinds:%n${sys:mqnbd.filterHelp}"
-            })
+            description = "A filter for export NAME (* for every export), repeatable: cow, rate, error, delay or"
+                    + " log (see Filters below). The first named for an export is the one closest to the client.")
     List<String> filters = new ArrayList<>();
 
     @Option(
@@ -206,20 +205,43 @@ final class ServeCommand implements Callable<Integer> {
 
     static {
         System.setProperty("mqnbd.cpus", Integer.toString(Runtime.getRuntime().availableProcessors()));
-        System.setProperty("mqnbd.filterHelp", filterHelp());
     }
 
-    /** Lists every filter kind with its keys and an example, for --filter's help (picocli's %n breaks lines). */
-    static String filterHelp() {
-        StringBuilder sb = new StringBuilder();
+    /**
+     * Adds the Filters section to {@code serve}'s footer, before its examples: every filter kind with its keys
+     * and an example, from the kinds themselves, wrapped to 80 columns.
+     */
+    static void addFilterHelp(CommandSpec serve) {
+        List<String> lines = new ArrayList<>();
+        lines.add("Filters (--filter NAME=KIND[,key=value...]):");
         for (FilterKind kind : Filters.all()) {
-            sb.append("  ").append(kind.name()).append(": ").append(kind.summary()).append("%n");
+            wrap(lines, "  " + kind.name() + ": " + kind.summary(), "      ");
             for (String key : kind.keys()) {
-                sb.append("    ").append(key).append("%n");
+                wrap(lines, "      " + key, "          ");
             }
-            sb.append("    e.g. --filter ").append(kind.example()).append("%n");
+            wrap(lines, "      e.g. --filter " + kind.example(), "          ");
         }
-        return sb.toString();
+        lines.add("");
+        // Footer lines are format strings: a literal % is written %%.
+        lines.replaceAll(line -> line.replace("%", "%%"));
+        List<String> footer = new ArrayList<>(List.of(serve.usageMessage().footer()));
+        int examples = footer.indexOf("Examples:");
+        footer.addAll(examples < 0 ? footer.size() : examples, lines);
+        serve.usageMessage().footer(footer.toArray(String[]::new));
+    }
+
+    /** Appends {@code text} broken at spaces into lines of at most 80 columns, continued with {@code indent}. */
+    private static void wrap(List<String> lines, String text, String indent) {
+        String rest = text;
+        while (rest.length() > 80) {
+            int cut = rest.lastIndexOf(' ', 80);
+            if (cut <= indent.length()) {
+                cut = 80;
+            }
+            lines.add(rest.substring(0, cut));
+            rest = indent + rest.substring(cut).strip();
+        }
+        lines.add(rest);
     }
 
     @Override
