@@ -240,7 +240,8 @@ class StructuredTransmissionTest {
         ch.writeInbound(extendedRequest(0, READ, 11, 7L << 30, 4096, null));
         // A TRIM of 6 GiB: only extended headers can say that in one request.
         ch.writeInbound(extendedRequest(0, TRIM, 12, 0, 6L << 30, null));
-        ch.writeInbound(extendedRequest(0, BLOCK_STATUS, 13, 0, SIZE, null));
+        // From 4 KiB before the write to the end: the reply covers at most MAX_BLOCK_STATUS_SPAN of that.
+        ch.writeInbound(extendedRequest(0, BLOCK_STATUS, 13, (7L << 30) - 4096, SIZE - (7L << 30) + 4096, null));
         List<Chunk> chunks = chunks(true);
 
         assertThat(chunks).extracting(Chunk::cookie, Chunk::type).containsExactly(
@@ -253,13 +254,14 @@ class StructuredTransmissionTest {
         ByteBuf data = Unpooled.wrappedBuffer(chunks.get(1).payload());
         assertThat(data.readLong()).isEqualTo(7L << 30);
         assertThat(data.getByte(8)).isEqualTo((byte) 9);
-        // BLOCK_STATUS_EXT: u32 id | u32 count | n × (u64 length | u64 flags); the TRIM (0..6G) spared 7G.
+        // BLOCK_STATUS_EXT: u32 id | u32 count | n × (u64 length | u64 flags); the TRIM (0..6G, split into
+        // 1 GiB pieces) spared 7G.
         ByteBuf status = Unpooled.wrappedBuffer(chunks.get(3).payload());
         assertThat(status.readInt()).isEqualTo(1);
         assertThat(status.readInt()).isEqualTo(3);
         assertThat(new long[] {status.readLong(), status.readLong(), status.readLong(), status.readLong(),
                         status.readLong(), status.readLong()})
-                .containsExactly(7L << 30, 3, 4096, 0, SIZE - (7L << 30) - 4096, 3);
+                .containsExactly(4096, 3, 4096, 0, TransmissionHandler.MAX_BLOCK_STATUS_SPAN - 8192, 3);
     }
 
     @Test

@@ -1,4 +1,4 @@
-package dev.mqnbd.server;
+package dev.mqnbd.server.log;
 
 import java.lang.System.Logger.Level;
 import java.util.concurrent.TimeUnit;
@@ -8,23 +8,24 @@ import java.util.function.Supplier;
 
 /**
  * Logs at most one line per interval, and says how many it held back: for events a client can cause at
- * will (refused connections, expired handshakes), so that a flood of them does not flood the log.
+ * will (refused connections, expired handshakes, lost connections, failed writes, protocol violations), so that a flood of them does not flood the log.
  *
  * <p><b>Threading:</b> thread-safe.
  */
-final class RateLimitedLog {
+public final class RateLimitedLog {
     private final System.Logger log;
     private final long intervalNanos;
     private final AtomicLong next = new AtomicLong(System.nanoTime());
     private final AtomicInteger suppressed = new AtomicInteger();
 
-    RateLimitedLog(System.Logger log, long interval, TimeUnit unit) {
+    /** Creates a log that writes at most one line per {@code interval} to {@code log}. */
+    public RateLimitedLog(System.Logger log, long interval, TimeUnit unit) {
         this.log = log;
         this.intervalNanos = unit.toNanos(interval);
     }
 
     /** Logs {@code message} unless a line went out less than an interval ago; returns whether it logged. */
-    boolean log(Level level, Supplier<String> message) {
+    public boolean log(Level level, Supplier<String> message) {
         long now = System.nanoTime();
         long due = next.get();
         if (now - due < 0 || !next.compareAndSet(due, now + intervalNanos)) {
