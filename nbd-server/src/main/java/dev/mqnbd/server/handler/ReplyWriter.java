@@ -2,10 +2,13 @@ package dev.mqnbd.server.handler;
 
 import dev.mqnbd.server.log.RateLimitedLog;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import java.lang.System.Logger.Level;
+import java.nio.ByteBuffer;
+import java.util.Arrays;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -14,8 +17,8 @@ import java.util.concurrent.TimeUnit;
  * <p>Pieces: a READ reply made of page views (READ_SEGMENTS) has one buffer per page. The epoll transport
  * copies any buffer of more than {@code IOV_MAX} (1,024) pieces into a new direct buffer before writing
  * it, which for a 32 MiB reply is a 32 MiB allocation per reply. A reply with more than {@link
- * #MAX_PIECE_BUFFERS} pieces is therefore written as slices of at most {@link #PIECE_BYTES} bytes and at
- * most {@link #MAX_PIECE_BUFFERS} pieces each, none of which is copied.
+ * #MAX_PIECE_BUFFERS} pieces is therefore written as several buffers of at most {@link
+ * #MAX_PIECE_BUFFERS} pieces each (2 MiB of 4 KiB pages), none of which is copied.
  *
  * <p>Failures: every write carries a promise; a failed write (the peer went away, or the transport could
  * not allocate) closes the connection and is logged, at most once a second across connections.
@@ -28,8 +31,6 @@ final class ReplyWriter {
 
     /** The most buffers one written piece may gather: half the transport's iovec limit. */
     static final int MAX_PIECE_BUFFERS = 512;
-    /** The largest piece a many-buffer reply is cut into. */
-    static final int PIECE_BYTES = 1 << 20;
 
     private final ChannelHandlerContext ctx;
     private final String exportName;
@@ -47,27 +48,32 @@ final class ReplyWriter {
             ctx.write(reply).addListener(onWritten);
             return;
         }
+        // Slices of a composite report the composite's whole count to the transport, so the pieces are new
+        // composites over the reply's own memory regions: views, no copy.
+        ByteBuffer[] regions;
         try {
-            int index = reply.readerIndex();
-            int end = reply.writerIndex();
-            while (index < end) {
-                int n = pieceLength(reply, index, end - index);
-                // OWNERSHIP: each piece holds its own reference; the reply's own ends in the finally block.
-                ctx.write(reply.retainedSlice(index, n)).addListener(onWritten);
-                index += n;
+            regions = reply.nioBuffers();
+        } catch (RuntimeException | OutOfMemoryError e) {
+            reply.release();
+            throw e;
+        }
+        ChannelFuture last = null;
+        try {
+            for (int from = 0; from < regions.length; from += MAX_PIECE_BUFFERS) {
+                int to = Math.min(regions.length, from + MAX_PIECE_BUFFERS);
+                ByteBuf piece = Unpooled.wrappedBuffer(MAX_PIECE_BUFFERS, Arrays.copyOfRange(regions, from, to));
+                last = ctx.write(piece);
+                last.addListener(onWritten);
             }
         } finally {
-            reply.release();
+            // OWNERSHIP: the pieces only view the reply's memory; it is released once the last piece is written
+            // or failed (or at once if no piece went out).
+            if (last == null) {
+                reply.release();
+            } else {
+                last.addListener(f -> reply.release());
+            }
         }
-    }
-
-    /** Returns the length of the next piece at {@code index}: at most {@link #PIECE_BYTES} and few enough buffers. */
-    static int pieceLength(ByteBuf reply, int index, int left) {
-        int n = Math.min(left, PIECE_BYTES);
-        while (n > 1 && reply.slice(index, n).nioBufferCount() > MAX_PIECE_BUFFERS) {
-            n >>>= 1;
-        }
-        return n;
     }
 
     private void written(ChannelFuture future) {

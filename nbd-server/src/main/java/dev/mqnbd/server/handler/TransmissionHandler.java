@@ -451,11 +451,9 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
             Chunk next = new Chunk(slot.cookie, slot.command, slot.offset, slot.flags, slot.op, slot.reqFlags,
                     slot.chunkOffset, slot.chunkEnd);
             slot.chunkOffset = slot.chunkEnd = 0;
-            if (ctx.executor().inEventLoop()) {
-                continueChunk(next);
-            } else {
-                ctx.executor().execute(() -> continueChunk(next));
-            }
+            // Always a task of its own, also on the event loop: other connections' I/O and tasks run between
+            // the pieces (a piece submitted from here would otherwise run, and complete, on this stack).
+            ctx.executor().execute(() -> continueChunk(next));
             return;
         }
         ByteBuf reply;

@@ -275,4 +275,28 @@ class StructuredTransmissionTest {
         assertThat(chunks.get(0).type()).isEqualTo(NbdConstants.REPLY_TYPE_ERROR);
         assertThat(Unpooled.wrappedBuffer(chunks.get(0).payload()).readInt()).isEqualTo(NbdError.EINVAL.code());
     }
+    @Test
+    void trimOverGigabytes_isSplitIntoPieces_answeredOnceAfterTheLast() throws Exception {
+        connect(true, 1);
+        byte[] payload = bytes(4096, 5);
+        for (long at : new long[] {0, (3L << 30) + 4096, (6L << 30) - 4096, 6L << 30}) {
+            ch.writeInbound(extendedRequest(NbdConstants.CMD_FLAG_PAYLOAD_LEN, WRITE, 1, at, 4096, payload));
+        }
+        chunks(true);
+
+        ch.writeInbound(extendedRequest(0, TRIM, 2, 0, 6L << 30, null));
+        List<Chunk> replies = chunks(true);
+
+        assertThat(replies).extracting(Chunk::cookie, Chunk::type)
+                .containsExactly(org.assertj.core.groups.Tuple.tuple(2L, NbdConstants.REPLY_TYPE_NONE));
+        assertThat(replies.get(0).offset()).isZero();
+        // Pieces of at most MAX_ZERO_CHUNK: six of them, each a request of its own.
+        assertThat((6L << 30) / TransmissionHandler.MAX_ZERO_CHUNK).isEqualTo(6);
+        ch.writeInbound(extendedRequest(0, BLOCK_STATUS, 3, (6L << 30) - 8192, 16384, null));
+        ByteBuf status = Unpooled.wrappedBuffer(chunks(true).get(0).payload());
+        status.skipBytes(8);
+        // Everything trimmed up to 6 GiB; the page at 6 GiB, past the TRIM, kept.
+        assertThat(new long[] {status.readLong(), status.readLong(), status.readLong(), status.readLong()})
+                .containsExactly(8192, 3, 4096, 0);
+    }
 }
