@@ -73,6 +73,8 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
     public static final long MAX_READ_BYTES_IN_FLIGHT = 64L << 20;
     /** The longest range one TRIM or WRITE_ZEROES dispatch covers; longer ones are split. */
     public static final long MAX_ZERO_CHUNK = 1L << 30;
+    /** The pause before the next piece of a split TRIM or WRITE_ZEROES: a turn of the event loop. */
+    private static final long CHUNK_YIELD_MICROS = 20;
     /** The longest range one BLOCK_STATUS reply covers. */
     public static final long MAX_BLOCK_STATUS_SPAN = 1L << 30;
 
@@ -451,9 +453,10 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
             Chunk next = new Chunk(slot.cookie, slot.command, slot.offset, slot.flags, slot.op, slot.reqFlags,
                     slot.chunkOffset, slot.chunkEnd);
             slot.chunkOffset = slot.chunkEnd = 0;
-            // Always a task of its own, also on the event loop: other connections' I/O and tasks run between
-            // the pieces (a piece submitted from here would otherwise run, and complete, on this stack).
-            ctx.executor().execute(() -> continueChunk(next));
+            // Scheduled, not executed: the event loop runs thousands of queued tasks before it polls the sockets
+            // again, while a due scheduled task waits for the next turn, after I/O. So other connections are
+            // served between the pieces (a piece submitted from here would also run on this very stack).
+            ctx.executor().schedule(() -> continueChunk(next), CHUNK_YIELD_MICROS, TimeUnit.MICROSECONDS);
             return;
         }
         ByteBuf reply;
