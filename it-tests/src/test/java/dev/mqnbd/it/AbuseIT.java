@@ -156,8 +156,10 @@ class AbuseIT {
             Outcome o = attack(server, Duration.ofSeconds(60), "idle-flood", "mem", "32", "10");
             assertThat(o.attack()).contains("held 32");
             assertThat(o.rounds()).isPositive();
-            // Rounds while all 32 were held and not yet idle for 2 s may be refused; later ones succeed.
-            assertThat(o.failures().size()).as("failed rounds").isLessThan(o.rounds());
+            // Rounds while all 32 were held and not yet idle for 2 s are refused (quickly, so there are many of
+            // them); once the idle timeout dropped the flood, the client's runs (two a round) succeed again.
+            assertThat(2L * o.rounds() - o.failures().size()).as("successful client runs").isGreaterThanOrEqualTo(10);
+            assertThat(o.failures()).allMatch(f -> f.contains("end-of-file") || f.contains("disconnected"));
             Tool.run(Duration.ofSeconds(20), "nbdinfo", "nbd://127.0.0.1:" + server.port() + "/mem").assertSuccess();
         }
     }
