@@ -20,7 +20,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
 /**
- * A soak: one server process, three exports (two memory, one file), five kinds of client at once for
+ * A soak: one server process, three exports (two memory, one file), six kinds of client at once for
  * {@code -Dmqnbd.soak.seconds} (default 60): fio verify jobs on a memory and on the file export (two
  * connections each), nbdcopy round trips checked with SHA-256, a client that opens and closes a connection
  * per write in a loop (libnbd), and nbdinfo listing the exports in a loop.
@@ -104,7 +104,8 @@ class SoakIT {
                     () -> fio("fio-file", base + "file", deadline),
                     () -> nbdcopy(base + "copy", sources, dir, deadline),
                     () -> churn(base + "mem", deadline),
-                    () -> nbdinfo(base, deadline));
+                    () -> nbdinfo(base, deadline),
+                    () -> slowReader(server.port(), deadline));
             ExecutorService pool = Executors.newFixedThreadPool(clients.size());
             try {
                 List<Future<Stats>> running = new ArrayList<>();
@@ -172,6 +173,28 @@ class SoakIT {
         } catch (IOException e) {
             return -1; // the process is gone
         }
+    }
+
+    /**
+     * A client that pipelines 16 READs of 1 MiB and reads the replies at about 2 MiB/s (hardening/abuse.py
+     * slow-reader), so the server holds its replies under back-pressure for the whole soak.
+     */
+    private static Stats slowReader(int port, long deadline) throws Exception {
+        long seconds = Math.max(1, TimeUnit.NANOSECONDS.toSeconds(deadline - System.nanoTime()));
+        Tool.Result r = Tool.run(Duration.ofSeconds(seconds + 120), PYTHON, CrashSafetyIT.script("abuse.py").toString(),
+                "127.0.0.1", Integer.toString(port), "slow-reader", "mem", Long.toString(seconds));
+        Matcher m = Pattern.compile("rounds (\\d+) bad (\\d+)").matcher(r.stdout());
+        List<String> failures = new ArrayList<>();
+        int rounds = 0;
+        if (r.exitCode() != 0 || !m.find()) {
+            failures.add("slow reader exited " + r.exitCode() + ": " + r.stdout() + r.stderr());
+        } else {
+            rounds = Integer.parseInt(m.group(1));
+            if (!m.group(2).equals("0")) {
+                failures.add("slow reader: " + m.group(2) + " bad replies");
+            }
+        }
+        return new Stats("slow-reader", rounds, 0, failures);
     }
 
     /** fio verify rounds: two jobs (two connections), each writing and verifying its own 32 MiB. */

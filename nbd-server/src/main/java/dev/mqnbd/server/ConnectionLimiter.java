@@ -1,31 +1,59 @@
 package dev.mqnbd.server;
 
+import dev.mqnbd.server.log.RateLimitedLog;
 import dev.mqnbd.server.security.Cidr;
 import io.netty.channel.Channel;
 import java.lang.System.Logger.Level;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
-import java.util.concurrent.ConcurrentHashMap;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.LinkedHashSet;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * Caps the connections a server holds: in all, and per client IP address. A connection over a cap is
- * refused before the greeting, and the refusal is logged (at most once a second).
+ * Caps the connections a server holds: in all, and per client IP address, in such a way that the caps
+ * cannot be used to lock well-behaved clients out.
+ *
+ * <p>Policy: a connection counts from its arrival until it closes. When a new connection would go over a
+ * cap, the oldest connection that is still in the handshake (has not chosen an export) and counts towards
+ * that cap is closed to make room: for the total cap the oldest of all, for the per-client cap the oldest
+ * from the same address. Only when every connection under the cap is in transmission is the new one
+ * refused, before the greeting. So stalled handshakes, which the handshake deadline drops anyway, never
+ * keep out a client that is ready to work; connections in transmission are never evicted (kernel clients
+ * keep idle connections for days), unless an idle timeout is configured for them. Refusals and evictions
+ * are logged, at most once a second each.
  *
  * <p>Unix-socket clients count towards the total only: they have no address to tell them apart.
  *
- * <p><b>Threading:</b> thread-safe; connections arrive on every event loop.
+ * <p><b>Threading:</b> thread-safe; connections arrive on every event loop. Every method holds the
+ * limiter's lock briefly; closing an evicted channel happens outside it.
  */
 final class ConnectionLimiter {
     private static final System.Logger LOG = System.getLogger(NbdServer.class.getName());
 
     private final int maxConnections;
     private final int maxPerClient;
-    private final AtomicInteger total = new AtomicInteger();
-    private final ConcurrentHashMap<InetAddress, Integer> perClient = new ConcurrentHashMap<>();
+    private int total;
+    private final Map<InetAddress, Integer> perClient = new HashMap<>();
+    /** Connections still in the handshake, oldest first. */
+    private final LinkedHashSet<Counted> handshaking = new LinkedHashSet<>();
     private final RateLimitedLog refusals = new RateLimitedLog(LOG, 1, TimeUnit.SECONDS);
+    private final RateLimitedLog evictions = new RateLimitedLog(LOG, 1, TimeUnit.SECONDS);
+
+    /** One counted connection; released once, when it closes or is evicted. */
+    private static final class Counted {
+        final Channel channel;
+        final InetAddress client;
+        boolean released;
+
+        Counted(Channel channel, InetAddress client) {
+            this.channel = channel;
+            this.client = client;
+        }
+    }
 
     /**
      * @param maxConnections the most connections in all, at least 1
@@ -37,51 +65,98 @@ final class ConnectionLimiter {
     }
 
     /**
-     * Counts {@code ch} in, until it closes, if that keeps every count within its cap; returns false (and
-     * logs) otherwise, leaving the caller to close it.
+     * Counts {@code ch} in, as a connection in the handshake, until it closes. When that would break a cap,
+     * evicts the oldest handshaking connection under that cap (closing it); if there is none, returns false
+     * (and logs), leaving the caller to close {@code ch}.
      */
     boolean tryAcquire(Channel ch) {
         SocketAddress remote = ch.remoteAddress();
-        if (total.incrementAndGet() > maxConnections) {
-            total.decrementAndGet();
-            refusals.log(Level.WARNING, () -> "refused connection from " + NbdServer.describe(remote) + ": "
-                    + maxConnections + " connections open (the most allowed; see --max-connections)");
-            return false;
-        }
         InetAddress client = clientAddress(remote);
-        if (client != null && maxPerClient > 0) {
-            boolean[] over = new boolean[1];
-            perClient.compute(client, (address, n) -> {
-                int open = n == null ? 0 : n;
-                if (open >= maxPerClient) {
-                    over[0] = true;
-                    return n;
+        boolean perClientCap = client != null && maxPerClient > 0;
+        Counted counted = new Counted(ch, client);
+        Counted evictedForClient = null;
+        Counted evictedForTotal = null;
+        synchronized (this) {
+            if (perClientCap && perClient.getOrDefault(client, 0) >= maxPerClient) {
+                evictedForClient = oldestHandshaking(client);
+                if (evictedForClient == null) {
+                    refusals.log(Level.WARNING, () -> "refused connection from " + NbdServer.describe(remote) + ": "
+                            + maxPerClient + " connections from " + client.getHostAddress()
+                            + " in transmission (the most allowed; see --max-connections-per-client)");
+                    return false;
                 }
-                return open + 1;
-            });
-            if (over[0]) {
-                total.decrementAndGet();
-                refusals.log(Level.WARNING, () -> "refused connection from " + NbdServer.describe(remote) + ": "
-                        + maxPerClient + " connections from " + client.getHostAddress()
-                        + " open (the most allowed; see --max-connections-per-client)");
-                return false;
+                release(evictedForClient);
             }
+            if (total >= maxConnections) {
+                evictedForTotal = oldestHandshaking(null);
+                if (evictedForTotal == null) {
+                    refusals.log(Level.WARNING, () -> "refused connection from " + NbdServer.describe(remote) + ": "
+                            + maxConnections + " connections in transmission (the most allowed; see --max-connections)");
+                    return false;
+                }
+                release(evictedForTotal);
+            }
+            total++;
+            if (perClientCap) {
+                perClient.merge(client, 1, Integer::sum);
+            }
+            handshaking.add(counted);
         }
-        // OWNERSHIP: the counts taken here are given back once, when the channel closes.
-        ch.closeFuture().addListener(f -> release(client));
+        evict(evictedForClient, "--max-connections-per-client", remote);
+        evict(evictedForTotal, "--max-connections", remote);
+        // OWNERSHIP: the counts taken here are given back once: on close, or on eviction.
+        ch.closeFuture().addListener(f -> {
+            synchronized (this) {
+                release(counted);
+            }
+        });
         return true;
     }
 
-    private void release(InetAddress client) {
-        total.decrementAndGet();
-        if (client != null && maxPerClient > 0) {
-            perClient.computeIfPresent(client, (address, n) -> n <= 1 ? null : n - 1);
+    /** Marks {@code ch} as in transmission: from now on it is never evicted to make room. */
+    synchronized void transmissionStarted(Channel ch) {
+        handshaking.removeIf(c -> c.channel == ch);
+    }
+
+    private Counted oldestHandshaking(InetAddress client) {
+        for (Iterator<Counted> it = handshaking.iterator(); it.hasNext(); ) {
+            Counted c = it.next();
+            if (client == null || client.equals(c.client)) {
+                return c;
+            }
+        }
+        return null;
+    }
+
+    private void evict(Counted victim, String cap, SocketAddress newcomer) {
+        if (victim == null) {
+            return;
+        }
+        evictions.log(Level.INFO, () -> "closing connection from " + NbdServer.describe(victim.channel.remoteAddress())
+                + ", still in the handshake, to make room for " + NbdServer.describe(newcomer) + " (" + cap + ")");
+        victim.channel.close();
+    }
+
+    private void release(Counted c) {
+        if (c.released) {
+            return;
+        }
+        c.released = true;
+        handshaking.remove(c);
+        total--;
+        if (c.client != null && maxPerClient > 0) {
+            perClient.computeIfPresent(c.client, (address, n) -> n <= 1 ? null : n - 1);
         }
     }
 
     /** Returns the number of connections counted now. */
-    int connections() {
-        return total.get();
+    synchronized int connections() {
+        return total;
+    }
+
+    /** Returns the number of counted connections still in the handshake. */
+    synchronized int handshakes() {
+        return handshaking.size();
     }
 
     /** Returns the client's IP address (IPv4-mapped IPv6 addresses as IPv4), or null for Unix sockets. */

@@ -1,5 +1,6 @@
 package dev.mqnbd.server;
 
+import dev.mqnbd.server.log.RateLimitedLog;
 import dev.mqnbd.server.handler.TransmissionHandler;
 import dev.mqnbd.server.protocol.NbdExportInfo;
 import dev.mqnbd.server.protocol.NbdHandshakeHandler;
@@ -14,6 +15,7 @@ import io.netty.channel.ChannelOption;
 import io.netty.channel.ChannelPipeline;
 import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
@@ -56,6 +58,13 @@ public final class NbdServer implements AutoCloseable {
     private final NbdServerConfig config;
     private final ConnectionLimiter limiter;
     private final RateLimitedLog handshakeTimeouts = new RateLimitedLog(LOG, 1, TimeUnit.SECONDS);
+    private final RateLimitedLog idleTimeouts = new RateLimitedLog(LOG, 1, TimeUnit.SECONDS);
+
+    /**
+     * Each connection's write-buffer water marks: above the high mark of unwritten replies a connection
+     * stops reading requests (and options) until its replies fall below the low mark.
+     */
+    static final WriteBufferWaterMark WATER_MARK = new WriteBufferWaterMark(1 << 20, 4 << 20);
     private final EventLoopGroup group;
     private final Transport transport;
     private final Map<EventExecutor, Integer> loopIndex = new IdentityHashMap<>();
@@ -156,6 +165,7 @@ public final class NbdServer implements AutoCloseable {
                         }
                     })
                     .childOption(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT)
+                    .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, WATER_MARK)
                     .option(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT);
             SocketAddress bindAddress = address;
             if (address instanceof UnixDomainSocketAddress unix) {
@@ -191,8 +201,15 @@ public final class NbdServer implements AutoCloseable {
         if (pipeline.get(HandshakeDeadline.class) != null) {
             pipeline.remove(HandshakeDeadline.class);
         }
+        limiter.transmissionStarted(ctx.channel());
         pipeline.addAfter(ctx.name(), "transmission", new TransmissionHandler(export, session, hctx));
-        pipeline.addAfter(ctx.name(), "decoder", new NbdRequestDecoder(config.maxPayload(), session.extendedHeaders()));
+        long idle = config.idleTimeout().toNanos();
+        if (idle > 0) {
+            pipeline.addAfter(ctx.name(), "idle", new IdleTimeout(idle, idleTimeouts));
+        }
+        // A WRITE payload above what the export advertises is drained, not buffered, and answered EINVAL.
+        pipeline.addAfter(ctx.name(), "decoder",
+                new NbdRequestDecoder(export.info().maximumPayload(), session.extendedHeaders()));
         LOG.log(Level.DEBUG, () -> "connection " + describe(ctx.channel().remoteAddress()) + " uses export \""
                 + info.name() + "\" on hardware context " + hctx + (session.extendedHeaders() ? ", extended headers"
                         : session.structuredReplies() ? ", structured replies" : ", simple replies")

@@ -19,6 +19,7 @@ import java.util.Objects;
  *   <tr><td>{@link Builder#handshakeTimeout}</td><td>10 s</td></tr>
  *   <tr><td>{@link Builder#maxConnections}</td><td>1024</td></tr>
  *   <tr><td>{@link Builder#maxConnectionsPerClient}</td><td>64</td></tr>
+ *   <tr><td>{@link Builder#idleTimeout}</td><td>off</td></tr>
  * </table>
  *
  * <p><b>Threading:</b> immutable.
@@ -30,12 +31,18 @@ public final class NbdServerConfig {
     public static final int DEFAULT_MAX_CONNECTIONS = 1024;
     /** The most connections from one client IP address, by default. */
     public static final int DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 64;
+    /**
+     * The largest {@link Builder#maxPayload} allowed: 64 MiB, what clients send when no block size was
+     * negotiated (the reference client's tests, nbdkit), and what the backends accept in one request.
+     */
+    public static final int MAX_PAYLOAD_LIMIT = 64 << 20;
 
     private final int maxPayload;
     private final NbdTls tls;
     private final Duration handshakeTimeout;
     private final int maxConnections;
     private final int maxConnectionsPerClient;
+    private final Duration idleTimeout;
 
     private NbdServerConfig(Builder builder) {
         this.maxPayload = builder.maxPayload;
@@ -43,6 +50,7 @@ public final class NbdServerConfig {
         this.handshakeTimeout = builder.handshakeTimeout;
         this.maxConnections = builder.maxConnections;
         this.maxConnectionsPerClient = builder.maxConnectionsPerClient;
+        this.idleTimeout = builder.idleTimeout;
     }
 
     /** Returns a builder with every setting at its default. */
@@ -75,6 +83,11 @@ public final class NbdServerConfig {
         return maxConnectionsPerClient;
     }
 
+    /** Returns how long a connection in transmission may stay idle; {@link Duration#ZERO} for no limit. */
+    public Duration idleTimeout() {
+        return idleTimeout;
+    }
+
     /** Builds an {@link NbdServerConfig}. */
     public static final class Builder {
         private int maxPayload = NbdConstants.DEFAULT_MAXIMUM_PAYLOAD;
@@ -82,17 +95,19 @@ public final class NbdServerConfig {
         private Duration handshakeTimeout = DEFAULT_HANDSHAKE_TIMEOUT;
         private int maxConnections = DEFAULT_MAX_CONNECTIONS;
         private int maxConnectionsPerClient = DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
+        private Duration idleTimeout = Duration.ZERO;
 
         private Builder() {}
 
         /**
          * Sets the largest READ or WRITE payload accepted; larger WRITE payloads are drained and refused.
          *
-         * @throws IllegalArgumentException if {@code bytes} is below 512
+         * @throws IllegalArgumentException if {@code bytes} is below 512 or above {@link #MAX_PAYLOAD_LIMIT}
          */
         public Builder maxPayload(int bytes) {
-            if (bytes < 512) {
-                throw new IllegalArgumentException("maxPayload: " + bytes + " (expected: >= 512)");
+            if (bytes < 512 || bytes > MAX_PAYLOAD_LIMIT) {
+                throw new IllegalArgumentException(
+                        "maxPayload: " + bytes + " (expected: >= 512 and <= " + MAX_PAYLOAD_LIMIT + ")");
             }
             this.maxPayload = bytes;
             return this;
@@ -142,6 +157,20 @@ public final class NbdServerConfig {
                 throw new IllegalArgumentException("maxConnectionsPerClient: " + n + " (expected: >= 0)");
             }
             this.maxConnectionsPerClient = n;
+            return this;
+        }
+
+        /**
+         * Sets how long a connection in transmission may be idle (no whole request received, no reply sent,
+         * nothing in flight) before it is closed; {@link Duration#ZERO}, the default, for no limit.
+         *
+         * @throws IllegalArgumentException if {@code timeout} is negative
+         */
+        public Builder idleTimeout(Duration timeout) {
+            if (timeout.isNegative()) {
+                throw new IllegalArgumentException("idleTimeout: " + timeout + " (expected: >= 0)");
+            }
+            this.idleTimeout = timeout;
             return this;
         }
 

@@ -1,5 +1,6 @@
 package dev.mqnbd.server;
 
+import dev.mqnbd.server.log.RateLimitedLog;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.netty.channel.embedded.EmbeddedChannel;

@@ -142,7 +142,7 @@ class NbdServerLimitsTest {
     }
 
     @Test
-    void maxConnections_refusesBeforeTheGreeting_establishedKeepsWorking() throws Exception {
+    void maxConnections_evictsTheOldestHandshake_refusesOnlyWhenAllAreInTransmission() throws Exception {
         start(NbdServerConfig.builder().maxConnections(2).build(), AccessList.ANYONE);
         Socket first = connect();
         assertThat(greeted(first)).isTrue();
@@ -150,31 +150,40 @@ class NbdServerLimitsTest {
         DataOutputStream out = new DataOutputStream(first.getOutputStream());
         out.writeInt(NbdConstants.CLIENT_FLAG_FIXED_NEWSTYLE | NbdConstants.CLIENT_FLAG_NO_ZEROES);
         assertThat(go(in, out, "disk")).isEqualTo(NbdConstants.REP_ACK);
-        Socket second = connect();
-        assertThat(greeted(second)).isTrue();
+        Socket stalled = connect();
+        assertThat(greeted(stalled)).isTrue();
 
+        // Over the cap: the stalled handshake makes room; the connection in transmission stays.
         Socket third = connect();
-        assertThat(greeted(third)).as("third connection greeted").isFalse();
-
+        assertThat(greeted(third)).as("third connection greeted").isTrue();
+        assertThat(stalled.getInputStream().read()).as("evicted handshake closed").isEqualTo(-1);
         read(in, out);
-        second.close();
-        // The slot frees once the server has seen the close.
-        boolean again = false;
-        for (int i = 0; i < 200 && !again; i++) {
-            again = greeted(connect());
-            if (!again) {
-                Thread.sleep(25);
-            }
-        }
-        assertThat(again).isTrue();
+
+        DataInputStream in3 = new DataInputStream(third.getInputStream());
+        DataOutputStream out3 = new DataOutputStream(third.getOutputStream());
+        out3.writeInt(NbdConstants.CLIENT_FLAG_FIXED_NEWSTYLE | NbdConstants.CLIENT_FLAG_NO_ZEROES);
+        assertThat(go(in3, out3, "disk")).isEqualTo(NbdConstants.REP_ACK);
+        // Both in transmission: now a newcomer is refused before the greeting.
+        assertThat(greeted(connect())).as("fourth connection greeted").isFalse();
+        read(in, out);
+        read(in3, out3);
     }
 
     @Test
-    void maxConnectionsPerClient_refusesTheSameAddressOnly() throws Exception {
+    void maxConnectionsPerClient_evictsTheSameAddressOnly_refusesOverTransmission() throws Exception {
         start(NbdServerConfig.builder().maxConnectionsPerClient(1).build(), AccessList.ANYONE);
 
-        assertThat(greeted(connect())).isTrue();
+        Socket stalled = connect();
+        assertThat(greeted(stalled)).isTrue();
+        Socket working = connect();
+        assertThat(greeted(working)).isTrue();
+        assertThat(stalled.getInputStream().read()).isEqualTo(-1);
+        DataInputStream in = new DataInputStream(working.getInputStream());
+        DataOutputStream out = new DataOutputStream(working.getOutputStream());
+        out.writeInt(NbdConstants.CLIENT_FLAG_FIXED_NEWSTYLE | NbdConstants.CLIENT_FLAG_NO_ZEROES);
+        assertThat(go(in, out, "disk")).isEqualTo(NbdConstants.REP_ACK);
         assertThat(greeted(connect())).isFalse();
+        read(in, out);
     }
 
     @Test

@@ -24,16 +24,25 @@ final class LimitOptions {
             names = "--max-connections",
             paramLabel = "N",
             defaultValue = "1024",
-            description = "Refuse connections beyond N open ones, before the greeting (default: ${DEFAULT-VALUE}).")
+            description = "At most N connections: a new one over the cap closes the oldest still in the handshake, "
+                    + "or is refused if none is (default: ${DEFAULT-VALUE}).")
     int maxConnections = NbdServerConfig.DEFAULT_MAX_CONNECTIONS;
 
     @Option(
             names = "--max-connections-per-client",
             paramLabel = "N",
             defaultValue = "64",
-            description = "Refuse connections beyond N open ones from one IP address; 0 for no limit. Unix-socket "
-                    + "clients count only towards --max-connections (default: ${DEFAULT-VALUE}).")
+            description = "At most N connections from one IP address, handled as --max-connections; 0 for no limit. "
+                    + "Unix-socket clients count only towards --max-connections (default: ${DEFAULT-VALUE}).")
     int maxConnectionsPerClient = NbdServerConfig.DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
+
+    @Option(
+            names = "--idle-timeout",
+            paramLabel = "DURATION",
+            defaultValue = "0",
+            description = "Drop connections in use that sent no whole request and got no reply for this long, "
+                    + "with nothing in flight: 10m, 1h; 0 (the default) for never, as kernel clients idle for days.")
+    String idleTimeout = "0";
 
     /**
      * Adds the limits to {@code config}.
@@ -50,7 +59,8 @@ final class LimitOptions {
         }
         return config.handshakeTimeout(parseDuration("--handshake-timeout", handshakeTimeout))
                 .maxConnections(maxConnections)
-                .maxConnectionsPerClient(maxConnectionsPerClient);
+                .maxConnectionsPerClient(maxConnectionsPerClient)
+                .idleTimeout(parseDuration("--idle-timeout", idleTimeout));
     }
 
     /** Parses {@code 10s}, {@code 500ms}, {@code 2m} or a bare number of seconds. */

@@ -182,7 +182,8 @@ final class ServeCommand implements Callable<Integer> {
             names = "--max-payload",
             paramLabel = "SIZE",
             defaultValue = "32M",
-            description = "Largest READ or WRITE accepted, advertised to clients (default: ${DEFAULT-VALUE}).")
+            description = "Largest READ or WRITE accepted, advertised to clients: 4K..64M, the most the backends "
+                    + "take in one request (default: ${DEFAULT-VALUE}).")
     String maxPayload;
 
     @Option(
@@ -272,7 +273,8 @@ final class ServeCommand implements Callable<Integer> {
         try {
             for (ExportSpec spec : specs) {
                 List<FilterSpec> stack = filterSpecs.stream().filter(f -> f.appliesTo(spec.name())).toList();
-                open(registry, spec, stack, texts.getOrDefault(spec.name(), spec.spec()), group, queues, payload);
+                // No default text: the spec names host paths and buckets, which clients need not learn.
+                open(registry, spec, stack, texts.getOrDefault(spec.name(), ""), group, queues, payload);
                 AccessList acl = acls.get(spec.name());
                 if (acl != null) {
                     registry.restrict(spec.name(), acl);
@@ -387,8 +389,8 @@ final class ServeCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new MqnbdCommand.UsageException("--max-payload " + maxPayload + ": " + e.getMessage());
         }
-        if (value < 4096 || value > 1L << 30) {
-            throw new MqnbdCommand.UsageException("--max-payload " + maxPayload + " (expected: 4K..1G)");
+        if (value < 4096 || value > NbdServerConfig.MAX_PAYLOAD_LIMIT) {
+            throw new MqnbdCommand.UsageException("--max-payload " + maxPayload + " (expected: 4K..64M)");
         }
         return (int) value;
     }

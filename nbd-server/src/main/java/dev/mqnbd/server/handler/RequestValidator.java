@@ -61,8 +61,9 @@ final class RequestValidator {
                 yield checkRange(rq, NbdError.EINVAL);
             }
             case WRITE -> {
-                if (rq.payloadDiscarded()) {
-                    yield NbdError.EINVAL; // payload above the advertised maximum; it was drained, not stored
+                if (rq.payloadDiscarded() || rq.length() > maximumPayload) {
+                    // Above the advertised maximum (drained, not stored); proto.md keeps EOVERFLOW for READs.
+                    yield NbdError.EINVAL;
                 }
                 if (readOnly) {
                     yield NbdError.EPERM;

@@ -1,7 +1,9 @@
 package dev.mqnbd.server.protocol;
 
+import dev.mqnbd.server.log.RateLimitedLog;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPipeline;
@@ -12,6 +14,7 @@ import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLException;
 
 /**
@@ -41,6 +44,11 @@ import javax.net.ssl.SSLException;
  * #OPTION_LENGTH_LIMIT} (taken for a denial-of-service attempt). Option data above the handler's maximum,
  * but within the limit, is drained unbuffered and answered {@code NBD_REP_ERR_TOO_BIG}.
  *
+ * <p>Abuse: a connection may send at most {@link #MAX_OPTIONS} options, plus {@link #MAX_OPTIONS_PER_EXPORT}
+ * for each export listed (STARTTLS does not reset the count); the next one closes it. While the channel
+ * is not writable (the client does not read its replies and they are above the channel's high-water
+ * mark), no further option is read or answered until they drain. Per-event log lines are rate-limited.
+ *
  * <p><b>Ownership:</b> option data is read whole into the cumulation and acted on at once; nothing is
  * kept across calls, so a client closing mid-option leaks nothing ({@link ByteToMessageDecoder} releases
  * the cumulation). Replies are handed to the channel.
@@ -53,7 +61,17 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
     /** Option data longer than this (1 MiB) closes the connection: no NBD option needs that much. */
     public static final int OPTION_LENGTH_LIMIT = 1024 * 1024;
 
+    /**
+     * The options any connection may send (nbdkit closes after 32); with many exports, {@link
+     * #MAX_OPTIONS_PER_EXPORT} more per export, since {@code nbdinfo --list} asks about each.
+     */
+    public static final int MAX_OPTIONS = 64;
+    /** The options a connection may send for each export, on top of {@link #MAX_OPTIONS}. */
+    public static final int MAX_OPTIONS_PER_EXPORT = 8;
+
     private static final System.Logger LOG = System.getLogger(NbdHandshakeHandler.class.getName());
+    /** Refusals and closes a client can cause at will. */
+    private static final RateLimitedLog REFUSALS = new RateLimitedLog(LOG, 1, TimeUnit.SECONDS);
     // proto.md "Handshake": the server MUST close if the client sets a flag it does not know or did not get.
     private static final int HANDSHAKE_FLAGS =
             NbdConstants.HANDSHAKE_FLAG_FIXED_NEWSTYLE | NbdConstants.HANDSHAKE_FLAG_NO_ZEROES;
@@ -80,6 +98,10 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
 
     private State state;
     private boolean greeted;
+    /** The options read so far on this connection, both sides of STARTTLS. */
+    private int options;
+    /** Whether reading stopped because the channel is not writable. */
+    private boolean paused;
     private int clientFlags;
     // The option being read (OPTION_DATA) or drained (DISCARD_OPTION_DATA): its code, its data length, and
     // how much of that is still to come.
@@ -145,6 +167,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         this.tlsActive = true;
         this.greeted = true;
         this.clientFlags = clear.clientFlags;
+        this.options = clear.options;
         this.state = State.OPTION_HEADER;
     }
 
@@ -197,6 +220,11 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
                     if (in.readableBytes() < NbdConstants.OPTION_HEADER_LENGTH) {
                         return;
                     }
+                    if (!ctx.channel().isWritable()) {
+                        // Back-pressure: the client is not reading its replies; answer more once it does.
+                        pause(ctx);
+                        return;
+                    }
                     if (!decodeOptionHeader(ctx, in)) {
                         return;
                     }
@@ -247,6 +275,12 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         }
         option = in.readInt();
         optionLength = in.readUnsignedInt();
+        if (++options > maxOptions()) {
+            REFUSALS.log(Level.INFO, () -> "closing connection from " + NbdTls.peer(ctx, tlsActive) + ": more than "
+                    + maxOptions() + " options in the handshake");
+            close(ctx, in, "options: " + options + " (expected: <= " + maxOptions() + ")");
+            return false;
+        }
         if ((clientFlags & NbdConstants.CLIENT_FLAG_FIXED_NEWSTYLE) == 0 && option != NbdConstants.OPT_EXPORT_NAME) {
             // proto.md "Newstyle negotiation": without fixed newstyle an unknown option closes the connection.
             close(ctx, in, "option: " + option + " (expected: EXPORT_NAME from a client without C_FIXED_NEWSTYLE)");
@@ -254,7 +288,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         }
         if (option == NbdConstants.OPT_EXPORT_NAME && mustStartTlsFirst()) {
             // proto.md "TLS support", FORCEDTLS: EXPORT_NAME has no error reply, so the server MUST close.
-            LOG.log(Level.INFO, () -> "closing connection from " + NbdTls.peer(ctx, tlsActive)
+            REFUSALS.log(Level.INFO, () -> "closing connection from " + NbdTls.peer(ctx, tlsActive)
                     + ": NBD_OPT_EXPORT_NAME before NBD_OPT_STARTTLS, and TLS is required");
             close(ctx, in, "EXPORT_NAME before STARTTLS (expected: STARTTLS first)");
             return false;
@@ -272,6 +306,40 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         remaining = optionLength;
         state = optionLength > maximumOptionLength ? State.DISCARD_OPTION_DATA : State.OPTION_DATA;
         return true;
+    }
+
+    /** Returns the most options this connection may send: {@link #MAX_OPTIONS} plus some per export. */
+    private int maxOptions() {
+        return MAX_OPTIONS + MAX_OPTIONS_PER_EXPORT * exports.list().size();
+    }
+
+    /** Stops reading until the channel is writable again ({@link #channelWritabilityChanged}). */
+    private void pause(ChannelHandlerContext ctx) {
+        paused = true;
+        ctx.channel().config().setAutoRead(false);
+    }
+
+    @Override
+    public void channelWritabilityChanged(ChannelHandlerContext ctx) throws Exception {
+        if (paused && ctx.channel().isWritable() && state != State.DONE) {
+            paused = false;
+            ctx.channel().config().setAutoRead(true);
+            // Answer what was read before the pause: an empty read runs the decoder over the cumulation.
+            channelRead(ctx, Unpooled.EMPTY_BUFFER);
+        }
+        super.channelWritabilityChanged(ctx);
+    }
+
+    @Override
+    public void channelReadComplete(ChannelHandlerContext ctx) throws Exception {
+        if (paused) {
+            // ByteToMessageDecoder would ask for another read when a read produced no message (it never does
+            // here) and auto-read is off: while paused, nothing more is read.
+            discardSomeReadBytes();
+            ctx.fireChannelReadComplete();
+            return;
+        }
+        super.channelReadComplete(ctx);
     }
 
     /** Returns whether the current option must be refused because TLS is required and not yet started. */
@@ -448,7 +516,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         }
         NbdPeer peer = NbdTls.peer(ctx, tlsActive);
         if (!exports.allows(export, peer)) {
-            LOG.log(Level.INFO, () -> "refused " + peer + " access to export \"" + export.name() + "\"");
+            REFUSALS.log(Level.INFO, () -> "refused " + peer + " access to export \"" + export.name() + "\"");
             return null;
         }
         return export;
@@ -545,7 +613,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
                         () -> "TLS with " + NbdTls.peer(ctx, tlsActive) + ": " + NbdTls.describeSession(ctx));
             } else {
                 // The SslHandler has sent its alert and closes the connection.
-                LOG.log(Level.INFO, () -> "TLS handshake with " + NbdTls.peer(ctx, tlsActive) + " failed: "
+                REFUSALS.log(Level.INFO, () -> "TLS handshake with " + NbdTls.peer(ctx, tlsActive) + " failed: "
                         + NbdTls.failureMessage(done.cause()));
                 state = State.DONE;
                 ctx.close();

@@ -77,8 +77,14 @@ class StructuredTransmissionTest {
     }
 
     /** Reads every chunk written so far; structured (20-byte) or extended (32-byte) headers. */
-    private List<Chunk> chunks(boolean extended) {
+    private List<Chunk> chunks(boolean extended) throws InterruptedException {
         ch.runPendingTasks();
+        // The pieces of a split TRIM are scheduled a few microseconds apart: run them all.
+        for (int i = 0; i < 10_000 && ch.runScheduledPendingTasks() != -1; i++) {
+            Thread.sleep(0, 100_000);
+            ch.runPendingTasks();
+        }
+        ch.runPendingTasks(); // the flush of the last piece's reply
         ByteBuf all = Unpooled.buffer();
         ByteBuf msg;
         while ((msg = ch.readOutbound()) != null) {
@@ -240,26 +246,30 @@ class StructuredTransmissionTest {
         ch.writeInbound(extendedRequest(0, READ, 11, 7L << 30, 4096, null));
         // A TRIM of 6 GiB: only extended headers can say that in one request.
         ch.writeInbound(extendedRequest(0, TRIM, 12, 0, 6L << 30, null));
-        ch.writeInbound(extendedRequest(0, BLOCK_STATUS, 13, 0, SIZE, null));
+        // From 4 KiB before the write to the end: the reply covers at most MAX_BLOCK_STATUS_SPAN of that.
+        ch.writeInbound(extendedRequest(0, BLOCK_STATUS, 13, (7L << 30) - 4096, SIZE - (7L << 30) + 4096, null));
         List<Chunk> chunks = chunks(true);
 
-        assertThat(chunks).extracting(Chunk::cookie, Chunk::type).containsExactly(
+        // The TRIM's 1 GiB pieces are scheduled one after the other: its reply may come after the BLOCK_STATUS's.
+        assertThat(chunks).extracting(Chunk::cookie, Chunk::type).containsExactlyInAnyOrder(
                 org.assertj.core.groups.Tuple.tuple(10L, NbdConstants.REPLY_TYPE_NONE),
                 org.assertj.core.groups.Tuple.tuple(11L, NbdConstants.REPLY_TYPE_OFFSET_DATA),
                 org.assertj.core.groups.Tuple.tuple(12L, NbdConstants.REPLY_TYPE_NONE),
                 org.assertj.core.groups.Tuple.tuple(13L, NbdConstants.REPLY_TYPE_BLOCK_STATUS_EXT));
+        chunks.sort(java.util.Comparator.comparingLong(Chunk::cookie));
         assertThat(chunks).allMatch(Chunk::done);
         assertThat(chunks.get(0).offset()).isEqualTo(7L << 30); // the header echoes the request offset
         ByteBuf data = Unpooled.wrappedBuffer(chunks.get(1).payload());
         assertThat(data.readLong()).isEqualTo(7L << 30);
         assertThat(data.getByte(8)).isEqualTo((byte) 9);
-        // BLOCK_STATUS_EXT: u32 id | u32 count | n × (u64 length | u64 flags); the TRIM (0..6G) spared 7G.
+        // BLOCK_STATUS_EXT: u32 id | u32 count | n × (u64 length | u64 flags); the TRIM (0..6G, split into
+        // 1 GiB pieces) spared 7G.
         ByteBuf status = Unpooled.wrappedBuffer(chunks.get(3).payload());
         assertThat(status.readInt()).isEqualTo(1);
         assertThat(status.readInt()).isEqualTo(3);
         assertThat(new long[] {status.readLong(), status.readLong(), status.readLong(), status.readLong(),
                         status.readLong(), status.readLong()})
-                .containsExactly(7L << 30, 3, 4096, 0, SIZE - (7L << 30) - 4096, 3);
+                .containsExactly(4096, 3, 4096, 0, TransmissionHandler.MAX_BLOCK_STATUS_SPAN - 8192, 3);
     }
 
     @Test
@@ -272,5 +282,29 @@ class StructuredTransmissionTest {
         assertThat(chunks).hasSize(1);
         assertThat(chunks.get(0).type()).isEqualTo(NbdConstants.REPLY_TYPE_ERROR);
         assertThat(Unpooled.wrappedBuffer(chunks.get(0).payload()).readInt()).isEqualTo(NbdError.EINVAL.code());
+    }
+    @Test
+    void trimOverGigabytes_isSplitIntoPieces_answeredOnceAfterTheLast() throws Exception {
+        connect(true, 1);
+        byte[] payload = bytes(4096, 5);
+        for (long at : new long[] {0, (3L << 30) + 4096, (6L << 30) - 4096, 6L << 30}) {
+            ch.writeInbound(extendedRequest(NbdConstants.CMD_FLAG_PAYLOAD_LEN, WRITE, 1, at, 4096, payload));
+        }
+        chunks(true);
+
+        ch.writeInbound(extendedRequest(0, TRIM, 2, 0, 6L << 30, null));
+        List<Chunk> replies = chunks(true);
+
+        assertThat(replies).extracting(Chunk::cookie, Chunk::type)
+                .containsExactly(org.assertj.core.groups.Tuple.tuple(2L, NbdConstants.REPLY_TYPE_NONE));
+        assertThat(replies.get(0).offset()).isZero();
+        // Pieces of at most MAX_ZERO_CHUNK: six of them, each a request of its own.
+        assertThat((6L << 30) / TransmissionHandler.MAX_ZERO_CHUNK).isEqualTo(6);
+        ch.writeInbound(extendedRequest(0, BLOCK_STATUS, 3, (6L << 30) - 8192, 16384, null));
+        ByteBuf status = Unpooled.wrappedBuffer(chunks(true).get(0).payload());
+        status.skipBytes(8);
+        // Everything trimmed up to 6 GiB; the page at 6 GiB, past the TRIM, kept.
+        assertThat(new long[] {status.readLong(), status.readLong(), status.readLong(), status.readLong()})
+                .containsExactly(8192, 3, 4096, 0);
     }
 }

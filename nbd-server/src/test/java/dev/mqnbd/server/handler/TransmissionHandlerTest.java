@@ -401,4 +401,135 @@ class TransmissionHandlerTest {
         // Paranoid leak detection fails the build if the payload or the read buffer leaked.
         assertThat(queues.get(0).inFlight()).isZero();
     }
+    // ---------------------------------------------------------------------------------------------
+    // Abuse
+
+    /** Direct buffers of 4 KiB or more fail with OutOfMemoryError while {@code failing} is set. */
+    private static final class FailingAllocator extends io.netty.buffer.AbstractByteBufAllocator {
+        volatile boolean failing = true;
+        int failures;
+
+        FailingAllocator() {
+            super(false);
+        }
+
+        @Override
+        protected ByteBuf newHeapBuffer(int initialCapacity, int maxCapacity) {
+            return io.netty.buffer.UnpooledByteBufAllocator.DEFAULT.heapBuffer(initialCapacity, maxCapacity);
+        }
+
+        @Override
+        protected ByteBuf newDirectBuffer(int initialCapacity, int maxCapacity) {
+            if (failing && initialCapacity >= 4096) {
+                failures++;
+                throw new OutOfMemoryError("Cannot reserve " + initialCapacity + " bytes of direct buffer memory");
+            }
+            return io.netty.buffer.UnpooledByteBufAllocator.DEFAULT.directBuffer(initialCapacity, maxCapacity);
+        }
+
+        @Override
+        public boolean isDirectBufferPooled() {
+            return false;
+        }
+    }
+
+    @Test
+    void readBufferAllocationFailure_answersEnomem_givesTheTagBack() throws Exception {
+        EmbeddedChannel ch = connect(false, 8);
+        FailingAllocator alloc = new FailingAllocator();
+        ch.config().setAllocator(alloc);
+        byte[] payload = pattern(4096, 5);
+        ch.writeInbound(request(0, WRITE, 100, 0, payload.length, payload));
+        assertThat(readReply(ch, 0).error()).isZero();
+
+        // Twice the queue depth: with a leaked tag per failure the connection would hang at the ninth.
+        for (int i = 0; i < 16; i++) {
+            ch.writeInbound(request(READ, i, 0, 4096));
+            assertThat(readReply(ch, 0)).isEqualTo(new Reply(NbdError.ENOMEM.code(), i, new byte[0]));
+        }
+        assertThat(alloc.failures).isEqualTo(16);
+        assertThat(queues.get(0).inFlight()).isZero();
+
+        alloc.failing = false;
+        ch.writeInbound(request(READ, 99, 0, 4096));
+        assertThat(readReply(ch, 4096)).isEqualTo(new Reply(0, 99, payload));
+        assertThat(ch.isOpen()).isTrue();
+    }
+
+    @Test
+    void junkAfterDisc_repliesBeforeItStillGoOut() throws Exception {
+        EmbeddedChannel ch = connect();
+        disk.hold = true;
+
+        ch.writeInbound(Unpooled.wrappedBuffer(request(0, WRITE, 1, 0, 4, new byte[] {1, 2, 3, 4}),
+                request(DISC, 2, 0, 0), Unpooled.wrappedBuffer(new byte[] {(byte) 0xde, (byte) 0xad, 0, 0, 0, 0, 0, 0,
+                        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})));
+
+        assertThat(ch.isOpen()).as("open while the WRITE is in flight").isTrue();
+        disk.releaseHeld();
+        assertThat(readReply(ch, 0)).isEqualTo(new Reply(0, 1, new byte[0]));
+        ch.runPendingTasks();
+        assertThat(ch.isOpen()).isFalse();
+        assertThat(disk.data[3]).isEqualTo((byte) 4);
+    }
+
+    @Test
+    void writeAboveTheAdvertisedMaximum_isEinvalNotEoverflow() throws Exception {
+        EmbeddedChannel ch = connect();
+        // A decoder that buffers more than the export advertises: the validator still refuses.
+        ch.pipeline().replace(NbdRequestDecoder.class, "decoder", new NbdRequestDecoder(4 * MAX_PAYLOAD));
+        byte[] payload = new byte[2 * MAX_PAYLOAD];
+
+        ch.writeInbound(request(0, WRITE, 7, 0, payload.length, payload));
+
+        assertThat(readReply(ch, 0)).isEqualTo(new Reply(NbdError.EINVAL.code(), 7, new byte[0]));
+        assertThat(disk.calls).isEmpty();
+    }
+
+    @Test
+    void unwritableChannel_stopsSubmitting_resumesWhenRepliesDrain() throws Exception {
+        EmbeddedChannel ch = connect();
+        // A high-water mark below one reply: the connection pauses after each until the flush drains it.
+        ch.config().setWriteBufferWaterMark(new io.netty.channel.WriteBufferWaterMark(8, 16));
+        ByteBuf batch = Unpooled.buffer();
+        for (int i = 0; i < 10; i++) {
+            batch.writeBytes(request(READ, i, 0, 4096));
+        }
+
+        ch.writeInbound(batch);
+        ch.runPendingTasks();
+        ch.runPendingTasks();
+
+        for (int i = 0; i < 10; i++) {
+            assertThat(readReply(ch, 4096).cookie()).isEqualTo(i);
+        }
+        assertThat(disk.calls.stream().filter(c -> c.startsWith("queueRq"))).hasSize(10);
+    }
+
+    @Test
+    void manyBufferReply_isWrittenInPiecesOfAtMost512Buffers() {
+        EmbeddedChannel ch = new EmbeddedChannel(new ChannelInboundHandlerAdapter());
+        channels.add(ch);
+        ChannelHandlerContext ctx = ch.pipeline().firstContext();
+        io.netty.buffer.CompositeByteBuf reply = Unpooled.compositeBuffer(Integer.MAX_VALUE);
+        for (int i = 0; i < 3000; i++) {
+            reply.addComponent(true, Unpooled.directBuffer(100).writeZero(100).setByte(0, i));
+        }
+
+        new ReplyWriter(ctx, "x").write(reply);
+        ch.flush();
+
+        int pieces = 0;
+        int total = 0;
+        ByteBuf piece;
+        while ((piece = ch.readOutbound()) != null) {
+            assertThat(piece.nioBufferCount()).isLessThanOrEqualTo(ReplyWriter.MAX_PIECE_BUFFERS);
+            total += piece.readableBytes();
+            pieces++;
+            piece.release();
+        }
+        assertThat(total).isEqualTo(300_000);
+        assertThat(pieces).isGreaterThanOrEqualTo(6);
+        assertThat(reply.refCnt()).isZero();
+    }
 }

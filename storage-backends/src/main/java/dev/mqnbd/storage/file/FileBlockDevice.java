@@ -54,8 +54,8 @@ import java.util.EnumSet;
  * <p><b>Threading:</b> stateless apart from its immutable limits; see {@link FileHwData} for the threads.
  */
 public final class FileBlockDevice implements Operations<FileHwData, FileStore, FileStore, Void> {
-    /** Largest READ or WRITE taken in one request: 32 MiB, the NBD default maximum payload. */
-    public static final int MAX_TRANSFER_BYTES = 32 << 20;
+    /** Largest READ or WRITE taken in one request: 64 MiB, the most the server advertises (its default is 32 MiB). */
+    public static final int MAX_TRANSFER_BYTES = 64 << 20;
 
     private static final System.Logger LOG = System.getLogger(FileBlockDevice.class.getName());
 

@@ -50,8 +50,8 @@ import java.util.EnumSet;
  * hardware context at once, since the store is safe for concurrent use.
  */
 public final class MemoryBlockDevice implements Operations<MemoryHwData, MemoryStore, Void, Void> {
-    /** Largest READ or WRITE taken in one request: 32 MiB, the NBD default maximum payload. */
-    public static final int MAX_TRANSFER_BYTES = 32 << 20;
+    /** Largest READ or WRITE taken in one request: 64 MiB, the most the server advertises (its default is 32 MiB). */
+    public static final int MAX_TRANSFER_BYTES = 64 << 20;
 
     private static final System.Logger LOG = System.getLogger(MemoryBlockDevice.class.getName());
 

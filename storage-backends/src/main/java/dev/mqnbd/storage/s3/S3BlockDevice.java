@@ -55,8 +55,8 @@ import java.util.List;
  * <p><b>Threading:</b> stateless apart from its immutable limits; see {@link S3HwData} for the threads.
  */
 public final class S3BlockDevice implements Operations<S3HwData, S3Export, S3Export, S3RequestData> {
-    /** Largest READ or WRITE taken in one request: 32 MiB, the NBD default maximum payload. */
-    public static final int MAX_TRANSFER_BYTES = 32 << 20;
+    /** Largest READ or WRITE taken in one request: 64 MiB, the most the server advertises (its default is 32 MiB). */
+    public static final int MAX_TRANSFER_BYTES = 64 << 20;
 
     private static final System.Logger LOG = System.getLogger(S3BlockDevice.class.getName());
 

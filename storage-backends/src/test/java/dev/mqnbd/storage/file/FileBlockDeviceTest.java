@@ -66,7 +66,7 @@ class FileBlockDeviceTest extends BlockDeviceContract {
 
         assertThat(dev.queue().limits().logicalBlockSize()).isEqualTo(1);
         assertThat(dev.queue().limits().physicalBlockSize()).isEqualTo(4096);
-        assertThat(dev.queue().limits().maxTransferBytes()).isEqualTo(32 << 20);
+        assertThat(dev.queue().limits().maxTransferBytes()).isEqualTo(64 << 20);
         assertThat(dev.queue().limits().features()).contains(Feature.FLUSH, Feature.FUA, Feature.DISCARD,
                 Feature.WRITE_ZEROES, Feature.FAST_ZERO, Feature.BLOCK_STATUS, Feature.SHARED_FLUSH);
     }

@@ -145,7 +145,7 @@ class MemoryBlockDeviceTest extends BlockDeviceContract {
         assertThat(dev.queue().limits().logicalBlockSize()).isEqualTo(1);
         assertThat(dev.queue().limits().physicalBlockSize()).isEqualTo(PAGE);
         assertThat(dev.queue().limits().discardGranularity()).isEqualTo(PAGE);
-        assertThat(dev.queue().limits().maxTransferBytes()).isEqualTo(32 << 20);
+        assertThat(dev.queue().limits().maxTransferBytes()).isEqualTo(64 << 20);
         assertThat(dev.queue().limits().features())
                 .containsExactlyInAnyOrder(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES,
                         Feature.FAST_ZERO, Feature.CACHE, Feature.BLOCK_STATUS, Feature.SHARED_FLUSH,
@@ -222,8 +222,8 @@ class MemoryBlockDeviceTest extends BlockDeviceContract {
 
     @Test
     void read_largerThanMaxTransfer_isOverflow() throws Exception {
-        TestDevice dev = open(64 << 20);
-        int length = (32 << 20) + 1;
+        TestDevice dev = open(128 << 20);
+        int length = (64 << 20) + 1;
 
         assertThat(dev.submit(ReqOp.READ, 0, 0, length, ByteBuffer.allocateDirect(length)))
                 .isEqualTo(Status.OVERFLOW);

@@ -65,7 +65,7 @@ class S3BlockDeviceTest extends BlockDeviceContract {
         assertThat(dev.queue().limits().logicalBlockSize()).isEqualTo(1);
         assertThat(dev.queue().limits().physicalBlockSize()).isEqualTo(S3TestBase.K64);
         assertThat(dev.queue().limits().discardGranularity()).isEqualTo(S3TestBase.K64);
-        assertThat(dev.queue().limits().maxTransferBytes()).isEqualTo(32 << 20);
+        assertThat(dev.queue().limits().maxTransferBytes()).isEqualTo(64 << 20);
         assertThat(dev.queue().limits().features()).contains(Feature.FLUSH, Feature.FUA, Feature.DISCARD,
                 Feature.WRITE_ZEROES, Feature.FAST_ZERO, Feature.CACHE, Feature.BLOCK_STATUS, Feature.SHARED_FLUSH);
     }

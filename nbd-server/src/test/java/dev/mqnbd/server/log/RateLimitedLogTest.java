@@ -1,4 +1,4 @@
-package dev.mqnbd.server;
+package dev.mqnbd.server.log;
 
 import static org.assertj.core.api.Assertions.assertThat;
 

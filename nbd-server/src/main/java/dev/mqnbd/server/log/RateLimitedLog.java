@@ -1,4 +1,4 @@
-package dev.mqnbd.server;
+package dev.mqnbd.server.log;
 
 import java.lang.System.Logger.Level;
 import java.util.concurrent.TimeUnit;
@@ -9,23 +9,24 @@ import java.util.function.Supplier;
 
 /**
  * Logs at most one line per interval, and says how many it held back: for events a client can cause at
- * will (refused connections, expired handshakes), so that a flood of them does not flood the log.
+ * will (refused connections, expired handshakes, lost connections, failed writes, protocol violations), so that a flood of them does not flood the log.
  *
  * <p><b>Threading:</b> thread-safe.
  */
-final class RateLimitedLog {
+public final class RateLimitedLog {
     private final System.Logger log;
     private final long intervalNanos;
     private final LongSupplier nanoClock;
     private final AtomicLong next;
     private final AtomicInteger suppressed = new AtomicInteger();
 
-    RateLimitedLog(System.Logger log, long interval, TimeUnit unit) {
+    /** Creates a log that writes at most one line per {@code interval} to {@code log}. */
+    public RateLimitedLog(System.Logger log, long interval, TimeUnit unit) {
         this(log, interval, unit, System::nanoTime);
     }
 
     /** Creates a log whose time comes from {@code nanoClock}, read as {@link System#nanoTime()} is: for tests. */
-    RateLimitedLog(System.Logger log, long interval, TimeUnit unit, LongSupplier nanoClock) {
+    public RateLimitedLog(System.Logger log, long interval, TimeUnit unit, LongSupplier nanoClock) {
         this.log = log;
         this.intervalNanos = unit.toNanos(interval);
         this.nanoClock = nanoClock;
@@ -33,7 +34,7 @@ final class RateLimitedLog {
     }
 
     /** Logs {@code message} unless a line went out less than an interval ago; returns whether it logged. */
-    boolean log(Level level, Supplier<String> message) {
+    public boolean log(Level level, Supplier<String> message) {
         long now = nanoClock.getAsLong();
         long due = next.get();
         if (now - due < 0 || !next.compareAndSet(due, now + intervalNanos)) {
