@@ -15,6 +15,7 @@ import dev.mqnbd.storage.QueueSetup;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
+import io.netty.util.ReferenceCountUtil;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -117,7 +118,7 @@ class StructuredTransmissionTest {
     void read_overHolesAndData_sendsHoleAndDataChunksThenNone() throws Exception {
         connect(false, 0);
         ch.writeInbound(request(0, WRITE, 1, 8192, 4096, bytes(4096, 7)));
-        ch.readOutbound(); // the WRITE's simple reply (allowed with structured replies)
+        ReferenceCountUtil.release(ch.readOutbound()); // the WRITE's simple reply (allowed with structured replies)
         ch.releaseOutbound();
 
         ch.writeInbound(request(0, READ, 2, 0, 16384, null));
