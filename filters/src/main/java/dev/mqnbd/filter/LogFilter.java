@@ -34,11 +34,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>Line format (space-separated {@code key=value} after an ISO-8601 time):
  *
  * <pre>
- * 2026-12-04T18:40:01.123456Z conn=3 hctx=0 tag=12 op=WRITE offset=4096 length=65536 flags=fua status=OK latency_us=87
+ * 2026-12-04T18:40:01.123456Z conn=127.0.0.1:41316 hctx=0 tag=12 op=WRITE offset=4096 length=65536 flags=fua status=OK latency_us=87
  * </pre>
  *
- * <p>{@code conn} is what the front end attached to the request (the connection's number), {@code -} if
- * nothing. The latency runs from the filter taking the request to its end.
+ * <p>{@code conn} is what the front end attached to the request: the client's address and port ({@code
+ * unix#ID} on a Unix socket), {@code -} if nothing. The latency runs from the filter taking the request to
+ * its end.
  */
 final class LogFilter<N, Q, T, R> extends Filter<LogFilter.Context<N>, N, Q, T, R> {
     private static final System.Logger LOG = System.getLogger(LogFilter.class.getName());

@@ -24,6 +24,8 @@ import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import java.lang.System.Logger.Level;
+import java.net.InetSocketAddress;
+import java.net.SocketAddress;
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
 import java.util.concurrent.TimeUnit;
@@ -123,6 +125,9 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
     private boolean shuttingDown;
     private boolean closed;
 
+    /** What each request carries as its attachment: which connection it came from. */
+    private String peer = "-";
+
     /**
      * Creates the handler of one connection.
      *
@@ -151,6 +156,16 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
     public void handlerAdded(ChannelHandlerContext ctx) {
         this.ctx = ctx;
         this.writer = new ReplyWriter(ctx, export.name());
+        this.peer = peer(ctx);
+    }
+
+    /** Names the connection for the filters below (the log filter's {@code conn=}): the client's address and port. */
+    private static String peer(ChannelHandlerContext ctx) {
+        SocketAddress remote = ctx.channel().remoteAddress();
+        if (remote instanceof InetSocketAddress inet) {
+            return inet.getAddress().getHostAddress() + ":" + inet.getPort();
+        }
+        return "unix#" + ctx.channel().id().asShortText();
     }
 
     @Override
@@ -237,6 +252,7 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
                 break;
             }
             pending.pollFirst();
+            request.attach(peer);
             boolean isLast = pending.isEmpty();
             boolean prepared;
             try {
@@ -290,7 +306,7 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
             long length = Math.min(chunk.end - chunk.offset, MAX_ZERO_CHUNK);
             slot.chunkEnd = chunk.end;
             slot.chunkOffset = chunk.offset + length;
-            request.prepare(chunk.op, chunk.reqFlags, chunk.offset, length, null);
+            request.prepare(chunk.op, chunk.reqFlags, chunk.offset, length, null).attach(peer);
             inFlight++;
             // OWNERSHIP: as in drain(); each piece is a batch of its own.
             queue.submit(request, true);
