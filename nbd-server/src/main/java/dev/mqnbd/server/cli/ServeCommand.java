@@ -200,15 +200,18 @@ final class ServeCommand implements Callable<Integer> {
         System.setProperty("mqnbd.filterHelp", filterHelp());
     }
 
-    /** Lists every filter kind with its keys and an example, for --filter's help (picocli's %n breaks lines). */
+    /**
+     * Lists every filter kind with its keys and an example, for --filter's help. Real line breaks: picocli
+     * turns %n into one in the description's own text, not in what ${sys:...} brings in.
+     */
     static String filterHelp() {
         StringBuilder sb = new StringBuilder();
         for (FilterKind kind : Filters.all()) {
-            sb.append("  ").append(kind.name()).append(": ").append(kind.summary()).append("%n");
+            sb.append("  ").append(kind.name()).append(": ").append(kind.summary()).append(System.lineSeparator());
             for (String key : kind.keys()) {
-                sb.append("    ").append(key).append("%n");
+                sb.append("    ").append(key).append(System.lineSeparator());
             }
-            sb.append("    e.g. --filter ").append(kind.example()).append("%n");
+            sb.append("    e.g. --filter ").append(kind.example()).append(System.lineSeparator());
         }
         return sb.toString();
     }
