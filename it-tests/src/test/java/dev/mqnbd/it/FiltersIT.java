@@ -437,6 +437,21 @@ class FiltersIT {
                 "mqnbd: --export vm=memory:1M: filter rate: iops=0 (expected: a positive whole number)");
     }
 
+    /** serve --help lists every filter kind with its keys and an example, on lines of their own. */
+    @Test
+    void cli_help_listsEveryFilterKind() {
+        String out = Tool.run(CLIENT_LIMIT, ServerProcess.command("serve", "--help").toArray(String[]::new))
+                .assertSuccess()
+                .stdout();
+
+        assertThat(out).contains("--filter=NAME=KIND[,key=value...]", "overlay=memory|file:PATH", "iops=N",
+                "rate=P", "read=DURATION", "file=PATH", "e.g. --filter vm=delay,read=5ms,write=20ms");
+        assertThat(out).doesNotContain("%n");
+        for (String kind : List.of("cow", "rate", "error", "delay", "log")) {
+            assertThat(out).containsPattern("(?m)^\\s+" + kind + ": \\S");
+        }
+    }
+
     private void assertUsageError(String filter, String message) {
         Tool.Result result = Tool.run(CLIENT_LIMIT,
                 ServerProcess.command("serve", "--port", "0", "--export", "vm=memory:1M", "--filter", filter)
