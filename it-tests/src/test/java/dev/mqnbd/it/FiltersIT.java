@@ -422,6 +422,30 @@ class FiltersIT {
         assertThat(TestFiles.sha256(base, BASE_SIZE)).isEqualTo(before);
     }
 
+    /**
+     * {@code *=} applies a filter to every export, in command-line order with the named ones: here error on
+     * both exports, above a cow that only {@code a} has.
+     */
+    @Test
+    void everyExport_filterAppliesToEach_inCommandLineOrder() throws Exception {
+        try (ServerProcess server = serve("--export", "a=memory:16M", "--export", "b=memory:16M",
+                "--filter", "*=error,rate=1,ops=write", "--filter", "a=cow")) {
+            assertThat(stackLine(server, "a")).isEqualTo(
+                    "export \"a\": error(rate=1,ops=write) -> cow(overlay=memory) -> memory:16M, size 16M, read-write");
+            assertThat(stackLine(server, "b"))
+                    .isEqualTo("export \"b\": error(rate=1,ops=write) -> memory:16M, size 16M, read-write");
+            String script = """
+                    h = connect()
+                    step('write', lambda: h.pwrite(blk(3), 0))
+                    print('read', h.pread(4096, 0) == bytes(4096))
+                    h.shutdown()
+                    """;
+            assertThat(python(uri(server, "a"), script)).containsExactly("write EIO", "read True");
+            assertThat(python(uri(server, "b"), script)).containsExactly("write EIO", "read True");
+            assertThat(server.stop(STOP)).isIn(0, 143);
+        }
+    }
+
     /* --------------- command line --------------- */
 
     /** An unknown kind, an unknown key and an unknown export: one clear line, then the help hint; exit status 2. */
