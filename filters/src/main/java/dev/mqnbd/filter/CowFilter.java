@@ -282,7 +282,8 @@ final class CowFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> {
         @Override
         public List<String> keys() {
             return List.of("overlay=memory|file:PATH  where written data lives: RAM (default), or a scratch file"
-                    + " that must not exist, created at start and deleted at stop");
+                    + " that must not exist, created at start and unlinked at once (its space is freed when the"
+                    + " server stops, however it stops)");
         }
 
         @Override
@@ -306,7 +307,7 @@ final class CowFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> {
                 Path path = Path.of(where.substring(5));
                 if (Files.exists(path)) {
                     throw new IOException("filter cow: overlay file " + path
-                            + " exists (expected: a path to create; the overlay is scratch and is deleted at stop)");
+                            + " exists (expected: a path to create; the overlay is scratch, unlinked once open)");
                 }
                 Path parent = path.toAbsolutePath().getParent();
                 if (parent != null && !Files.isDirectory(parent)) {

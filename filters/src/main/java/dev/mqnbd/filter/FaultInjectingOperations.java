@@ -66,12 +66,16 @@ public final class FaultInjectingOperations<N, Q, T, R> extends Filter<FilterCon
     private static final Object DELAYED = new Object();
 
     private final String label;
+    /** Whether toString lists the rules: for a filter built in code, not for a kind's, whose label says it all. */
+    private final boolean listsRules;
     private volatile FaultRule[] rules = NO_RULES;
     private final Map<Request<?>, Object> held = new ConcurrentHashMap<>();
 
-    private FaultInjectingOperations(Operations<N, Q, T, R> next, QueueLimits limits, String label) {
+    private FaultInjectingOperations(Operations<N, Q, T, R> next, QueueLimits limits, String label,
+            boolean listsRules) {
         super(next, limits);
         this.label = label;
+        this.listsRules = listsRules;
     }
 
     /**
@@ -79,13 +83,13 @@ public final class FaultInjectingOperations<N, Q, T, R> extends Filter<FilterCon
      * rules yet, so it passes every request on.
      */
     public static <N, Q, T, R> FaultInjectingOperations<N, Q, T, R> wrap(Operations<N, Q, T, R> next, QueueLimits limits) {
-        return new FaultInjectingOperations<>(next, limits, "faults");
+        return new FaultInjectingOperations<>(next, limits, "faults", true);
     }
 
     /** Like {@link #wrap(Operations, QueueLimits)}, shown in the export's stack as {@code label}. */
     static <N, Q, T, R> FaultInjectingOperations<N, Q, T, R> wrap(
             Operations<N, Q, T, R> next, QueueLimits limits, String label) {
-        return new FaultInjectingOperations<>(next, limits, label);
+        return new FaultInjectingOperations<>(next, limits, label, false);
     }
 
     /** Adds {@code rule} after the rules already there; returns it. */
@@ -255,7 +259,6 @@ public final class FaultInjectingOperations<N, Q, T, R> extends Filter<FilterCon
 
     @Override
     public String toString() {
-        // A command-line filter shows its settings (its label); a programmatic one its rules.
-        return !label.equals("faults") || rules.length == 0 ? label : label + Arrays.toString(rules);
+        return !listsRules || rules.length == 0 ? label : label + Arrays.toString(rules);
     }
 }

@@ -34,10 +34,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>Line format (space-separated {@code key=value} after an ISO-8601 time):
  *
  * <pre>
- * 2026-12-04T18:40:01.123456Z conn=127.0.0.1:41316 hctx=0 tag=12 op=WRITE offset=4096 length=65536 flags=fua status=OK latency_us=87
+ * 2026-12-04T18:40:01.123456Z export=vm conn=127.0.0.1:41316 hctx=0 tag=12 op=WRITE offset=4096 length=65536 flags=fua status=OK latency_us=87
  * </pre>
  *
- * <p>{@code conn} is what the front end attached to the request: the client's address and port ({@code
+ * <p>{@code export} is the export's name ({@code ""} for the default export), so that one file can take
+ * the lines of several exports ({@code --filter *=log,file=...}). {@code conn} is what the front end attached to the request: the client's address and port ({@code
  * unix#ID} on a Unix socket), {@code -} if nothing. The latency runs from the filter taking the request to
  * its end.
  */
@@ -54,6 +55,7 @@ final class LogFilter<N, Q, T, R> extends Filter<LogFilter.Context<N>, N, Q, T, 
     private final Path file;
     private final String description;
     private final String export;
+    private final String exportField;
     private final BlockingQueue<Entry> queue;
     private final AtomicLong dropped = new AtomicLong();
     private final AtomicLong written = new AtomicLong();
@@ -65,6 +67,7 @@ final class LogFilter<N, Q, T, R> extends Filter<LogFilter.Context<N>, N, Q, T, 
         super(next, limits);
         this.file = file;
         this.export = export;
+        this.exportField = export.isEmpty() ? "\"\"" : export;
         this.description = description;
         this.queue = new ArrayBlockingQueue<>(capacity);
     }
@@ -200,8 +203,9 @@ final class LogFilter<N, Q, T, R> extends Filter<LogFilter.Context<N>, N, Q, T, 
         }
     }
 
-    static void format(Entry e, StringBuilder sb) {
+    void format(Entry e, StringBuilder sb) {
         sb.append(Instant.ofEpochSecond(0, e.epochNanos()))
+                .append(" export=").append(exportField)
                 .append(" conn=").append(e.conn() == null ? "-" : e.conn().toString())
                 .append(" hctx=").append(e.hctx())
                 .append(" tag=").append(e.tag())

@@ -10,7 +10,8 @@ import java.nio.file.StandardOpenOption;
 
 /**
  * Where a copy-on-write filter keeps what was written: in memory, or in a scratch file created when the
- * export starts and deleted when it stops (its contents mean nothing without the filter's map).
+ * export starts and unlinked at once, so that its space goes back to the file system when the server
+ * stops, however it stops (its contents mean nothing without the filter's map).
  *
  * <p><b>Threading:</b> safe for concurrent use on disjoint or racing ranges, as NBD allows.
  */
@@ -67,13 +68,13 @@ interface Overlay extends AutoCloseable {
         }
     }
 
-    /** An overlay in a sparse scratch file. */
+    /** An overlay in a sparse scratch file, unlinked as soon as it is open: only the server's descriptor holds it. */
     final class File implements Overlay {
         private final Path path;
         private final FileChannel channel;
 
         /**
-         * Creates the file, which must not exist.
+         * Creates the file, which must not exist, and unlinks it.
          *
          * @throws IOException if it exists or cannot be created
          */
@@ -82,6 +83,8 @@ interface Overlay extends AutoCloseable {
             this.channel = FileChannel.open(path, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
                     StandardOpenOption.WRITE);
             try {
+                // Unlinked while open: a killed server leaves nothing behind, and nobody else can open it.
+                Files.delete(path);
                 // Sparse: one byte at the end sets the size without allocating the rest.
                 channel.write(ByteBuffer.allocate(1), capacity - 1);
             } catch (IOException e) {
@@ -124,11 +127,7 @@ interface Overlay extends AutoCloseable {
 
         @Override
         public void close() throws IOException {
-            try {
-                channel.close();
-            } finally {
-                Files.deleteIfExists(path);
-            }
+            channel.close();
         }
 
         @Override
