@@ -2,32 +2,22 @@ package dev.mqnbd.filter;
 
 import dev.mqnbd.mq.Operations;
 import dev.mqnbd.mq.QueueLimits;
-import dev.mqnbd.mq.ReqFlags;
-import dev.mqnbd.mq.ReqOp;
 import dev.mqnbd.mq.Request;
 import dev.mqnbd.mq.Status;
-import java.io.BufferedWriter;
 import java.io.IOException;
-import java.lang.System.Logger.Level;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * {@code log}: one line per request (connection, operation, offset, length, flags, status, latency)
  * appended to a file, nbdkit's log filter.
  *
  * <p>Lines are written off the request path: a request's end puts a small record in a bounded queue,
- * and a writer thread formats and writes it. When the queue is full (the disk is slower than the I/O it
+ * and a writer thread formats and writes it ({@link LogSink}, one per file, shared by every export that
+ * logs to it, so lines never interleave). When the queue is full (the disk is slower than the I/O it
  * logs) the record is dropped and counted; the file then gets a line saying how many were dropped, and the
  * server's log a warning at most every ten seconds. A slow log never slows the export.
  *
@@ -43,38 +33,17 @@ import java.util.concurrent.atomic.AtomicLong;
  * its end.
  */
 final class LogFilter<N, Q, T, R> extends Filter<LogFilter.Context<N>, N, Q, T, R> {
-    private static final System.Logger LOG = System.getLogger(LogFilter.class.getName());
-
-    /** Records waiting for the writer; at about 100 bytes a line, 64 Ki lines is a few MiB of backlog. */
-    static final int QUEUE_CAPACITY = 1 << 16;
-
-    private static final long WARN_EVERY_NANOS = TimeUnit.SECONDS.toNanos(10);
-
-    private static final Entry STOP = new Entry(0, null, 0, 0, 0, 0, 0, 0, null, 0);
-
     private final Path file;
     private final String description;
-    private final String export;
     private final String exportField;
-    private final BlockingQueue<Entry> queue;
-    private final AtomicLong dropped = new AtomicLong();
-    private final AtomicLong written = new AtomicLong();
-    private volatile long lastWarning = System.nanoTime() - WARN_EVERY_NANOS;
-    private Thread writer;
+    private volatile LogSink sink;
 
-    LogFilter(Operations<N, Q, T, R> next, QueueLimits limits, Path file, int capacity, String export,
-            String description) {
+    LogFilter(Operations<N, Q, T, R> next, QueueLimits limits, Path file, String export, String description) {
         super(next, limits);
         this.file = file;
-        this.export = export;
         this.exportField = export.isEmpty() ? "\"\"" : export;
         this.description = description;
-        this.queue = new ArrayBlockingQueue<>(capacity);
     }
-
-    /** One request's line, formatted by the writer. */
-    record Entry(long epochNanos, Object conn, int hctx, int tag, int op, long offset, long length, int flags,
-            Status status, long latencyNanos) {}
 
     /** A context's start times, by tag. */
     static final class Context<N> extends FilterContext<N> {
@@ -99,27 +68,16 @@ final class LogFilter<N, Q, T, R> extends Filter<LogFilter.Context<N>, N, Q, T, 
 
     @Override
     protected void start() throws IOException {
-        BufferedWriter out = Files.newBufferedWriter(file, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
-                StandardOpenOption.APPEND, StandardOpenOption.WRITE);
-        queue.clear();
-        writer = Thread.ofPlatform().daemon().name("mqnbd-log-" + (export.isEmpty() ? "default" : export))
-                .start(() -> write(out));
+        sink = LogSink.acquire(file);
     }
 
     @Override
     protected void stop() throws InterruptedException {
-        Thread w = writer;
-        if (w == null) {
-            return;
+        LogSink s = sink;
+        sink = null;
+        if (s != null) {
+            s.release();
         }
-        // Every request has ended (contexts are torn down after the last): what is queued is all there is.
-        while (!queue.offer(STOP, 100, TimeUnit.MILLISECONDS)) {
-            if (!w.isAlive()) {
-                break;
-            }
-        }
-        w.join(TimeUnit.SECONDS.toMillis(10));
-        writer = null;
     }
 
     @Override
@@ -130,113 +88,16 @@ final class LogFilter<N, Q, T, R> extends Filter<LogFilter.Context<N>, N, Q, T, 
 
     @Override
     protected void ended(Context<N> hw, Request<R> rq, boolean wasPassed) {
-        if (hw == null) {
+        LogSink s = sink;
+        if (hw == null || s == null) {
             return;
         }
         long now = System.nanoTime();
         long started = rq.tag() < hw.started.length ? hw.started[rq.tag()] : now;
         Instant at = Instant.now();
-        Entry entry = new Entry(at.getEpochSecond() * 1_000_000_000L + at.getNano(), rq.attachment(), rq.hwIndex(),
-                rq.tag(), rq.op().ordinal(), rq.offset(), rq.length(), rq.flags(), rq.status(), now - started);
-        if (!queue.offer(entry)) {
-            dropped.incrementAndGet();
-            if (now - lastWarning >= WARN_EVERY_NANOS) {
-                lastWarning = now;
-                LOG.log(Level.WARNING, "log filter of export \"" + export + "\": " + file
-                        + " is behind; request lines are being dropped (" + dropped.get() + " so far)");
-            }
-        }
-    }
-
-    /** The writer thread: formats and writes entries until told to stop. */
-    private void write(BufferedWriter out) {
-        List<Entry> batch = new ArrayList<>(1024);
-        StringBuilder line = new StringBuilder(160);
-        long reportedDrops = 0;
-        try (out) {
-            while (true) {
-                Entry first = queue.poll(1, TimeUnit.SECONDS);
-                if (first != null) {
-                    batch.add(first);
-                    queue.drainTo(batch, 4095);
-                }
-                boolean stopping = false;
-                for (Entry e : batch) {
-                    if (e == STOP) {
-                        stopping = true;
-                        continue;
-                    }
-                    line.setLength(0);
-                    format(e, line);
-                    out.append(line).append('\n');
-                    written.incrementAndGet();
-                }
-                batch.clear();
-                long drops = dropped.get();
-                if (drops != reportedDrops) {
-                    out.append(Instant.now().toString()).append(" dropped=").append(Long.toString(drops - reportedDrops))
-                            .append(" (the log fell behind; these requests are not listed)\n");
-                    reportedDrops = drops;
-                }
-                out.flush();
-                if (stopping) {
-                    return;
-                }
-            }
-        } catch (IOException e) {
-            LOG.log(Level.ERROR, "log filter of export \"" + export + "\": writing " + file
-                    + " failed; no more request lines are written", e);
-            drainForever();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-    }
-
-    /** After a write failure: keep the queue empty until stopped, so requests never wait on it. */
-    private void drainForever() {
-        try {
-            while (queue.take() != STOP) {
-                dropped.incrementAndGet();
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-    }
-
-    void format(Entry e, StringBuilder sb) {
-        sb.append(Instant.ofEpochSecond(0, e.epochNanos()))
-                .append(" export=").append(exportField)
-                .append(" conn=").append(e.conn() == null ? "-" : e.conn().toString())
-                .append(" hctx=").append(e.hctx())
-                .append(" tag=").append(e.tag())
-                .append(" op=").append(ReqOp.values()[e.op()])
-                .append(" offset=").append(e.offset())
-                .append(" length=").append(e.length())
-                .append(" flags=").append(flags(e.flags()))
-                .append(" status=").append(e.status())
-                .append(" latency_us=").append(e.latencyNanos() / 1000);
-    }
-
-    private static String flags(int flags) {
-        if (flags == 0) {
-            return "-";
-        }
-        StringBuilder sb = new StringBuilder();
-        if ((flags & ReqFlags.FUA) != 0) {
-            sb.append("fua");
-        }
-        if ((flags & ReqFlags.NO_UNMAP) != 0) {
-            sb.append(sb.isEmpty() ? "" : "|").append("no_unmap");
-        }
-        if ((flags & ReqFlags.FAST_ZERO) != 0) {
-            sb.append(sb.isEmpty() ? "" : "|").append("fast_zero");
-        }
-        return sb.toString();
-    }
-
-    /** Returns how many lines were dropped because the writer was behind. */
-    long dropped() {
-        return dropped.get();
+        s.offer(new LogSink.Entry(at.getEpochSecond() * 1_000_000_000L + at.getNano(), exportField, rq.attachment(),
+                rq.hwIndex(), rq.tag(), rq.op().ordinal(), rq.offset(), rq.length(), rq.flags(), rq.status(),
+                now - started));
     }
 
     @Override
@@ -282,7 +143,7 @@ final class LogFilter<N, Q, T, R> extends Filter<LogFilter.Context<N>, N, Q, T, 
             if (parent != null && !Files.isDirectory(parent)) {
                 throw new IOException("filter log: " + path + ": directory " + parent + " does not exist");
             }
-            return new LogFilter<>(next, below, path, QUEUE_CAPACITY, context.export(), "log(" + settings + ")");
+            return new LogFilter<>(next, below, path, context.export(), "log(" + settings + ")");
         }
     }
 }
