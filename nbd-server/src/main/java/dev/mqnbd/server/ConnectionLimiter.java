@@ -1,5 +1,6 @@
 package dev.mqnbd.server;
 
+import dev.mqnbd.server.protocol.ConnectionEvents;
 import dev.mqnbd.server.security.Cidr;
 import io.netty.channel.Channel;
 import java.lang.System.Logger.Level;
@@ -44,6 +45,7 @@ final class ConnectionLimiter {
         SocketAddress remote = ch.remoteAddress();
         if (total.incrementAndGet() > maxConnections) {
             total.decrementAndGet();
+            ConnectionEvents.of(ch).refused("limit");
             refusals.log(Level.WARNING, () -> "refused connection from " + NbdServer.describe(remote) + ": "
                     + maxConnections + " connections open (the most allowed; see --max-connections)");
             return false;
@@ -61,6 +63,7 @@ final class ConnectionLimiter {
             });
             if (over[0]) {
                 total.decrementAndGet();
+                ConnectionEvents.of(ch).refused("client_limit");
                 refusals.log(Level.WARNING, () -> "refused connection from " + NbdServer.describe(remote) + ": "
                         + maxPerClient + " connections from " + client.getHostAddress()
                         + " open (the most allowed; see --max-connections-per-client)");

@@ -1,5 +1,6 @@
 package dev.mqnbd.server;
 
+import dev.mqnbd.filter.ExportStats;
 import dev.mqnbd.filter.FilterSpec;
 import dev.mqnbd.filter.Filters;
 import dev.mqnbd.mq.BlockQueue;
@@ -33,6 +34,22 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
     private final List<NbdExportInfo> infos = new ArrayList<>();
     private final Map<String, AccessList> access = new HashMap<>();
     private final Map<String, String> stacks = new HashMap<>();
+    private final Map<String, ExportStats> stats = new HashMap<>();
+    private final boolean countRequests;
+
+    /** Creates a registry whose exports do not count their requests. */
+    public ExportRegistry() {
+        this(false);
+    }
+
+    /**
+     * Creates a registry.
+     *
+     * @param countRequests whether every export {@link #open}ed here counts its requests ({@link #stats})
+     */
+    public ExportRegistry(boolean countRequests) {
+        this.countRequests = countRequests;
+    }
 
     /**
      * Adds an export.
@@ -73,11 +90,27 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
             throw new IllegalArgumentException("export name: \"" + name + "\" (expected: unique)");
         }
         Device<?, ?, ?, ?> device = Filters.open(name, spec, filters, options, setup);
+        ExportStats counters = null;
+        if (countRequests) {
+            counters = new ExportStats();
+            device = ExportStats.on(device, counters);
+        }
         BlockQueue<?, ?, ?, ?> queue = device.build(setup);
         Export export = Export.of(name, description, queue, maxPayload);
         add(export);
         stacks.put(name, device.description());
+        if (counters != null) {
+            stats.put(name, counters);
+        }
         return export;
+    }
+
+    /**
+     * Returns what export {@code name}'s clients asked of it, or {@code null} when the registry does not
+     * count requests or the export was added ready-built.
+     */
+    public ExportStats stats(String name) {
+        return stats.get(name);
     }
 
     /**

@@ -1,6 +1,7 @@
 package dev.mqnbd.server;
 
 import dev.mqnbd.server.handler.TransmissionHandler;
+import dev.mqnbd.server.protocol.ConnectionEvents;
 import dev.mqnbd.server.protocol.NbdExportInfo;
 import dev.mqnbd.server.protocol.NbdHandshakeHandler;
 import dev.mqnbd.server.protocol.NbdRequestDecoder;
@@ -137,12 +138,14 @@ public final class NbdServer implements AutoCloseable {
                     .childHandler(new ChannelInitializer<>() {
                         @Override
                         protected void initChannel(Channel ch) {
+                            ch.attr(ConnectionEvents.KEY).set(config.events());
                             if (!limiter.tryAcquire(ch)) {
                                 // Over a cap: closed before the greeting (the limiter logged it).
                                 ch.close();
                                 return;
                             }
                             connections.add(ch);
+                            config.events().accepted();
                             long timeout = config.handshakeTimeout().toNanos();
                             if (timeout > 0) {
                                 ch.pipeline().addLast("deadline", new HandshakeDeadline(timeout, handshakeTimeouts));
@@ -193,6 +196,8 @@ public final class NbdServer implements AutoCloseable {
         }
         pipeline.addAfter(ctx.name(), "transmission", new TransmissionHandler(export, session, hctx));
         pipeline.addAfter(ctx.name(), "decoder", new NbdRequestDecoder(config.maxPayload(), session.extendedHeaders()));
+        config.events().negotiated(session.extendedHeaders() ? "extended" : session.structuredReplies() ? "structured"
+                : "simple", pipeline.get(SslHandler.class) != null);
         LOG.log(Level.DEBUG, () -> "connection " + describe(ctx.channel().remoteAddress()) + " uses export \""
                 + info.name() + "\" on hardware context " + hctx + (session.extendedHeaders() ? ", extended headers"
                         : session.structuredReplies() ? ", structured replies" : ", simple replies")

@@ -1,5 +1,6 @@
 package dev.mqnbd.server;
 
+import dev.mqnbd.server.protocol.ConnectionEvents;
 import dev.mqnbd.server.protocol.NbdConstants;
 import dev.mqnbd.server.protocol.NbdTls;
 import java.time.Duration;
@@ -36,6 +37,7 @@ public final class NbdServerConfig {
     private final Duration handshakeTimeout;
     private final int maxConnections;
     private final int maxConnectionsPerClient;
+    private final ConnectionEvents events;
 
     private NbdServerConfig(Builder builder) {
         this.maxPayload = builder.maxPayload;
@@ -43,6 +45,7 @@ public final class NbdServerConfig {
         this.handshakeTimeout = builder.handshakeTimeout;
         this.maxConnections = builder.maxConnections;
         this.maxConnectionsPerClient = builder.maxConnectionsPerClient;
+        this.events = builder.events;
     }
 
     /** Returns a builder with every setting at its default. */
@@ -76,12 +79,18 @@ public final class NbdServerConfig {
     }
 
     /** Builds an {@link NbdServerConfig}. */
+    /** Returns who is told of connections accepted, refused, failed and negotiated. */
+    public ConnectionEvents events() {
+        return events;
+    }
+
     public static final class Builder {
         private int maxPayload = NbdConstants.DEFAULT_MAXIMUM_PAYLOAD;
         private NbdTls tls = NbdTls.off();
         private Duration handshakeTimeout = DEFAULT_HANDSHAKE_TIMEOUT;
         private int maxConnections = DEFAULT_MAX_CONNECTIONS;
         private int maxConnectionsPerClient = DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
+        private ConnectionEvents events = ConnectionEvents.NONE;
 
         private Builder() {}
 
@@ -146,6 +155,12 @@ public final class NbdServerConfig {
         }
 
         /** Returns the configuration. */
+        /** Tells {@code events} of every connection accepted, refused, failed and negotiated (default: no one). */
+        public Builder events(ConnectionEvents events) {
+            this.events = Objects.requireNonNull(events, "events");
+            return this;
+        }
+
         public NbdServerConfig build() {
             return new NbdServerConfig(this);
         }
