@@ -1,10 +1,12 @@
 package dev.mqnbd.server;
 
 import dev.mqnbd.filter.ExportStats;
+import dev.mqnbd.filter.Filter;
 import dev.mqnbd.filter.FilterSpec;
 import dev.mqnbd.filter.Filters;
 import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.MqException;
+import dev.mqnbd.mq.Operations;
 import dev.mqnbd.server.protocol.NbdExportInfo;
 import dev.mqnbd.server.protocol.NbdExports;
 import dev.mqnbd.server.protocol.NbdPeer;
@@ -35,6 +37,7 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
     private final Map<String, AccessList> access = new HashMap<>();
     private final Map<String, String> stacks = new HashMap<>();
     private final Map<String, ExportStats> stats = new HashMap<>();
+    private final Map<String, List<Filter<?, ?, ?, ?, ?>>> layers = new HashMap<>();
     private final boolean countRequests;
 
     /** Creates a registry whose exports do not count their requests. */
@@ -90,6 +93,11 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
             throw new IllegalArgumentException("export name: \"" + name + "\" (expected: unique)");
         }
         Device<?, ?, ?, ?> device = Filters.open(name, spec, filters, options, setup);
+        String stack = device.description();
+        List<Filter<?, ?, ?, ?, ?>> filterLayers = new ArrayList<>();
+        for (Operations<?, ?, ?, ?> layer = device.driver(); layer instanceof Filter<?, ?, ?, ?, ?> f; layer = f.next()) {
+            filterLayers.add(f);
+        }
         ExportStats counters = null;
         if (countRequests) {
             counters = new ExportStats();
@@ -98,7 +106,8 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
         BlockQueue<?, ?, ?, ?> queue = device.build(setup);
         Export export = Export.of(name, description, queue, maxPayload);
         add(export);
-        stacks.put(name, device.description());
+        stacks.put(name, stack);
+        layers.put(name, List.copyOf(filterLayers));
         if (counters != null) {
             stats.put(name, counters);
         }
@@ -119,6 +128,14 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
      */
     public String stack(String name) {
         return stacks.get(name);
+    }
+
+    /**
+     * Returns export {@code name}'s filters, the one closest to the client first (the request-counting layer
+     * is not among them); empty for an export without filters or added ready-built.
+     */
+    public List<Filter<?, ?, ?, ?, ?>> filters(String name) {
+        return layers.getOrDefault(name, List.of());
     }
 
     /** Returns the export called {@code name}, or {@code null}. */

@@ -1,6 +1,7 @@
 package dev.mqnbd.server.metrics;
 
 import dev.mqnbd.filter.ExportStats;
+import dev.mqnbd.filter.Filter;
 import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.HwContext;
 import dev.mqnbd.mq.ReqOp;
@@ -65,6 +66,11 @@ final class ExportCollector {
                 "Tags (request slots) taken now, by hardware queue.");
         var tags = new Snapshots.Gauge("mqnbd_hw_queue_tags", "Tags (request slots) of each hardware queue: the queue depth.");
         BackendCollector backends = new BackendCollector();
+        var filterEvents = new Snapshots.Counter("mqnbd_filter_events",
+                "What a filter did, by export, filter (layer 0 is closest to the client) and event: rate deferred"
+                        + " (requests told to wait), error/delay injected.");
+        var filterGauges = new Snapshots.Gauge("mqnbd_filter_state",
+                "A filter's current level, by export, filter and name: cow overlay_runs (separate runs written).");
 
         for (Export export : registry.all()) {
             String name = export.name();
@@ -106,6 +112,16 @@ final class ExportCollector {
                 tags.add(hw, queue.tagSet().queueDepth());
             }
             backends.add(name, queue.queueData());
+            List<Filter<?, ?, ?, ?, ?>> filters = registry.filters(name);
+            for (int i = 0; i < filters.size(); i++) {
+                Filter<?, ?, ?, ?, ?> f = filters.get(i);
+                String kind = f.toString().split("[(\\[]", 2)[0];
+                String layer = Integer.toString(i);
+                f.counters().forEach((event, n) -> filterEvents.add(
+                        Labels.of("export", name, "filter", kind, "layer", layer, "event", event), n));
+                f.gauges().forEach((gauge, n) -> filterGauges.add(
+                        Labels.of("export", name, "filter", kind, "layer", layer, "name", gauge), n));
+            }
         }
         requests.addTo(out);
         readBytes.addTo(out);
@@ -122,5 +138,7 @@ final class ExportCollector {
         tagsInUse.addTo(out);
         tags.addTo(out);
         backends.addTo(out);
+        filterEvents.addTo(out);
+        filterGauges.addTo(out);
     }
 }

@@ -2,6 +2,7 @@ package dev.mqnbd.server.metrics;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.mqnbd.filter.FilterSpec;
 import dev.mqnbd.server.ExportRegistry;
 import dev.mqnbd.server.NbdServer;
 import dev.mqnbd.server.NbdServerConfig;
@@ -44,6 +45,9 @@ class MetricsEndpointTest {
         ExportRegistry registry = new ExportRegistry(true);
         registry.open("disk", "memory:1M", "a disk", new DeviceOptions(false),
                 new QueueSetup("disk", 2, 8, NbdServer.hctxExecutors(group), Duration.ZERO), 1 << 20);
+        registry.open("slow", "memory:1M", List.of(FilterSpec.parse("slow=rate,iops=1000,burst=1ms")), "rate-limited",
+                new DeviceOptions(false), new QueueSetup("slow", 1, 8, NbdServer.hctxExecutors(group), Duration.ZERO),
+                1 << 20);
         endpoint = new MetricsEndpoint(registry);
         NbdServerConfig config = NbdServerConfig.builder().events(endpoint.connectionEvents()).build();
         server = NbdServer.start(group, registry, List.of(new InetSocketAddress("127.0.0.1", 0)), config);
@@ -110,6 +114,15 @@ class MetricsEndpointTest {
             assertThat(m).containsKey("mqnbd_hw_queue_tags_in_use{export=\"disk\",hw_queue=\"1\"}");
             assertThat(m).containsEntry("mqnbd_hw_queue_tags{export=\"disk\",hw_queue=\"0\"}", 8.0);
         }
+    }
+
+    @Test
+    void scrape_filters_reportTheirCounters() throws Exception {
+        Map<String, Double> m = scrape();
+        assertThat(m).containsEntry(
+                "mqnbd_filter_events_total{event=\"deferred\",export=\"slow\",filter=\"rate\",layer=\"0\"}", 0.0);
+        // The counting layer sits above the filters and counts the same way for every export.
+        assertThat(m).containsEntry("mqnbd_export_requests_total{export=\"slow\",op=\"read\",status=\"ok\"}", 0.0);
     }
 
     @Test
