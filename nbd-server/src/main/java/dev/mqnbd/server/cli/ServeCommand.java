@@ -73,6 +73,8 @@ import picocli.CommandLine.Option;
             "      a 20 GiB export in bucket disks under vm1/; FLUSH replies once the data is stored",
             "  mqnbd serve --listen 0.0.0.0 --port 10809 --read-only",
             "      every interface; clients may read but not write",
+            "  mqnbd serve --export disk=file:/srv/disk.img --metrics 9100",
+            "      Prometheus metrics at http://localhost:9100/metrics (per export, queue, connection, backend)",
             "  mqnbd serve --socket /run/mqnbd.sock",
             "      a Unix socket only; try: nbdinfo 'nbd+unix:///?socket=/run/mqnbd.sock'",
             "",
