@@ -74,7 +74,7 @@ import picocli.CommandLine.Option;
             "  mqnbd serve --listen 0.0.0.0 --port 10809 --read-only",
             "      every interface; clients may read but not write",
             "  mqnbd serve --export disk=file:/srv/disk.img --metrics 9100",
-            "      Prometheus metrics at http://localhost:9100/metrics (per export, queue, connection, backend)",
+            "      Prometheus metrics at http://localhost:9100/metrics",
             "  mqnbd serve --socket /run/mqnbd.sock",
             "      a Unix socket only; try: nbdinfo 'nbd+unix:///?socket=/run/mqnbd.sock'",
             "",
