@@ -15,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.EnumSet;
 import java.util.List;
+import java.util.Map;
 
 /**
  * {@code cow}: a copy-on-write overlay. Writes, trims and zeroing land in the overlay; reads of bytes
@@ -257,6 +258,11 @@ final class CowFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> {
     /** Returns how many separate runs the overlay map holds. */
     int mapRuns() {
         return map.size();
+    }
+
+    @Override
+    public Map<String, Long> gauges() {
+        return Map.of("overlay_runs", (long) map.size());
     }
 
     @Override

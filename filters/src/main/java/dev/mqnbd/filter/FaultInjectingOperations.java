@@ -114,6 +114,15 @@ public final class FaultInjectingOperations<N, Q, T, R> extends Filter<FilterCon
         rules = NO_RULES;
     }
 
+    @Override
+    public Map<String, Long> counters() {
+        long injected = 0;
+        for (FaultRule rule : rules) {
+            injected += rule.injected();
+        }
+        return Map.of("injected", injected);
+    }
+
     /** Returns the rules, in the order they are tried. */
     public List<FaultRule> rules() {
         return List.of(rules);

@@ -6,6 +6,7 @@ import dev.mqnbd.mq.Request;
 import dev.mqnbd.mq.Status;
 import dev.mqnbd.mq.TimeoutAction;
 import java.util.Arrays;
+import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -275,6 +276,19 @@ public abstract class Filter<C extends FilterContext<N>, N, Q, T, R> implements 
         FilterContext<?>[] now = contexts;
         int index = rq.hwIndex();
         return index < now.length ? (C) now[index] : null;
+    }
+
+    /**
+     * Returns what the filter counted of its own work since it was built, by event name ({@code deferred},
+     * {@code injected}), for the metrics endpoint; never decreasing. Read from any thread; the default has none.
+     */
+    public Map<String, Long> counters() {
+        return Map.of();
+    }
+
+    /** Returns the filter's current levels by name ({@code overlay_runs}), read from any thread; the default has none. */
+    public Map<String, Long> gauges() {
+        return Map.of();
     }
 
     /** Returns the filter's name and settings as the stack's description shows them, e.g. {@code rate(iops=5000)}. */

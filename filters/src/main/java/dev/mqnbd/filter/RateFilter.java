@@ -8,6 +8,7 @@ import dev.mqnbd.mq.Status;
 import dev.mqnbd.storage.Sizes;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongSupplier;
 
@@ -76,6 +77,11 @@ final class RateFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> 
     /** Returns how many times a request was told to wait (answered BUSY). */
     long deferred() {
         return deferred.get();
+    }
+
+    @Override
+    public Map<String, Long> counters() {
+        return Map.of("deferred", deferred.get());
     }
 
     @Override

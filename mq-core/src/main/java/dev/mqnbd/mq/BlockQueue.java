@@ -96,6 +96,14 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
     }
 
     /**
+     * Returns how many tags of hardware context {@code hctxIndex} are taken now (requests in flight or being
+     * filled); a moment's reading for statistics, safe from any thread.
+     */
+    public int tagsInUse(int hctxIndex) {
+        return set.tags[hctxIndex].inUse();
+    }
+
+    /**
      * Takes a free request of hardware context {@code hctxIndex}.
      *
      * <p><b>Ownership:</b> the caller owns the returned request until it submits it (or gives it back

@@ -1,6 +1,7 @@
 package dev.mqnbd.server;
 
 import dev.mqnbd.server.log.RateLimitedLog;
+import dev.mqnbd.server.protocol.ConnectionEvents;
 import dev.mqnbd.server.security.Cidr;
 import io.netty.channel.Channel;
 import java.lang.System.Logger.Level;
@@ -80,6 +81,7 @@ final class ConnectionLimiter {
             if (perClientCap && perClient.getOrDefault(client, 0) >= maxPerClient) {
                 evictedForClient = oldestHandshaking(client);
                 if (evictedForClient == null) {
+                    ConnectionEvents.of(ch).refused("client_limit");
                     refusals.log(Level.WARNING, () -> "refused connection from " + NbdServer.describe(remote) + ": "
                             + maxPerClient + " connections from " + client.getHostAddress()
                             + " in transmission (the most allowed; see --max-connections-per-client)");
@@ -90,6 +92,7 @@ final class ConnectionLimiter {
             if (total >= maxConnections) {
                 evictedForTotal = oldestHandshaking(null);
                 if (evictedForTotal == null) {
+                    ConnectionEvents.of(ch).refused("limit");
                     refusals.log(Level.WARNING, () -> "refused connection from " + NbdServer.describe(remote) + ": "
                             + maxConnections + " connections in transmission (the most allowed; see --max-connections)");
                     return false;

@@ -1,9 +1,12 @@
 package dev.mqnbd.server;
 
+import dev.mqnbd.filter.ExportStats;
+import dev.mqnbd.filter.Filter;
 import dev.mqnbd.filter.FilterSpec;
 import dev.mqnbd.filter.Filters;
 import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.MqException;
+import dev.mqnbd.mq.Operations;
 import dev.mqnbd.server.protocol.NbdExportInfo;
 import dev.mqnbd.server.protocol.NbdExports;
 import dev.mqnbd.server.protocol.NbdPeer;
@@ -33,6 +36,23 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
     private final List<NbdExportInfo> infos = new ArrayList<>();
     private final Map<String, AccessList> access = new HashMap<>();
     private final Map<String, String> stacks = new HashMap<>();
+    private final Map<String, ExportStats> stats = new HashMap<>();
+    private final Map<String, List<Filter<?, ?, ?, ?, ?>>> layers = new HashMap<>();
+    private final boolean countRequests;
+
+    /** Creates a registry whose exports do not count their requests. */
+    public ExportRegistry() {
+        this(false);
+    }
+
+    /**
+     * Creates a registry.
+     *
+     * @param countRequests whether every export {@link #open}ed here counts its requests ({@link #stats})
+     */
+    public ExportRegistry(boolean countRequests) {
+        this.countRequests = countRequests;
+    }
 
     /**
      * Adds an export.
@@ -73,11 +93,33 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
             throw new IllegalArgumentException("export name: \"" + name + "\" (expected: unique)");
         }
         Device<?, ?, ?, ?> device = Filters.open(name, spec, filters, options, setup);
+        String stack = device.description();
+        List<Filter<?, ?, ?, ?, ?>> filterLayers = new ArrayList<>();
+        for (Operations<?, ?, ?, ?> layer = device.driver(); layer instanceof Filter<?, ?, ?, ?, ?> f; layer = f.next()) {
+            filterLayers.add(f);
+        }
+        ExportStats counters = null;
+        if (countRequests) {
+            counters = new ExportStats();
+            device = ExportStats.on(device, counters);
+        }
         BlockQueue<?, ?, ?, ?> queue = device.build(setup);
         Export export = Export.of(name, description, queue, maxPayload);
         add(export);
-        stacks.put(name, device.description());
+        stacks.put(name, stack);
+        layers.put(name, List.copyOf(filterLayers));
+        if (counters != null) {
+            stats.put(name, counters);
+        }
         return export;
+    }
+
+    /**
+     * Returns what export {@code name}'s clients asked of it, or {@code null} when the registry does not
+     * count requests or the export was added ready-built.
+     */
+    public ExportStats stats(String name) {
+        return stats.get(name);
     }
 
     /**
@@ -86,6 +128,14 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
      */
     public String stack(String name) {
         return stacks.get(name);
+    }
+
+    /**
+     * Returns export {@code name}'s filters, the one closest to the client first (the request-counting layer
+     * is not among them); empty for an export without filters or added ready-built.
+     */
+    public List<Filter<?, ?, ?, ?, ?>> filters(String name) {
+        return layers.getOrDefault(name, List.of());
     }
 
     /** Returns the export called {@code name}, or {@code null}. */

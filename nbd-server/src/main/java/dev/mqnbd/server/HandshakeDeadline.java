@@ -1,6 +1,7 @@
 package dev.mqnbd.server;
 
 import dev.mqnbd.server.log.RateLimitedLog;
+import dev.mqnbd.server.protocol.ConnectionEvents;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.util.concurrent.ScheduledFuture;
@@ -50,6 +51,7 @@ final class HandshakeDeadline extends ChannelInboundHandlerAdapter {
         if (ctx.isRemoved() || !ctx.channel().isOpen()) {
             return;
         }
+        ConnectionEvents.of(ctx.channel()).handshakeFailed("timeout");
         log.log(Level.INFO, () -> "closing connection from " + NbdServer.describe(ctx.channel().remoteAddress())
                 + ": no export chosen within " + format(timeoutNanos) + " (handshake timeout)");
         ctx.close();

@@ -2,6 +2,7 @@ package dev.mqnbd.server;
 
 import dev.mqnbd.server.log.RateLimitedLog;
 import dev.mqnbd.server.handler.TransmissionHandler;
+import dev.mqnbd.server.protocol.ConnectionEvents;
 import dev.mqnbd.server.protocol.NbdExportInfo;
 import dev.mqnbd.server.protocol.NbdHandshakeHandler;
 import dev.mqnbd.server.protocol.NbdRequestDecoder;
@@ -146,12 +147,14 @@ public final class NbdServer implements AutoCloseable {
                     .childHandler(new ChannelInitializer<>() {
                         @Override
                         protected void initChannel(Channel ch) {
+                            ch.attr(ConnectionEvents.KEY).set(config.events());
                             if (!limiter.tryAcquire(ch)) {
                                 // Over a cap: closed before the greeting (the limiter logged it).
                                 ch.close();
                                 return;
                             }
                             connections.add(ch);
+                            config.events().accepted();
                             long timeout = config.handshakeTimeout().toNanos();
                             if (timeout > 0) {
                                 ch.pipeline().addLast("deadline", new HandshakeDeadline(timeout, handshakeTimeouts));
@@ -210,6 +213,8 @@ public final class NbdServer implements AutoCloseable {
         // A WRITE payload above what the export advertises is drained, not buffered, and answered EINVAL.
         pipeline.addAfter(ctx.name(), "decoder",
                 new NbdRequestDecoder(export.info().maximumPayload(), session.extendedHeaders()));
+        config.events().negotiated(session.extendedHeaders() ? "extended" : session.structuredReplies() ? "structured"
+                : "simple", pipeline.get(SslHandler.class) != null);
         LOG.log(Level.DEBUG, () -> "connection " + describe(ctx.channel().remoteAddress()) + " uses export \""
                 + info.name() + "\" on hardware context " + hctx + (session.extendedHeaders() ? ", extended headers"
                         : session.structuredReplies() ? ", structured replies" : ", simple replies")

@@ -1,5 +1,6 @@
 package dev.mqnbd.server;
 
+import dev.mqnbd.server.protocol.ConnectionEvents;
 import dev.mqnbd.server.protocol.NbdConstants;
 import dev.mqnbd.server.protocol.NbdTls;
 import java.time.Duration;
@@ -43,6 +44,7 @@ public final class NbdServerConfig {
     private final int maxConnections;
     private final int maxConnectionsPerClient;
     private final Duration idleTimeout;
+    private final ConnectionEvents events;
 
     private NbdServerConfig(Builder builder) {
         this.maxPayload = builder.maxPayload;
@@ -51,6 +53,7 @@ public final class NbdServerConfig {
         this.maxConnections = builder.maxConnections;
         this.maxConnectionsPerClient = builder.maxConnectionsPerClient;
         this.idleTimeout = builder.idleTimeout;
+        this.events = builder.events;
     }
 
     /** Returns a builder with every setting at its default. */
@@ -88,6 +91,11 @@ public final class NbdServerConfig {
         return idleTimeout;
     }
 
+    /** Returns who is told of connections accepted, refused, failed and negotiated. */
+    public ConnectionEvents events() {
+        return events;
+    }
+
     /** Builds an {@link NbdServerConfig}. */
     public static final class Builder {
         private int maxPayload = NbdConstants.DEFAULT_MAXIMUM_PAYLOAD;
@@ -96,6 +104,7 @@ public final class NbdServerConfig {
         private int maxConnections = DEFAULT_MAX_CONNECTIONS;
         private int maxConnectionsPerClient = DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
         private Duration idleTimeout = Duration.ZERO;
+        private ConnectionEvents events = ConnectionEvents.NONE;
 
         private Builder() {}
 
@@ -171,6 +180,12 @@ public final class NbdServerConfig {
                 throw new IllegalArgumentException("idleTimeout: " + timeout + " (expected: >= 0)");
             }
             this.idleTimeout = timeout;
+            return this;
+        }
+
+        /** Tells {@code events} of every connection accepted, refused, failed and negotiated (default: no one). */
+        public Builder events(ConnectionEvents events) {
+            this.events = Objects.requireNonNull(events, "events");
             return this;
         }
 

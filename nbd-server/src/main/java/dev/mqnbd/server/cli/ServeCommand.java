@@ -8,6 +8,7 @@ import dev.mqnbd.server.Export;
 import dev.mqnbd.server.ExportRegistry;
 import dev.mqnbd.server.NbdServer;
 import dev.mqnbd.server.NbdServerConfig;
+import dev.mqnbd.server.metrics.MetricsEndpoint;
 import dev.mqnbd.server.security.AccessList;
 import dev.mqnbd.storage.Backends;
 import dev.mqnbd.storage.DeviceOptions;
@@ -82,6 +83,8 @@ import picocli.CommandLine.Option;
             "      is stored",
             "  mqnbd serve --listen 0.0.0.0 --port 10809 --read-only",
             "      every interface; clients may read but not write",
+            "  mqnbd serve --export disk=file:/srv/disk.img --metrics 9100",
+            "      Prometheus metrics at http://localhost:9100/metrics",
             "  mqnbd serve --socket /run/mqnbd.sock",
             "      a Unix socket only; try: nbdinfo 'nbd+unix:///?socket=/run/mqnbd.sock'",
             "",
@@ -187,6 +190,16 @@ final class ServeCommand implements Callable<Integer> {
     String maxPayload;
 
     @Option(
+            names = "--metrics",
+            paramLabel = "[ADDRESS:]PORT",
+            description = {
+                "Serve Prometheus metrics at http://ADDRESS:PORT/metrics (default ADDRESS: localhost).",
+                "Off by default. Per export: requests by operation and status, bytes, latency, in flight;",
+                "per hardware queue, connection and backend counters; the README lists every metric."
+            })
+    String metrics;
+
+    @Option(
             names = {"-v", "--verbose"},
             description = "Log every connection and failed request.")
     boolean verbose;
@@ -261,14 +274,19 @@ final class ServeCommand implements Callable<Integer> {
             throw new MqnbdCommand.UsageException("--port " + port + " (expected: 0..65535)");
         }
         List<SocketAddress> addresses = listenAddresses();
+        InetSocketAddress metricsAddress = metrics == null ? null : metricsAddress(metrics);
         Map<String, AccessList> acls = access.build(specs.stream().map(ExportSpec::name).toList());
-        NbdServerConfig config = limits.applyTo(NbdServerConfig.builder())
+        ExportRegistry registry = new ExportRegistry(metricsAddress != null);
+        MetricsEndpoint endpoint = metricsAddress == null ? null : new MetricsEndpoint(registry);
+        NbdServerConfig.Builder configBuilder = limits.applyTo(NbdServerConfig.builder())
                 .maxPayload(payload)
-                .tls(tls.build(access.hasSubjects()))
-                .build();
+                .tls(tls.build(access.hasSubjects()));
+        if (endpoint != null) {
+            configBuilder.events(endpoint.connectionEvents());
+        }
+        NbdServerConfig config = configBuilder.build();
 
         EventLoopGroup group = NbdServer.newEventLoopGroup(loops);
-        ExportRegistry registry = new ExportRegistry();
         NbdServer server;
         try {
             for (ExportSpec spec : specs) {
@@ -282,7 +300,20 @@ final class ServeCommand implements Callable<Integer> {
                 }
             }
             server = NbdServer.start(group, registry, addresses, config);
+            if (endpoint != null) {
+                endpoint.openConnections(server::connectionCount);
+                try {
+                    endpoint.start(metricsAddress);
+                } catch (Exception | Error e) {
+                    server.close();
+                    throw e;
+                }
+                LOG.log(Level.INFO, "metrics on http://" + describe(metricsAddress, endpoint.port()) + "/metrics");
+            }
         } catch (Exception | Error e) {
+            if (endpoint != null) {
+                endpoint.close();
+            }
             registry.close();
             group.shutdownGracefully(0, 1, java.util.concurrent.TimeUnit.SECONDS);
             throw e;
@@ -291,6 +322,9 @@ final class ServeCommand implements Callable<Integer> {
         Thread hook = new Thread(() -> {
             LOG.log(Level.INFO, "stopping: finishing requests in flight");
             server.close();
+            if (endpoint != null) {
+                endpoint.close();
+            }
             stopped.countDown();
         }, "mqnbd-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
@@ -416,6 +450,34 @@ final class ServeCommand implements Callable<Integer> {
             }
         }
         return result.stream().distinct().collect(Collectors.toList());
+    }
+
+    /** Parses --metrics: {@code PORT} (loopback), {@code HOST:PORT} or {@code [IPv6]:PORT}. */
+    static InetSocketAddress metricsAddress(String text) {
+        int colon = text.lastIndexOf(':');
+        String host = colon < 0 ? "localhost" : text.substring(0, colon);
+        if (host.startsWith("[") && host.endsWith("]")) {
+            host = host.substring(1, host.length() - 1);
+        }
+        int port;
+        try {
+            port = Integer.parseInt(text.substring(colon + 1));
+        } catch (NumberFormatException e) {
+            port = -1;
+        }
+        if (port < 0 || port > 65535 || host.isEmpty()) {
+            throw new MqnbdCommand.UsageException("--metrics " + text + " (expected: [ADDRESS:]PORT, PORT 0..65535)");
+        }
+        try {
+            return new InetSocketAddress(InetAddress.getByName(host), port);
+        } catch (UnknownHostException e) {
+            throw new MqnbdCommand.UsageException("--metrics " + text + ": unknown host");
+        }
+    }
+
+    private static String describe(InetSocketAddress address, int port) {
+        String host = address.getAddress().getHostAddress();
+        return (host.contains(":") ? "[" + host + "]" : host) + ":" + port;
     }
 
     private static String describe(Duration timeout) {

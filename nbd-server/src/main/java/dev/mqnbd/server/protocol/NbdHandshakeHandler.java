@@ -288,6 +288,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         }
         if (option == NbdConstants.OPT_EXPORT_NAME && mustStartTlsFirst()) {
             // proto.md "TLS support", FORCEDTLS: EXPORT_NAME has no error reply, so the server MUST close.
+            ConnectionEvents.of(ctx.channel()).refused("tls");
             REFUSALS.log(Level.INFO, () -> "closing connection from " + NbdTls.peer(ctx, tlsActive)
                     + ": NBD_OPT_EXPORT_NAME before NBD_OPT_STARTTLS, and TLS is required");
             close(ctx, in, "EXPORT_NAME before STARTTLS (expected: STARTTLS first)");
@@ -516,6 +517,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         }
         NbdPeer peer = NbdTls.peer(ctx, tlsActive);
         if (!exports.allows(export, peer)) {
+            ConnectionEvents.of(ctx.channel()).refused("access");
             REFUSALS.log(Level.INFO, () -> "refused " + peer + " access to export \"" + export.name() + "\"");
             return null;
         }
@@ -613,6 +615,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
                         () -> "TLS with " + NbdTls.peer(ctx, tlsActive) + ": " + NbdTls.describeSession(ctx));
             } else {
                 // The SslHandler has sent its alert and closes the connection.
+                ConnectionEvents.of(ctx.channel()).handshakeFailed("tls");
                 REFUSALS.log(Level.INFO, () -> "TLS handshake with " + NbdTls.peer(ctx, tlsActive) + " failed: "
                         + NbdTls.failureMessage(done.cause()));
                 state = State.DONE;
@@ -624,6 +627,9 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
 
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        if (state != State.DONE) {
+            ConnectionEvents.of(ctx.channel()).handshakeFailed("io");
+        }
         state = State.DONE;
         if (NbdTls.causedBy(cause, SSLException.class) || NbdTls.causedBy(cause, IOException.class)) {
             // A failed TLS handshake was logged with its completion event; a reset connection is no news.
@@ -638,6 +644,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
 
     private void close(ChannelHandlerContext ctx, ByteBuf in, String reason) {
         LOG.log(Level.DEBUG, () -> ctx.channel() + ": closing in the handshake: " + reason);
+        ConnectionEvents.of(ctx.channel()).handshakeFailed("protocol");
         state = State.DONE;
         in.skipBytes(in.readableBytes());
         ctx.close();
