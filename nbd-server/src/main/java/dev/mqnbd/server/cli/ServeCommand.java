@@ -192,11 +192,9 @@ final class ServeCommand implements Callable<Integer> {
     @Option(
             names = "--metrics",
             paramLabel = "[ADDRESS:]PORT",
-            description = {
-                "Serve Prometheus metrics at http://ADDRESS:PORT/metrics (default ADDRESS: localhost).",
-                "Off by default. Per export: requests by operation and status, bytes, latency, in flight;",
-                "per hardware queue, connection and backend counters; the README lists every metric."
-            })
+            description = "Serve Prometheus metrics at http://ADDRESS:PORT/metrics (default ADDRESS: localhost)."
+                    + " Off by default. Per export: requests by operation and status, bytes, latency, in flight;"
+                    + " per hardware queue, connection and backend counters; the README lists every metric.")
     String metrics;
 
     @Option(
