@@ -196,22 +196,31 @@ class LimitsIT {
     }
 
     @Test
-    void maxConnections_refusesTheOneTooMany_beforeTheGreeting_establishedKeepsWorking() throws Exception {
+    void maxConnections_evictsTheOldestHandshake_refusesOnlyWhenAllAreInTransmission() throws Exception {
         try (ServerProcess server = ServerProcess.start("serve", "--port", "0", "--max-connections", "2",
                 "--export", "=memory:16M")) {
             String uri = "nbd://127.0.0.1:" + server.port() + "/";
             Holder established = new Holder(uri, "established").awaitConnected();
-            Socket second = connect(server.port());
-            assertThat(greeted(second)).isTrue();
+            Socket stalled = connect(server.port());
+            assertThat(greeted(stalled)).isTrue();
 
+            // At the cap, a newcomer takes the place of the connection still in the handshake.
             Socket third = connect(server.port());
-            assertThat(greeted(third)).as("the third connection got a greeting").isFalse();
+            assertThat(greeted(third)).as("the third connection got a greeting").isTrue();
+            assertThat(awaitClosedByServer(stalled)).isLessThan(Duration.ofSeconds(30));
+            assertThat(server.log()).contains("still in the handshake, to make room for", "(--max-connections)");
+            third.close();
+
+            // With both connections in transmission, the one too many is refused before the greeting.
+            Holder second = awaitAdmitted(uri, "second");
+            Socket refused = connect(server.port());
+            assertThat(greeted(refused)).as("a connection over a cap of connections in transmission").isFalse();
             Tool.run("nbdinfo", uri).assertFailure();
             assertThat(server.log()).contains("refused connection from 127.0.0.1:",
-                    "2 connections open (the most allowed; see --max-connections)");
+                    "2 connections in transmission (the most allowed; see --max-connections)");
 
             established.finish();
-            second.close();
+            second.finish();
             // The slots free as the server sees the connections close.
             boolean served = false;
             for (int i = 0; i < 100 && !served; i++) {
@@ -221,6 +230,20 @@ class LimitsIT {
                 }
             }
             assertThat(served).isTrue();
+        }
+    }
+
+    /** Connects a holder, retrying while the server has not yet seen an earlier connection close. */
+    private Holder awaitAdmitted(String uri, String name) throws Exception {
+        for (int i = 0; ; i++) {
+            try {
+                return new Holder(uri, name).awaitConnected();
+            } catch (Exception | AssertionError e) {
+                if (i == 50) {
+                    throw e;
+                }
+                Thread.sleep(100);
+            }
         }
     }
 
@@ -234,7 +257,7 @@ class LimitsIT {
 
             Tool.run("nbdinfo", v4).assertFailure();
             Tool.run("nbdinfo", v6).assertSuccess();
-            assertThat(server.log()).contains("1 connections from 127.0.0.1 open (the most allowed; "
+            assertThat(server.log()).contains("1 connections from 127.0.0.1 in transmission (the most allowed; "
                     + "see --max-connections-per-client)");
 
             established.finish();
