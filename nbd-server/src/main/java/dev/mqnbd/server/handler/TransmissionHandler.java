@@ -15,6 +15,7 @@ import dev.mqnbd.server.protocol.NbdCodecException;
 import dev.mqnbd.server.protocol.NbdCommand;
 import dev.mqnbd.server.protocol.NbdConstants;
 import dev.mqnbd.server.protocol.NbdError;
+import dev.mqnbd.server.protocol.NbdReplyEncoder;
 import dev.mqnbd.server.protocol.NbdRequest;
 import dev.mqnbd.server.protocol.NbdSession;
 import io.netty.buffer.ByteBuf;
@@ -33,7 +34,7 @@ import java.util.concurrent.TimeUnit;
 /**
  * The transmission phase of one connection: each decoded {@link NbdRequest} becomes one mq-core {@link
  * Request} on the hardware context that serves this connection's event loop, and each completion
- * becomes a reply in the framing the handshake negotiated ({@link Replies}).
+ * becomes a reply in the framing the handshake negotiated ({@link NbdReplyEncoder}).
  *
  * <p>Batching: the commands decoded from one socket read are one batch; the last one is submitted with
  * {@code isLast}, and a batch cut short (an invalid last command, no free tag) is closed with {@link
@@ -92,7 +93,7 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
     private final BlockQueue<?, ?, ?, ?> queue;
     private final int hctx;
     private final RequestValidator validator;
-    private final Replies replies;
+    private final NbdReplyEncoder replies;
     private final int contextId;
     private final boolean structured;
     private final boolean backendExtents;
@@ -139,7 +140,7 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
         this.queue = export.queue();
         this.hctx = hctx;
         this.validator = new RequestValidator(export.info(), session);
-        this.replies = new Replies(session);
+        this.replies = NbdReplyEncoder.forSession(session);
         this.contextId = session.baseAllocationContext();
         this.structured = session.structuredReplies();
         this.backendExtents = queue.limits().has(Feature.BLOCK_STATUS);
@@ -345,9 +346,8 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
             return true;
         }
         if (rq.command() == NbdCommand.BLOCK_STATUS && !backendExtents) {
-            // An empty list makes Replies answer one "data" extent over the whole request.
-            write(replies.blockStatus(
-                    ctx.alloc(), rq.cookie(), rq.offset(), rq.length(), contextId, allData.reset(1), true));
+            // An empty list is answered as one "data" extent over the whole request.
+            write(blockStatus(rq.cookie(), rq.offset(), rq.length(), allData.reset(1), true));
             return true;
         }
         return false;
@@ -530,10 +530,9 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
             return replies.failed(ctx.alloc(), slot.cookie, slot.offset, slot.command, NbdError.EIO.code());
         }
         return switch (slot.command) {
-            case READ -> replies.readSucceeded(ctx.alloc(), buffer, slot.cookie, slot.offset, length,
-                    slot.extentsInUse, (slot.flags & NbdConstants.CMD_FLAG_DF) != 0);
-            case BLOCK_STATUS -> replies.blockStatus(ctx.alloc(), slot.cookie, slot.offset, slot.length, contextId,
-                    slot.extentsInUse, (slot.flags & NbdConstants.CMD_FLAG_REQ_ONE) != 0);
+            case READ -> readReply(slot, buffer, length);
+            case BLOCK_STATUS -> blockStatus(slot.cookie, slot.offset, slot.length, slot.extentsInUse,
+                    (slot.flags & NbdConstants.CMD_FLAG_REQ_ONE) != 0);
             default -> {
                 if (buffer != null) {
                     buffer.release();
@@ -541,6 +540,31 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
                 yield replies.succeeded(ctx.alloc(), slot.cookie, slot.offset);
             }
         };
+    }
+
+    /** A READ's data, split around the runs of zeroes the backend reported unless the client asked for DF. */
+    private ByteBuf readReply(Slot slot, ByteBuf buffer, int length) {
+        ExtentList extents = slot.extentsInUse;
+        boolean df = (slot.flags & NbdConstants.CMD_FLAG_DF) != 0;
+        int runs = extents != null && !df && extents.hasZeroRun() ? extents.clamp(length) : 0;
+        return runs == 0
+                ? replies.readSucceeded(ctx.alloc(), buffer, slot.cookie, slot.offset, length, null, null, 0)
+                : replies.readSucceeded(ctx.alloc(), buffer, slot.cookie, slot.offset, length, extents.lengths,
+                        extents.flags, runs);
+    }
+
+    /** Answers a BLOCK_STATUS with one chunk for the {@code base:allocation} context. */
+    private ByteBuf blockStatus(long cookie, long offset, long length, ExtentList extents, boolean reqOne) {
+        int count = extents.count() == 0 ? 0 : extents.clamp(length);
+        if (count == 0) {
+            // Nothing reported: say "data", which is always true.
+            extents.reset(1).add(length, 0);
+            count = 1;
+        }
+        if (reqOne) {
+            count = 1; // proto.md NBD_CMD_FLAG_REQ_ONE: exactly one extent, within the request
+        }
+        return replies.blockStatus(ctx.alloc(), cookie, offset, contextId, extents.lengths, extents.flags, count);
     }
 
     private void finish(ByteBuf reply, long readBytes) {
