@@ -105,8 +105,8 @@ final class ReplyDispatch implements RequestCompletion {
         }
         if (slot.command == NbdCommand.READ && buffer.capacity() != encoder.dataIndex() + length) {
             // A READ_SEGMENTS driver handed more or fewer bytes than asked: a bug, never sent as data.
-            TransmissionHandler.LOG.log(Level.ERROR, "export \"" + h.export.name() + "\": the backend answered a READ of "
-                    + length + " bytes with " + (buffer.capacity() - encoder.dataIndex()) + " bytes; replying EIO");
+            TransmissionHandler.LOG.log(Level.ERROR, "export \"" + h.export.name()
+                    + "\": the backend answered a READ of " + length + " bytes with " + (buffer.capacity() - encoder.dataIndex()) + " bytes; replying EIO");
             buffer.release();
             return encoder.failed(h.ctx.alloc(), slot.cookie, slot.offset, slot.command, NbdError.EIO.code());
         }
