@@ -120,6 +120,10 @@ public final class NbdConstants {
     public static final int REPLY_TYPE_BLOCK_STATUS_EXT = 6;
     public static final int REPLY_TYPE_ERROR = (1 << 15) + 1;
     public static final int REPLY_TYPE_ERROR_OFFSET = (1 << 15) + 2;
+    /** {@code base:allocation}: the range is a hole (reads may still return data). */
+    public static final int STATE_HOLE = 1;
+    /** {@code base:allocation}: the range reads as zeroes. */
+    public static final int STATE_ZERO = 1 << 1;
 
     /* --------------- sizes --------------- */
 

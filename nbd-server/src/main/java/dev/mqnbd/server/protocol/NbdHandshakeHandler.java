@@ -6,13 +6,10 @@ import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
-import io.netty.channel.ChannelPipeline;
 import io.netty.handler.codec.ByteToMessageDecoder;
-import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslHandshakeCompletionEvent;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
-import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLException;
@@ -23,20 +20,16 @@ import javax.net.ssl.SSLException;
  * connection to an {@link NbdTransmissionStarter} on {@code NBD_OPT_GO} or {@code NBD_OPT_EXPORT_NAME}. Then
  * it removes itself; bytes the client sent after that option go to the handlers the starter added.
  *
- * <p>Supported: {@code EXPORT_NAME}, {@code ABORT}, {@code LIST}, {@code STARTTLS} (unless {@link NbdTls} is
- * off), {@code INFO}, {@code GO}, {@code STRUCTURED_REPLY}, {@code LIST_META_CONTEXT} and {@code
- * SET_META_CONTEXT} (the {@code base:allocation} context), {@code EXTENDED_HEADERS}. Every other option gets
- * {@code NBD_REP_ERR_UNSUP}. Plain newstyle clients (without {@code C_FIXED_NEWSTYLE}) may only send {@code
- * EXPORT_NAME}.
+ * <p>Supported: {@code ABORT} here, and the families of {@link NbdExportOptions} ({@code EXPORT_NAME},
+ * {@code LIST}, {@code INFO}, {@code GO}), {@link NbdMetaContextOptions} ({@code STRUCTURED_REPLY}, {@code
+ * EXTENDED_HEADERS}, {@code LIST_META_CONTEXT}, {@code SET_META_CONTEXT}) and {@link NbdStartTls} ({@code
+ * STARTTLS} unless {@link NbdTls} is off, and the switch to TLS), each in its class, split by phase as
+ * nbdkit's {@code protocol-handshake-newstyle.c}; this class is the option framing state machine. Every
+ * other option gets {@code NBD_REP_ERR_UNSUP}. Plain newstyle clients (without {@code C_FIXED_NEWSTYLE})
+ * may only send {@code EXPORT_NAME}.
  *
- * <p>TLS: {@code STARTTLS} is answered {@code ACK} in the clear; then an {@link SslHandler} goes in behind
- * this handler, a fresh handshake handler (which forgets everything negotiated so far, as the spec requires)
- * behind that, and this handler removes itself, passing whatever the client already sent (its TLS
- * ClientHello) to the {@code SslHandler}. In {@link NbdTlsMode#REQUIRE} mode every option but {@code
- * STARTTLS} and {@code ABORT} is answered {@code NBD_REP_ERR_TLS_REQD} until then, without looking at it.
- *
- * <p>Access: an export that {@link NbdExports#allows} refuses to this client is treated exactly as a
- * missing one, and the refusal is logged.
+ * <p>TLS: see {@link NbdStartTls}. In {@link NbdTlsMode#REQUIRE} mode every option but {@code STARTTLS}
+ * and {@code ABORT} is answered {@code NBD_REP_ERR_TLS_REQD} until then, without looking at it.
  *
  * <p>Violations of a MUST, which leave no way to answer, close the connection: unknown client flags, a
  * bad option magic, an unknown or refused export in {@code EXPORT_NAME}, {@code EXPORT_NAME} before TLS when
@@ -69,18 +62,18 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
     /** The options a connection may send for each export, on top of {@link #MAX_OPTIONS}. */
     public static final int MAX_OPTIONS_PER_EXPORT = 8;
 
-    private static final System.Logger LOG = System.getLogger(NbdHandshakeHandler.class.getName());
+    static final System.Logger LOG = System.getLogger(NbdHandshakeHandler.class.getName());
     /** Refusals and closes a client can cause at will. */
-    private static final RateLimitedLog REFUSALS = new RateLimitedLog(LOG, 1, TimeUnit.SECONDS);
+    static final RateLimitedLog REFUSALS = new RateLimitedLog(LOG, 1, TimeUnit.SECONDS);
     // proto.md "Handshake": the server MUST close if the client sets a flag it does not know or did not get.
     private static final int HANDSHAKE_FLAGS =
             NbdConstants.HANDSHAKE_FLAG_FIXED_NEWSTYLE | NbdConstants.HANDSHAKE_FLAG_NO_ZEROES;
     private static final int KNOWN_CLIENT_FLAGS =
             NbdConstants.CLIENT_FLAG_FIXED_NEWSTYLE | NbdConstants.CLIENT_FLAG_NO_ZEROES;
     // Not offered: filtering block status by context needs a payload on BLOCK_STATUS, which is not supported.
-    private static final int UNSUPPORTED_FLAGS = NbdConstants.FLAG_BLOCK_STATUS_PAYLOAD;
+    static final int UNSUPPORTED_FLAGS = NbdConstants.FLAG_BLOCK_STATUS_PAYLOAD;
 
-    private enum State {
+    enum State {
         CLIENT_FLAGS,
         OPTION_HEADER,
         OPTION_DATA,
@@ -89,30 +82,35 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         DONE
     }
 
-    private final NbdExports exports;
-    private final NbdTransmissionStarter starter;
+    final NbdExports exports;
+    final NbdTransmissionStarter starter;
     private final int maximumOptionLength;
-    private final NbdTls tls;
-    /** Whether this handler sits behind the {@link SslHandler} that {@code STARTTLS} added. */
-    private final boolean tlsActive;
+    final NbdTls tls;
+    /** Whether this handler sits behind the {@code SslHandler} that {@code STARTTLS} added. */
+    final boolean tlsActive;
 
-    private State state;
+    State state;
     private boolean greeted;
     /** The options read so far on this connection, both sides of STARTTLS. */
     private int options;
     /** Whether reading stopped because the channel is not writable. */
     private boolean paused;
-    private int clientFlags;
+    int clientFlags;
     // The option being read (OPTION_DATA) or drained (DISCARD_OPTION_DATA): its code, its data length, and
     // how much of that is still to come.
-    private int option;
+    int option;
     private long optionLength;
     private long remaining;
     // What the client negotiated so far.
-    private boolean structuredReplies;
-    private boolean extendedHeaders;
+    boolean structuredReplies;
+    boolean extendedHeaders;
     // The export whose base:allocation context the last SET_META_CONTEXT selected, or null.
-    private String metaContextExport;
+    String metaContextExport;
+
+    // The option families: export info and GO, reply framing and meta contexts, STARTTLS.
+    final NbdExportOptions exportOptions = new NbdExportOptions(this);
+    final NbdMetaContextOptions metaOptions = new NbdMetaContextOptions(this);
+    final NbdStartTls tlsOption = new NbdStartTls(this);
 
     /** Creates a handler without TLS that buffers at most {@link #DEFAULT_MAXIMUM_OPTION_LENGTH} bytes of options. */
     public NbdHandshakeHandler(NbdExports exports, NbdTransmissionStarter starter) {
@@ -159,7 +157,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
      * "NBD_OPT_STARTTLS": the server MUST forget what was negotiated before TLS (structured replies,
      * metadata contexts, extended headers); greeting and client flags stand.
      */
-    private NbdHandshakeHandler(NbdHandshakeHandler clear) {
+    NbdHandshakeHandler(NbdHandshakeHandler clear) {
         this.exports = clear.exports;
         this.starter = clear.starter;
         this.maximumOptionLength = clear.maximumOptionLength;
@@ -252,8 +250,8 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
                         return;
                     }
                     state = State.OPTION_HEADER;
-                    ctx.writeAndFlush(mustStartTlsFirst()
-                            ? tlsRequired(ctx.alloc())
+                    ctx.writeAndFlush(tlsOption.mustStartTlsFirst()
+                            ? tlsOption.tlsRequired(ctx.alloc())
                             : NbdOptionReplies.error(ctx.alloc(), option, NbdConstants.REP_ERR_TOO_BIG,
                                     "option length: " + optionLength + " (expected: <= " + maximumOptionLength + ")"));
                 }
@@ -286,7 +284,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
             close(ctx, in, "option: " + option + " (expected: EXPORT_NAME from a client without C_FIXED_NEWSTYLE)");
             return false;
         }
-        if (option == NbdConstants.OPT_EXPORT_NAME && mustStartTlsFirst()) {
+        if (option == NbdConstants.OPT_EXPORT_NAME && tlsOption.mustStartTlsFirst()) {
             // proto.md "TLS support", FORCEDTLS: EXPORT_NAME has no error reply, so the server MUST close.
             ConnectionEvents.of(ctx.channel()).refused("tls");
             REFUSALS.log(Level.INFO, () -> "closing connection from " + NbdTls.peer(ctx, tlsActive)
@@ -343,31 +341,20 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         super.channelReadComplete(ctx);
     }
 
-    /** Returns whether the current option must be refused because TLS is required and not yet started. */
-    private boolean mustStartTlsFirst() {
-        return tls.required() && !tlsActive && option != NbdConstants.OPT_STARTTLS
-                && option != NbdConstants.OPT_ABORT;
-    }
-
-    private ByteBuf tlsRequired(ByteBufAllocator alloc) {
-        return NbdOptionReplies.error(
-                alloc, option, NbdConstants.REP_ERR_TLS_REQD, "TLS is required (expected: NBD_OPT_STARTTLS first)");
-    }
-
     /**
      * Acts on one option whose data has been read whole. Returns false if option haggling ended here
      * (transmission or TLS started, or the connection is closing).
      */
     private boolean handleOption(ChannelHandlerContext ctx, ByteBuf data) {
         ByteBufAllocator alloc = ctx.alloc();
-        if (mustStartTlsFirst()) {
+        if (tlsOption.mustStartTlsFirst()) {
             // proto.md "TLS support", FORCEDTLS: nothing about the exports is revealed before TLS.
-            ctx.writeAndFlush(tlsRequired(alloc));
+            ctx.writeAndFlush(tlsOption.tlsRequired(alloc));
             return true;
         }
         switch (option) {
             case NbdConstants.OPT_EXPORT_NAME -> {
-                return exportName(ctx, data);
+                return exportOptions.exportName(ctx, data);
             }
             case NbdConstants.OPT_ABORT -> {
                 // proto.md "NBD_OPT_ABORT": the server MUST reply ACK (ignoring any data), then close.
@@ -375,252 +362,34 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
                 ctx.writeAndFlush(NbdOptionReplies.ack(alloc, option)).addListener(ChannelFutureListener.CLOSE);
                 return false;
             }
-            case NbdConstants.OPT_LIST -> list(ctx, data);
+            case NbdConstants.OPT_LIST -> exportOptions.list(ctx, data);
             case NbdConstants.OPT_STARTTLS -> {
-                return startTls(ctx, data);
+                return tlsOption.startTls(ctx, data);
             }
             case NbdConstants.OPT_INFO, NbdConstants.OPT_GO -> {
-                return infoOrGo(ctx, data);
+                return exportOptions.infoOrGo(ctx, data);
             }
-            case NbdConstants.OPT_STRUCTURED_REPLY -> structuredReply(ctx, data);
-            case NbdConstants.OPT_EXTENDED_HEADERS -> extendedHeaders(ctx, data);
-            case NbdConstants.OPT_LIST_META_CONTEXT, NbdConstants.OPT_SET_META_CONTEXT -> metaContext(ctx, data);
+            case NbdConstants.OPT_STRUCTURED_REPLY -> metaOptions.structuredReply(ctx, data);
+            case NbdConstants.OPT_EXTENDED_HEADERS -> metaOptions.extendedHeaders(ctx, data);
+            case NbdConstants.OPT_LIST_META_CONTEXT, NbdConstants.OPT_SET_META_CONTEXT ->
+                    metaOptions.metaContext(ctx, data);
             default -> ctx.writeAndFlush(NbdOptionReplies.error(
                     alloc, option, NbdConstants.REP_ERR_UNSUP, "option: " + option + " (not supported)"));
         }
         return true;
     }
 
-    /**
-     * proto.md "NBD_OPT_STARTTLS": no data; ACK in the clear, then the TLS handshake, then option haggling
-     * goes on inside TLS. Returns false if TLS started.
-     */
-    private boolean startTls(ChannelHandlerContext ctx, ByteBuf data) {
-        if (!tls.enabled()) {
-            // NOTLS mode: proto.md allows ERR_UNSUP (or ERR_POLICY); answered as any unsupported option.
-            ctx.writeAndFlush(NbdOptionReplies.error(
-                    ctx.alloc(), option, NbdConstants.REP_ERR_UNSUP, "option: " + option + " (not supported)"));
-            return true;
-        }
-        if (tlsActive) {
-            return invalid(ctx, "STARTTLS: TLS is already in use");
-        }
-        if (data.isReadable()) {
-            return invalid(ctx, "option length: " + data.readableBytes() + " (expected: 0)");
-        }
-        state = State.DONE;
-        // ORDER: the ACK leaves from this handler's place, in front of the SslHandler, so it goes out in the
-        // clear. Then: head | ... | this | tls | handshake inside TLS. Removing this handler passes the bytes the
-        // client sent after STARTTLS (its ClientHello, if it did not wait) to the SslHandler, once decode
-        // returns and before any later read, so nothing is lost or reordered.
-        ctx.writeAndFlush(NbdOptionReplies.ack(ctx.alloc(), option));
-        ChannelPipeline pipeline = ctx.pipeline();
-        SslHandler ssl = tls.newHandler(ctx.alloc());
-        String sslName = ctx.name() + "-tls";
-        pipeline.addAfter(ctx.name(), sslName, ssl);
-        pipeline.addAfter(sslName, ctx.name() + "-in-tls", new NbdHandshakeHandler(this));
-        pipeline.remove(this);
-        return false;
-    }
-
-    /** proto.md "NBD_OPT_EXPORT_NAME": data is the name; reply u64 size, u16 flags, 124 zeroes unless NO_ZEROES. */
-    private boolean exportName(ChannelHandlerContext ctx, ByteBuf data) {
-        if (extendedHeaders) {
-            // Extended headers need GO: EXPORT_NAME cannot say how replies will be framed.
-            close(ctx, data, "EXPORT_NAME after EXTENDED_HEADERS (expected: GO)");
-            return false;
-        }
-        String name = data.toString(StandardCharsets.UTF_8);
-        NbdExportInfo export = find(ctx, name);
-        if (export == null) {
-            // The option has no error reply: the server MUST terminate the session.
-            close(ctx, data, "export: \"" + name + "\" (expected: a known export)");
-            return false;
-        }
-        NbdSession session = session(export, false);
-        int padding = session.noZeroes() ? 0 : NbdConstants.EXPORT_NAME_PADDING;
-        ByteBuf reply = ctx.alloc().buffer(10 + padding);
-        reply.writeLong(export.size());
-        reply.writeShort(session.transmissionFlags());
-        reply.writeZero(padding);
-        ctx.writeAndFlush(reply);
-        startTransmission(ctx, export, session);
-        return false;
-    }
-
-    /** proto.md "NBD_OPT_LIST": no data; one NBD_REP_SERVER per export this client may use, then ACK. */
-    private void list(ChannelHandlerContext ctx, ByteBuf data) {
-        ByteBufAllocator alloc = ctx.alloc();
-        if (data.isReadable()) {
-            invalid(ctx, "option length: " + data.readableBytes() + " (expected: 0)");
-            return;
-        }
-        NbdPeer peer = NbdTls.peer(ctx, tlsActive);
-        for (NbdExportInfo export : exports.list()) {
-            if (exports.allows(export, peer)) {
-                ctx.write(NbdOptionReplies.server(alloc, option, export));
-            }
-        }
-        ctx.writeAndFlush(NbdOptionReplies.ack(alloc, option));
-    }
-
-    /**
-     * proto.md "NBD_OPT_INFO and NBD_OPT_GO": replies NBD_INFO_EXPORT (mandatory), the requested
-     * NAME/DESCRIPTION, BLOCK_SIZE, then ACK. Returns false if GO started transmission.
-     */
-    private boolean infoOrGo(ChannelHandlerContext ctx, ByteBuf data) {
-        ByteBufAllocator alloc = ctx.alloc();
-        NbdInfoRequest request = NbdInfoRequest.parse(data);
-        if (request.error() != null) {
-            return invalid(ctx, request.error());
-        }
-        NbdExportInfo export = find(ctx, request.exportName());
-        if (export == null) {
-            ctx.writeAndFlush(unknownExport(alloc, request.exportName()));
-            return true;
-        }
-        boolean go = option == NbdConstants.OPT_GO;
-        NbdSession session = session(export, go);
-        ctx.write(NbdOptionReplies.infoExport(alloc, option, export.size(), session.transmissionFlags()));
-        if (request.wantName()) {
-            ctx.write(NbdOptionReplies.infoText(alloc, option, NbdConstants.INFO_NAME, export.name()));
-        }
-        if (request.wantDescription()) {
-            ctx.write(NbdOptionReplies.infoText(alloc, option, NbdConstants.INFO_DESCRIPTION, export.description()));
-        }
-        ctx.write(NbdOptionReplies.infoBlockSize(alloc, option, export));
-        // After GO + ACK, transmission starts with no zero padding, whatever NO_ZEROES says.
-        ctx.writeAndFlush(NbdOptionReplies.ack(alloc, option));
-        if (go) {
-            startTransmission(ctx, export, session);
-            return false;
-        }
-        return true;
-    }
-
-    private boolean invalid(ChannelHandlerContext ctx, String message) {
+    boolean invalid(ChannelHandlerContext ctx, String message) {
         ctx.writeAndFlush(NbdOptionReplies.error(ctx.alloc(), option, NbdConstants.REP_ERR_INVALID, message));
         return true;
     }
 
-    /** The reply for a missing export, and for one this client may not use: the two must not differ. */
-    private ByteBuf unknownExport(ByteBufAllocator alloc, String name) {
-        return NbdOptionReplies.error(
-                alloc, option, NbdConstants.REP_ERR_UNKNOWN, "export: \"" + name + "\" (expected: a known export)");
-    }
 
-    /** Returns export {@code name} if it exists and this client may use it, else {@code null}. */
-    private NbdExportInfo find(ChannelHandlerContext ctx, String name) {
-        NbdExportInfo export = exports.find(name);
-        if (export == null) {
-            return null;
-        }
-        NbdPeer peer = NbdTls.peer(ctx, tlsActive);
-        if (!exports.allows(export, peer)) {
-            ConnectionEvents.of(ctx.channel()).refused("access");
-            REFUSALS.log(Level.INFO, () -> "refused " + peer + " access to export \"" + export.name() + "\"");
-            return null;
-        }
-        return export;
-    }
-
-    /** What transmission gets: the flags sent, the reply framing, the selected metadata context. */
-    private NbdSession session(NbdExportInfo export, boolean go) {
-        int flags = (export.transmissionFlags() | NbdConstants.FLAG_HAS_FLAGS) & ~UNSUPPORTED_FLAGS & 0xffff;
-        if (!structuredReplies) {
-            // proto.md: SEND_DF MUST be clear unless structured replies were negotiated.
-            flags &= ~NbdConstants.FLAG_SEND_DF;
-        }
-        // A context selected for another export does not carry over (proto.md "NBD_OPT_SET_META_CONTEXT").
-        int context = export.name().equals(metaContextExport) ? NbdMetaContexts.BASE_ALLOCATION_ID : 0;
-        return new NbdSession(clientFlags, flags, go, structuredReplies, extendedHeaders, context);
-    }
-
-    /** proto.md "NBD_OPT_STRUCTURED_REPLY": no data; ACK turns structured replies on. */
-    private void structuredReply(ChannelHandlerContext ctx, ByteBuf data) {
-        if (data.isReadable()) {
-            invalid(ctx, "option length: " + data.readableBytes() + " (expected: 0)");
-        } else if (extendedHeaders) {
-            // Extended headers already imply (and take precedence over) structured replies.
-            ctx.writeAndFlush(NbdOptionReplies.error(ctx.alloc(), option, NbdConstants.REP_ERR_EXT_HEADER_REQD,
-                    "structured replies: extended headers are already in use"));
-        } else {
-            structuredReplies = true;
-            ctx.writeAndFlush(NbdOptionReplies.ack(ctx.alloc(), option));
-        }
-    }
-
-    /** Extended headers (proto.md extension-ext-header): no data; ACK turns on 32-byte headers both ways. */
-    private void extendedHeaders(ChannelHandlerContext ctx, ByteBuf data) {
-        if (data.isReadable()) {
-            invalid(ctx, "option length: " + data.readableBytes() + " (expected: 0)");
-            return;
-        }
-        if (!extendedHeaders) {
-            extendedHeaders = true;
-            structuredReplies = true;
-            // Metadata contexts selected before are dropped: their replies would change shape.
-            metaContextExport = null;
-        }
-        ctx.writeAndFlush(NbdOptionReplies.ack(ctx.alloc(), option));
-    }
-
-    /** proto.md "NBD_OPT_LIST_META_CONTEXT" / "NBD_OPT_SET_META_CONTEXT": only base:allocation exists. */
-    private void metaContext(ChannelHandlerContext ctx, ByteBuf data) {
-        boolean list = option == NbdConstants.OPT_LIST_META_CONTEXT;
-        if (!structuredReplies) {
-            invalid(ctx, "meta contexts need structured replies (expected: NBD_OPT_STRUCTURED_REPLY first)");
-            return;
-        }
-        NbdMetaContexts.Query query = NbdMetaContexts.parse(data, list);
-        if (query.error() != null) {
-            invalid(ctx, query.error());
-            return;
-        }
-        if (find(ctx, query.exportName()) == null) {
-            ctx.writeAndFlush(unknownExport(ctx.alloc(), query.exportName()));
-            return;
-        }
-        if (!list) {
-            // SET replaces the selection, also with nothing.
-            metaContextExport = query.baseAllocation() ? query.exportName() : null;
-        }
-        if (query.baseAllocation()) {
-            // The id of a LIST reply is reserved and SHOULD be 0.
-            int id = list ? 0 : NbdMetaContexts.BASE_ALLOCATION_ID;
-            ctx.write(NbdOptionReplies.metaContext(ctx.alloc(), option, id, NbdMetaContexts.BASE_ALLOCATION));
-        }
-        ctx.writeAndFlush(NbdOptionReplies.ack(ctx.alloc(), option));
-    }
-
-    private void startTransmission(ChannelHandlerContext ctx, NbdExportInfo export, NbdSession session) {
-        state = State.DONE;
-        try {
-            starter.start(ctx, export, session);
-        } catch (RuntimeException e) {
-            ctx.close();
-            throw e;
-        }
-        // ORDER: the starter added the transmission handlers behind this one; removing this handler now makes
-        // ByteToMessageDecoder pass what is left of the cumulation (requests the client pipelined after
-        // GO/EXPORT_NAME) to them, once decode returns.
-        ctx.pipeline().remove(this);
-    }
 
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) throws Exception {
         if (evt instanceof SslHandshakeCompletionEvent done && tlsActive) {
-            if (done.isSuccess()) {
-                LOG.log(Level.DEBUG,
-                        () -> "TLS with " + NbdTls.peer(ctx, tlsActive) + ": " + NbdTls.describeSession(ctx));
-            } else {
-                // The SslHandler has sent its alert and closes the connection.
-                ConnectionEvents.of(ctx.channel()).handshakeFailed("tls");
-                REFUSALS.log(Level.INFO, () -> "TLS handshake with " + NbdTls.peer(ctx, tlsActive) + " failed: "
-                        + NbdTls.failureMessage(done.cause()));
-                state = State.DONE;
-                ctx.close();
-            }
+            tlsOption.handshakeCompleted(ctx, done);
         }
         super.userEventTriggered(ctx, evt);
     }
@@ -642,7 +411,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         ctx.fireExceptionCaught(cause);
     }
 
-    private void close(ChannelHandlerContext ctx, ByteBuf in, String reason) {
+    void close(ChannelHandlerContext ctx, ByteBuf in, String reason) {
         LOG.log(Level.DEBUG, () -> ctx.channel() + ": closing in the handshake: " + reason);
         ConnectionEvents.of(ctx.channel()).handshakeFailed("protocol");
         state = State.DONE;

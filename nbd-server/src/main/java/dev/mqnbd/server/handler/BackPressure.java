@@ -1,0 +1,103 @@
+package dev.mqnbd.server.handler;
+
+import dev.mqnbd.mq.BlockQueue;
+import dev.mqnbd.mq.TagWaiter;
+import dev.mqnbd.server.protocol.NbdCommand;
+import dev.mqnbd.server.protocol.NbdRequest;
+import io.netty.channel.Channel;
+
+/**
+ * Back-pressure of one connection: it reads its socket only while every command it decoded has been
+ * submitted. A command waits (and reading stops) while the hardware context has no free tag ({@link
+ * BlockQueue#waitForTag}); while the channel is not writable, that is while its unwritten replies are
+ * above the high-water mark of its {@code WriteBufferWaterMark}; and while its READs in flight (submitted,
+ * reply not yet handed to the channel) hold more than {@link TransmissionHandler#MAX_READ_BYTES_IN_FLIGHT}
+ * bytes, unless none is in flight. So the memory one connection holds is bounded in bytes: its READs in
+ * flight, plus its unwritten replies, plus one read's worth of decoded commands. A tag frees when the
+ * request ends, but the connection takes no new one until the replies it has not yet written fall below
+ * the low-water mark.
+ *
+ * <p><b>Threading:</b> the channel's event loop, but {@link #tagAvailable}, which may run on any thread
+ * and hands a preallocated task to the loop.
+ */
+final class BackPressure implements TagWaiter {
+    private final TransmissionHandler h;
+    private final Runnable resumeTask = this::resume;
+    /** The bytes of this connection's READs in flight. */
+    private long readBytesInFlight;
+    /** Whether the connection waits for a tag of its hardware context. */
+    boolean waitingForTag;
+
+    BackPressure(TransmissionHandler h) {
+        this.h = h;
+    }
+
+    /**
+     * Whether {@code rq} must wait for replies to drain: the channel is above its high-water mark, or
+     * {@code rq} is a READ that would take this connection's READ bytes in flight past {@link
+     * TransmissionHandler#MAX_READ_BYTES_IN_FLIGHT} (one READ is always allowed, so a READ of the largest
+     * payload proceeds). Writability changes and READ completions resume the connection.
+     */
+    boolean throttled(NbdRequest rq) {
+        if (!h.ctx.channel().isWritable()) {
+            return true;
+        }
+        return rq.command() == NbdCommand.READ && readBytesInFlight > 0
+                && readBytesInFlight + rq.length() > TransmissionHandler.MAX_READ_BYTES_IN_FLIGHT;
+    }
+
+    void readStarted(long bytes) {
+        readBytesInFlight += bytes;
+    }
+
+    void readEnded(long bytes) {
+        readBytesInFlight -= bytes;
+    }
+
+    /** No tag is free: stop reading and wait for one ({@link #tagAvailable}). */
+    void waitForTag() {
+        waitingForTag = true;
+        update();
+        h.queue.waitForTag(h.hctx, this);
+    }
+
+    @Override
+    public void tagAvailable() {
+        h.ctx.executor().execute(resumeTask);
+    }
+
+    private void resume() {
+        if (!waitingForTag) {
+            // Each freed tag wakes one waiter: pass on a wakeup this connection has no use for.
+            h.queue.wakeNextWaiter(h.hctx);
+            return;
+        }
+        waitingForTag = false;
+        h.drain();
+        update();
+        // The drain may have taken no tag (the commands were answered without one, or the connection is
+        // closing): a tag still free goes to the next waiter.
+        h.queue.wakeNextWaiter(h.hctx);
+    }
+
+    /**
+     * Reads the socket only while every decoded command has been submitted and the channel is writable;
+     * never once the connection is ending.
+     */
+    void update() {
+        Channel channel = h.ctx.channel();
+        boolean read = h.pending.isEmpty() && !waitingForTag && !h.end.ending() && channel.isWritable();
+        if (channel.config().isAutoRead() != read) {
+            channel.config().setAutoRead(read);
+        }
+    }
+
+    /** The channel crossed a water mark: go on submitting, or stop reading. */
+    void writabilityChanged() {
+        if (h.ctx.channel().isWritable()) {
+            h.drain();
+        } else {
+            update();
+        }
+    }
+}
