@@ -21,6 +21,7 @@ import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import org.jspecify.annotations.Nullable;
 
 /**
  * {@code log}: one line per request (connection, operation, offset, length, flags, status, latency)
@@ -57,7 +58,7 @@ final class LogFilter<N, Q, T, R> extends Filter<LogFilter.Context<N>, N, Q, T, 
     private final AtomicLong dropped = new AtomicLong();
     private final AtomicLong written = new AtomicLong();
     private volatile long lastWarning = System.nanoTime() - WARN_EVERY_NANOS;
-    private Thread writer;
+    private @Nullable Thread writer;
 
     LogFilter(Operations<N, Q, T, R> next, QueueLimits limits, Path file, int capacity, String export,
             String description) {
@@ -69,8 +70,8 @@ final class LogFilter<N, Q, T, R> extends Filter<LogFilter.Context<N>, N, Q, T, 
     }
 
     /** One request's line, formatted by the writer. */
-    record Entry(long epochNanos, Object conn, int hctx, int tag, int op, long offset, long length, int flags,
-            Status status, long latencyNanos) {}
+    record Entry(long epochNanos, @Nullable Object conn, int hctx, int tag, int op, long offset, long length, int flags,
+            @Nullable Status status, long latencyNanos) {}
 
     /** A context's start times, by tag. */
     static final class Context<N> extends FilterContext<N> {
@@ -125,7 +126,7 @@ final class LogFilter<N, Q, T, R> extends Filter<LogFilter.Context<N>, N, Q, T, 
     }
 
     @Override
-    protected void ended(Context<N> hw, Request<R> rq, boolean wasPassed) {
+    protected void ended(@Nullable Context<N> hw, Request<R> rq, boolean wasPassed) {
         if (hw == null) {
             return;
         }

@@ -11,7 +11,9 @@ import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashSet;
 import java.util.Map;
+import java.util.Objects;
 import java.util.concurrent.TimeUnit;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Caps the connections a server holds: in all, and per client IP address, in such a way that the caps
@@ -46,10 +48,10 @@ final class ConnectionLimiter {
     /** One counted connection; released once, when it closes or is evicted. */
     private static final class Counted {
         final Channel channel;
-        final InetAddress client;
+        final @Nullable InetAddress client;
         boolean released;
 
-        Counted(Channel channel, InetAddress client) {
+        Counted(Channel channel, @Nullable InetAddress client) {
             this.channel = channel;
             this.client = client;
         }
@@ -81,7 +83,7 @@ final class ConnectionLimiter {
                 evictedForClient = oldestHandshaking(client);
                 if (evictedForClient == null) {
                     refusals.log(Level.WARNING, () -> "refused connection from " + NbdServer.describe(remote) + ": "
-                            + maxPerClient + " connections from " + client.getHostAddress()
+                            + maxPerClient + " connections from " + Objects.requireNonNull(client).getHostAddress()
                             + " in transmission (the most allowed; see --max-connections-per-client)");
                     return false;
                 }
@@ -118,7 +120,7 @@ final class ConnectionLimiter {
         handshaking.removeIf(c -> c.channel == ch);
     }
 
-    private Counted oldestHandshaking(InetAddress client) {
+    private @Nullable Counted oldestHandshaking(@Nullable InetAddress client) {
         for (Iterator<Counted> it = handshaking.iterator(); it.hasNext(); ) {
             Counted c = it.next();
             if (client == null || client.equals(c.client)) {
@@ -128,7 +130,7 @@ final class ConnectionLimiter {
         return null;
     }
 
-    private void evict(Counted victim, String cap, SocketAddress newcomer) {
+    private void evict(@Nullable Counted victim, String cap, SocketAddress newcomer) {
         if (victim == null) {
             return;
         }
@@ -160,7 +162,7 @@ final class ConnectionLimiter {
     }
 
     /** Returns the client's IP address (IPv4-mapped IPv6 addresses as IPv4), or null for Unix sockets. */
-    static InetAddress clientAddress(SocketAddress remote) {
+    static @Nullable InetAddress clientAddress(SocketAddress remote) {
         if (!(remote instanceof InetSocketAddress inet) || inet.getAddress() == null) {
             return null;
         }

@@ -19,6 +19,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The exports a server offers, by name, and who may use each; the default export is the one named {@code ""}.
@@ -84,12 +85,12 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
      * Returns export {@code name}'s stack as the log shows it, the layer closest to the client first
      * ({@code cow(overlay=memory) -> file:/srv/vm.img}), or {@code null} for an export added ready-built.
      */
-    public String stack(String name) {
+    public @Nullable String stack(String name) {
         return stacks.get(name);
     }
 
     /** Returns the export called {@code name}, or {@code null}. */
-    public Export get(String name) {
+    public @Nullable Export get(String name) {
         return exports.get(name);
     }
 
@@ -116,7 +117,7 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
     }
 
     @Override
-    public NbdExportInfo find(String name) {
+    public @Nullable NbdExportInfo find(String name) {
         Export export = exports.get(name);
         return export == null ? null : export.info();
     }

@@ -30,6 +30,7 @@ import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.stream.Collectors;
+import org.jspecify.annotations.Nullable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -152,7 +153,7 @@ final class ServeCommand implements Callable<Integer> {
             names = {"-U", "--socket"},
             paramLabel = "PATH",
             description = "Listen on this Unix socket instead of TCP (add --listen to have both).")
-    Path socket;
+    @Nullable Path socket;
 
     @Option(
             names = {"-r", "--read-only"},
@@ -163,13 +164,13 @@ final class ServeCommand implements Callable<Integer> {
             names = "--event-loops",
             paramLabel = "N",
             description = "Network threads (default: the number of CPUs, here ${sys:mqnbd.cpus}).")
-    Integer eventLoops;
+    @Nullable Integer eventLoops;
 
     @Option(
             names = "--hw-queues",
             paramLabel = "N",
             description = "Hardware queues per export (default: one per event loop).")
-    Integer hwQueues;
+    @Nullable Integer hwQueues;
 
     @Option(
             names = "--queue-depth",
@@ -184,6 +185,7 @@ final class ServeCommand implements Callable<Integer> {
             defaultValue = "32M",
             description = "Largest READ or WRITE accepted, advertised to clients: 4K..64M, the most the backends "
                     + "take in one request (default: ${DEFAULT-VALUE}).")
+    @SuppressWarnings("NullAway.Init") // picocli sets it: it has a default value
     String maxPayload;
 
     @Option(
@@ -332,8 +334,9 @@ final class ServeCommand implements Callable<Integer> {
             try {
                 spec = FilterSpec.parse(text);
             } catch (IllegalArgumentException e) {
-                throw new MqnbdCommand.UsageException(e.getMessage().startsWith("--filter")
-                        ? e.getMessage() : "--filter " + text + ": " + e.getMessage());
+                String message = String.valueOf(e.getMessage());
+                throw new MqnbdCommand.UsageException(
+                        message.startsWith("--filter") ? message : "--filter " + text + ": " + message);
             }
             if (!spec.export().equals(FilterSpec.EVERY_EXPORT)
                     && specs.stream().noneMatch(s -> s.name().equals(spec.export()))) {

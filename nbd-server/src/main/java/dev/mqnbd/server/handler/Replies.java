@@ -9,6 +9,7 @@ import dev.mqnbd.server.protocol.NbdStructuredReplies;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.CompositeByteBuf;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Encodes one connection's replies in the framing it negotiated: simple replies; structured replies
@@ -64,7 +65,7 @@ final class Replies {
      * @param df whether the client asked for one content chunk ({@code NBD_CMD_FLAG_DF})
      */
     ByteBuf readSucceeded(ByteBufAllocator alloc, ByteBuf buffer, long cookie, long offset, int length,
-            ExtentList extents, boolean df) {
+            @Nullable ExtentList extents, boolean df) {
         if (!structured) {
             buffer.writerIndex(0);
             NbdReplyEncoder.writeSimpleReplyHeader(buffer, cookie, 0);
@@ -127,7 +128,7 @@ final class Replies {
     }
 
     /** Answers a failed command: a structured ERROR chunk where simple replies are not allowed. */
-    ByteBuf failed(ByteBufAllocator alloc, long cookie, long offset, NbdCommand command, int error) {
+    ByteBuf failed(ByteBufAllocator alloc, long cookie, long offset, @Nullable NbdCommand command, int error) {
         if (extended || (structured && (command == NbdCommand.READ || command == NbdCommand.BLOCK_STATUS))) {
             return NbdStructuredReplies.error(alloc, extended, cookie, offset, error, describe(command, error));
         }
@@ -150,7 +151,7 @@ final class Replies {
                 alloc, extended, cookie, offset, contextId, extents.lengths, extents.flags, count);
     }
 
-    private static String describe(NbdCommand command, int error) {
+    private static String describe(@Nullable NbdCommand command, int error) {
         for (NbdError e : NbdError.values()) {
             if (e.code() == error) {
                 return (command == null ? "request" : command.name()) + " failed: " + e.name();

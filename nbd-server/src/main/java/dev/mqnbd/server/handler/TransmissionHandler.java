@@ -26,7 +26,9 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import java.lang.System.Logger.Level;
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
+import java.util.Objects;
 import java.util.concurrent.TimeUnit;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The transmission phase of one connection: each decoded {@link NbdRequest} becomes one mq-core {@link
@@ -344,7 +346,7 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
      */
     private boolean prepare(Request<?> request, NbdRequest rq) {
         Slot slot = slots[request.tag()];
-        slot.reset(rq.cookie(), rq.command(), rq.offset(), rq.flags());
+        slot.reset(rq.cookie(), Objects.requireNonNull(rq.command()), rq.offset(), rq.flags()); // validated
         try {
             fill(request, slot, rq);
             return true;
@@ -367,7 +369,7 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
         int flags = (rq.flags() & NbdConstants.CMD_FLAG_FUA) != 0 ? ReqFlags.FUA : 0;
         long offset = rq.offset();
         long length = rq.length();
-        switch (rq.command()) {
+        switch (Objects.requireNonNull(rq.command())) {
             case READ -> {
                 int len = (int) length;
                 if (readSegments && len >= SEGMENTED_READ_MIN) {
@@ -391,7 +393,7 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
             case WRITE -> {
                 // OWNERSHIP: the slot keeps its own reference to the payload (or to a contiguous pooled copy when
                 // the payload spans several inbound buffers), released on completion.
-                ByteBuf payload = rq.payload();
+                ByteBuf payload = Objects.requireNonNull(rq.payload());
                 int pieces = payload.nioBufferCount();
                 if (pieces > 1 && writeSegments) {
                     // A scatter list of the inbound buffers: no copy.
@@ -506,7 +508,7 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
             }
             return replies.failed(ctx.alloc(), slot.cookie, slot.offset, slot.command, error);
         }
-        if (slot.command == NbdCommand.READ && buffer.capacity() != replies.dataIndex() + length) {
+        if (slot.command == NbdCommand.READ && Objects.requireNonNull(buffer).capacity() != replies.dataIndex() + length) {
             // A READ_SEGMENTS driver handed more or fewer bytes than asked: a bug, never sent as data.
             LOG.log(Level.ERROR, "export \"" + export.name() + "\": the backend answered a READ of " + length
                     + " bytes with " + (buffer.capacity() - replies.dataIndex()) + " bytes; replying EIO");
@@ -514,10 +516,10 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
             return replies.failed(ctx.alloc(), slot.cookie, slot.offset, slot.command, NbdError.EIO.code());
         }
         return switch (slot.command) {
-            case READ -> replies.readSucceeded(ctx.alloc(), buffer, slot.cookie, slot.offset, length,
+            case READ -> replies.readSucceeded(ctx.alloc(), Objects.requireNonNull(buffer), slot.cookie, slot.offset, length,
                     slot.extentsInUse, (slot.flags & NbdConstants.CMD_FLAG_DF) != 0);
             case BLOCK_STATUS -> replies.blockStatus(ctx.alloc(), slot.cookie, slot.offset, slot.length, contextId,
-                    slot.extentsInUse, (slot.flags & NbdConstants.CMD_FLAG_REQ_ONE) != 0);
+                    Objects.requireNonNull(slot.extentsInUse), (slot.flags & NbdConstants.CMD_FLAG_REQ_ONE) != 0);
             default -> {
                 if (buffer != null) {
                     buffer.release();
@@ -527,7 +529,7 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
         };
     }
 
-    private void finish(ByteBuf reply, long readBytes) {
+    private void finish(@Nullable ByteBuf reply, long readBytes) {
         inFlight--;
         readBytesInFlight -= readBytes;
         if (reply == null) {
@@ -681,15 +683,15 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
     /** What a connection remembers of one of its requests in flight. */
     private static final class Slot {
         long cookie;
-        NbdCommand command;
+        NbdCommand command = NbdCommand.READ;
         long offset;
         long length;
         int flags;
-        ByteBuf buffer;
+        @Nullable ByteBuf buffer;
         /** The READ bytes this request counts in {@code readBytesInFlight}. */
         long readBytes;
         /** For a split TRIM or WRITE_ZEROES: the mq-core op and flags, where the next piece starts, the end. */
-        ReqOp op;
+        ReqOp op = ReqOp.READ;
         int reqFlags;
         long chunkOffset;
         long chunkEnd;
@@ -705,11 +707,11 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
             this.chunkEnd = 0;
         }
         /** The slot's READ segment sink, created on first use and reused. */
-        private SegmentSink segments;
+        private @Nullable SegmentSink segments;
         /** The slot's extent sink, created on first use and reused. */
-        private ExtentList extents;
+        private @Nullable ExtentList extents;
         /** The sink handed to the current request, or {@code null}. */
-        ExtentList extentsInUse;
+        @Nullable ExtentList extentsInUse;
 
         Segments segments(CompositeByteBuf reply) {
             if (segments == null) {
@@ -730,13 +732,13 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
 
     /** Appends a READ_SEGMENTS driver's views to the reply being built, wrapped without a copy. */
     private static final class SegmentSink implements Segments {
-        CompositeByteBuf reply;
+        @Nullable CompositeByteBuf reply;
 
         @Override
         public void add(ByteBuffer segment) {
             if (segment.hasRemaining()) {
                 // OWNERSHIP: the wrapper only references the driver's memory; releasing it frees nothing.
-                reply.addComponent(true, Unpooled.wrappedBuffer(segment));
+                Objects.requireNonNull(reply).addComponent(true, Unpooled.wrappedBuffer(segment));
             }
         }
     }

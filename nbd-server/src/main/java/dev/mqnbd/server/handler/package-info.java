@@ -3,4 +3,7 @@
  * command into one mq-core {@link dev.mqnbd.mq.Request}, after {@link
  * dev.mqnbd.server.handler.RequestValidator} has checked it, and encodes the replies.
  */
+@NullMarked
 package dev.mqnbd.server.handler;
+
+import org.jspecify.annotations.NullMarked;

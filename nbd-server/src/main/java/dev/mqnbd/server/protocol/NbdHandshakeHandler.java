@@ -16,6 +16,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLException;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The server side of the fixed newstyle handshake (proto.md "Handshake", "Fixed newstyle negotiation",
@@ -112,7 +113,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
     private boolean structuredReplies;
     private boolean extendedHeaders;
     // The export whose base:allocation context the last SET_META_CONTEXT selected, or null.
-    private String metaContextExport;
+    private @Nullable String metaContextExport;
 
     /** Creates a handler without TLS that buffers at most {@link #DEFAULT_MAXIMUM_OPTION_LENGTH} bytes of options. */
     public NbdHandshakeHandler(NbdExports exports, NbdTransmissionStarter starter) {
@@ -509,7 +510,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
     }
 
     /** Returns export {@code name} if it exists and this client may use it, else {@code null}. */
-    private NbdExportInfo find(ChannelHandlerContext ctx, String name) {
+    private @Nullable NbdExportInfo find(ChannelHandlerContext ctx, String name) {
         NbdExportInfo export = exports.find(name);
         if (export == null) {
             return null;

@@ -16,6 +16,7 @@ import java.security.cert.X509Certificate;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The server's TLS identity, read from PEM files: its certificate (with any intermediates), its private key,
@@ -66,7 +67,7 @@ public final class TlsCredentials {
      * @param ca the CA certificates client certificates must chain to; {@code null} for none
      * @throws IOException if a file is missing or unreadable, or the key does not match the certificate
      */
-    public static TlsCredentials load(Path certificate, Path key, Path ca) throws IOException {
+    public static TlsCredentials load(Path certificate, Path key, @Nullable Path ca) throws IOException {
         List<X509Certificate> chain = PemFiles.certificates(requireFile(certificate));
         PrivateKey privateKey = PemFiles.privateKey(requireFile(key));
         checkPair(chain.getFirst(), privateKey, certificate, key);
