@@ -4,6 +4,7 @@ import dev.mqnbd.filter.FilterSpec;
 import dev.mqnbd.filter.Filters;
 import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.MqException;
+import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.server.protocol.NbdExportInfo;
 import dev.mqnbd.server.protocol.NbdExports;
 import dev.mqnbd.server.protocol.NbdPeer;

@@ -1,5 +1,6 @@
 package dev.mqnbd.server;
 
+import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.server.log.RateLimitedLog;
 import dev.mqnbd.server.handler.TransmissionHandler;
 import dev.mqnbd.server.protocol.NbdExportInfo;

@@ -4,7 +4,7 @@ import dev.mqnbd.filter.FilterKind;
 import dev.mqnbd.filter.FilterSpec;
 import dev.mqnbd.filter.Filters;
 import dev.mqnbd.mq.QueueLimits;
-import dev.mqnbd.server.Export;
+import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.server.ExportRegistry;
 import dev.mqnbd.server.NbdServer;
 import dev.mqnbd.server.NbdServerConfig;

@@ -9,7 +9,6 @@ import dev.mqnbd.mq.RequestCompletion;
 import dev.mqnbd.mq.Segments;
 import dev.mqnbd.mq.Status;
 import dev.mqnbd.mq.TagWaiter;
-import dev.mqnbd.server.Export;
 import dev.mqnbd.server.log.RateLimitedLog;
 import dev.mqnbd.server.protocol.NbdCodecException;
 import dev.mqnbd.server.protocol.NbdCommand;
