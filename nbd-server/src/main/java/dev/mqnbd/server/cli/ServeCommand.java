@@ -23,12 +23,14 @@ import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import org.jspecify.annotations.Nullable;
 import picocli.CommandLine.ArgGroup;
@@ -252,7 +254,7 @@ final class ServeCommand implements Callable<Integer> {
         LogSetup.configure(verbose);
         List<ExportSpec> specs = parseExports();
         List<FilterSpec> filterSpecs = parseFilters(specs);
-        java.util.Map<String, String> texts = parseDescriptions(specs);
+        Map<String, String> texts = parseDescriptions(specs);
         int payload = parseMaxPayload();
         int loops = eventLoops != null ? positive("--event-loops", eventLoops) : Runtime.getRuntime().availableProcessors();
         int queues = hwQueues != null ? positive("--hw-queues", hwQueues) : loops;
@@ -286,7 +288,7 @@ final class ServeCommand implements Callable<Integer> {
             server = NbdServer.start(group, registry, addresses, config);
         } catch (Exception | Error e) {
             registry.close();
-            group.shutdownGracefully(0, 1, java.util.concurrent.TimeUnit.SECONDS);
+            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw e;
         }
         CountDownLatch stopped = new CountDownLatch(1);
@@ -366,8 +368,8 @@ final class ServeCommand implements Callable<Integer> {
                 + ", " + (limits.readOnly() ? "read-only" : "read-write"));
     }
 
-    private java.util.Map<String, String> parseDescriptions(List<ExportSpec> specs) {
-        java.util.Map<String, String> texts = new java.util.HashMap<>();
+    private Map<String, String> parseDescriptions(List<ExportSpec> specs) {
+        Map<String, String> texts = new HashMap<>();
         for (String text : descriptions) {
             int eq = text.indexOf('=');
             if (eq < 0) {

@@ -22,6 +22,7 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
@@ -653,7 +654,7 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter impl
         if (cause instanceof NbdCodecException) {
             CLOSES.log(Level.WARNING, () -> "closing connection from " + ctx.channel().remoteAddress()
                     + " to export \"" + export.name() + "\": " + cause.getMessage());
-        } else if (cause instanceof java.io.IOException) {
+        } else if (cause instanceof IOException) {
             // The peer went away (reset, broken pipe) while replies were being read or written.
             CLOSES.log(Level.INFO, () -> "connection from " + ctx.channel().remoteAddress() + " to export \""
                     + export.name() + "\" lost: " + cause.getMessage());

@@ -5,6 +5,7 @@ import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
@@ -97,7 +98,7 @@ public final class TlsCredentials {
         if (algorithm == null) {
             return;
         }
-        byte[] probe = "mqnbd key check".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        byte[] probe = "mqnbd key check".getBytes(StandardCharsets.US_ASCII);
         try {
             Signature signer = Signature.getInstance(algorithm);
             signer.initSign(key);
