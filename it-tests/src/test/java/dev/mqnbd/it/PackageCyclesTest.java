@@ -9,10 +9,11 @@ import com.tngtech.archunit.core.importer.ClassFileImporter;
 import com.tngtech.archunit.core.importer.ImportOption;
 import java.util.Set;
 import java.util.stream.Collectors;
+import org.jspecify.annotations.NullMarked;
 import org.junit.jupiter.api.Test;
 
 /**
- * The packages of the main code form no cycle: within a module, a package that uses another is not used
+ * The packages of the main code form no cycle, and each is {@code @NullMarked}, so NullAway checks it: within a module, a package that uses another is not used
  * by it, directly or through others (Maven already keeps the modules one-way). This module's test
  * classpath holds the main classes of every module but the benchmarks; test classes and test jars are
  * left out.
@@ -43,5 +44,19 @@ class PackageCyclesTest {
                 .beFreeOfCycles()
                 .because("a package cycle ties packages that should change one at a time")
                 .check(classes);
+    }
+
+    @Test
+    void everyMainPackageIsNullMarked() {
+        JavaClasses classes =
+                new ClassFileImporter().withImportOption(MAIN_CODE_ONLY).importPackages("dev.mqnbd");
+        Set<String> unmarked = classes.stream()
+                .map(JavaClass::getPackageName)
+                .distinct()
+                .filter(name -> !classes.getPackage(name).isAnnotatedWith(NullMarked.class))
+                .collect(Collectors.toSet());
+        assertThat(unmarked)
+                .as("main packages without @NullMarked in their package-info (NullAway skips them)")
+                .isEmpty();
     }
 }
