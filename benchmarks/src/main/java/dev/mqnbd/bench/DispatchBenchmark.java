@@ -10,8 +10,10 @@ import dev.mqnbd.mq.Request;
 import dev.mqnbd.mq.RequestCompletion;
 import dev.mqnbd.mq.Status;
 import dev.mqnbd.mq.TagSet;
+import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
+import org.jspecify.annotations.Nullable;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -54,7 +56,7 @@ public class DispatchBenchmark {
     public int filters;
 
     private BlockQueue<?, Void, Void, Void> queue;
-    private final Request<?>[] batch = new Request<?>[BATCH];
+    private final @Nullable Request<?>[] batch = new Request<?>[BATCH];
     private long completed;
     private final RequestCompletion completion = rq -> completed++;
     private int nextHctx;
@@ -86,7 +88,7 @@ public class DispatchBenchmark {
     /** One request per invocation. */
     @Benchmark
     public long single() {
-        Request<Void> rq = queue.tryAllocate(nextHctx(), completion);
+        Request<Void> rq = Objects.requireNonNull(queue.tryAllocate(nextHctx(), completion)); // a tag is always free
         rq.prepare(ReqOp.READ, 0, 0, 4096, null);
         queue.submit(rq, true);
         return completed;
@@ -98,13 +100,13 @@ public class DispatchBenchmark {
     public long batch16() {
         int h = nextHctx();
         for (int i = 0; i < BATCH; i++) {
-            Request<Void> rq = queue.tryAllocate(h, completion);
+            Request<Void> rq = Objects.requireNonNull(queue.tryAllocate(h, completion));
             rq.prepare(ReqOp.READ, 0, i * 4096L, 4096, null);
             batch[i] = rq;
         }
         for (int i = 0; i < BATCH; i++) {
             // OWNERSHIP: each request goes to the driver here; the driver ends the batch at its last one.
-            queue.submit(batch[i], i == BATCH - 1);
+            queue.submit(Objects.requireNonNull(batch[i]), i == BATCH - 1);
             batch[i] = null;
         }
         return completed;
@@ -118,12 +120,12 @@ public class DispatchBenchmark {
 
     /** Per-context driver data: the requests of the open batch. Used on the context's executor only. */
     static final class PendingBatch {
-        final Request<?>[] requests = new Request<?>[QUEUE_DEPTH];
+        final @Nullable Request<?>[] requests = new Request<?>[QUEUE_DEPTH];
         int count;
 
         void endAll() {
             for (int i = 0; i < count; i++) {
-                Request<?> rq = requests[i];
+                Request<?> rq = Objects.requireNonNull(requests[i]);
                 requests[i] = null;
                 rq.end(Status.OK);
             }

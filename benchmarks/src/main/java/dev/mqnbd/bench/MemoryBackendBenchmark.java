@@ -13,6 +13,7 @@ import dev.mqnbd.storage.memory.MemoryHwData;
 import dev.mqnbd.storage.memory.MemoryStore;
 import java.nio.ByteBuffer;
 import java.time.Duration;
+import java.util.Objects;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -92,7 +93,7 @@ public class MemoryBackendBenchmark {
     }
 
     private long io(ReqOp op, long offset) {
-        Request<Void> rq = queue.tryAllocate(0, completion);
+        Request<Void> rq = Objects.requireNonNull(queue.tryAllocate(0, completion)); // a tag is always free
         // The driver copies with absolute gets and puts: the buffer stays at position 0, limit ioSize.
         rq.prepare(op, 0, offset, ioSize, buffer);
         queue.submit(rq, true);

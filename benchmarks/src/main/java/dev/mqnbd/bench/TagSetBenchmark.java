@@ -10,6 +10,7 @@ import dev.mqnbd.mq.Status;
 import dev.mqnbd.mq.TagSet;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -76,7 +77,7 @@ public class TagSetBenchmark {
 
     @Benchmark
     public int allocateAbandon() {
-        Request<Void> rq = queue.tryAllocate(0, completion);
+        Request<Void> rq = Objects.requireNonNull(queue.tryAllocate(0, completion)); // a tag is always free
         int tag = rq.tag();
         queue.abandon(rq);
         return tag;

@@ -18,4 +18,7 @@
  * <p>Results are reported; they never gate the build. Every benchmark runs on one thread: the executors
  * here run each hardware context's work on the caller, which is only sound with one caller per context.
  */
+@NullMarked
 package dev.mqnbd.bench;
+
+import org.jspecify.annotations.NullMarked;

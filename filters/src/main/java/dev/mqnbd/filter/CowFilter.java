@@ -16,6 +16,8 @@ import java.nio.file.Path;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
+import org.jspecify.annotations.Nullable;
 
 /**
  * {@code cow}: a copy-on-write overlay. Writes, trims and zeroing land in the overlay; reads of bytes
@@ -49,7 +51,12 @@ final class CowFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> {
     private final long capacity;
     private final String description;
     private final OverlayMap map = new OverlayMap();
-    private volatile Overlay overlay;
+    private volatile @Nullable Overlay overlay;
+
+    /** Returns the overlay; only between start() and stop(), while requests are served. */
+    private Overlay overlay() {
+        return Objects.requireNonNull(overlay, "the cow overlay is not open");
+    }
 
     /** Opens the overlay when the export starts. */
     @FunctionalInterface
@@ -133,39 +140,39 @@ final class CowFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> {
         }
         return switch (rq.op()) {
             case READ -> {
-                overlayOnto(rq.data(), from, to);
+                overlayOnto(Objects.requireNonNull(rq.data()), from, to);
                 yield Status.OK;
             }
             case WRITE -> {
                 long at = from;
                 for (int i = 0, n = rq.segmentCount(); i < n; i++) {
                     ByteBuffer src = rq.segment(i);
-                    if (!overlay.write(at, src, src.position(), src.remaining())) {
+                    if (!overlay().write(at, src, src.position(), src.remaining())) {
                         yield Status.NO_SPACE;
                     }
                     at += src.remaining();
                 }
                 map.set(from, to, OverlayMap.DATA);
                 if (rq.hasFlag(ReqFlags.FUA)) {
-                    overlay.sync();
+                    overlay().sync();
                 }
                 yield Status.OK;
             }
             case DISCARD, WRITE_ZEROES -> {
                 map.set(from, to, OverlayMap.ZERO);
-                overlay.release(from, to - from);
+                overlay().release(from, to - from);
                 if (rq.hasFlag(ReqFlags.FUA)) {
-                    overlay.sync();
+                    overlay().sync();
                 }
                 yield Status.OK;
             }
             case FLUSH -> {
-                overlay.sync();
+                overlay().sync();
                 yield Status.OK;
             }
             case CACHE -> Status.OK;
             case BLOCK_STATUS -> {
-                blockStatus(rq.extents(), from, to);
+                blockStatus(Objects.requireNonNull(rq.extents()), from, to);
                 yield Status.OK;
             }
         };
@@ -182,7 +189,7 @@ final class CowFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> {
             int index = base + (int) (at - from);
             int length = (int) (end - at);
             if (state == OverlayMap.DATA) {
-                overlay.read(at, dst, index, length);
+                overlay().read(at, dst, index, length);
                 any = true;
             } else if (state == OverlayMap.ZERO) {
                 for (int i = 0; i < length; i++) {
@@ -213,7 +220,7 @@ final class CowFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> {
     }
 
     @Override
-    protected void ended(FilterContext<N> hw, Request<R> rq, boolean wasPassed) {
+    protected void ended(@Nullable FilterContext<N> hw, Request<R> rq, boolean wasPassed) {
         if (!wasPassed || rq.status() != Status.OK) {
             return;
         }
@@ -221,7 +228,7 @@ final class CowFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> {
         long to = from + rq.length();
         if (rq.op() == ReqOp.READ) {
             try {
-                if (overlayOnto(rq.data(), from, to) && rq.extents() != null) {
+                if (overlayOnto(Objects.requireNonNull(rq.data()), from, to) && rq.extents() != null) {
                     rq.extents().clear(); // the base's holes may hold overlay data now: send it all as data
                 }
             } catch (IOException e) {

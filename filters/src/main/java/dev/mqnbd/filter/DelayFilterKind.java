@@ -5,6 +5,7 @@ import dev.mqnbd.mq.QueueLimits;
 import dev.mqnbd.mq.ReqOp;
 import java.time.Duration;
 import java.util.List;
+import java.util.Objects;
 
 /**
  * {@code delay}: adds a fixed delay to the requests of each kind named, without holding up any thread
@@ -48,7 +49,7 @@ public final class DelayFilterKind implements FilterKind {
         for (String name : OPS) {
             Duration delay = settings.duration(name, Duration.ZERO);
             if (!delay.isZero()) {
-                ReqOp op = ErrorFilterKind.op(name);
+                ReqOp op = Objects.requireNonNull(ErrorFilterKind.op(name));
                 filter.add(FaultRule.on(op).name("delay " + name).delay(delay));
             }
         }

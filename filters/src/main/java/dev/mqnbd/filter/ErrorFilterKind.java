@@ -7,6 +7,7 @@ import dev.mqnbd.mq.Status;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import org.jspecify.annotations.Nullable;
 
 /**
  * {@code error}: fails a random share of requests with an error of the user's choice, for testing how
@@ -80,7 +81,7 @@ public final class ErrorFilterKind implements FilterKind {
     }
 
     /** Returns the operation a command-line name stands for, or {@code null}. */
-    static ReqOp op(String name) {
+    static @Nullable ReqOp op(String name) {
         return switch (name.toLowerCase(Locale.ROOT)) {
             case "read" -> ReqOp.READ;
             case "write" -> ReqOp.WRITE;

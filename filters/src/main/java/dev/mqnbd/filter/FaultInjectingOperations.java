@@ -15,6 +15,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import org.jspecify.annotations.Nullable;
 
 /**
  * A filter that injects faults into the requests of the layer it wraps: nbdkit's error and delay filters
@@ -181,7 +182,7 @@ public final class FaultInjectingOperations<N, Q, T, R> extends Filter<FilterCon
     }
 
     @Override
-    protected void ended(FilterContext<N> hw, Request<R> rq, boolean wasPassed) {
+    protected void ended(@Nullable FilterContext<N> hw, Request<R> rq, boolean wasPassed) {
         if (!wasPassed && !held.isEmpty()) {
             held.remove(rq, FAILED);
         }
@@ -217,7 +218,7 @@ public final class FaultInjectingOperations<N, Q, T, R> extends Filter<FilterCon
                 // OWNERSHIP: mq-core ends the request with the returned status; ended() forgets it.
                 held.put(rq, FAILED);
                 took(hw, queue, isLast);
-                return rule.status();
+                return Objects.requireNonNull(rule.status()); // a FAIL rule always has one
             }
             case DROP -> {
                 // OWNERSHIP: the filter keeps the request until timeout() or endDropped() ends it.

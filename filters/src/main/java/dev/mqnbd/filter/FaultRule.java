@@ -10,6 +10,7 @@ import java.util.Objects;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Predicate;
+import org.jspecify.annotations.Nullable;
 
 /**
  * One rule of a {@link FaultInjectingOperations}: which requests it selects and what happens to them,
@@ -52,22 +53,22 @@ public final class FaultRule {
     private final int opMask;
     private final long from;
     private final long to;
-    private final Predicate<? super Request<?>> predicate;
+    private final @Nullable Predicate<? super Request<?>> predicate;
     private final long first;
     private final long after;
     private final long every;
     private final double probability;
-    private final Random coin;
+    private final @Nullable Random coin;
     private final long limit;
     private final Action action;
-    private final Status status;
+    private final @Nullable Status status;
     private final long delayNanos;
 
     private final AtomicLong matched = new AtomicLong();
     private final AtomicLong injected = new AtomicLong();
     private volatile boolean enabled = true;
 
-    private FaultRule(Builder b, Action action, Status status, long delayNanos) {
+    private FaultRule(Builder b, Action action, @Nullable Status status, long delayNanos) {
         this.name = b.name;
         this.opMask = b.opMask;
         this.from = b.from;
@@ -149,7 +150,7 @@ public final class FaultRule {
     }
 
     /** Returns the status a FAIL ends a request with, or a DROP's timeout does; {@code null} otherwise. */
-    public Status status() {
+    public @Nullable Status status() {
         return status;
     }
 
@@ -232,7 +233,7 @@ public final class FaultRule {
         private String name = "fault";
         private long from;
         private long to = Long.MAX_VALUE;
-        private Predicate<? super Request<?>> predicate;
+        private @Nullable Predicate<? super Request<?>> predicate;
         private long first = Long.MAX_VALUE;
         private long after;
         private long every = 1;

@@ -8,6 +8,7 @@ import dev.mqnbd.mq.TimeoutAction;
 import java.util.Arrays;
 import java.util.Map;
 import java.util.Objects;
+import org.jspecify.annotations.Nullable;
 
 /**
  * A layer between the front end and a backend: a blk-mq driver that wraps the next driver of its export,
@@ -53,7 +54,7 @@ public abstract class Filter<C extends FilterContext<N>, N, Q, T, R> implements 
     private final QueueLimits limits;
 
     // Written while contexts are built and torn down (never during I/O); read by complete() and timeout().
-    private volatile FilterContext<?>[] contexts = new FilterContext<?>[0];
+    private volatile @Nullable FilterContext<?>[] contexts = new FilterContext<?>[0];
     private int live;
 
     /**
@@ -123,7 +124,7 @@ public abstract class Filter<C extends FilterContext<N>, N, Q, T, R> implements 
             throw e;
         }
         synchronized (this) {
-            FilterContext<?>[] now = Arrays.copyOf(contexts, Math.max(contexts.length, hctxIndex + 1));
+            @Nullable FilterContext<?>[] now = Arrays.copyOf(contexts, Math.max(contexts.length, hctxIndex + 1));
             now[hctxIndex] = context;
             contexts = now;
         }
@@ -149,7 +150,7 @@ public abstract class Filter<C extends FilterContext<N>, N, Q, T, R> implements 
         }
         synchronized (this) {
             if (hctxIndex < contexts.length && contexts[hctxIndex] == context) {
-                FilterContext<?>[] now = contexts.clone();
+                @Nullable FilterContext<?>[] now = contexts.clone();
                 now[hctxIndex] = null;
                 contexts = now;
             }
@@ -163,7 +164,7 @@ public abstract class Filter<C extends FilterContext<N>, N, Q, T, R> implements 
     }
 
     /** One context fewer; stops the filter after the last. Returns {@code failure} with a stop failure added. */
-    private Throwable release(Throwable failure) {
+    private @Nullable Throwable release(@Nullable Throwable failure) {
         synchronized (this) {
             if (--live > 0) {
                 return failure;
@@ -240,7 +241,7 @@ public abstract class Filter<C extends FilterContext<N>, N, Q, T, R> implements 
     public final void complete(Request<R> rq) {
         C hw = context(rq);
         boolean wasPassed = hw != null && hw.passed(rq.tag());
-        if (wasPassed) {
+        if (hw != null && wasPassed) {
             hw.passed(rq.tag(), false);
         }
         try {
@@ -258,7 +259,7 @@ public abstract class Filter<C extends FilterContext<N>, N, Q, T, R> implements 
      * @param hw the request's context
      * @param wasPassed whether the next layer served it (otherwise this filter answered or failed it)
      */
-    protected void ended(C hw, Request<R> rq, boolean wasPassed) {}
+    protected void ended(@Nullable C hw, Request<R> rq, boolean wasPassed) {}
 
     /** Hands a timed-out request to the next layer when it holds it; otherwise gives it another period. */
     @Override
@@ -272,8 +273,8 @@ public abstract class Filter<C extends FilterContext<N>, N, Q, T, R> implements 
 
     /** Returns the context {@code rq} was dispatched on, or {@code null} after it was torn down. */
     @SuppressWarnings("unchecked")
-    protected final C context(Request<R> rq) {
-        FilterContext<?>[] now = contexts;
+    protected final @Nullable C context(Request<R> rq) {
+        @Nullable FilterContext<?>[] now = contexts;
         int index = rq.hwIndex();
         return index < now.length ? (C) now[index] : null;
     }

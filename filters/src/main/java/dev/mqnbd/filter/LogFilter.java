@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.util.Arrays;
 import java.util.List;
+import org.jspecify.annotations.Nullable;
 
 /**
  * {@code log}: one line per request (connection, operation, offset, length, flags, status, latency)
@@ -36,7 +37,7 @@ final class LogFilter<N, Q, T, R> extends Filter<LogFilter.Context<N>, N, Q, T, 
     private final Path file;
     private final String description;
     private final String exportField;
-    private volatile LogSink sink;
+    private volatile @Nullable LogSink sink;
 
     LogFilter(Operations<N, Q, T, R> next, QueueLimits limits, Path file, String export, String description) {
         super(next, limits);
@@ -87,7 +88,7 @@ final class LogFilter<N, Q, T, R> extends Filter<LogFilter.Context<N>, N, Q, T, 
     }
 
     @Override
-    protected void ended(Context<N> hw, Request<R> rq, boolean wasPassed) {
+    protected void ended(@Nullable Context<N> hw, Request<R> rq, boolean wasPassed) {
         LogSink s = sink;
         if (hw == null || s == null) {
             return;

@@ -19,6 +19,7 @@ import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import org.jspecify.annotations.Nullable;
 
 /**
  * One request-log file and the thread that writes it: every {@link LogFilter} that names the file shares
@@ -50,7 +51,7 @@ final class LogSink {
     private int users;
 
     /** One request's line, formatted by the writer. */
-    record Entry(long epochNanos, String export, Object conn, int hctx, int tag, int op, long offset, long length,
+    record Entry(long epochNanos, String export, @Nullable Object conn, int hctx, int tag, int op, long offset, long length,
             int flags, Status status, long latencyNanos) {}
 
     private LogSink(Path file) throws IOException {

@@ -1,6 +1,7 @@
 package dev.mqnbd.filter;
 
 import java.util.Map;
+import java.util.Objects;
 import java.util.TreeMap;
 
 /**
@@ -41,7 +42,7 @@ final class OverlayMap {
         }
         for (Map.Entry<Long, long[]> e = runs.ceilingEntry(from); e != null && e.getKey() < to;
                 e = runs.ceilingEntry(from)) {
-            long[] run = runs.remove(e.getKey());
+            long[] run = Objects.requireNonNull(runs.remove(e.getKey()));
             if (run[0] > to) {
                 runs.put(to, run);
                 break;

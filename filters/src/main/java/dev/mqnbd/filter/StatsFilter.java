@@ -5,6 +5,7 @@ import dev.mqnbd.mq.QueueLimits;
 import dev.mqnbd.mq.ReqFlags;
 import dev.mqnbd.mq.Request;
 import dev.mqnbd.mq.Status;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The layer that counts an export's requests for {@link ExportStats}: on top of the stack, it notes when
@@ -46,7 +47,7 @@ final class StatsFilter<N, Q, T, R> extends Filter<StatsFilter.Context<N>, N, Q,
     }
 
     @Override
-    protected void ended(Context<N> hw, Request<R> rq, boolean wasPassed) {
+    protected void ended(@Nullable Context<N> hw, Request<R> rq, boolean wasPassed) {
         if (hw != null) {
             hw.cells.ended(rq.tag(), rq.op(), rq.status(), rq.length(), rq.hasFlag(ReqFlags.FUA), System.nanoTime());
         }

@@ -5,4 +5,7 @@
  * every export, filters or none; {@link dev.mqnbd.filter.FilterKind} is what the command line's {@code
  * --filter} names.
  */
+@NullMarked
 package dev.mqnbd.filter;
+
+import org.jspecify.annotations.NullMarked;

@@ -7,7 +7,7 @@ import dev.mqnbd.filter.FaultRule;
 import dev.mqnbd.filter.Filters;
 import dev.mqnbd.mq.ReqOp;
 import dev.mqnbd.mq.Status;
-import dev.mqnbd.server.Export;
+import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.server.ExportRegistry;
 import dev.mqnbd.server.NbdServer;
 import dev.mqnbd.storage.Backends;

@@ -5,6 +5,7 @@ import static dev.mqnbd.mq.Checks.requireArgument;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.IntFunction;
+import org.jspecify.annotations.Nullable;
 
 /**
  * A block device's request queue: its {@link QueueLimits}, its per-queue data {@code Q}, one {@link
@@ -39,8 +40,8 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
     private BlockQueue(Builder<H, Q, T, R> b, HwContext<H>[] hctxs) {
         this.set = b.set;
         this.ops = b.set.ops;
-        this.queueData = b.queueData;
-        this.limits = b.limits;
+        this.queueData = b.queueData();
+        this.limits = Objects.requireNonNull(b.limits);
         this.name = b.name;
         this.hctxs = hctxs;
         this.dispatcher = new Dispatcher<>(set, queueData, name, hctxs);
@@ -112,7 +113,7 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
      * @return the request, or {@code null} when every tag of the context is in use
      * @throws IllegalStateException if the queue is closed
      */
-    public Request<R> tryAllocate(int hctxIndex, RequestCompletion completion) {
+    public @Nullable Request<R> tryAllocate(int hctxIndex, RequestCompletion completion) {
         requireOpen();
         Tags<R> tags = set.tags[hctxIndex];
         int tag = tags.get();
@@ -168,12 +169,12 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
             throw new IllegalStateException("submit: " + rq + " (expected: ALLOCATED)");
         }
         rq.isLast = isLast;
-        HwContext<?> h = rq.hctx;
-        if (h.executor.inExecutor()) {
+        HctxExecutor executor = rq.executor();
+        if (executor.inExecutor()) {
             dispatcher.dispatch(rq, isLast);
         } else {
             // OWNERSHIP: the executor hand-off publishes the submitter's writes to the dispatch thread.
-            h.executor.execute(rq.dispatchTask);
+            executor.execute(rq.dispatchTask);
         }
     }
 
@@ -259,17 +260,23 @@ public final class BlockQueue<H, Q, T, R> implements AutoCloseable {
      */
     public static final class Builder<H, Q, T, R> {
         private final TagSet<H, Q, T, R> set;
-        private Q queueData;
-        private QueueLimits limits;
-        private IntFunction<? extends HctxExecutor> executors;
+        private @Nullable Q queueData;
+        private @Nullable QueueLimits limits;
+        private @Nullable IntFunction<? extends HctxExecutor> executors;
         private String name = "queue";
 
         private Builder(TagSet<H, Q, T, R> set) {
             this.set = Objects.requireNonNull(set, "tagSet");
         }
 
+        // Null stands for "no queue data": the data of a driver without any is Void, whose only value is null.
+        @SuppressWarnings("NullAway")
+        private Q queueData() {
+            return queueData;
+        }
+
         /** Sets the per-queue driver data; the queue owns it from a successful build on. */
-        public Builder<H, Q, T, R> queueData(Q data) {
+        public Builder<H, Q, T, R> queueData(@Nullable Q data) {
             this.queueData = data;
             return this;
         }

@@ -1,6 +1,7 @@
 package dev.mqnbd.mq;
 
 import java.lang.System.Logger.Level;
+import java.util.Objects;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -119,7 +120,7 @@ final class Dispatcher<H, Q, T, R> {
     private void scheduleRetry(HwContext<H> h) {
         if (!h.rerunScheduled) {
             h.rerunScheduled = true;
-            h.executor.schedule(h.rerunTask, BUSY_RETRY_NANOS, TimeUnit.NANOSECONDS);
+            h.executor.schedule(Objects.requireNonNull(h.rerunTask), BUSY_RETRY_NANOS, TimeUnit.NANOSECONDS);
         }
     }
 
@@ -152,7 +153,7 @@ final class Dispatcher<H, Q, T, R> {
             LOG.log(Level.ERROR, "queue " + name + ": complete threw for " + rq, e);
         }
         try {
-            rq.completion.completed(rq);
+            Objects.requireNonNull(rq.completion).completed(rq);
         } catch (RuntimeException e) {
             LOG.log(Level.ERROR, "queue " + name + ": the submitter's completion threw for " + rq, e);
         }
@@ -162,7 +163,7 @@ final class Dispatcher<H, Q, T, R> {
             // as a task of its own, as the kernel reruns the queue asynchronously: this completion may run
             // inside queueRq, commitRqs, poll or timeout (a driver that ends a request inline), and driver
             // callbacks of one context never nest.
-            h.executor.execute(h.restartTask);
+            h.executor.execute(Objects.requireNonNull(h.restartTask));
         }
     }
 

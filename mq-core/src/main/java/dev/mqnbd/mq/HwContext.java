@@ -1,6 +1,7 @@
 package dev.mqnbd.mq;
 
 import java.util.ArrayDeque;
+import org.jspecify.annotations.Nullable;
 
 /**
  * One hardware queue of a {@link BlockQueue}: its index, the driver's data {@code H} and the executor
@@ -24,13 +25,13 @@ public final class HwContext<H> {
     boolean rerunScheduled;
 
     /** Retries the requeued requests; set once by the queue, so a retry allocates nothing. */
-    Runnable rerunTask;
+    @Nullable Runnable rerunTask;
 
     /** Retries the requeued requests after a completion, without touching the retry timer; set once. */
-    Runnable restartTask;
+    @Nullable Runnable restartTask;
 
     /** Scans for overdue requests; set once by the queue when the tag set has a timeout. */
-    Runnable timeoutTask;
+    @Nullable Runnable timeoutTask;
 
     volatile long dispatched;
     volatile long completed;

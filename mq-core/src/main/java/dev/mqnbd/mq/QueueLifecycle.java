@@ -4,6 +4,7 @@ import java.util.Objects;
 import java.util.concurrent.TimeUnit;
 import java.util.function.IntFunction;
 import java.util.function.IntSupplier;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Setting up and tearing down a {@link BlockQueue}'s hardware contexts, the kernel's {@code
@@ -78,7 +79,7 @@ final class QueueLifecycle {
                 throw new MqException("queue " + name + ": interrupted while draining", e);
             }
         }
-        MqException failure = null;
+        @Nullable MqException failure = null;
         for (int i = hctxs.length - 1; i >= 0; i--) {
             try {
                 ops.exitHctx(hctxs[i].hwData, i);
@@ -98,7 +99,7 @@ final class QueueLifecycle {
         }
     }
 
-    private static MqException addFailure(MqException failure, String message, Exception e) {
+    private static MqException addFailure(@Nullable MqException failure, String message, Exception e) {
         if (failure == null) {
             return new MqException(message, e);
         }

@@ -3,6 +3,8 @@ package dev.mqnbd.mq;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
+import java.util.Objects;
+import org.jspecify.annotations.Nullable;
 
 /**
  * One block request, preallocated per tag and reused, the kernel's {@code struct request} with its PDU.
@@ -66,17 +68,17 @@ public final class Request<R> {
     private int flags;
     private long offset;
     private long length;
-    private ByteBuffer data;
-    private ByteBuffer[] segments;
+    private @Nullable ByteBuffer data;
+    private ByteBuffer @Nullable [] segments;
     private int segmentCount;
-    private Segments readSegments;
-    private Extents extents;
-    private Object attachment;
+    private @Nullable Segments readSegments;
+    private @Nullable Extents extents;
+    private @Nullable Object attachment;
 
-    // Set by mq-core.
-    BlockQueue<?, ?, ?, R> queue;
-    HwContext<?> hctx;
-    RequestCompletion completion;
+    // Set by mq-core while the request is allocated; null while the tag is idle.
+    @Nullable BlockQueue<?, ?, ?, R> queue;
+    @Nullable HwContext<?> hctx;
+    @Nullable RequestCompletion completion;
     boolean isLast;
     long deadlineNanos;
     private Status status = Status.OK;
@@ -101,7 +103,7 @@ public final class Request<R> {
      * @return this request
      * @throws IllegalStateException if the request is not allocated to the caller
      */
-    public Request<R> prepare(ReqOp op, int flags, long offset, long length, ByteBuffer data) {
+    public Request<R> prepare(ReqOp op, int flags, long offset, long length, @Nullable ByteBuffer data) {
         requireState(ALLOCATED, "prepare");
         if ((flags & ~ReqFlags.ALL) != 0) {
             throw new IllegalArgumentException("flags: 0x" + Integer.toHexString(flags) + " (expected: ReqFlags bits)");
@@ -234,7 +236,7 @@ public final class Request<R> {
     }
 
     private static void requireFinal(Status status) {
-        java.util.Objects.requireNonNull(status, "status");
+        Objects.requireNonNull(status, "status");
         if (status == Status.BUSY) {
             throw new IllegalArgumentException("status: BUSY (expected: a final status; return BUSY from queueRq)");
         }
@@ -243,20 +245,21 @@ public final class Request<R> {
     /** The state is ENDED: record the status and run the completion on the hardware context. */
     private void ended(Status status) {
         this.status = status;
-        if (hctx.executor.inExecutor()) {
+        HctxExecutor executor = executor();
+        if (executor.inExecutor()) {
             runCompletion();
         } else {
             // OWNERSHIP: the completion path owns the request from here; the executor hand-off publishes it.
-            hctx.executor.execute(completionTask);
+            executor.execute(completionTask);
         }
     }
 
     private void runCompletion() {
-        queue.dispatcher.complete(this);
+        Objects.requireNonNull(queue).dispatcher.complete(this);
     }
 
     private void runDispatch() {
-        queue.dispatcher.dispatch(this, isLast);
+        Objects.requireNonNull(queue).dispatcher.dispatch(this, isLast);
     }
 
     /** Returns the operation. */
@@ -285,7 +288,7 @@ public final class Request<R> {
     }
 
     /** Returns the data buffer (READ: to fill; WRITE: the payload), or {@code null} when there is none. */
-    public ByteBuffer data() {
+    public @Nullable ByteBuffer data() {
         return data;
     }
 
@@ -303,17 +306,17 @@ public final class Request<R> {
      * @throws IndexOutOfBoundsException if {@code i} is not below {@link #segmentCount()}
      */
     public ByteBuffer segment(int i) {
-        java.util.Objects.checkIndex(i, segmentCount);
-        return segments == null ? data : segments[i];
+        Objects.checkIndex(i, segmentCount);
+        return segments == null ? Objects.requireNonNull(data) : segments[i];
     }
 
     /** Returns the READ segment sink, or {@code null} when the driver must fill {@link #data()}. */
-    public Segments readSegments() {
+    public @Nullable Segments readSegments() {
         return readSegments;
     }
 
     /** Returns the extent sink, or {@code null} when the submitter gave none. */
-    public Extents extents() {
+    public @Nullable Extents extents() {
         return extents;
     }
 
@@ -323,7 +326,7 @@ public final class Request<R> {
     }
 
     /** Returns the submitter's attachment. */
-    public Object attachment() {
+    public @Nullable Object attachment() {
         return attachment;
     }
 
@@ -342,7 +345,7 @@ public final class Request<R> {
      * where a driver that holds the request (a filter delaying it) hands it on later.
      */
     public HctxExecutor executor() {
-        return hctx.executor;
+        return Objects.requireNonNull(hctx, "request not in flight").executor;
     }
 
     /**

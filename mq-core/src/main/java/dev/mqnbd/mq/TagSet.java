@@ -4,6 +4,7 @@ import static dev.mqnbd.mq.Checks.requireArgument;
 
 import java.time.Duration;
 import java.util.Objects;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The driver, its tag-set data and the preallocated requests of every hardware queue, the kernel's
@@ -33,7 +34,7 @@ public final class TagSet<H, Q, T, R> {
         this.polling = b.ops instanceof PollingOperations;
         this.hwQueues = b.hwQueues;
         this.queueDepth = b.queueDepth;
-        this.tagSetData = b.tagSetData;
+        this.tagSetData = b.tagSetData();
         this.timeoutNanos = b.timeout.toNanos();
         this.tags = (Tags<R>[]) new Tags<?>[hwQueues];
         for (int i = 0; i < hwQueues; i++) {
@@ -72,7 +73,7 @@ public final class TagSet<H, Q, T, R> {
      *
      * @return the request, or {@code null} when that tag is not in flight
      */
-    public Request<R> tagToRq(int hwIndex, int tag) {
+    public @Nullable Request<R> tagToRq(int hwIndex, int tag) {
         Objects.checkIndex(hwIndex, hwQueues);
         Objects.checkIndex(tag, queueDepth);
         Request<R> rq = tags[hwIndex].requests[tag];
@@ -88,11 +89,17 @@ public final class TagSet<H, Q, T, R> {
         private final Operations<H, Q, T, R> ops;
         private int hwQueues = 1;
         private int queueDepth = 128;
-        private T tagSetData;
+        private @Nullable T tagSetData;
         private Duration timeout = Duration.ZERO;
 
         private Builder(Operations<H, Q, T, R> ops) {
             this.ops = Objects.requireNonNull(ops, "ops");
+        }
+
+        // Null stands for "no tag-set data": the data of a driver without any is Void, whose only value is null.
+        @SuppressWarnings("NullAway")
+        private T tagSetData() {
+            return tagSetData;
         }
 
         /**
@@ -118,7 +125,7 @@ public final class TagSet<H, Q, T, R> {
         }
 
         /** Sets the data handed to every {@link Operations#initHctx}. */
-        public Builder<H, Q, T, R> tagSetData(T data) {
+        public Builder<H, Q, T, R> tagSetData(@Nullable T data) {
             this.tagSetData = data;
             return this;
         }

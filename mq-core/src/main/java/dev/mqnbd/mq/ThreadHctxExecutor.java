@@ -2,6 +2,7 @@ package dev.mqnbd.mq;
 
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import org.jspecify.annotations.Nullable;
 
 /**
  * An {@link HctxExecutor} on one daemon thread of its own, for drivers and tests that run without an
@@ -12,7 +13,7 @@ import java.util.concurrent.TimeUnit;
  */
 public final class ThreadHctxExecutor implements HctxExecutor, AutoCloseable {
     private final ScheduledThreadPoolExecutor executor;
-    private volatile Thread thread;
+    private volatile @Nullable Thread thread;
 
     /** Starts an executor whose thread is called {@code name}. */
     public ThreadHctxExecutor(String name) {

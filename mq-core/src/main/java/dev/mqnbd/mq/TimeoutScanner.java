@@ -1,6 +1,7 @@
 package dev.mqnbd.mq;
 
 import java.lang.System.Logger.Level;
+import java.util.Objects;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -55,6 +56,6 @@ final class TimeoutScanner<H, Q, T, R> {
                 }
             }
         }
-        h.executor.schedule(h.timeoutTask, scanNanos, TimeUnit.NANOSECONDS);
+        h.executor.schedule(Objects.requireNonNull(h.timeoutTask), scanNanos, TimeUnit.NANOSECONDS);
     }
 }

@@ -29,4 +29,7 @@
  *
  * <p>This package depends on the JDK alone.
  */
+@NullMarked
 package dev.mqnbd.mq;
+
+import org.jspecify.annotations.NullMarked;

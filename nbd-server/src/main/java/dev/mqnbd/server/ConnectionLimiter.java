@@ -12,7 +12,9 @@ import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashSet;
 import java.util.Map;
+import java.util.Objects;
 import java.util.concurrent.TimeUnit;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Caps the connections a server holds: in all, and per client IP address, in such a way that the caps
@@ -47,10 +49,10 @@ final class ConnectionLimiter {
     /** One counted connection; released once, when it closes or is evicted. */
     private static final class Counted {
         final Channel channel;
-        final InetAddress client;
+        final @Nullable InetAddress client;
         boolean released;
 
-        Counted(Channel channel, InetAddress client) {
+        Counted(Channel channel, @Nullable InetAddress client) {
             this.channel = channel;
             this.client = client;
         }
@@ -83,7 +85,7 @@ final class ConnectionLimiter {
                 if (evictedForClient == null) {
                     ConnectionEvents.of(ch).refused("client_limit");
                     refusals.log(Level.WARNING, () -> "refused connection from " + NbdServer.describe(remote) + ": "
-                            + maxPerClient + " connections from " + client.getHostAddress()
+                            + maxPerClient + " connections from " + Objects.requireNonNull(client).getHostAddress()
                             + " in transmission (the most allowed; see --max-connections-per-client)");
                     return false;
                 }
@@ -121,7 +123,7 @@ final class ConnectionLimiter {
         handshaking.removeIf(c -> c.channel == ch);
     }
 
-    private Counted oldestHandshaking(InetAddress client) {
+    private @Nullable Counted oldestHandshaking(@Nullable InetAddress client) {
         for (Iterator<Counted> it = handshaking.iterator(); it.hasNext(); ) {
             Counted c = it.next();
             if (client == null || client.equals(c.client)) {
@@ -131,7 +133,7 @@ final class ConnectionLimiter {
         return null;
     }
 
-    private void evict(Counted victim, String cap, SocketAddress newcomer) {
+    private void evict(@Nullable Counted victim, String cap, SocketAddress newcomer) {
         if (victim == null) {
             return;
         }
@@ -163,7 +165,7 @@ final class ConnectionLimiter {
     }
 
     /** Returns the client's IP address (IPv4-mapped IPv6 addresses as IPv4), or null for Unix sockets. */
-    static InetAddress clientAddress(SocketAddress remote) {
+    static @Nullable InetAddress clientAddress(SocketAddress remote) {
         if (!(remote instanceof InetSocketAddress inet) || inet.getAddress() == null) {
             return null;
         }

@@ -7,6 +7,7 @@ import dev.mqnbd.filter.Filters;
 import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.MqException;
 import dev.mqnbd.mq.Operations;
+import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.server.protocol.NbdExportInfo;
 import dev.mqnbd.server.protocol.NbdExports;
 import dev.mqnbd.server.protocol.NbdPeer;
@@ -22,6 +23,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The exports a server offers, by name, and who may use each; the default export is the one named {@code ""}.
@@ -118,7 +120,7 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
      * Returns what export {@code name}'s clients asked of it, or {@code null} when the registry does not
      * count requests or the export was added ready-built.
      */
-    public ExportStats stats(String name) {
+    public @Nullable ExportStats stats(String name) {
         return stats.get(name);
     }
 
@@ -126,7 +128,7 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
      * Returns export {@code name}'s stack as the log shows it, the layer closest to the client first
      * ({@code cow(overlay=memory) -> file:/srv/vm.img}), or {@code null} for an export added ready-built.
      */
-    public String stack(String name) {
+    public @Nullable String stack(String name) {
         return stacks.get(name);
     }
 
@@ -139,7 +141,7 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
     }
 
     /** Returns the export called {@code name}, or {@code null}. */
-    public Export get(String name) {
+    public @Nullable Export get(String name) {
         return exports.get(name);
     }
 
@@ -166,7 +168,7 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
     }
 
     @Override
-    public NbdExportInfo find(String name) {
+    public @Nullable NbdExportInfo find(String name) {
         Export export = exports.get(name);
         return export == null ? null : export.info();
     }

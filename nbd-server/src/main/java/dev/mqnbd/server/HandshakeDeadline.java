@@ -7,6 +7,7 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.lang.System.Logger.Level;
 import java.util.concurrent.TimeUnit;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Closes a connection that has not started transmission within a deadline of its arrival: a client that
@@ -18,7 +19,7 @@ import java.util.concurrent.TimeUnit;
 final class HandshakeDeadline extends ChannelInboundHandlerAdapter {
     private final long timeoutNanos;
     private final RateLimitedLog log;
-    private ScheduledFuture<?> timer;
+    private @Nullable ScheduledFuture<?> timer;
 
     HandshakeDeadline(long timeoutNanos, RateLimitedLog log) {
         if (timeoutNanos <= 0) {

@@ -8,6 +8,7 @@ import io.netty.channel.ChannelPromise;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.lang.System.Logger.Level;
 import java.util.concurrent.TimeUnit;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Closes a connection in transmission that has been idle for a timeout: no whole request arrived, no
@@ -22,7 +23,7 @@ final class IdleTimeout extends ChannelDuplexHandler {
     private final long timeoutNanos;
     private final RateLimitedLog log;
     private long lastActivity;
-    private ScheduledFuture<?> timer;
+    private @Nullable ScheduledFuture<?> timer;
 
     IdleTimeout(long timeoutNanos, RateLimitedLog log) {
         if (timeoutNanos <= 0) {

@@ -1,5 +1,7 @@
 package dev.mqnbd.server;
 
+import dev.mqnbd.mq.HctxExecutor;
+import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.server.log.RateLimitedLog;
 import dev.mqnbd.server.handler.TransmissionHandler;
 import dev.mqnbd.server.protocol.ConnectionEvents;
@@ -37,6 +39,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
+import java.util.function.IntFunction;
 
 /**
  * The NBD server: listeners, event loops and the connections on them, serving the exports of an {@link
@@ -98,7 +101,7 @@ public final class NbdServer implements AutoCloseable {
     }
 
     /** Returns the hardware-context executors of {@code group}: context {@code i} runs on loop {@code i mod n}. */
-    public static java.util.function.IntFunction<dev.mqnbd.mq.HctxExecutor> hctxExecutors(EventLoopGroup group) {
+    public static IntFunction<HctxExecutor> hctxExecutors(EventLoopGroup group) {
         List<EventLoop> list = new ArrayList<>();
         for (EventExecutor executor : group) {
             list.add((EventLoop) executor);

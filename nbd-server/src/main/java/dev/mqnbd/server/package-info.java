@@ -4,4 +4,7 @@
  * opened from a backend spec. {@link dev.mqnbd.server.NbdServerConfig} sets TLS and the limits: the
  * handshake deadline ({@code HandshakeDeadline}) and the connection caps ({@code ConnectionLimiter}).
  */
+@NullMarked
 package dev.mqnbd.server;
+
+import org.jspecify.annotations.NullMarked;

@@ -6,6 +6,7 @@ import dev.mqnbd.mq.Operations;
 import dev.mqnbd.mq.QueueLimits;
 import java.lang.System.Logger.Level;
 import java.util.Objects;
+import org.jspecify.annotations.Nullable;
 
 /**
  * An opened export before its queue is built: the top driver of its stack, the data the queue is built
@@ -22,7 +23,11 @@ import java.util.Objects;
  * @param description the stack as the log shows it, e.g. {@code rate(iops=5000) -> file:/srv/vm.img}
  */
 public record Device<H, Q, T, R>(
-        Operations<H, Q, T, R> driver, T tagSetData, Q queueData, QueueLimits limits, String description)
+        Operations<H, Q, T, R> driver,
+        @Nullable T tagSetData,
+        @Nullable Q queueData,
+        QueueLimits limits,
+        String description)
         implements AutoCloseable {
     /** Checks the parts; {@code tagSetData} and {@code queueData} may be null. */
     public Device {

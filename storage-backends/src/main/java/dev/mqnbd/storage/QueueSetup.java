@@ -9,6 +9,7 @@ import dev.mqnbd.mq.TagSet;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.function.IntFunction;
+import org.jspecify.annotations.Nullable;
 
 /**
  * What the front end asks of every export's queue: its name, hardware queues and their executors,
@@ -39,7 +40,7 @@ public record QueueSetup(
      *
      * @throws MqException if a hardware context cannot be set up
      */
-    public <H, Q, T, R> BlockQueue<H, Q, T, R> build(Operations<H, Q, T, R> driver, T tagSetData, Q queueData,
+    public <H, Q, T, R> BlockQueue<H, Q, T, R> build(Operations<H, Q, T, R> driver, @Nullable T tagSetData, @Nullable Q queueData,
             QueueLimits limits) throws MqException {
         try {
             TagSet<H, Q, T, R> tags = TagSet.builder(driver)

@@ -1,5 +1,7 @@
 package dev.mqnbd.storage;
 
+import java.util.Locale;
+
 /** Parses and prints byte sizes such as {@code 512M}, {@code 1G}, {@code 1T} (binary units). */
 public final class Sizes {
     private static final String UNITS = "KMGTPE";
@@ -14,7 +16,7 @@ public final class Sizes {
      */
     public static long parse(String text) {
         String s = text.strip();
-        String upper = s.toUpperCase(java.util.Locale.ROOT);
+        String upper = s.toUpperCase(Locale.ROOT);
         if (upper.endsWith("IB")) {
             upper = upper.substring(0, upper.length() - 2);
         } else if (upper.endsWith("B")) {

@@ -4,4 +4,7 @@
  * memory:1G}. Backends are found with {@link java.util.ServiceLoader} through {@link
  * dev.mqnbd.storage.Backends}.
  */
+@NullMarked
 package dev.mqnbd.storage;
+
+import org.jspecify.annotations.NullMarked;

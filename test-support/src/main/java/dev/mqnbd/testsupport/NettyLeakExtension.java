@@ -12,6 +12,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.extension.AfterEachCallback;
 import org.junit.jupiter.api.extension.BeforeEachCallback;
 import org.junit.jupiter.api.extension.ExtensionContext;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Fails the test in which Netty reports a leaked buffer (or any other resource its leak detector tracks).
@@ -119,12 +120,12 @@ public final class NettyLeakExtension implements BeforeEachCallback, AfterEachCa
         }
 
         @Override
-        public ResourceLeakTracker<T> track(T obj) {
+        public @Nullable ResourceLeakTracker<T> track(T obj) {
             return counted(super.track(obj));
         }
 
         @Override
-        public ResourceLeakTracker<T> trackForcibly(T obj) {
+        public @Nullable ResourceLeakTracker<T> trackForcibly(T obj) {
             return counted(super.trackForcibly(obj));
         }
 
@@ -157,7 +158,7 @@ public final class NettyLeakExtension implements BeforeEachCallback, AfterEachCa
             super.reportUntracedLeak(resourceType);
         }
 
-        private ResourceLeakTracker<T> counted(ResourceLeakTracker<T> tracker) {
+        private @Nullable ResourceLeakTracker<T> counted(@Nullable ResourceLeakTracker<T> tracker) {
             if (tracker == null) {
                 return null;
             }
@@ -194,7 +195,7 @@ public final class NettyLeakExtension implements BeforeEachCallback, AfterEachCa
         }
 
         @Override
-        public Throwable getCloseStackTraceIfAny() {
+        public @Nullable Throwable getCloseStackTraceIfAny() {
             return tracker.getCloseStackTraceIfAny();
         }
     }

@@ -1,5 +1,7 @@
 package dev.mqnbd.server.cli;
 
+import java.nio.charset.StandardCharsets;
+
 /**
  * One {@code --export NAME=SPEC} argument: the export name ({@code ""} for the default export) and the
  * backend spec ({@code memory:1G}).
@@ -20,7 +22,7 @@ record ExportSpec(String name, String spec) {
         if (spec.isEmpty()) {
             throw new MqnbdCommand.UsageException("--export " + text + ": the SPEC after '=' is empty");
         }
-        if (name.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > 4096 || name.indexOf('\0') >= 0) {
+        if (name.getBytes(StandardCharsets.UTF_8).length > 4096 || name.indexOf('\0') >= 0) {
             throw new MqnbdCommand.UsageException("--export " + text
                     + ": export names are at most 4096 bytes of UTF-8 without NUL (proto.md)");
         }

@@ -1,5 +1,7 @@
 package dev.mqnbd.server.cli;
 
+import java.io.PrintWriter;
+import java.io.StringWriter;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.logging.ConsoleHandler;
@@ -38,8 +40,8 @@ final class LogSetup {
                     .append(' ')
                     .append(formatMessage(record));
             if (record.getThrown() != null) {
-                var out = new java.io.StringWriter();
-                record.getThrown().printStackTrace(new java.io.PrintWriter(out));
+                var out = new StringWriter();
+                record.getThrown().printStackTrace(new PrintWriter(out));
                 line.append(System.lineSeparator()).append(out.toString().stripTrailing());
             }
             return line.append(System.lineSeparator()).toString();

@@ -1,6 +1,7 @@
 package dev.mqnbd.server.cli;
 
 import java.io.PrintWriter;
+import java.util.Objects;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.IVersionProvider;
@@ -27,6 +28,7 @@ final class MqnbdCommand implements Runnable {
     static final int EXIT_USAGE = 2;
 
     @Spec
+    @SuppressWarnings("NullAway.Init") // picocli injects it before run()
     CommandSpec spec;
 
     @Override
@@ -37,7 +39,7 @@ final class MqnbdCommand implements Runnable {
     /** Builds the command line with mqnbd's error handling: one clear line and exit status 2. */
     static CommandLine commandLine() {
         CommandLine cli = new CommandLine(new MqnbdCommand());
-        ServeCommand.addFilterHelp(cli.getSubcommands().get("serve").getCommandSpec());
+        ServeCommand.addFilterHelp(Objects.requireNonNull(cli.getSubcommands().get("serve")).getCommandSpec());
         cli.setParameterExceptionHandler((ex, args) -> {
             PrintWriter err = ex.getCommandLine().getErr();
             err.println("mqnbd: " + ex.getMessage());

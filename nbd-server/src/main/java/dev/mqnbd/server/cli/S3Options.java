@@ -3,6 +3,7 @@ package dev.mqnbd.server.cli;
 import dev.mqnbd.storage.s3.S3Settings;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import org.jspecify.annotations.Nullable;
 import picocli.CommandLine.Option;
 
 /**
@@ -19,13 +20,13 @@ final class S3Options {
                         + " S3Proxy). Credentials come from the AWS default chain: AWS_ACCESS_KEY_ID and"
                         + " AWS_SECRET_ACCESS_KEY, a profile, or a role."
             })
-    String endpoint;
+    @Nullable String endpoint;
 
     @Option(
             names = "--s3-region",
             paramLabel = "REGION",
             description = "The region (default: the SDK's, or us-east-1 with --s3-endpoint).")
-    String region;
+    @Nullable String region;
 
     @Option(
             names = "--s3-path-style",
@@ -36,7 +37,7 @@ final class S3Options {
             names = "--s3-cache",
             paramLabel = "SIZE",
             description = "Memory for cached blocks, per export (default: 256M).")
-    String cache;
+    @Nullable String cache;
 
     @Option(
             names = "--s3-max-dirty",
@@ -44,13 +45,13 @@ final class S3Options {
             description = {
                 "Written data not yet stored, per export; writers wait beyond it (default: 64M)."
             })
-    String maxDirty;
+    @Nullable String maxDirty;
 
     @Option(
             names = "--s3-uploads",
             paramLabel = "N",
             description = "Store requests in flight at once, per export (default: 16).")
-    String uploads;
+    @Nullable String uploads;
 
     @Option(
             names = "--s3-timeout",
@@ -59,19 +60,19 @@ final class S3Options {
                 "How long a request may wait on the store, retries included, before the client gets EIO"
                         + " (default: 20s; at most 25s, under the Linux client's 30 s)."
             })
-    String timeout;
+    @Nullable String timeout;
 
     @Option(
             names = "--s3-lease-ttl",
             paramLabel = "DURATION",
             description = "Life of the write lease, renewed every third of it (default: 30s).")
-    String leaseTtl;
+    @Nullable String leaseTtl;
 
     @Option(
             names = "--s3-read-ahead",
             paramLabel = "BLOCKS",
             description = "Blocks fetched ahead of sequential reads (default: 4).")
-    String readAhead;
+    @Nullable String readAhead;
 
     /** Returns the settings given, by backend key ({@code s3.endpoint}, ...). */
     Map<String, String> settings() {
@@ -90,7 +91,7 @@ final class S3Options {
         return settings;
     }
 
-    private static void put(Map<String, String> settings, String key, String value) {
+    private static void put(Map<String, String> settings, String key, @Nullable String value) {
         if (value != null) {
             settings.put(key, value);
         }

@@ -4,7 +4,7 @@ import dev.mqnbd.filter.FilterKind;
 import dev.mqnbd.filter.FilterSpec;
 import dev.mqnbd.filter.Filters;
 import dev.mqnbd.mq.QueueLimits;
-import dev.mqnbd.server.Export;
+import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.server.ExportRegistry;
 import dev.mqnbd.server.NbdServer;
 import dev.mqnbd.server.NbdServerConfig;
@@ -24,17 +24,21 @@ import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
+import org.jspecify.annotations.Nullable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import java.util.Objects;
 
 /** {@code mqnbd serve}: opens the exports and serves them until SIGINT or SIGTERM. */
 @Command(
@@ -155,7 +159,7 @@ final class ServeCommand implements Callable<Integer> {
             names = {"-U", "--socket"},
             paramLabel = "PATH",
             description = "Listen on this Unix socket instead of TCP (add --listen to have both).")
-    Path socket;
+    @Nullable Path socket;
 
     @Option(
             names = {"-r", "--read-only"},
@@ -166,13 +170,13 @@ final class ServeCommand implements Callable<Integer> {
             names = "--event-loops",
             paramLabel = "N",
             description = "Network threads (default: the number of CPUs, here ${sys:mqnbd.cpus}).")
-    Integer eventLoops;
+    @Nullable Integer eventLoops;
 
     @Option(
             names = "--hw-queues",
             paramLabel = "N",
             description = "Hardware queues per export (default: one per event loop).")
-    Integer hwQueues;
+    @Nullable Integer hwQueues;
 
     @Option(
             names = "--queue-depth",
@@ -187,6 +191,7 @@ final class ServeCommand implements Callable<Integer> {
             defaultValue = "32M",
             description = "Largest READ or WRITE accepted, advertised to clients: 4K..64M, the most the backends "
                     + "take in one request (default: ${DEFAULT-VALUE}).")
+    @SuppressWarnings("NullAway.Init") // picocli sets it: it has a default value
     String maxPayload;
 
     @Option(
@@ -195,7 +200,7 @@ final class ServeCommand implements Callable<Integer> {
             description = "Serve Prometheus metrics at http://ADDRESS:PORT/metrics (default ADDRESS: localhost)."
                     + " Off by default. Per export: requests by operation and status, bytes, latency, in flight;"
                     + " per hardware queue, connection and backend counters; the README lists every metric.")
-    String metrics;
+    @Nullable String metrics;
 
     @Option(
             names = {"-v", "--verbose"},
@@ -261,7 +266,7 @@ final class ServeCommand implements Callable<Integer> {
         LogSetup.configure(verbose);
         List<ExportSpec> specs = parseExports();
         List<FilterSpec> filterSpecs = parseFilters(specs);
-        java.util.Map<String, String> texts = parseDescriptions(specs);
+        Map<String, String> texts = parseDescriptions(specs);
         int payload = parseMaxPayload();
         int loops = eventLoops != null ? positive("--event-loops", eventLoops) : Runtime.getRuntime().availableProcessors();
         int queues = hwQueues != null ? positive("--hw-queues", hwQueues) : loops;
@@ -306,14 +311,14 @@ final class ServeCommand implements Callable<Integer> {
                     server.close();
                     throw e;
                 }
-                LOG.log(Level.INFO, "metrics on http://" + describe(metricsAddress, endpoint.port()) + "/metrics");
+                LOG.log(Level.INFO, "metrics on http://" + describe(Objects.requireNonNull(metricsAddress), endpoint.port()) + "/metrics");
             }
         } catch (Exception | Error e) {
             if (endpoint != null) {
                 endpoint.close();
             }
             registry.close();
-            group.shutdownGracefully(0, 1, java.util.concurrent.TimeUnit.SECONDS);
+            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw e;
         }
         CountDownLatch stopped = new CountDownLatch(1);
@@ -364,8 +369,9 @@ final class ServeCommand implements Callable<Integer> {
             try {
                 spec = FilterSpec.parse(text);
             } catch (IllegalArgumentException e) {
-                throw new MqnbdCommand.UsageException(e.getMessage().startsWith("--filter")
-                        ? e.getMessage() : "--filter " + text + ": " + e.getMessage());
+                String message = String.valueOf(e.getMessage());
+                throw new MqnbdCommand.UsageException(
+                        message.startsWith("--filter") ? message : "--filter " + text + ": " + message);
             }
             if (!spec.export().equals(FilterSpec.EVERY_EXPORT)
                     && specs.stream().noneMatch(s -> s.name().equals(spec.export()))) {
@@ -395,8 +401,8 @@ final class ServeCommand implements Callable<Integer> {
                 + ", " + (limits.readOnly() ? "read-only" : "read-write"));
     }
 
-    private java.util.Map<String, String> parseDescriptions(List<ExportSpec> specs) {
-        java.util.Map<String, String> texts = new java.util.HashMap<>();
+    private Map<String, String> parseDescriptions(List<ExportSpec> specs) {
+        Map<String, String> texts = new HashMap<>();
         for (String text : descriptions) {
             int eq = text.indexOf('=');
             if (eq < 0) {

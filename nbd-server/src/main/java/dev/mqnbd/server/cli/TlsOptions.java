@@ -7,6 +7,8 @@ import io.netty.handler.ssl.ClientAuth;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Objects;
+import org.jspecify.annotations.Nullable;
 import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.TypeConversionException;
@@ -27,22 +29,22 @@ final class TlsOptions {
             paramLabel = "DIR",
             description = "Directory with server-cert.pem, server-key.pem and, to verify clients, ca-cert.pem: the "
                     + "layout qemu and nbdkit use.")
-    Path directory;
+    @Nullable Path directory;
 
     @Option(
             names = "--tls-cert",
             paramLabel = "FILE",
             description = "Server certificate (PEM; intermediate CA certificates may follow); overrides DIR's.")
-    Path certificate;
+    @Nullable Path certificate;
 
     @Option(names = "--tls-key", paramLabel = "FILE", description = "Its private key (PEM, unencrypted).")
-    Path key;
+    @Nullable Path key;
 
     @Option(
             names = "--tls-ca",
             paramLabel = "FILE",
             description = "CA certificate(s) that client certificates must chain to; overrides DIR's.")
-    Path ca;
+    @Nullable Path ca;
 
     @Option(
             names = "--tls-verify-peer",
@@ -72,8 +74,8 @@ final class TlsOptions {
             throw new MqnbdCommand.UsageException("--tls=" + mode
                     + " needs --tls-certificates DIR, or --tls-cert FILE and --tls-key FILE");
         }
-        Path certFile = certificate != null ? certificate : directory.resolve(TlsCredentials.SERVER_CERT);
-        Path keyFile = key != null ? key : directory.resolve(TlsCredentials.SERVER_KEY);
+        Path certFile = certificate != null ? certificate : Objects.requireNonNull(directory).resolve(TlsCredentials.SERVER_CERT);
+        Path keyFile = key != null ? key : Objects.requireNonNull(directory).resolve(TlsCredentials.SERVER_KEY);
         Path caFile = ca;
         if (caFile == null && directory != null && Files.exists(directory.resolve(TlsCredentials.CA_CERT))) {
             caFile = directory.resolve(TlsCredentials.CA_CERT);

@@ -3,6 +3,7 @@ package dev.mqnbd.server.handler;
 import dev.mqnbd.mq.Status;
 import dev.mqnbd.server.protocol.NbdCommand;
 import dev.mqnbd.server.protocol.NbdError;
+import org.jspecify.annotations.Nullable;
 
 /** Maps request outcomes to NBD errors, in one place (nbdkit's {@code nbd_errno}). */
 final class NbdErrors {
@@ -21,7 +22,7 @@ final class NbdErrors {
      * reserves {@code EOVERFLOW} for READs (with {@code NBD_CMD_FLAG_DF}): an overlong WRITE, or any other
      * command, is answered {@code EINVAL}.
      */
-    static int code(Status status, NbdCommand command) {
+    static int code(Status status, @Nullable NbdCommand command) {
         if (status == Status.OVERFLOW && command != NbdCommand.READ) {
             return NbdError.EINVAL.code();
         }

@@ -9,6 +9,8 @@ import dev.mqnbd.server.protocol.NbdReplyEncoder;
 import io.netty.buffer.ByteBuf;
 import io.netty.util.concurrent.EventExecutor;
 import java.lang.System.Logger.Level;
+import org.jspecify.annotations.Nullable;
+import java.util.Objects;
 
 /**
  * Turns one connection's completed requests into replies: records the outcome in the request's {@link
@@ -103,16 +105,16 @@ final class ReplyDispatch implements RequestCompletion {
             }
             return encoder.failed(h.ctx.alloc(), slot.cookie, slot.offset, slot.command, error);
         }
-        if (slot.command == NbdCommand.READ && buffer.capacity() != encoder.dataIndex() + length) {
+        if (slot.command == NbdCommand.READ && Objects.requireNonNull(buffer).capacity() != encoder.dataIndex() + length) {
             // A READ_SEGMENTS driver handed more or fewer bytes than asked: a bug, never sent as data.
             TransmissionHandler.LOG.log(Level.ERROR, "export \"" + h.export.name()
                     + "\": the backend answered a READ of " + length + " bytes with " + (buffer.capacity() - encoder.dataIndex()) + " bytes; replying EIO");
             buffer.release();
             return encoder.failed(h.ctx.alloc(), slot.cookie, slot.offset, slot.command, NbdError.EIO.code());
         }
-        return switch (slot.command) {
-            case READ -> readReply(slot, buffer, length);
-            case BLOCK_STATUS -> blockStatus(slot.cookie, slot.offset, slot.length, slot.extentsInUse,
+        return switch (Objects.requireNonNull(slot.command)) {
+            case READ -> readReply(slot, Objects.requireNonNull(buffer), length);
+            case BLOCK_STATUS -> blockStatus(slot.cookie, slot.offset, slot.length, Objects.requireNonNull(slot.extentsInUse),
                     (slot.flags & NbdConstants.CMD_FLAG_REQ_ONE) != 0);
             default -> {
                 if (buffer != null) {
@@ -130,8 +132,8 @@ final class ReplyDispatch implements RequestCompletion {
         int runs = extents != null && !df && extents.hasZeroRun() ? extents.clamp(length) : 0;
         return runs == 0
                 ? h.encoder.readSucceeded(h.ctx.alloc(), buffer, slot.cookie, slot.offset, length, null, null, 0)
-                : h.encoder.readSucceeded(h.ctx.alloc(), buffer, slot.cookie, slot.offset, length, extents.lengths,
-                        extents.flags, runs);
+                : h.encoder.readSucceeded(h.ctx.alloc(), buffer, slot.cookie, slot.offset, length,
+                        Objects.requireNonNull(extents).lengths, extents.flags, runs);
     }
 
     /** Answers a BLOCK_STATUS with one chunk for the {@code base:allocation} context. */
@@ -149,7 +151,7 @@ final class ReplyDispatch implements RequestCompletion {
                 h.ctx.alloc(), cookie, offset, h.contextId, extents.lengths, extents.flags, count);
     }
 
-    private void finish(ByteBuf reply, long readBytes) {
+    private void finish(@Nullable ByteBuf reply, long readBytes) {
         h.inFlight--;
         h.flow.readEnded(readBytes);
         if (reply == null) {

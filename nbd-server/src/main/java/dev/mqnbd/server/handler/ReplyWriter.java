@@ -6,6 +6,7 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
+import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
@@ -82,7 +83,7 @@ final class ReplyWriter {
         }
         failed = true;
         Throwable cause = future.cause();
-        Level level = cause instanceof java.io.IOException ? Level.INFO : Level.WARNING;
+        Level level = cause instanceof IOException ? Level.INFO : Level.WARNING;
         FAILURES.log(level, () -> "closing connection from " + future.channel().remoteAddress()
                 + " to export \"" + exportName + "\": a reply could not be written: " + cause);
         future.channel().close();

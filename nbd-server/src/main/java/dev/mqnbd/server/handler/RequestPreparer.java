@@ -14,6 +14,7 @@ import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.CompositeByteBuf;
 import java.lang.System.Logger.Level;
 import java.nio.ByteBuffer;
+import java.util.Objects;
 
 /**
  * Turns one validated NBD command into an mq-core {@link Request}: the op, its flags and range, and its
@@ -63,7 +64,7 @@ final class RequestPreparer {
      * {@code rq} either way.
      */
     boolean prepare(Request<?> request, Slot slot, NbdRequest rq) {
-        slot.reset(rq.cookie(), rq.command(), rq.offset(), rq.flags());
+        slot.reset(rq.cookie(), Objects.requireNonNull(rq.command()), rq.offset(), rq.flags()); // validated
         try {
             fill(request, slot, rq, h.ctx.alloc());
             return true;
@@ -86,7 +87,7 @@ final class RequestPreparer {
         int flags = (rq.flags() & NbdConstants.CMD_FLAG_FUA) != 0 ? ReqFlags.FUA : 0;
         long offset = rq.offset();
         long length = rq.length();
-        switch (rq.command()) {
+        switch (Objects.requireNonNull(rq.command())) {
             case READ -> {
                 int len = (int) length;
                 if (readSegments && len >= SEGMENTED_READ_MIN) {
@@ -110,7 +111,7 @@ final class RequestPreparer {
             case WRITE -> {
                 // OWNERSHIP: the slot keeps its own reference to the payload (or to a contiguous pooled copy when
                 // the payload spans several inbound buffers), released on completion.
-                ByteBuf payload = rq.payload();
+                ByteBuf payload = Objects.requireNonNull(rq.payload());
                 int pieces = payload.nioBufferCount();
                 if (pieces > 1 && writeSegments) {
                     // A scatter list of the inbound buffers: no copy.

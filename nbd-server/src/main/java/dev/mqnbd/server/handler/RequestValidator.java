@@ -6,6 +6,7 @@ import dev.mqnbd.server.protocol.NbdError;
 import dev.mqnbd.server.protocol.NbdExportInfo;
 import dev.mqnbd.server.protocol.NbdRequest;
 import dev.mqnbd.server.protocol.NbdSession;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Checks each transmission request against the export and what was negotiated, once, at the edge;
@@ -45,7 +46,7 @@ final class RequestValidator {
     }
 
     /** Returns the error to answer {@code rq} with, or {@code null} when it may go to the backend. */
-    NbdError validate(NbdRequest rq) {
+    @Nullable NbdError validate(NbdRequest rq) {
         NbdCommand command = rq.command();
         if (command == null) {
             return NbdError.EINVAL; // unknown command type
@@ -105,7 +106,7 @@ final class RequestValidator {
         return allowed;
     }
 
-    private NbdError checkRange(NbdRequest rq, NbdError pastEnd) {
+    private @Nullable NbdError checkRange(NbdRequest rq, NbdError pastEnd) {
         long offset = rq.offset();
         long length = rq.length();
         // offset is a u64 on the wire: a negative long is past any export.

@@ -7,6 +7,8 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
 import java.nio.ByteBuffer;
+import org.jspecify.annotations.Nullable;
+import java.util.Objects;
 
 /**
  * What a connection remembers of one of its requests, indexed by the request's tag: from submit, through
@@ -26,15 +28,15 @@ final class Slot {
     static final int MAX_EXTENTS = 512;
 
     long cookie;
-    NbdCommand command;
+    @Nullable NbdCommand command;
     long offset;
     long length;
     int flags;
-    ByteBuf buffer;
+    @Nullable ByteBuf buffer;
     /** The READ bytes this request counts in {@link BackPressure}'s bytes in flight. */
     long readBytes;
     /** For a split TRIM or WRITE_ZEROES: the mq-core op and flags, where the next piece starts, the end. */
-    ReqOp op;
+    @Nullable ReqOp op;
     int reqFlags;
     long chunkOffset;
     long chunkEnd;
@@ -47,11 +49,11 @@ final class Slot {
     final Runnable completionTask;
 
     /** The slot's READ segment sink, created on first use and reused. */
-    private SegmentSink segments;
+    private @Nullable SegmentSink segments;
     /** The slot's extent sink, created on first use and reused. */
-    private ExtentList extents;
+    private @Nullable ExtentList extents;
     /** The sink handed to the current request, or {@code null}. */
-    ExtentList extentsInUse;
+    @Nullable ExtentList extentsInUse;
 
     Slot(ReplyDispatch dispatch) {
         this.completionTask = () -> dispatch.completeOnLoop(this);
@@ -86,13 +88,13 @@ final class Slot {
 
     /** Appends a READ_SEGMENTS driver's views to the reply being built, wrapped without a copy. */
     private static final class SegmentSink implements Segments {
-        CompositeByteBuf reply;
+        @Nullable CompositeByteBuf reply;
 
         @Override
         public void add(ByteBuffer segment) {
             if (segment.hasRemaining()) {
                 // OWNERSHIP: the wrapper only references the driver's memory; releasing it frees nothing.
-                reply.addComponent(true, Unpooled.wrappedBuffer(segment));
+                Objects.requireNonNull(reply).addComponent(true, Unpooled.wrappedBuffer(segment));
             }
         }
     }

@@ -3,7 +3,6 @@ package dev.mqnbd.server.handler;
 import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.Feature;
 import dev.mqnbd.mq.Request;
-import dev.mqnbd.server.Export;
 import dev.mqnbd.server.log.RateLimitedLog;
 import dev.mqnbd.server.protocol.NbdCommand;
 import dev.mqnbd.server.protocol.NbdError;
@@ -16,7 +15,9 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.util.ArrayDeque;
+import java.util.Objects;
 import java.util.concurrent.TimeUnit;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The transmission phase of one connection: each decoded {@link NbdRequest} becomes one mq-core {@link

@@ -6,6 +6,7 @@ import dev.mqnbd.server.protocol.NbdCommand;
 import dev.mqnbd.server.protocol.NbdError;
 import java.util.ArrayDeque;
 import java.util.concurrent.TimeUnit;
+import java.util.Objects;
 
 /**
  * Work proportional to the range, bounded: a TRIM or WRITE_ZEROES longer than {@link
@@ -70,7 +71,8 @@ final class ZeroChunks {
 
     /** A piece of {@code slot}'s request completed and more remains: queues the rest after a turn of the loop. */
     void scheduleNext(Slot slot) {
-        Chunk next = new Chunk(slot.cookie, slot.command, slot.offset, slot.flags, slot.op, slot.reqFlags,
+        Chunk next = new Chunk(slot.cookie, Objects.requireNonNull(slot.command), slot.offset, slot.flags,
+                Objects.requireNonNull(slot.op), slot.reqFlags,
                 slot.chunkOffset, slot.chunkEnd);
         slot.chunkOffset = slot.chunkEnd = 0;
         // Scheduled, not executed: the event loop runs thousands of queued tasks before it polls the sockets

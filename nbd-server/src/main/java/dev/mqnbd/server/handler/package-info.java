@@ -5,4 +5,7 @@
  * the phase has its own class: preparing requests, back-pressure, splitting long ranges, replies, the
  * connection's end (see {@code TransmissionHandler}).
  */
+@NullMarked
 package dev.mqnbd.server.handler;
+
+import org.jspecify.annotations.NullMarked;

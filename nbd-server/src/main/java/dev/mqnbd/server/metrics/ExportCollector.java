@@ -6,7 +6,7 @@ import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.HwContext;
 import dev.mqnbd.mq.ReqOp;
 import dev.mqnbd.mq.Status;
-import dev.mqnbd.server.Export;
+import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.server.ExportRegistry;
 import io.prometheus.metrics.model.snapshots.ClassicHistogramBuckets;
 import io.prometheus.metrics.model.snapshots.HistogramSnapshot;

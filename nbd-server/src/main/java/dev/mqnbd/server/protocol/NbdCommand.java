@@ -1,5 +1,7 @@
 package dev.mqnbd.server.protocol;
 
+import org.jspecify.annotations.Nullable;
+
 /** Transmission command types ({@code NBD_CMD_*}, proto.md "Request types"). */
 public enum NbdCommand {
     READ(0),
@@ -27,7 +29,7 @@ public enum NbdCommand {
     }
 
     /** Returns the command with type {@code code}, or {@code null} if the type is unknown; never allocates. */
-    public static NbdCommand fromCode(int code) {
+    public static @Nullable NbdCommand fromCode(int code) {
         return code >= 0 && code < BY_CODE.length ? BY_CODE[code] : null;
     }
 }

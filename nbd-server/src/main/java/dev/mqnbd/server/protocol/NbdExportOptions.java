@@ -5,6 +5,7 @@ import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.ChannelHandlerContext;
 import java.lang.System.Logger.Level;
 import java.nio.charset.StandardCharsets;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The export options of the handshake: {@code NBD_OPT_EXPORT_NAME}, {@code NBD_OPT_LIST}, {@code
@@ -103,7 +104,7 @@ final class NbdExportOptions {
     }
 
     /** Returns export {@code name} if it exists and this client may use it, else {@code null}. */
-    NbdExportInfo find(ChannelHandlerContext ctx, String name) {
+    @Nullable NbdExportInfo find(ChannelHandlerContext ctx, String name) {
         NbdExportInfo export = h.exports.find(name);
         if (export == null) {
             return null;

@@ -1,6 +1,7 @@
 package dev.mqnbd.server.protocol;
 
 import java.util.List;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The exports the handshake may offer, and to whom.
@@ -18,7 +19,7 @@ public interface NbdExports {
      * Returns the export called {@code name}, or {@code null} if there is none. {@code ""} asks for the
      * default export; the implementation decides what that means.
      */
-    NbdExportInfo find(String name);
+    @Nullable NbdExportInfo find(String name);
 
     /** Returns the exports to list in answer to {@code NBD_OPT_LIST}, in order. */
     List<NbdExportInfo> list();

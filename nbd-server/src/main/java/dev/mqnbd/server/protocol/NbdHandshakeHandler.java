@@ -13,6 +13,7 @@ import java.lang.System.Logger.Level;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLException;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The server side of the fixed newstyle handshake (proto.md "Handshake", "Fixed newstyle negotiation",
@@ -105,7 +106,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
     boolean structuredReplies;
     boolean extendedHeaders;
     // The export whose base:allocation context the last SET_META_CONTEXT selected, or null.
-    String metaContextExport;
+    @Nullable String metaContextExport;
 
     // The option families: export info and GO, reply framing and meta contexts, STARTTLS.
     final NbdExportOptions exportOptions = new NbdExportOptions(this);

@@ -2,6 +2,7 @@ package dev.mqnbd.server.protocol;
 
 import io.netty.buffer.ByteBuf;
 import java.nio.charset.StandardCharsets;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The data of {@code NBD_OPT_INFO} and {@code NBD_OPT_GO} (proto.md "NBD_OPT_INFO and NBD_OPT_GO"): u32
@@ -12,7 +13,7 @@ import java.nio.charset.StandardCharsets;
  * @param wantDescription whether the client asked for {@code NBD_INFO_DESCRIPTION}
  * @param error {@code null}, or why the data is malformed
  */
-record NbdInfoRequest(String exportName, boolean wantName, boolean wantDescription, String error) {
+record NbdInfoRequest(String exportName, boolean wantName, boolean wantDescription, @Nullable String error) {
 
     /** Parses option data; unknown information requests are ignored, as the spec requires. */
     static NbdInfoRequest parse(ByteBuf data) {

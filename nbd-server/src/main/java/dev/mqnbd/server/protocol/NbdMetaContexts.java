@@ -2,6 +2,7 @@ package dev.mqnbd.server.protocol;
 
 import io.netty.buffer.ByteBuf;
 import java.nio.charset.StandardCharsets;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Parses the data of {@code NBD_OPT_LIST_META_CONTEXT} and {@code NBD_OPT_SET_META_CONTEXT} (proto.md
@@ -22,7 +23,7 @@ final class NbdMetaContexts {
      * @param baseAllocation whether a query matched {@code base:allocation}
      * @param error {@code null}, or why the data is malformed
      */
-    record Query(String exportName, boolean baseAllocation, String error) {}
+    record Query(String exportName, boolean baseAllocation, @Nullable String error) {}
 
     private NbdMetaContexts() {}
 

@@ -3,6 +3,7 @@ package dev.mqnbd.server.protocol;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import javax.security.auth.x500.X500Principal;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Who is on the other end of a connection, as far as the handshake knows: the basis of per-export access
@@ -14,7 +15,7 @@ import javax.security.auth.x500.X500Principal;
  * @param subject the subject of the client's certificate, verified against the server's CA; {@code null}
  *     without TLS or when the client presented no certificate
  */
-public record NbdPeer(SocketAddress address, boolean tls, X500Principal subject) {
+public record NbdPeer(SocketAddress address, boolean tls, @Nullable X500Principal subject) {
 
     /** Returns the peer as logs show it: {@code 10.0.0.7:51234}, plus the certificate subject if any. */
     @Override

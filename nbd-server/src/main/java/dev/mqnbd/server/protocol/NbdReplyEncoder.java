@@ -4,6 +4,8 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.CompositeByteBuf;
+import org.jspecify.annotations.Nullable;
+import java.util.Objects;
 
 /**
  * Encodes the transmission replies of one connection in the framing its handshake negotiated, chosen once
@@ -127,7 +129,7 @@ public final class NbdReplyEncoder {
      * @param runs how many runs to send apart, or 0 for one data chunk (ignored in simple mode)
      */
     public ByteBuf readSucceeded(ByteBufAllocator alloc, ByteBuf buffer, long cookie, long offset, int length,
-            long[] runLengths, int[] runFlags, int runs) {
+            long @Nullable [] runLengths, int @Nullable [] runFlags, int runs) {
         if (!structured) {
             buffer.writerIndex(0);
             writeSimpleHeader(buffer, cookie, 0);
@@ -140,7 +142,8 @@ public final class NbdReplyEncoder {
             return none(alloc, cookie, offset);
         }
         if (runs > 0) {
-            return sparseRead(alloc, buffer, cookie, offset, length, runLengths, runFlags, runs);
+            return sparseRead(alloc, buffer, cookie, offset, length, Objects.requireNonNull(runLengths),
+                    Objects.requireNonNull(runFlags), runs);
         }
         buffer.writerIndex(0);
         writeDataHeader(buffer, NbdConstants.REPLY_FLAG_DONE, cookie, offset, offset, length);
@@ -194,7 +197,7 @@ public final class NbdReplyEncoder {
      * @param command the command, or {@code null} when it is not known
      * @param error an {@link NbdError#code()}
      */
-    public ByteBuf failed(ByteBufAllocator alloc, long cookie, long offset, NbdCommand command, int error) {
+    public ByteBuf failed(ByteBufAllocator alloc, long cookie, long offset, @Nullable NbdCommand command, int error) {
         if (extended || (structured && (command == NbdCommand.READ || command == NbdCommand.BLOCK_STATUS))) {
             return error(alloc, cookie, offset, error, describe(command, error));
         }
@@ -307,7 +310,7 @@ public final class NbdReplyEncoder {
         return buf;
     }
 
-    private static String describe(NbdCommand command, int error) {
+    private static String describe(@Nullable NbdCommand command, int error) {
         String what = command == null ? "request" : command.name();
         for (NbdError e : NbdError.values()) {
             if (e.code() == error) {

@@ -2,6 +2,7 @@ package dev.mqnbd.server.protocol;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.util.AbstractReferenceCounted;
+import org.jspecify.annotations.Nullable;
 
 /**
  * One decoded transmission request (proto.md "Request message").
@@ -17,11 +18,11 @@ import io.netty.util.AbstractReferenceCounted;
 public final class NbdRequest extends AbstractReferenceCounted {
     private final int flags;
     private final int type;
-    private final NbdCommand command;
+    private final @Nullable NbdCommand command;
     private final long cookie;
     private final long offset;
     private final long length;
-    private final ByteBuf payload;
+    private final @Nullable ByteBuf payload;
     private final boolean payloadDiscarded;
 
     /**
@@ -38,7 +39,7 @@ public final class NbdRequest extends AbstractReferenceCounted {
      * @param payloadDiscarded whether a payload was drained from the stream instead of being kept
      */
     public NbdRequest(
-            int flags, int type, long cookie, long offset, long length, ByteBuf payload, boolean payloadDiscarded) {
+            int flags, int type, long cookie, long offset, long length, @Nullable ByteBuf payload, boolean payloadDiscarded) {
         this.flags = flags;
         this.type = type;
         this.command = NbdCommand.fromCode(type);
@@ -60,7 +61,7 @@ public final class NbdRequest extends AbstractReferenceCounted {
     }
 
     /** Returns the command, or {@code null} if the type is unknown (the handler answers {@code EINVAL}). */
-    public NbdCommand command() {
+    public @Nullable NbdCommand command() {
         return command;
     }
 
@@ -84,7 +85,7 @@ public final class NbdRequest extends AbstractReferenceCounted {
      *
      * <p><b>Ownership:</b> the request keeps its reference; retain the payload to keep it longer.
      */
-    public ByteBuf payload() {
+    public @Nullable ByteBuf payload() {
         return payload;
     }
 

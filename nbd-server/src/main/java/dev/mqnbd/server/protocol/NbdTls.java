@@ -13,6 +13,7 @@ import java.util.Objects;
 import javax.net.ssl.SSLPeerUnverifiedException;
 import javax.net.ssl.SSLSession;
 import javax.security.auth.x500.X500Principal;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The TLS a server offers in the handshake: a {@link NbdTlsMode} and, unless it is {@code OFF}, the server
@@ -26,9 +27,9 @@ public final class NbdTls {
     private static final NbdTls OFF = new NbdTls(NbdTlsMode.OFF, null);
 
     private final NbdTlsMode mode;
-    private final SslContext context;
+    private final @Nullable SslContext context;
 
-    private NbdTls(NbdTlsMode mode, SslContext context) {
+    private NbdTls(NbdTlsMode mode, @Nullable SslContext context) {
         this.mode = mode;
         this.context = context;
     }
@@ -73,11 +74,11 @@ public final class NbdTls {
 
     /** Returns a new server-side handler for one connection. */
     SslHandler newHandler(ByteBufAllocator alloc) {
-        return context.newHandler(alloc);
+        return Objects.requireNonNull(context, "TLS is off").newHandler(alloc);
     }
 
     /** Returns the subject of the peer's verified certificate, or {@code null} if it sent none. */
-    static X500Principal peerSubject(SSLSession session) {
+    static @Nullable X500Principal peerSubject(SSLSession session) {
         try {
             Certificate[] chain = session.getPeerCertificates();
             if (chain.length > 0 && chain[0] instanceof X509Certificate certificate) {

@@ -17,4 +17,7 @@
  *
  * @see <a href="https://github.com/NetworkBlockDevice/nbd/blob/master/doc/proto.md">proto.md</a>
  */
+@NullMarked
 package dev.mqnbd.server.protocol;
+
+import org.jspecify.annotations.NullMarked;

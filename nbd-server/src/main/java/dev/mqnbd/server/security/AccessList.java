@@ -8,6 +8,7 @@ import java.net.SocketAddress;
 import java.net.UnixDomainSocketAddress;
 import java.util.ArrayList;
 import java.util.List;
+import javax.security.auth.x500.X500Principal;
 
 /**
  * Who may use one export: clients whose address lies in one of the {@link Cidr} ranges (any address when
@@ -56,7 +57,8 @@ public final class AccessList {
         if (subjects.isEmpty()) {
             return true;
         }
-        return peer.subject() != null && subjects.stream().anyMatch(s -> s.matches(peer.subject()));
+        X500Principal subject = peer.subject();
+        return subject != null && subjects.stream().anyMatch(s -> s.matches(subject));
     }
 
     private boolean addressAllowed(SocketAddress address) {

@@ -3,6 +3,7 @@ package dev.mqnbd.server.security;
 import java.net.Inet4Address;
 import java.net.Inet6Address;
 import java.net.InetAddress;
+import java.net.UnknownHostException;
 import java.util.Arrays;
 import java.util.regex.Pattern;
 
@@ -106,7 +107,7 @@ public final class Cidr {
             if (b[10] == (byte) 0xff && b[11] == (byte) 0xff) {
                 try {
                     return InetAddress.getByAddress(Arrays.copyOfRange(b, 12, 16));
-                } catch (java.net.UnknownHostException e) {
+                } catch (UnknownHostException e) {
                     throw new AssertionError("four bytes are an IPv4 address", e);
                 }
             }
@@ -129,7 +130,7 @@ public final class Cidr {
     public String toString() {
         try {
             return InetAddress.getByAddress(network).getHostAddress() + "/" + prefixLength;
-        } catch (java.net.UnknownHostException e) {
+        } catch (UnknownHostException e) {
             throw new AssertionError("4 or 16 bytes are an address", e);
         }
     }

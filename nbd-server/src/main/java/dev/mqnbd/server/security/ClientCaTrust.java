@@ -1,6 +1,7 @@
 package dev.mqnbd.server.security;
 
 import io.netty.handler.ssl.util.SimpleTrustManagerFactory;
+import java.io.IOException;
 import java.net.Socket;
 import java.security.GeneralSecurityException;
 import java.security.KeyStore;
@@ -27,7 +28,7 @@ import javax.net.ssl.X509ExtendedTrustManager;
 final class ClientCaTrust extends SimpleTrustManagerFactory {
     private final X509ExtendedTrustManager manager;
 
-    ClientCaTrust(List<X509Certificate> cas) throws GeneralSecurityException, java.io.IOException {
+    ClientCaTrust(List<X509Certificate> cas) throws GeneralSecurityException, IOException {
         KeyStore store = KeyStore.getInstance("PKCS12");
         store.load(null, null);
         for (int i = 0; i < cas.size(); i++) {

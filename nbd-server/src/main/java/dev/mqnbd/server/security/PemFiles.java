@@ -14,6 +14,7 @@ import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.security.spec.PKCS8EncodedKeySpec;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Base64;
 import java.util.List;
 import java.util.regex.Matcher;
@@ -145,7 +146,7 @@ final class PemFiles {
             if (field.tag == 0xa0) {
                 Der oid = new Der(der, field.contentStart);
                 if (oid.tag == 6) {
-                    return java.util.Arrays.copyOfRange(der, field.contentStart, oid.end);
+                    return Arrays.copyOfRange(der, field.contentStart, oid.end);
                 }
             }
             p = field.end;

@@ -8,6 +8,7 @@ import javax.naming.directory.Attribute;
 import javax.naming.ldap.LdapName;
 import javax.naming.ldap.Rdn;
 import javax.security.auth.x500.X500Principal;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Which client certificates a rule admits: a whole distinguished name ({@code CN=alice,O=Example Corp},
@@ -18,10 +19,10 @@ import javax.security.auth.x500.X500Principal;
  */
 public final class SubjectPattern {
     private final String text;
-    private final X500Principal name;
-    private final String commonName;
+    private final @Nullable X500Principal name;
+    private final @Nullable String commonName;
 
-    private SubjectPattern(String text, X500Principal name, String commonName) {
+    private SubjectPattern(String text, @Nullable X500Principal name, @Nullable String commonName) {
         this.text = text;
         this.name = name;
         this.commonName = commonName;
@@ -54,6 +55,7 @@ public final class SubjectPattern {
         if (name != null) {
             return name.equals(subject);
         }
+        String wanted = Objects.requireNonNull(commonName); // set whenever name is not
         try {
             for (Rdn rdn : new LdapName(subject.getName(X500Principal.RFC2253)).getRdns()) {
                 Attribute cn = rdn.toAttributes().get("CN");
@@ -62,7 +64,7 @@ public final class SubjectPattern {
                 }
                 NamingEnumeration<?> values = cn.getAll();
                 while (values.hasMore()) {
-                    if (commonName.equals(String.valueOf(values.next()))) {
+                    if (wanted.equals(String.valueOf(values.next()))) {
                         return true;
                     }
                 }

@@ -5,6 +5,7 @@ import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
@@ -16,6 +17,7 @@ import java.security.cert.X509Certificate;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The server's TLS identity, read from PEM files: its certificate (with any intermediates), its private key,
@@ -66,7 +68,7 @@ public final class TlsCredentials {
      * @param ca the CA certificates client certificates must chain to; {@code null} for none
      * @throws IOException if a file is missing or unreadable, or the key does not match the certificate
      */
-    public static TlsCredentials load(Path certificate, Path key, Path ca) throws IOException {
+    public static TlsCredentials load(Path certificate, Path key, @Nullable Path ca) throws IOException {
         List<X509Certificate> chain = PemFiles.certificates(requireFile(certificate));
         PrivateKey privateKey = PemFiles.privateKey(requireFile(key));
         checkPair(chain.getFirst(), privateKey, certificate, key);
@@ -96,7 +98,7 @@ public final class TlsCredentials {
         if (algorithm == null) {
             return;
         }
-        byte[] probe = "mqnbd key check".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        byte[] probe = "mqnbd key check".getBytes(StandardCharsets.US_ASCII);
         try {
             Signature signer = Signature.getInstance(algorithm);
             signer.initSign(key);

@@ -5,4 +5,7 @@
  * ({@link dev.mqnbd.server.security.Cidr}) and by verified certificate subject ({@link
  * dev.mqnbd.server.security.SubjectPattern}).
  */
+@NullMarked
 package dev.mqnbd.server.security;
+
+import org.jspecify.annotations.NullMarked;

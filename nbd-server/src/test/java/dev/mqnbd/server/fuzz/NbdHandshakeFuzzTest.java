@@ -6,7 +6,7 @@ import com.code_intelligence.jazzer.junit.FuzzTest;
 import dev.mqnbd.filter.FaultRule;
 import dev.mqnbd.mq.Status;
 import dev.mqnbd.server.EventLoopHctxExecutor;
-import dev.mqnbd.server.Export;
+import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.server.ExportRegistry;
 import dev.mqnbd.server.handler.TransmissionHandler;
 import dev.mqnbd.server.protocol.NbdConstants;

@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.server.EventLoopHctxExecutor;
-import dev.mqnbd.server.Export;
 import dev.mqnbd.server.protocol.NbdConstants;
 import dev.mqnbd.server.protocol.NbdError;
 import dev.mqnbd.server.protocol.NbdRequestDecoder;

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The system calls of one hardware context on its own descriptor of the file: positional reads and
@@ -147,7 +148,7 @@ final class ContextIo {
     }
 
     /** Returns the native segment of {@code buf}'s next {@code length} bytes, or null if it must bounce. */
-    private MemorySegment directSegment(ByteBuffer buf, int length) {
+    private @Nullable MemorySegment directSegment(ByteBuffer buf, int length) {
         if (!buf.isDirect()) {
             return null;
         }

@@ -13,6 +13,8 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.lang.System.Logger.Level;
 import java.util.EnumSet;
+import java.util.Objects;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The file export's blk-mq driver: serves requests with positional system calls on a per-context I/O
@@ -146,7 +148,7 @@ public final class FileBlockDevice implements Operations<FileHwData, FileStore, 
         try {
             status = switch (rq.op()) {
                 case READ -> {
-                    hw.io.read(rq.offset(), rq.data(), (int) rq.length());
+                    hw.io.read(rq.offset(), Objects.requireNonNull(rq.data()), (int) rq.length());
                     hw.read(rq.length());
                     yield Status.OK;
                 }
@@ -189,7 +191,7 @@ public final class FileBlockDevice implements Operations<FileHwData, FileStore, 
                 }
                 case CACHE -> Status.OK; // advisory; the page cache fills on the read that follows
                 case BLOCK_STATUS -> {
-                    Extents sink = rq.extents();
+                    Extents sink = Objects.requireNonNull(rq.extents());
                     hw.io.extents(rq.offset(), rq.length(),
                             (offset, length, hole) -> sink.add(length, hole ? Extents.HOLE | Extents.ZERO : 0));
                     yield Status.OK;
@@ -212,7 +214,7 @@ public final class FileBlockDevice implements Operations<FileHwData, FileStore, 
     }
 
     /** Returns null after handing {@code rq} to the group commit when it must be durable, else OK. */
-    private static Status durable(FileHwData hw, Request<?> rq, boolean mustSync) {
+    private static @Nullable Status durable(FileHwData hw, Request<?> rq, boolean mustSync) {
         if (!mustSync) {
             return Status.OK;
         }

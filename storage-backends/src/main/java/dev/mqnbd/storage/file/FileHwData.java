@@ -80,6 +80,7 @@ public final class FileHwData implements AutoCloseable {
      *
      * @throws IOException if the file cannot be opened again
      */
+    @SuppressWarnings("MustBeClosedChecker") // the arena lives as long as this context: close() closes it
     FileHwData(FileBlockDevice device, FileStore store, int index, int depth) throws IOException {
         this.index = index;
         this.device = device;

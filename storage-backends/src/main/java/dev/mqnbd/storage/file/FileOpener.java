@@ -6,6 +6,7 @@ import java.lang.foreign.Arena;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Opens the file of a {@link FileSpec}: creates it if asked, refuses what cannot be served, takes the
@@ -32,7 +33,7 @@ final class FileOpener {
      * @throws IOException if the file is missing (and not to be created), not a regular file or block
      *     device, locked by another server, or cannot be opened
      */
-    static FileStore open(FileSpec spec, boolean readOnly, String name, GroupCommit.SyncAction sync)
+    static FileStore open(FileSpec spec, boolean readOnly, String name, GroupCommit.@Nullable SyncAction sync)
             throws IOException {
         Path path = spec.path();
         try (Arena arena = Arena.ofConfined()) {

@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
+import org.jspecify.annotations.Nullable;
 
 /**
  * One open file export: the image file or block device, held open and locked, with what every
@@ -47,7 +48,7 @@ public final class FileStore implements AutoCloseable {
     private boolean closed;
 
     FileStore(String name, Path path, int fd, int openFlags, long capacity, boolean readOnly, boolean direct,
-            boolean blockDevice, boolean rotational, GroupCommit.SyncAction syncOverride) {
+            boolean blockDevice, boolean rotational, GroupCommit.@Nullable SyncAction syncOverride) {
         this.name = name;
         this.path = path;
         this.fd = fd;

@@ -36,4 +36,7 @@
  * mqnbd serve --export disk=file:/var/lib/mqnbd/disk.img,create=10G
  * </pre>
  */
+@NullMarked
 package dev.mqnbd.storage.file;
+
+import org.jspecify.annotations.NullMarked;

@@ -10,6 +10,7 @@ import dev.mqnbd.storage.RequestChecks;
 import java.lang.System.Logger.Level;
 import java.nio.ByteBuffer;
 import java.util.EnumSet;
+import java.util.Objects;
 
 /**
  * The memory export's blk-mq driver: serves every request from a {@link MemoryStore}, inline, on the
@@ -126,12 +127,12 @@ public final class MemoryBlockDevice implements Operations<MemoryHwData, MemoryS
                 if (rq.readSegments() != null) {
                     store.readSegments(offset, (int) length, rq.readSegments());
                 } else {
-                    ByteBuffer dst = rq.data();
+                    ByteBuffer dst = Objects.requireNonNull(rq.data());
                     store.read(offset, dst, dst.position(), (int) length);
                 }
                 if (rq.extents() != null) {
                     // Tell the front end which parts were holes, so it can send them as such.
-                    store.extents(offset, length, rq.extents());
+                    store.extents(offset, length, Objects.requireNonNull(rq.extents()));
                 }
                 hw.read(length);
                 yield Status.OK;
@@ -164,7 +165,7 @@ public final class MemoryBlockDevice implements Operations<MemoryHwData, MemoryS
             }
             case CACHE -> Status.OK; // everything is in memory already
             case BLOCK_STATUS -> {
-                store.extents(offset, length, rq.extents());
+                store.extents(offset, length, Objects.requireNonNull(rq.extents()));
                 yield Status.OK;
             }
         };

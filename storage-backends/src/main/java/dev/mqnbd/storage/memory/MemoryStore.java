@@ -7,6 +7,7 @@ import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.function.Supplier;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The bytes of one memory export: a sparse array of fixed-size off-heap pages, the per-queue data
@@ -265,13 +266,13 @@ public final class MemoryStore implements AutoCloseable {
         }
     }
 
-    private ByteBuffer page(long pageIndex) {
+    private @Nullable ByteBuffer page(long pageIndex) {
         AtomicReferenceArray<ByteBuffer> leaf = leaves.get((int) (pageIndex >>> leafShift));
         return leaf == null ? null : leaf.get((int) (pageIndex & ((1L << leafShift) - 1)));
     }
 
     /** Returns the page, allocating and installing it if needed, or {@code null} when out of memory. */
-    private ByteBuffer pageForWrite(long pageIndex) {
+    private @Nullable ByteBuffer pageForWrite(long pageIndex) {
         int leafIndex = (int) (pageIndex >>> leafShift);
         int slot = (int) (pageIndex & ((1L << leafShift) - 1));
         AtomicReferenceArray<ByteBuffer> leaf;

@@ -23,4 +23,7 @@
  * mqnbd serve --export disk=memory:1T
  * </pre>
  */
+@NullMarked
 package dev.mqnbd.storage.memory;
+
+import org.jspecify.annotations.NullMarked;

@@ -1,6 +1,7 @@
 package dev.mqnbd.storage.s3;
 
 import java.util.concurrent.locks.ReentrantLock;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The in-memory state of one block of an S3 export while something uses it: requests that read or
@@ -24,7 +25,7 @@ final class Block {
     final ReentrantLock lock = new ReentrantLock();
 
     /** The bytes ({@code blockSize} of them), or {@code null} for all zeroes. Valid when {@link #loaded}. */
-    byte[] data;
+    byte @Nullable [] data;
 
     /** Whether {@link #data} holds the block's contents; if not, they are in the store (or nowhere: zeroes). */
     boolean loaded;
@@ -63,7 +64,7 @@ final class Block {
     volatile long retryAtNanos;
 
     /** The last upload failure, if it cannot succeed by retrying (e.g. access denied); cleared by success. */
-    volatile StoreException permanentFailure;
+    volatile @Nullable StoreException permanentFailure;
 
     /** When {@link #permanentFailure} happened ({@link System#nanoTime()}). */
     volatile long permanentFailureNanos;

@@ -11,6 +11,7 @@ import java.util.Arrays;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BiFunction;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The blocks of one S3 export in memory, shared by all its hardware contexts: reads and writes by byte
@@ -60,7 +61,7 @@ final class BlockCache {
     final BlockMap map;
     final DirtyBlocks dirty;
     private final ConcurrentHashMap<Long, Block> live = new ConcurrentHashMap<>();
-    private final Cache<Long, byte[]> clean;
+    private final @Nullable Cache<Long, byte[]> clean;
 
     // The compute functions of pin and unpin, allocated once rather than as a lambda per call.
     private final BiFunction<Long, Block, Block> pinner = this::pinned;
@@ -95,7 +96,7 @@ final class BlockCache {
     }
 
     /** Returns the block of {@code index} if it is pinned or dirty now, else {@code null}; a hint, unlocked. */
-    Block live(long index) {
+    @Nullable Block live(long index) {
         return live.get(index);
     }
 
@@ -145,7 +146,7 @@ final class BlockCache {
         return b;
     }
 
-    private Block unpinned(Long index, Block b) {
+    private @Nullable Block unpinned(Long index, Block b) {
         // INVARIANT: a pinned block stays in live, so b is the block being unpinned.
         if (--b.pins > 0 || b.dirty || b.uploading) {
             return b;
@@ -273,7 +274,7 @@ final class BlockCache {
      *
      * @param touched where to record the blocks and versions a FUA must wait for; {@code null} without FUA
      */
-    void write(long offset, ByteBuffer src, int srcIndex, int length, long deadline, Barrier.Builder touched)
+    void write(long offset, ByteBuffer src, int srcIndex, int length, long deadline, Barrier.@Nullable Builder touched)
             throws IOException {
         while (length > 0) {
             long index = offset / blockSize;

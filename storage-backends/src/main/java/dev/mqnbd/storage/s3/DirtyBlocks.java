@@ -6,6 +6,7 @@ import java.util.Collection;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The dirty blocks of one S3 export: which blocks hold changes not yet stored, how many bytes of data
@@ -116,7 +117,7 @@ final class DirtyBlocks {
      * Starts an upload of {@code b}: marks it uploading and returns the snapshot to store, or {@code null}
      * when it is clean or already being uploaded. The caller holds a pin.
      */
-    Snapshot beginUpload(Block b) {
+    @Nullable Snapshot beginUpload(Block b) {
         b.lock.lock();
         try {
             if (!b.dirty || b.uploading) {
@@ -140,7 +141,7 @@ final class DirtyBlocks {
      *
      * @param zero whether the snapshot was all zeroes (the object was deleted, or never existed)
      */
-    void finishUpload(Block b, Snapshot snap, boolean zero, StoreException failure) {
+    void finishUpload(Block b, Snapshot snap, boolean zero, @Nullable StoreException failure) {
         b.lock.lock();
         try {
             b.uploading = false;
@@ -185,7 +186,7 @@ final class DirtyBlocks {
     }
 
     /** What an upload stores: the block's version and bytes ({@code null}: zeroes) when it began. */
-    record Snapshot(long version, byte[] data) {}
+    record Snapshot(long version, byte @Nullable [] data) {}
 
     void signalProgress() {
         synchronized (progress) {

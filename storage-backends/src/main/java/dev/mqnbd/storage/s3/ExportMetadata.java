@@ -4,6 +4,7 @@ import dev.mqnbd.storage.Sizes;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
+import java.time.format.DateTimeParseException;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -88,7 +89,7 @@ record ExportMetadata(long size, int blockSize, int version, Instant created) {
                         + Sizes.format(MAX_BLOCKS * blockSize) + " with block size " + Sizes.format(blockSize) + ")");
             }
             return new ExportMetadata(size, (int) blockSize, version, created);
-        } catch (NumberFormatException | java.time.format.DateTimeParseException e) {
+        } catch (NumberFormatException | DateTimeParseException e) {
             throw new IOException("metadata " + where + ": " + e.getMessage() + " (expected: version, size and"
                     + " blockSize numbers, created an ISO-8601 instant)");
         }

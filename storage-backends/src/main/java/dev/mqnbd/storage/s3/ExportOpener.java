@@ -7,6 +7,8 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Opens the export an {@link S3Spec} names: takes the write lease (unless read-only), reads the
@@ -62,7 +64,7 @@ final class ExportOpener {
             }
             LOG.log(Level.INFO, "s3 export " + name + ": opened " + names + " in " + store.describe() + " ("
                     + meta.describe() + ", " + map.count() + " of " + meta.blockCount() + " blocks stored"
-                    + (readOnly ? ", read-only" : ", write lease held by " + lease.holder()) + ")");
+                    + (readOnly ? ", read-only" : ", write lease held by " + Objects.requireNonNull(lease).holder()) + ")");
             return new S3Export(name, names, store, settings, meta, map, lease, readOnly);
         } catch (IOException | RuntimeException e) {
             if (lease != null) {
@@ -73,7 +75,7 @@ final class ExportOpener {
     }
 
     /** Reads the metadata object; returns {@code null} when it does not exist. */
-    static ExportMetadata readMetadata(ObjectStore store, ObjectNames names, Duration timeout) throws IOException {
+    static @Nullable ExportMetadata readMetadata(ObjectStore store, ObjectNames names, Duration timeout) throws IOException {
         ObjectStore.StoredObject object = store.get(names.metadata(), timeout);
         return object == null ? null : ExportMetadata.parse("s3://" + names.bucket() + "/" + names.metadata(), object.data());
     }

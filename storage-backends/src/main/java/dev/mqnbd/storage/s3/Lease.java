@@ -11,6 +11,7 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The write lease of one S3 export: the object {@code PREFIX/mqnbd-lease.json}, which says who may
@@ -55,7 +56,7 @@ final class Lease implements AutoCloseable {
 
     private volatile String etag;
     private volatile long validUntilNanos;
-    private volatile String lostReason;
+    private volatile @Nullable String lostReason;
     private volatile long renewals;
     // Guarded by lock.
     private boolean stopping;

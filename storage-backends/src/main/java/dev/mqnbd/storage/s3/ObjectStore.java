@@ -4,6 +4,7 @@ import java.time.Duration;
 import java.util.Collection;
 import java.util.Map;
 import java.util.function.Consumer;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The few object-store requests the S3 backend makes, on one bucket. {@link SdkObjectStore} makes them
@@ -30,7 +31,7 @@ interface ObjectStore extends AutoCloseable {
     record StoredObject(byte[] data, String etag, Map<String, String> metadata) {}
 
     /** Reads {@code key}; returns {@code null} when it does not exist. */
-    StoredObject get(String key, Duration timeout) throws StoreException;
+    @Nullable StoredObject get(String key, Duration timeout) throws StoreException;
 
     /**
      * Stores {@code data} as {@code key} with user {@code metadata}, replacing what was there. The upload

@@ -13,6 +13,7 @@ import java.lang.System.Logger.Level;
 import java.nio.ByteBuffer;
 import java.util.EnumSet;
 import java.util.List;
+import java.util.Objects;
 
 /**
  * The S3 export's blk-mq driver: serves each request on a virtual thread of its own against the
@@ -128,11 +129,11 @@ public final class S3BlockDevice implements Operations<S3HwData, S3Export, S3Exp
         try {
             status = switch (rq.op()) {
                 case READ -> {
-                    ByteBuffer dst = rq.data();
+                    ByteBuffer dst = Objects.requireNonNull(rq.data());
                     export.cache.read(rq.offset(), dst, dst.position(), (int) rq.length(), deadline);
                     if (rq.extents() != null) {
                         // Tell the front end which parts were holes, so it can send them as such.
-                        BlockStatus.report(export.cache, rq.offset(), rq.length(), rq.extents());
+                        BlockStatus.report(export.cache, rq.offset(), rq.length(), Objects.requireNonNull(rq.extents()));
                     }
                     hw.read();
                     yield Status.OK;
@@ -141,7 +142,7 @@ public final class S3BlockDevice implements Operations<S3HwData, S3Export, S3Exp
                     export.checkWritable();
                     boolean fua = rq.hasFlag(ReqFlags.FUA);
                     Barrier.Builder touched = fua ? new Barrier.Builder() : null;
-                    ByteBuffer src = rq.data();
+                    ByteBuffer src = Objects.requireNonNull(rq.data());
                     export.cache.write(rq.offset(), src, src.position(), (int) rq.length(), deadline, touched);
                     if (touched != null) {
                         export.awaitStored(touched, deadline);
@@ -171,7 +172,7 @@ public final class S3BlockDevice implements Operations<S3HwData, S3Export, S3Exp
                     yield Status.OK;
                 }
                 case BLOCK_STATUS -> {
-                    BlockStatus.report(export.cache, rq.offset(), rq.length(), rq.extents());
+                    BlockStatus.report(export.cache, rq.offset(), rq.length(), Objects.requireNonNull(rq.extents()));
                     yield Status.OK;
                 }
                 case FLUSH -> throw new IllegalStateException("FLUSH is served by batch: " + rq);

@@ -3,10 +3,12 @@ package dev.mqnbd.storage.s3;
 import dev.mqnbd.storage.Sizes;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
+import org.jspecify.annotations.Nullable;
 
 /**
  * One open S3 export: its store, metadata, write lease, block cache and writeback, shared by every
@@ -28,10 +30,10 @@ public final class S3Export implements AutoCloseable {
     private final S3Settings settings;
     private final ExportMetadata metadata;
     private final boolean readOnly;
-    private final Lease lease;
+    private final @Nullable Lease lease;
     private final S3Stats stats = new S3Stats();
     final BlockCache cache;
-    final Writeback writeback;
+    final @Nullable Writeback writeback;
     private final ThreadFactory threads;
     private final Semaphore prefetches;
 
@@ -50,7 +52,7 @@ public final class S3Export implements AutoCloseable {
      * <p><b>Ownership:</b> takes over {@code store} and {@code lease} ({@code null} when read-only).
      */
     S3Export(String name, ObjectNames names, ObjectStore store, S3Settings settings, ExportMetadata metadata,
-            BlockMap map, Lease lease, boolean readOnly) {
+            BlockMap map, @Nullable Lease lease, boolean readOnly) {
         this.name = name;
         this.names = names;
         this.store = store;
@@ -59,7 +61,7 @@ public final class S3Export implements AutoCloseable {
         this.readOnly = readOnly;
         this.lease = lease;
         this.cache = new BlockCache(name, names, store, stats, metadata, map, settings);
-        this.writeback = readOnly ? null : new Writeback(name, names, store, cache, stats, lease, settings);
+        this.writeback = readOnly ? null : new Writeback(name, names, store, cache, stats, Objects.requireNonNull(lease), settings);
         this.threads = Thread.ofVirtual().name("mqnbd-s3-" + name + "-", 0).factory();
         this.prefetches = new Semaphore(Math.max(1, Math.max(settings.readAhead(), settings.uploads())));
     }
@@ -132,7 +134,7 @@ public final class S3Export implements AutoCloseable {
         return store;
     }
 
-    Lease lease() {
+    @Nullable Lease lease() {
         return lease;
     }
 
@@ -150,12 +152,12 @@ public final class S3Export implements AutoCloseable {
     void flush(long deadline) throws IOException {
         checkWritable();
         stats.flushBarriers.increment();
-        Barrier.ofDirty(cache).await(cache, writeback, lease, deadline);
+        Barrier.ofDirty(cache).await(cache, Objects.requireNonNull(writeback), Objects.requireNonNull(lease), deadline);
     }
 
     /** Waits until the blocks {@code touched} recorded are stored at their versions (a FUA), or throws. */
     void awaitStored(Barrier.Builder touched, long deadline) throws IOException {
-        touched.build().await(cache, writeback, lease, deadline);
+        touched.build().await(cache, Objects.requireNonNull(writeback), Objects.requireNonNull(lease), deadline);
     }
 
     /** Starts a request's thread. */
@@ -222,7 +224,7 @@ public final class S3Export implements AutoCloseable {
                 if (lost > 0) {
                     LOG.log(Level.ERROR, "s3 export " + name + ": closing with " + lost + " of " + dirtyAtClose
                             + " dirty blocks not stored in " + names + " (" + (writable() ? "the store made no progress"
-                            : lease.invalidReason()) + "): their last writes are lost");
+                            : Objects.requireNonNull(lease).invalidReason()) + "): their last writes are lost");
                 } else {
                     LOG.log(Level.INFO, "s3 export " + name + ": wrote " + written + " dirty blocks to " + names
                             + " on close (" + dirtyAtClose + " were dirty) in "

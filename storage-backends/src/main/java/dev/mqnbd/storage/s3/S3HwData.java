@@ -5,6 +5,7 @@ import dev.mqnbd.mq.Request;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
@@ -128,7 +129,7 @@ public final class S3HwData {
                     flushBatch = new ArrayList<>(depth);
                     flushGenerations = new int[depth];
                 }
-                flushGenerations[flushBatch.size()] = rq.generation();
+                Objects.requireNonNull(flushGenerations)[flushBatch.size()] = rq.generation();
                 flushBatch.add(rq);
             } else {
                 rq.pdu().bind(device, this, rq, deadline);
@@ -138,7 +139,7 @@ public final class S3HwData {
         }
         if (flushBatch != null) {
             List<Request<S3RequestData>> batch = flushBatch;
-            int[] generations = flushGenerations;
+            int[] generations = Objects.requireNonNull(flushGenerations);
             // OWNERSHIP: the flush thread ends every FLUSH of the batch, all with one status.
             export.start(() -> device.flush(this, batch, generations, deadline));
         }

@@ -1,6 +1,8 @@
 package dev.mqnbd.storage.s3;
 
 import dev.mqnbd.mq.Request;
+import java.util.Objects;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The private data {@code R} of each preallocated request of an S3 export: what the request's thread
@@ -10,9 +12,9 @@ import dev.mqnbd.mq.Request;
  * publishes it), read by that thread.
  */
 public final class S3RequestData implements Runnable {
-    private S3BlockDevice device;
-    private S3HwData hw;
-    private Request<S3RequestData> rq;
+    private @Nullable S3BlockDevice device;
+    private @Nullable S3HwData hw;
+    private @Nullable Request<S3RequestData> rq;
     private int generation;
     private long deadline;
 
@@ -30,8 +32,8 @@ public final class S3RequestData implements Runnable {
     /** Serves the bound request; runs on its own virtual thread. */
     @Override
     public void run() {
-        Request<S3RequestData> r = rq;
+        Request<S3RequestData> r = Objects.requireNonNull(rq, "not bound");
         rq = null;
-        device.serve(hw, r, generation, deadline);
+        Objects.requireNonNull(device).serve(Objects.requireNonNull(hw), r, generation, deadline);
     }
 }

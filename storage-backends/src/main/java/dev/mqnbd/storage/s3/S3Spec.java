@@ -1,6 +1,7 @@
 package dev.mqnbd.storage.s3;
 
 import dev.mqnbd.storage.Sizes;
+import java.nio.charset.StandardCharsets;
 import java.util.OptionalInt;
 import java.util.OptionalLong;
 
@@ -134,7 +135,7 @@ record S3Spec(ObjectNames names, OptionalLong createSize, OptionalInt blockSize,
                         + " leading \"/\")");
             }
         }
-        int keyBytes = prefix.getBytes(java.nio.charset.StandardCharsets.UTF_8).length + 1
+        int keyBytes = prefix.getBytes(StandardCharsets.UTF_8).length + 1
                 + ObjectNames.BLOCKS.length() + 16;
         if (keyBytes > MAX_KEY_BYTES) {
             throw bad(spec, "prefix of " + prefix.length() + " characters is too long (expected: block keys of at"

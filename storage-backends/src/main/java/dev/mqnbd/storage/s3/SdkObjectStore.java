@@ -9,6 +9,7 @@ import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
+import org.jspecify.annotations.Nullable;
 import software.amazon.awssdk.awscore.AwsRequestOverrideConfiguration;
 import software.amazon.awssdk.awscore.exception.AwsServiceException;
 import software.amazon.awssdk.core.ResponseBytes;
@@ -58,7 +59,7 @@ final class SdkObjectStore implements ObjectStore {
     }
 
     @Override
-    public StoredObject get(String key, Duration timeout) throws StoreException {
+    public @Nullable StoredObject get(String key, Duration timeout) throws StoreException {
         try {
             ResponseBytes<GetObjectResponse> r =
                     s3.getObjectAsBytes(b -> b.bucket(bucket).key(key).overrideConfiguration(timeouts(timeout)));
@@ -94,8 +95,8 @@ final class SdkObjectStore implements ObjectStore {
         }
     }
 
-    private String put(String key, byte[] data, Map<String, String> metadata, String type, String ifNoneMatch,
-            String ifMatch, Duration timeout, String what) throws StoreException {
+    private String put(String key, byte[] data, Map<String, String> metadata, String type, @Nullable String ifNoneMatch,
+            @Nullable String ifMatch, Duration timeout, String what) throws StoreException {
         PutObjectRequest.Builder request = PutObjectRequest.builder()
                 .bucket(bucket)
                 .key(key)

@@ -1,6 +1,7 @@
 package dev.mqnbd.storage.s3;
 
 import java.io.IOException;
+import org.jspecify.annotations.Nullable;
 
 /**
  * A request to the object store failed. It says whether trying again later may succeed ({@link
@@ -19,7 +20,7 @@ final class StoreException extends IOException {
      *
      * @param status the HTTP status, or 0 when no reply came
      */
-    StoreException(String message, int status, boolean retryable, Throwable cause) {
+    StoreException(@Nullable String message, int status, boolean retryable, @Nullable Throwable cause) {
         super(message, cause);
         this.status = status;
         this.retryable = retryable;

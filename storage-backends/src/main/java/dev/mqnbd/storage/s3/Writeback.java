@@ -6,10 +6,12 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Uploads an S3 export's dirty blocks in the background, at most {@code s3.uploads} requests at once.
@@ -71,7 +73,7 @@ final class Writeback implements AutoCloseable {
     private boolean stopped;
 
     private volatile boolean closing;
-    private volatile String lastFailure;
+    private volatile @Nullable String lastFailure;
 
     Writeback(String exportName, ObjectNames names, ObjectStore store, BlockCache cache, S3Stats stats, Lease lease,
             S3Settings settings) {
@@ -298,7 +300,7 @@ final class Writeback implements AutoCloseable {
                 deletes.add(b);
                 deleteSnaps.add(snap);
             } else {
-                StoreException failure = put(b, snap.data());
+                StoreException failure = put(b, Objects.requireNonNull(snap.data()));
                 if (failure == null) {
                     storedBlocks.incrementAndGet();
                 }
@@ -320,7 +322,7 @@ final class Writeback implements AutoCloseable {
         }
     }
 
-    private StoreException put(Block b, byte[] data) {
+    private @Nullable StoreException put(Block b, byte[] data) {
         if (lease != null && !lease.valid()) {
             return new StoreException(lease.invalidReason(), 0, false);
         }
@@ -342,7 +344,7 @@ final class Writeback implements AutoCloseable {
         }
     }
 
-    private StoreException delete(List<Block> blocks) {
+    private @Nullable StoreException delete(List<Block> blocks) {
         if (lease != null && !lease.valid()) {
             return new StoreException(lease.invalidReason(), 0, false);
         }
@@ -373,7 +375,7 @@ final class Writeback implements AutoCloseable {
     }
 
     /** Logs the first failure of a run of failures, and the recovery after it. */
-    private void outcome(StoreException failure) {
+    private void outcome(@Nullable StoreException failure) {
         if (failure == null) {
             if (failing.compareAndSet(true, false)) {
                 LOG.log(Level.INFO, "s3 export " + exportName + ": uploads to " + store.describe() + " succeed again");

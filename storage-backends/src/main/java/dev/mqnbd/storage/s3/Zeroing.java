@@ -2,6 +2,7 @@ package dev.mqnbd.storage.s3;
 
 import java.io.IOException;
 import java.util.Arrays;
+import org.jspecify.annotations.Nullable;
 
 /**
  * DISCARD and WRITE_ZEROES on an S3 export's {@link BlockCache}: whole blocks in the range become zero
@@ -32,7 +33,7 @@ final class Zeroing {
      *
      * @param touched where to record what a FUA must wait for; {@code null} without FUA
      */
-    static void zero(BlockCache cache, long offset, long length, long deadline, Barrier.Builder touched)
+    static void zero(BlockCache cache, long offset, long length, long deadline, Barrier.@Nullable Builder touched)
             throws IOException {
         int bs = cache.blockSize;
         long end = offset + length;
@@ -65,7 +66,7 @@ final class Zeroing {
         zeroPart(cache, Math.min(end, endWhole * bs), end, deadline, touched);
     }
 
-    private static void zeroWhole(BlockCache cache, long index, long deadline, Barrier.Builder touched)
+    private static void zeroWhole(BlockCache cache, long index, long deadline, Barrier.@Nullable Builder touched)
             throws IOException {
         cache.dirty.awaitRoom(deadline);
         Block b = cache.pin(index);
@@ -91,7 +92,7 @@ final class Zeroing {
     }
 
     /** Zeroes {@code [from, to)}, which lies within one block or spans a partial head and tail. */
-    private static void zeroPart(BlockCache cache, long from, long to, long deadline, Barrier.Builder touched)
+    private static void zeroPart(BlockCache cache, long from, long to, long deadline, Barrier.@Nullable Builder touched)
             throws IOException {
         int bs = cache.blockSize;
         while (from < to) {

@@ -58,4 +58,7 @@
  *     --set s3.endpoint=http://127.0.0.1:9000 --set s3.path-style=true
  * </pre>
  */
+@NullMarked
 package dev.mqnbd.storage.s3;
+
+import org.jspecify.annotations.NullMarked;

@@ -1,4 +1,4 @@
-package dev.mqnbd.server;
+package dev.mqnbd.server.handler;
 
 import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.Feature;
@@ -9,7 +9,7 @@ import dev.mqnbd.server.protocol.NbdExportInfo;
 /**
  * One named export: its request queue and what the handshake tells clients about it, computed once.
  *
- * <p><b>Ownership:</b> the {@link ExportRegistry} owns the queue and closes it.
+ * <p><b>Ownership:</b> the server's {@code ExportRegistry} owns the queue and closes it.
  *
  * @param name the export name; {@code ""} is the default export
  * @param description human-readable text sent in {@code NBD_OPT_LIST} and {@code NBD_INFO_DESCRIPTION}
