@@ -29,6 +29,7 @@ final class CallerHctxExecutor implements HctxExecutor {
     @Override
     public void schedule(Runnable task, long delay, TimeUnit unit) {
         // Timers only serve request timeouts and BUSY retries, which no benchmark configures.
-        throw new UnsupportedOperationException("schedule: no timers in benchmarks (delay: " + delay + " " + unit + ")");
+        throw new UnsupportedOperationException(
+                "schedule: no timers in benchmarks (delay: " + delay + " " + unit + ")");
     }
 }

@@ -41,7 +41,9 @@ import org.openjdk.jmh.annotations.Warmup;
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
-@Fork(value = 1, jvmArgsAppend = {"--sun-misc-unsafe-memory-access=allow", "--enable-native-access=ALL-UNNAMED"})
+@Fork(
+        value = 1,
+        jvmArgsAppend = {"--sun-misc-unsafe-memory-access=allow", "--enable-native-access=ALL-UNNAMED"})
 @Warmup(iterations = 3, time = 1)
 @Measurement(iterations = 3, time = 1)
 public class DispatchBenchmark {
@@ -64,7 +66,9 @@ public class DispatchBenchmark {
     @Setup
     public void setUp() throws MqException {
         QueueLimits limits = new QueueLimits(1L << 30, 512, 4096, 1 << 20, 0, Set.of(), false);
-        queue = filters == 0 ? build(new NoopDriver(), limits) : build(new PassThroughFilter<>(new NoopDriver(), limits), limits);
+        queue = filters == 0
+                ? build(new NoopDriver(), limits)
+                : build(new PassThroughFilter<>(new NoopDriver(), limits), limits);
     }
 
     private <H> BlockQueue<H, Void, Void, Void> build(Operations<H, Void, Void, Void> driver, QueueLimits limits)

@@ -99,7 +99,8 @@ public class ReplyEncoderBenchmark {
     public int readHeaders32() {
         int n = 0;
         for (int i = 0; i < HEADERS; i++) {
-            n += encoder.readSucceeded(alloc, reused, cookie++, 0, READ_LENGTH, null, null, 0).readableBytes();
+            n += encoder.readSucceeded(alloc, reused, cookie++, 0, READ_LENGTH, null, null, 0)
+                    .readableBytes();
         }
         return n;
     }

@@ -64,7 +64,11 @@ final class CowFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> {
         Overlay open(long capacity) throws IOException;
     }
 
-    CowFilter(Operations<N, Q, T, R> next, QueueLimits below, boolean readOnly, OverlaySource source,
+    CowFilter(
+            Operations<N, Q, T, R> next,
+            QueueLimits below,
+            boolean readOnly,
+            OverlaySource source,
             String description) {
         super(next, limits(below, readOnly));
         this.source = source;
@@ -74,15 +78,27 @@ final class CowFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> {
     }
 
     static QueueLimits limits(QueueLimits below, boolean readOnly) {
-        EnumSet<Feature> features = below.features().isEmpty()
-                ? EnumSet.noneOf(Feature.class)
-                : EnumSet.copyOf(below.features());
-        features.addAll(EnumSet.of(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES,
-                Feature.FAST_ZERO, Feature.BLOCK_STATUS, Feature.SHARED_FLUSH, Feature.WRITE_SEGMENTS));
+        EnumSet<Feature> features =
+                below.features().isEmpty() ? EnumSet.noneOf(Feature.class) : EnumSet.copyOf(below.features());
+        features.addAll(EnumSet.of(
+                Feature.FLUSH,
+                Feature.FUA,
+                Feature.DISCARD,
+                Feature.WRITE_ZEROES,
+                Feature.FAST_ZERO,
+                Feature.BLOCK_STATUS,
+                Feature.SHARED_FLUSH,
+                Feature.WRITE_SEGMENTS));
         features.remove(Feature.READ_SEGMENTS);
         int logical = below.logicalBlockSize();
-        return new QueueLimits(below.capacity(), logical, below.physicalBlockSize(), below.maxTransferBytes(),
-                Math.max(logical, 512), features, readOnly);
+        return new QueueLimits(
+                below.capacity(),
+                logical,
+                below.physicalBlockSize(),
+                below.maxTransferBytes(),
+                Math.max(logical, 512),
+                features,
+                readOnly);
     }
 
     @Override
@@ -134,7 +150,10 @@ final class CowFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> {
 
     /** Serves a request the overlay answers alone. */
     private Status serve(Request<R> rq, long from, long to) throws IOException {
-        if (limits().readOnly() && rq.op() != ReqOp.READ && rq.op() != ReqOp.FLUSH && rq.op() != ReqOp.CACHE
+        if (limits().readOnly()
+                && rq.op() != ReqOp.READ
+                && rq.op() != ReqOp.FLUSH
+                && rq.op() != ReqOp.CACHE
                 && rq.op() != ReqOp.BLOCK_STATUS) {
             return Status.READ_ONLY;
         }
@@ -233,8 +252,10 @@ final class CowFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> {
                 }
             } catch (IOException e) {
                 // The status is final by now: all that is left is to say so loudly.
-                LOG.log(Level.ERROR, "cow overlay " + overlay + ": READ at " + from + " failed after the base"
-                        + " answered; the client got the base's bytes for this range: " + e);
+                LOG.log(
+                        Level.ERROR,
+                        "cow overlay " + overlay + ": READ at " + from + " failed after the base"
+                                + " answered; the client got the base's bytes for this range: " + e);
             }
         } else if (rq.op() == ReqOp.BLOCK_STATUS && rq.extents() != null) {
             cut(rq.extents(), map.runEnd(from, to) - from);
@@ -310,8 +331,9 @@ final class CowFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> {
         }
 
         @Override
-        public <N, Q, T, R> Filter<?, N, Q, T, R> create(Operations<N, Q, T, R> next, QueueLimits below,
-                FilterSettings settings, StackContext context) throws IOException {
+        public <N, Q, T, R> Filter<?, N, Q, T, R> create(
+                Operations<N, Q, T, R> next, QueueLimits below, FilterSettings settings, StackContext context)
+                throws IOException {
             String where = settings.get("overlay").orElse("memory");
             OverlaySource source;
             if (where.equals("memory")) {

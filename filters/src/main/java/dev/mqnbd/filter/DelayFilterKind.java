@@ -29,7 +29,9 @@ public final class DelayFilterKind implements FilterKind {
 
     @Override
     public List<String> keys() {
-        return OPS.stream().map(op -> op + "=DURATION  delay of each " + op + " request, e.g. 10ms").toList();
+        return OPS.stream()
+                .map(op -> op + "=DURATION  delay of each " + op + " request, e.g. 10ms")
+                .toList();
     }
 
     @Override
@@ -38,8 +40,8 @@ public final class DelayFilterKind implements FilterKind {
     }
 
     @Override
-    public <N, Q, T, R> Filter<?, N, Q, T, R> create(Operations<N, Q, T, R> next, QueueLimits below,
-            FilterSettings settings, StackContext context) {
+    public <N, Q, T, R> Filter<?, N, Q, T, R> create(
+            Operations<N, Q, T, R> next, QueueLimits below, FilterSettings settings, StackContext context) {
         if (settings.values().isEmpty()) {
             throw new IllegalArgumentException("filter delay: no delay given (expected: at least one of "
                     + String.join("=, ", OPS) + "=, e.g. read=10ms)");

@@ -43,11 +43,12 @@ public final class ErrorFilterKind implements FilterKind {
     }
 
     @Override
-    public <N, Q, T, R> Filter<?, N, Q, T, R> create(Operations<N, Q, T, R> next, QueueLimits below,
-            FilterSettings settings, StackContext context) {
+    public <N, Q, T, R> Filter<?, N, Q, T, R> create(
+            Operations<N, Q, T, R> next, QueueLimits below, FilterSettings settings, StackContext context) {
         double rate = settings.probability("rate", -1);
         if (rate < 0) {
-            throw new IllegalArgumentException("filter error: rate=P is required (expected: e.g. rate=0.01 or rate=1%)");
+            throw new IllegalArgumentException(
+                    "filter error: rate=P is required (expected: e.g. rate=0.01 or rate=1%)");
         }
         List<ReqOp> ops = ops(settings, "ops", List.of(ReqOp.READ, ReqOp.WRITE));
         Status status = status(settings);

@@ -21,9 +21,24 @@ import java.util.concurrent.TimeUnit;
 public final class ExportStats {
     /** The upper bounds of the latency buckets, in nanoseconds: 25 µs to 10 s; one more bucket is +Inf. */
     static final long[] LATENCY_BOUNDS_NANOS = {
-        25_000, 50_000, 100_000, 250_000, 500_000,
-        1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000, 100_000_000, 250_000_000, 500_000_000,
-        1_000_000_000, 2_500_000_000L, 5_000_000_000L, 10_000_000_000L
+        25_000,
+        50_000,
+        100_000,
+        250_000,
+        500_000,
+        1_000_000,
+        2_500_000,
+        5_000_000,
+        10_000_000,
+        25_000_000,
+        50_000_000,
+        100_000_000,
+        250_000_000,
+        500_000_000,
+        1_000_000_000,
+        2_500_000_000L,
+        5_000_000_000L,
+        10_000_000_000L
     };
 
     private volatile StatsCells[] cells = new StatsCells[0];

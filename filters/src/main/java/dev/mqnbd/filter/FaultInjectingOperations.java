@@ -69,11 +69,12 @@ public final class FaultInjectingOperations<N, Q, T, R> extends Filter<FilterCon
     private final String label;
     /** Whether toString lists the rules: for a filter built in code, not for a kind's, whose label says it all. */
     private final boolean listsRules;
+
     private volatile FaultRule[] rules = NO_RULES;
     private final Map<Request<?>, Object> held = new ConcurrentHashMap<>();
 
-    private FaultInjectingOperations(Operations<N, Q, T, R> next, QueueLimits limits, String label,
-            boolean listsRules) {
+    private FaultInjectingOperations(
+            Operations<N, Q, T, R> next, QueueLimits limits, String label, boolean listsRules) {
         super(next, limits);
         this.label = label;
         this.listsRules = listsRules;
@@ -83,7 +84,8 @@ public final class FaultInjectingOperations<N, Q, T, R> extends Filter<FilterCon
      * Wraps {@code next}, whose limits are {@code limits}; the filter changes none of them. It has no
      * rules yet, so it passes every request on.
      */
-    public static <N, Q, T, R> FaultInjectingOperations<N, Q, T, R> wrap(Operations<N, Q, T, R> next, QueueLimits limits) {
+    public static <N, Q, T, R> FaultInjectingOperations<N, Q, T, R> wrap(
+            Operations<N, Q, T, R> next, QueueLimits limits) {
         return new FaultInjectingOperations<>(next, limits, "faults", true);
     }
 
@@ -231,8 +233,9 @@ public final class FaultInjectingOperations<N, Q, T, R> extends Filter<FilterCon
                 held.put(rq, DELAYED);
                 took(hw, queue, isLast);
                 int generation = rq.generation();
-                rq.executor().schedule(
-                        () -> passDelayed(hw, queue, rq, generation), rule.delayNanos(), TimeUnit.NANOSECONDS);
+                rq.executor()
+                        .schedule(
+                                () -> passDelayed(hw, queue, rq, generation), rule.delayNanos(), TimeUnit.NANOSECONDS);
                 return Status.OK;
             }
         }
@@ -256,8 +259,8 @@ public final class FaultInjectingOperations<N, Q, T, R> extends Filter<FilterCon
             held.put(rq, DELAYED);
             // A BUSY isLast request leaves an open run open, as mq-core treats it: close it.
             commitRqs(hw, queue);
-            rq.executor().schedule(
-                    () -> passDelayed(hw, queue, rq, generation), BUSY_RETRY_NANOS, TimeUnit.NANOSECONDS);
+            rq.executor()
+                    .schedule(() -> passDelayed(hw, queue, rq, generation), BUSY_RETRY_NANOS, TimeUnit.NANOSECONDS);
         } else if (status != Status.OK) {
             try {
                 rq.end(status);

@@ -45,6 +45,7 @@ public interface FilterKind {
      * @throws IllegalArgumentException if a setting is malformed; the message names it and what was expected
      * @throws IOException if the filter cannot open what it needs
      */
-    <N, Q, T, R> Filter<?, N, Q, T, R> create(Operations<N, Q, T, R> next, QueueLimits below, FilterSettings settings,
-            StackContext context) throws IOException;
+    <N, Q, T, R> Filter<?, N, Q, T, R> create(
+            Operations<N, Q, T, R> next, QueueLimits below, FilterSettings settings, StackContext context)
+            throws IOException;
 }

@@ -64,7 +64,8 @@ public record FilterSettings(String kind, Map<String, String> values) {
             return fallback;
         }
         try {
-            double p = v.endsWith("%") ? Double.parseDouble(v.substring(0, v.length() - 1)) / 100 : Double.parseDouble(v);
+            double p =
+                    v.endsWith("%") ? Double.parseDouble(v.substring(0, v.length() - 1)) / 100 : Double.parseDouble(v);
             if (p >= 0 && p <= 1) {
                 return p;
             }
@@ -116,7 +117,8 @@ public record FilterSettings(String kind, Map<String, String> values) {
     @Override
     public String toString() {
         StringBuilder sb = new StringBuilder();
-        values.forEach((k, v) -> sb.append(sb.isEmpty() ? "" : ",").append(k).append('=').append(v));
+        values.forEach((k, v) ->
+                sb.append(sb.isEmpty() ? "" : ",").append(k).append('=').append(v));
         return sb.toString();
     }
 }

@@ -31,8 +31,9 @@ public record FilterSpec(String export, String kind, FilterSettings settings) {
     public static FilterSpec parse(String text) {
         int eq = text.indexOf('=');
         if (eq < 0) {
-            throw new IllegalArgumentException("--filter: \"" + text
-                    + "\" (expected: EXPORT=KIND[,key=value...], e.g. vm=rate,iops=5000 or *=log,file=/var/log/io.log)");
+            throw new IllegalArgumentException(
+                    "--filter: \"" + text
+                            + "\" (expected: EXPORT=KIND[,key=value...], e.g. vm=rate,iops=5000 or *=log,file=/var/log/io.log)");
         }
         String export = text.substring(0, eq);
         String[] parts = text.substring(eq + 1).split(",", -1);
@@ -43,8 +44,8 @@ public record FilterSpec(String export, String kind, FilterSettings settings) {
             String part = parts[i];
             int kv = part.indexOf('=');
             if (kv <= 0) {
-                throw new IllegalArgumentException("--filter " + text + ": \"" + part
-                        + "\" (expected: key=value; " + kindName + " takes " + Filters.keyNames(kind) + ")");
+                throw new IllegalArgumentException("--filter " + text + ": \"" + part + "\" (expected: key=value; "
+                        + kindName + " takes " + Filters.keyNames(kind) + ")");
             }
             String key = part.substring(0, kv).strip();
             if (!Filters.keyNames(kind).contains(key)) {
@@ -52,7 +53,8 @@ public record FilterSpec(String export, String kind, FilterSettings settings) {
                         + kindName + " takes " + String.join(", ", Filters.keyNames(kind)) + ")");
             }
             if (values.put(key, part.substring(kv + 1).strip()) != null) {
-                throw new IllegalArgumentException("--filter " + text + ": \"" + key + "\" given twice (expected: once)");
+                throw new IllegalArgumentException(
+                        "--filter " + text + ": \"" + key + "\" given twice (expected: once)");
             }
         }
         return new FilterSpec(export, kindName, new FilterSettings(kindName, values));

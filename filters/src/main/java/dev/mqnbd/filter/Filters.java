@@ -15,10 +15,10 @@ import java.util.stream.Collectors;
  * stacked on it, the first named closest to the client. A backend with no filter is a stack of one.
  */
 public final class Filters {
-    private static final List<FilterKind> ALL = ServiceLoader.load(FilterKind.class, Filters.class.getClassLoader())
-            .stream()
-            .map(ServiceLoader.Provider::get)
-            .toList();
+    private static final List<FilterKind> ALL =
+            ServiceLoader.load(FilterKind.class, Filters.class.getClassLoader()).stream()
+                    .map(ServiceLoader.Provider::get)
+                    .toList();
 
     private Filters() {}
 
@@ -63,15 +63,15 @@ public final class Filters {
      * @throws IllegalArgumentException if the spec or a filter setting is malformed
      * @throws IOException if the backend or a filter cannot open its storage
      */
-    public static Device<?, ?, ?, ?> open(String name, String spec, List<FilterSpec> filters, DeviceOptions options,
-            QueueSetup setup) throws IOException {
+    public static Device<?, ?, ?, ?> open(
+            String name, String spec, List<FilterSpec> filters, DeviceOptions options, QueueSetup setup)
+            throws IOException {
         boolean belowReadOnly = options.readOnly();
         for (FilterSpec filter : filters) {
             belowReadOnly |= kind(filter.kind()).opensBelowReadOnly();
         }
-        DeviceOptions below = belowReadOnly == options.readOnly()
-                ? options
-                : new DeviceOptions(true, options.settings());
+        DeviceOptions below =
+                belowReadOnly == options.readOnly() ? options : new DeviceOptions(true, options.settings());
         Device<?, ?, ?, ?> device = Backends.device(spec, below, setup);
         StackContext context = new StackContext(name, options.readOnly());
         for (int i = filters.size() - 1; i >= 0; i--) {
@@ -87,14 +87,15 @@ public final class Filters {
     }
 
     /** Stacks one filter of {@code kind} on {@code below}. */
-    public static <H, Q, T, R> Device<?, Q, T, R> stack(FilterKind kind, FilterSettings settings, Device<H, Q, T, R> below,
-            StackContext context) throws IOException {
+    public static <H, Q, T, R> Device<?, Q, T, R> stack(
+            FilterKind kind, FilterSettings settings, Device<H, Q, T, R> below, StackContext context)
+            throws IOException {
         return on(kind.create(below.driver(), below.limits(), settings, context), below);
     }
 
     /** Puts {@code filter}, built over {@code below}'s driver, on top of {@code below}. */
-    public static <C extends FilterContext<H>, H, Q, T, R> Device<C, Q, T, R> on(Filter<C, H, Q, T, R> filter,
-            Device<H, Q, T, R> below) {
+    public static <C extends FilterContext<H>, H, Q, T, R> Device<C, Q, T, R> on(
+            Filter<C, H, Q, T, R> filter, Device<H, Q, T, R> below) {
         if (filter.next() != below.driver()) {
             throw new IllegalArgumentException("filter: " + filter + " (expected: built over " + below + ")");
         }

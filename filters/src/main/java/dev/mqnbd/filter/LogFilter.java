@@ -96,8 +96,17 @@ final class LogFilter<N, Q, T, R> extends Filter<LogFilter.Context<N>, N, Q, T, 
         long now = System.nanoTime();
         long started = rq.tag() < hw.started.length ? hw.started[rq.tag()] : now;
         Instant at = Instant.now();
-        s.offer(new LogSink.Entry(at.getEpochSecond() * 1_000_000_000L + at.getNano(), exportField, rq.attachment(),
-                rq.hwIndex(), rq.tag(), rq.op().ordinal(), rq.offset(), rq.length(), rq.flags(), rq.status(),
+        s.offer(new LogSink.Entry(
+                at.getEpochSecond() * 1_000_000_000L + at.getNano(),
+                exportField,
+                rq.attachment(),
+                rq.hwIndex(),
+                rq.tag(),
+                rq.op().ordinal(),
+                rq.offset(),
+                rq.length(),
+                rq.flags(),
+                rq.status(),
                 now - started));
     }
 
@@ -132,10 +141,12 @@ final class LogFilter<N, Q, T, R> extends Filter<LogFilter.Context<N>, N, Q, T, 
         }
 
         @Override
-        public <N, Q, T, R> Filter<?, N, Q, T, R> create(Operations<N, Q, T, R> next, QueueLimits below,
-                FilterSettings settings, StackContext context) throws IOException {
-            String name = settings.get("file").orElseThrow(() -> new IllegalArgumentException(
-                    "filter log: file=PATH is required (expected: e.g. file=/var/log/mqnbd-requests.log)"));
+        public <N, Q, T, R> Filter<?, N, Q, T, R> create(
+                Operations<N, Q, T, R> next, QueueLimits below, FilterSettings settings, StackContext context)
+                throws IOException {
+            String name = settings.get("file")
+                    .orElseThrow(() -> new IllegalArgumentException(
+                            "filter log: file=PATH is required (expected: e.g. file=/var/log/mqnbd-requests.log)"));
             Path path = Path.of(name);
             if (Files.isDirectory(path)) {
                 throw settings.bad("file", name, "a file, not a directory");

@@ -51,14 +51,31 @@ final class LogSink {
     private int users;
 
     /** One request's line, formatted by the writer. */
-    record Entry(long epochNanos, String export, @Nullable Object conn, int hctx, int tag, int op, long offset, long length,
-            int flags, Status status, long latencyNanos) {}
+    record Entry(
+            long epochNanos,
+            String export,
+            @Nullable Object conn,
+            int hctx,
+            int tag,
+            int op,
+            long offset,
+            long length,
+            int flags,
+            Status status,
+            long latencyNanos) {}
 
     private LogSink(Path file) throws IOException {
         this.file = file;
-        BufferedWriter out = Files.newBufferedWriter(file, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
-                StandardOpenOption.APPEND, StandardOpenOption.WRITE);
-        this.writer = Thread.ofPlatform().daemon().name("mqnbd-log-" + file.getFileName()).start(() -> write(out));
+        BufferedWriter out = Files.newBufferedWriter(
+                file,
+                StandardCharsets.UTF_8,
+                StandardOpenOption.CREATE,
+                StandardOpenOption.APPEND,
+                StandardOpenOption.WRITE);
+        this.writer = Thread.ofPlatform()
+                .daemon()
+                .name("mqnbd-log-" + file.getFileName())
+                .start(() -> write(out));
     }
 
     /**
@@ -103,8 +120,9 @@ final class LogSink {
             long now = System.nanoTime();
             if (now - lastWarning >= WARN_EVERY_NANOS) {
                 lastWarning = now;
-                LOG.log(Level.WARNING, "log filter: " + file + " is behind; request lines are being dropped ("
-                        + n + " so far)");
+                LOG.log(
+                        Level.WARNING,
+                        "log filter: " + file + " is behind; request lines are being dropped (" + n + " so far)");
             }
         }
     }
@@ -139,7 +157,9 @@ final class LogSink {
                 batch.clear();
                 long drops = dropped.get();
                 if (drops != reportedDrops) {
-                    out.append(Instant.now().toString()).append(" dropped=").append(Long.toString(drops - reportedDrops))
+                    out.append(Instant.now().toString())
+                            .append(" dropped=")
+                            .append(Long.toString(drops - reportedDrops))
                             .append(" (the log fell behind; these requests are not listed)\n");
                     reportedDrops = drops;
                 }
@@ -169,16 +189,26 @@ final class LogSink {
 
     static void format(Entry e, StringBuilder sb) {
         sb.append(Instant.ofEpochSecond(0, e.epochNanos()))
-                .append(" export=").append(e.export())
-                .append(" conn=").append(e.conn() == null ? "-" : e.conn().toString())
-                .append(" hctx=").append(e.hctx())
-                .append(" tag=").append(e.tag())
-                .append(" op=").append(ReqOp.values()[e.op()])
-                .append(" offset=").append(e.offset())
-                .append(" length=").append(e.length())
-                .append(" flags=").append(flags(e.flags()))
-                .append(" status=").append(e.status())
-                .append(" latency_us=").append(e.latencyNanos() / 1000);
+                .append(" export=")
+                .append(e.export())
+                .append(" conn=")
+                .append(e.conn() == null ? "-" : e.conn().toString())
+                .append(" hctx=")
+                .append(e.hctx())
+                .append(" tag=")
+                .append(e.tag())
+                .append(" op=")
+                .append(ReqOp.values()[e.op()])
+                .append(" offset=")
+                .append(e.offset())
+                .append(" length=")
+                .append(e.length())
+                .append(" flags=")
+                .append(flags(e.flags()))
+                .append(" status=")
+                .append(e.status())
+                .append(" latency_us=")
+                .append(e.latencyNanos() / 1000);
     }
 
     private static String flags(int flags) {

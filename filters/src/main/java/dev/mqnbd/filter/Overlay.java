@@ -80,8 +80,8 @@ interface Overlay extends AutoCloseable {
          */
         File(Path path, long capacity) throws IOException {
             this.path = path;
-            this.channel = FileChannel.open(path, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
-                    StandardOpenOption.WRITE);
+            this.channel = FileChannel.open(
+                    path, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ, StandardOpenOption.WRITE);
             try {
                 // Unlinked while open: a killed server leaves nothing behind, and nobody else can open it.
                 Files.delete(path);

@@ -40,7 +40,8 @@ final class OverlayMap {
             }
             run[0] = from;
         }
-        for (Map.Entry<Long, long[]> e = runs.ceilingEntry(from); e != null && e.getKey() < to;
+        for (Map.Entry<Long, long[]> e = runs.ceilingEntry(from);
+                e != null && e.getKey() < to;
                 e = runs.ceilingEntry(from)) {
             long[] run = Objects.requireNonNull(runs.remove(e.getKey()));
             if (run[0] > to) {

@@ -41,8 +41,14 @@ final class RateFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> 
      * @param bytesPerSecond bytes per second, or 0 for no limit
      * @param burstNanos how far ahead of its rate a limit may run after an idle spell
      */
-    RateFilter(Operations<N, Q, T, R> next, QueueLimits limits, long iops, long bytesPerSecond, long burstNanos,
-            LongSupplier clock, String description) {
+    RateFilter(
+            Operations<N, Q, T, R> next,
+            QueueLimits limits,
+            long iops,
+            long bytesPerSecond,
+            long burstNanos,
+            LongSupplier clock,
+            String description) {
         super(next, limits);
         this.budget = new RateBudget(iops, bytesPerSecond, burstNanos);
         this.clock = clock;
@@ -118,8 +124,8 @@ final class RateFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> 
         }
 
         @Override
-        public <N, Q, T, R> Filter<?, N, Q, T, R> create(Operations<N, Q, T, R> next, QueueLimits below,
-                FilterSettings settings, StackContext context) {
+        public <N, Q, T, R> Filter<?, N, Q, T, R> create(
+                Operations<N, Q, T, R> next, QueueLimits below, FilterSettings settings, StackContext context) {
             long iops = settings.get("iops").isPresent() ? settings.positive("iops", 0) : 0;
             long bandwidth = 0;
             String bw = settings.get("bandwidth").orElse(null);

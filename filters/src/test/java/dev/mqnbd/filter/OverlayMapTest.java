@@ -80,7 +80,9 @@ class OverlayMapTest {
                 assertThat(model[b]).as("byte %s", b).isEqualTo(map.stateAt(at));
             }
             if (end < size) {
-                assertThat(model[end]).as("runs end where the state changes, at %s", end).isNotEqualTo(model[at]);
+                assertThat(model[end])
+                        .as("runs end where the state changes, at %s", end)
+                        .isNotEqualTo(model[at]);
             }
             at = end;
         }

@@ -36,7 +36,8 @@ class FaultInjectingOperationsTest {
     private final ManualTimers executors = new ManualTimers();
     private final RecordingOperations driver = new RecordingOperations(executors);
     private final RecordingCompletion completion = new RecordingCompletion(driver, executors.plain);
-    private final FaultInjectingOperations<Hw, QueueData, String, Pdu> faulty = FaultInjectingOperations.wrap(driver, Harness.LIMITS);
+    private final FaultInjectingOperations<Hw, QueueData, String, Pdu> faulty =
+            FaultInjectingOperations.wrap(driver, Harness.LIMITS);
     private BlockQueue<FilterContext<Hw>, QueueData, String, Pdu> queue;
 
     @AfterEach
@@ -54,7 +55,9 @@ class FaultInjectingOperationsTest {
                 while (queue.inFlight() > 0 && System.nanoTime() - deadline < 0) {
                     Thread.sleep(1);
                 }
-                assertThat(queue.inFlight()).as("requests still allocated at teardown").isZero();
+                assertThat(queue.inFlight())
+                        .as("requests still allocated at teardown")
+                        .isZero();
                 queue.close();
             }
         } finally {
@@ -99,7 +102,9 @@ class FaultInjectingOperationsTest {
             completion.await(1);
             executors.plain.drain(0);
         }
-        return completion.ended().subList(before, before + count).stream().map(Ended::status).toList();
+        return completion.ended().subList(before, before + count).stream()
+                .map(Ended::status)
+                .toList();
     }
 
     /* --------------- selection --------------- */
@@ -123,13 +128,24 @@ class FaultInjectingOperationsTest {
         List<Status> statuses = run(ReqOp.WRITE, 9, 512);
         List<Status> reads = run(ReqOp.READ, 3, 512);
 
-        assertThat(statuses).containsExactly(Status.OK, Status.OK, Status.IO_ERROR, Status.OK, Status.OK,
-                Status.IO_ERROR, Status.OK, Status.OK, Status.IO_ERROR);
+        assertThat(statuses)
+                .containsExactly(
+                        Status.OK,
+                        Status.OK,
+                        Status.IO_ERROR,
+                        Status.OK,
+                        Status.OK,
+                        Status.IO_ERROR,
+                        Status.OK,
+                        Status.OK,
+                        Status.IO_ERROR);
         assertThat(reads).containsOnly(Status.OK);
         assertThat(rule.matched()).isEqualTo(9);
         assertThat(rule.injected()).isEqualTo(3);
         assertThat(driver.queueRqCalls).hasValue(6 + 3);
-        assertThat(driver.completeCalls).as("complete() only for the driver's own requests").hasValue(9);
+        assertThat(driver.completeCalls)
+                .as("complete() only for the driver's own requests")
+                .hasValue(9);
     }
 
     @Test
@@ -145,22 +161,38 @@ class FaultInjectingOperationsTest {
         completion.await(6);
 
         assertThat(completion.ended().stream().map(e -> e.attachment() + " " + e.status()))
-                .containsExactly("WRITE@0 OK", "WRITE@3584 OK", "WRITE@3585 NO_SPACE", "WRITE@4096 NO_SPACE",
-                        "WRITE@8191 NO_SPACE", "WRITE@8192 OK");
+                .containsExactly(
+                        "WRITE@0 OK",
+                        "WRITE@3584 OK",
+                        "WRITE@3585 NO_SPACE",
+                        "WRITE@4096 NO_SPACE",
+                        "WRITE@8191 NO_SPACE",
+                        "WRITE@8192 OK");
     }
 
     @Test
     void firstN_afterFirst_limit_countCandidatesAndInjections() throws Exception {
         driver.onQueueRq = endInline(Status.OK);
         FaultRule firstTwo = faulty.add(FaultRule.on(ReqOp.WRITE).firstN(2).fail(Status.IO_ERROR));
-        FaultRule afterFive = faulty.add(FaultRule.on(ReqOp.WRITE).afterFirst(5).limit(2).fail(Status.NO_SPACE));
+        FaultRule afterFive =
+                faulty.add(FaultRule.on(ReqOp.WRITE).afterFirst(5).limit(2).fail(Status.NO_SPACE));
         start();
 
         List<Status> statuses = run(ReqOp.WRITE, 10, 512);
 
         // The first rule picks writes 1-2; the second sees writes 3-10 (8 candidates) and picks its 6th and 7th.
-        assertThat(statuses).containsExactly(Status.IO_ERROR, Status.IO_ERROR, Status.OK, Status.OK, Status.OK,
-                Status.OK, Status.OK, Status.NO_SPACE, Status.NO_SPACE, Status.OK);
+        assertThat(statuses)
+                .containsExactly(
+                        Status.IO_ERROR,
+                        Status.IO_ERROR,
+                        Status.OK,
+                        Status.OK,
+                        Status.OK,
+                        Status.OK,
+                        Status.OK,
+                        Status.NO_SPACE,
+                        Status.NO_SPACE,
+                        Status.OK);
         assertThat(firstTwo.matched()).isEqualTo(10);
         assertThat(firstTwo.injected()).isEqualTo(2);
         assertThat(afterFive.matched()).isEqualTo(8);
@@ -170,7 +202,8 @@ class FaultInjectingOperationsTest {
     @Test
     void probability_withASeed_picksWhatThatSeedDecides() throws Exception {
         driver.onQueueRq = endInline(Status.OK);
-        FaultRule rule = faulty.add(FaultRule.on(ReqOp.READ).probability(0.25, 42).fail(Status.IO_ERROR));
+        FaultRule rule =
+                faulty.add(FaultRule.on(ReqOp.READ).probability(0.25, 42).fail(Status.IO_ERROR));
         start();
 
         List<Status> statuses = run(ReqOp.READ, 200, 512);
@@ -181,7 +214,8 @@ class FaultInjectingOperationsTest {
             expected.add(coin.nextDouble() < 0.25 ? Status.IO_ERROR : Status.OK);
         }
         assertThat(statuses).isEqualTo(expected);
-        assertThat(rule.injected()).isEqualTo(expected.stream().filter(s -> s == Status.IO_ERROR).count());
+        assertThat(rule.injected())
+                .isEqualTo(expected.stream().filter(s -> s == Status.IO_ERROR).count());
     }
 
     @Test
@@ -215,7 +249,9 @@ class FaultInjectingOperationsTest {
         assertThat(faulty.remove(rule)).isFalse();
         assertThat(faulty.rules()).isEmpty();
         assertThat(run(ReqOp.WRITE, 2, 512)).containsOnly(Status.OK);
-        assertThat(rule.matched()).as("a disabled or removed rule counts nothing").isEqualTo(3);
+        assertThat(rule.matched())
+                .as("a disabled or removed rule counts nothing")
+                .isEqualTo(3);
     }
 
     /* --------------- actions --------------- */
@@ -231,10 +267,13 @@ class FaultInjectingOperationsTest {
         completion.await(2);
 
         // The write ends at once; the dropped flush ends only when the timeout finds it.
-        assertThat(completion.ended()).extracting(e -> e.attachment() + " " + e.status())
+        assertThat(completion.ended())
+                .extracting(e -> e.attachment() + " " + e.status())
                 .containsExactly("WRITE@0 OK", "FLUSH@0 TIMEOUT");
         assertThat(driver.entries("queueRq")).hasSize(1);
-        assertThat(driver.timeoutCalls).as("the driver's timeout() is not asked about a request it never had").hasValue(0);
+        assertThat(driver.timeoutCalls)
+                .as("the driver's timeout() is not asked about a request it never had")
+                .hasValue(0);
         assertThat(driver.completeCalls).hasValue(1);
         assertThat(faulty.droppedInFlight()).isZero();
         assertThat(run(ReqOp.FLUSH, 1, 0)).containsOnly(Status.OK);
@@ -287,14 +326,17 @@ class FaultInjectingOperationsTest {
         submit(0, ReqOp.WRITE, 512, 512, true);
         completion.await(1);
         executors.plain.drain(0);
-        assertThat(completion.ended()).extracting(e -> e.attachment() + " " + e.status()).containsExactly("WRITE@512 OK");
+        assertThat(completion.ended())
+                .extracting(e -> e.attachment() + " " + e.status())
+                .containsExactly("WRITE@512 OK");
         assertThat(executors.delays).containsExactly(TimeUnit.SECONDS.toNanos(7));
         assertThat(queue.inFlight()).isEqualTo(1);
 
         executors.fireTimers(0);
         completion.await(1);
 
-        assertThat(completion.ended()).extracting(e -> e.attachment() + " " + e.status())
+        assertThat(completion.ended())
+                .extracting(e -> e.attachment() + " " + e.status())
                 .containsExactly("WRITE@512 OK", "WRITE@0 OK");
         assertThat(driver.entries("queueRq")).containsExactly("queueRq 0:1 isLast=true", "queueRq 0:0 isLast=true");
         assertThat(driver.completeCalls).hasValue(2);
@@ -327,8 +369,8 @@ class FaultInjectingOperationsTest {
         completion.await(1);
         executors.plain.drain(0);
 
-        assertThat(driver.events()).containsSubsequence(
-                "queueRq 0:0 isLast=false", "queueRq 0:1 isLast=false", "commitRqs 0");
+        assertThat(driver.events())
+                .containsSubsequence("queueRq 0:0 isLast=false", "queueRq 0:1 isLast=false", "commitRqs 0");
         assertThat(driver.commitRqsCalls).hasValue(1);
         driver.held.forEach(rq -> rq.end(Status.OK));
         driver.held.clear();
@@ -373,7 +415,8 @@ class FaultInjectingOperationsTest {
         completion.await(1);
         executors.plain.drain(0);
         // Tags are reused as requests end, so only the order and the isLast flags are compared.
-        assertThat(driver.entries("queueRq")).extracting(e -> e.substring(e.indexOf(" isLast")))
+        assertThat(driver.entries("queueRq"))
+                .extracting(e -> e.substring(e.indexOf(" isLast")))
                 .containsExactly(" isLast=false", " isLast=true");
     }
 
@@ -383,7 +426,8 @@ class FaultInjectingOperationsTest {
     void manySubmitters_twoContexts_everyRequestEndsOnce_andTheCountsAddUp() throws Exception {
         driver.recordIo = false;
         driver.onQueueRq = endInline(Status.OK);
-        FaultRule fail = faulty.add(FaultRule.on(ReqOp.WRITE).probability(0.3, 7).fail(Status.IO_ERROR));
+        FaultRule fail =
+                faulty.add(FaultRule.on(ReqOp.WRITE).probability(0.3, 7).fail(Status.IO_ERROR));
         FaultRule slow = faulty.add(FaultRule.on(ReqOp.READ).everyNth(5).delay(Duration.ofMillis(1)));
         executors.manual = false;
         start(2, 32, Duration.ZERO);
@@ -417,11 +461,16 @@ class FaultInjectingOperationsTest {
         for (Thread t : threads) {
             t.join();
         }
-        assertThat(allEnded.await(20, TimeUnit.SECONDS)).as("every request ended").isTrue();
+        assertThat(allEnded.await(20, TimeUnit.SECONDS))
+                .as("every request ended")
+                .isTrue();
 
         assertThat(failures).isEmpty();
-        assertThat(statuses.getOrDefault(Status.IO_ERROR, 0)).isEqualTo((int) fail.injected()).isPositive();
-        assertThat(statuses.get(Status.OK) + statuses.getOrDefault(Status.IO_ERROR, 0)).isEqualTo(4 * perThread);
+        assertThat(statuses.getOrDefault(Status.IO_ERROR, 0))
+                .isEqualTo((int) fail.injected())
+                .isPositive();
+        assertThat(statuses.get(Status.OK) + statuses.getOrDefault(Status.IO_ERROR, 0))
+                .isEqualTo(4 * perThread);
         assertThat(slow.injected()).isEqualTo(2 * perThread / 5);
         assertThat(driver.queueRqCalls).hasValue(4 * perThread - (int) fail.injected());
     }
@@ -441,7 +490,11 @@ class FaultInjectingOperationsTest {
         assertThatIllegalArgumentException().isThrownBy(() -> FaultRule.onAny().name(""));
         assertThatIllegalArgumentException().isThrownBy(() -> faulty.endDropped(Status.OK));
 
-        FaultRule rule = FaultRule.on(ReqOp.WRITE, ReqOp.FLUSH).name("eio").range(0, 4096).everyNth(3).fail(Status.IO_ERROR);
+        FaultRule rule = FaultRule.on(ReqOp.WRITE, ReqOp.FLUSH)
+                .name("eio")
+                .range(0, 4096)
+                .everyNth(3)
+                .fail(Status.IO_ERROR);
         assertThat(rule).hasToString("FaultRule[eio: WRITE|FLUSH [0, 4096) every 3 -> FAIL IO_ERROR]");
         assertThat(rule.action()).isEqualTo(FaultRule.Action.FAIL);
         assertThat(FaultRule.onAny().delay(Duration.ofMillis(5)).delay()).isEqualTo(Duration.ofMillis(5));
@@ -477,7 +530,8 @@ class FaultInjectingOperationsTest {
                         // Only the filter's delays are held; the tag set's timeout scan (a quarter of the
                         // timeout, at least 5 ms) and mq-core's BUSY retry (3 ms) run for real.
                         delays.add(unit.toNanos(delay));
-                        timers.computeIfAbsent(i, k -> new CopyOnWriteArrayList<>()).add(task);
+                        timers.computeIfAbsent(i, k -> new CopyOnWriteArrayList<>())
+                                .add(task);
                     } else {
                         plain.get(i).schedule(task, delay, unit);
                     }

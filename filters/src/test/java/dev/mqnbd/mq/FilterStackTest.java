@@ -16,7 +16,6 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.EnumSet;
@@ -102,13 +101,19 @@ class FilterStackTest {
 
         assertThatThrownBy(() -> build(outer, 3)).hasRootCauseMessage("inner cannot build context 1");
 
-        assertThat(events).containsExactly(
-                "outer start", "inner start", "inner init 0", "outer init 0",
-                "inner fails 1",
-                "outer exit 0", "inner exit 0", "inner stop", "outer stop");
+        assertThat(events)
+                .containsExactly(
+                        "outer start",
+                        "inner start",
+                        "inner init 0",
+                        "outer init 0",
+                        "inner fails 1",
+                        "outer exit 0",
+                        "inner exit 0",
+                        "inner stop",
+                        "outer stop");
         // The driver's context 1 was built and torn down by the filter above it, context 0 by mq-core.
-        assertThat(driver.events()).containsExactly(
-                "initHctx 0", "initHctx 1", "exitHctx 1", "exitHctx 0");
+        assertThat(driver.events()).containsExactly("initHctx 0", "initHctx 1", "exitHctx 1", "exitHctx 0");
     }
 
     @Test
@@ -119,24 +124,47 @@ class FilterStackTest {
 
         assertThatThrownBy(() -> build(outer, 3)).hasRootCauseMessage("initHctx failed");
 
-        assertThat(events).containsExactly(
-                "outer start", "inner start",
-                "inner init 0", "outer init 0", "inner init 1", "outer init 1",
-                "outer exit 1", "inner exit 1", "outer exit 0", "inner exit 0", "inner stop", "outer stop");
+        assertThat(events)
+                .containsExactly(
+                        "outer start",
+                        "inner start",
+                        "inner init 0",
+                        "outer init 0",
+                        "inner init 1",
+                        "outer init 1",
+                        "outer exit 1",
+                        "inner exit 1",
+                        "outer exit 0",
+                        "inner exit 0",
+                        "inner stop",
+                        "outer stop");
     }
 
     private <C> BlockQueue<C, QueueData, String, Pdu> build(Operations<C, QueueData, String, Pdu> top, int hwQueues)
             throws MqException {
-        TagSet<C, QueueData, String, Pdu> tags = TagSet.builder(top).hwQueues(hwQueues).queueDepth(4).tagSetData("t").build();
-        return BlockQueue.builder(tags).queueData(driver.queueData).limits(Harness.LIMITS).executors(executors)
-                .name("stack").build();
+        TagSet<C, QueueData, String, Pdu> tags = TagSet.builder(top)
+                .hwQueues(hwQueues)
+                .queueDepth(4)
+                .tagSetData("t")
+                .build();
+        return BlockQueue.builder(tags)
+                .queueData(driver.queueData)
+                .limits(Harness.LIMITS)
+                .executors(executors)
+                .name("stack")
+                .build();
     }
 
     /** Stacks {@code specs} (first closest to the client) on the recording driver, as the command line does. */
     private Device<?, QueueData, String, Pdu> stack(String... specs) throws Exception {
-        QueueLimits limits = new QueueLimits(1 << 20, 512, 4096, 1 << 16, 4096,
-                EnumSet.of(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES,
-                        Feature.BLOCK_STATUS), false);
+        QueueLimits limits = new QueueLimits(
+                1 << 20,
+                512,
+                4096,
+                1 << 16,
+                4096,
+                EnumSet.of(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES, Feature.BLOCK_STATUS),
+                false);
         Device<?, QueueData, String, Pdu> device = new Device<>(driver, "tags", driver.queueData, limits, "recording");
         for (int i = specs.length - 1; i >= 0; i--) {
             FilterSpec spec = FilterSpec.parse("x=" + specs[i]);
@@ -147,7 +175,8 @@ class FilterStackTest {
 
     @Test
     void stackDescription_listsTheLayersClosestToTheClientFirst() throws Exception {
-        Device<?, QueueData, String, Pdu> device = stack("rate,iops=1000", "error,rate=0.5,ops=write", "delay,read=1ms");
+        Device<?, QueueData, String, Pdu> device =
+                stack("rate,iops=1000", "error,rate=0.5,ops=write", "delay,read=1ms");
         assertThat(device.description())
                 .isEqualTo("rate(iops=1000) -> error(rate=0.5,ops=write) -> delay(read=1ms) -> recording");
         assertThat(device.limits().has(Feature.DISCARD)).isTrue();
@@ -169,8 +198,11 @@ class FilterStackTest {
     void everyKindStacked_manySubmitters_everyRequestEndsOnce_andTheContractHolds() throws Exception {
         Path log = dir.resolve("requests.log");
         Device<?, QueueData, String, Pdu> device = stack(
-                "log,file=" + log, "rate,iops=1000000,burst=1s", "error,rate=0.05,ops=write|flush,seed=3",
-                "delay,read=1ms", "cow");
+                "log,file=" + log,
+                "rate,iops=1000000,burst=1s",
+                "error,rate=0.05,ops=write|flush,seed=3",
+                "delay,read=1ms",
+                "cow");
         driver.recordIo = false;
         // Below: a batching driver that sometimes answers BUSY and ends the rest inline or from a pool thread.
         driver.onQueueRq = (ops, hw, rq, isLast) -> {
@@ -198,12 +230,20 @@ class FilterStackTest {
      * each submit {@code perSubmitter} random requests in batches; checks each completes exactly once and every
      * tag comes back, then closes the queue.
      */
-    private <C> void run(Device<C, QueueData, String, Pdu> device, int hwQueues, int depth, int submitters,
-            int perSubmitter) throws Exception {
+    private <C> void run(
+            Device<C, QueueData, String, Pdu> device, int hwQueues, int depth, int submitters, int perSubmitter)
+            throws Exception {
         TagSet<C, QueueData, String, Pdu> tags = TagSet.builder(device.driver())
-                .hwQueues(hwQueues).queueDepth(depth).tagSetData(device.tagSetData()).build();
+                .hwQueues(hwQueues)
+                .queueDepth(depth)
+                .tagSetData(device.tagSetData())
+                .build();
         BlockQueue<C, QueueData, String, Pdu> queue = BlockQueue.builder(tags)
-                .queueData(device.queueData()).limits(device.limits()).executors(executors).name("stack").build();
+                .queueData(device.queueData())
+                .limits(device.limits())
+                .executors(executors)
+                .name("stack")
+                .build();
         int total = submitters * perSubmitter;
         AtomicIntegerArray completions = new AtomicIntegerArray(total);
         CountDownLatch all = new CountDownLatch(total);
@@ -229,7 +269,9 @@ class FilterStackTest {
         for (Thread t : threads) {
             t.join();
         }
-        assertThat(all.await(30, TimeUnit.SECONDS)).as("all completed (missing %s)", all.getCount()).isTrue();
+        assertThat(all.await(30, TimeUnit.SECONDS))
+                .as("all completed (missing %s)", all.getCount())
+                .isTrue();
         for (int i = 0; i < hwQueues; i++) {
             executors.drain(i);
         }
@@ -241,11 +283,24 @@ class FilterStackTest {
         queue.close();
     }
 
-    private static final ReqOp[] OPS = {ReqOp.READ, ReqOp.READ, ReqOp.WRITE, ReqOp.WRITE, ReqOp.FLUSH,
-        ReqOp.DISCARD, ReqOp.WRITE_ZEROES, ReqOp.BLOCK_STATUS};
+    private static final ReqOp[] OPS = {
+        ReqOp.READ,
+        ReqOp.READ,
+        ReqOp.WRITE,
+        ReqOp.WRITE,
+        ReqOp.FLUSH,
+        ReqOp.DISCARD,
+        ReqOp.WRITE_ZEROES,
+        ReqOp.BLOCK_STATUS
+    };
 
-    private static void submit(BlockQueue<?, QueueData, String, Pdu> queue, int hwQueues, int submitter, int count,
-            RequestCompletion completion) throws InterruptedException {
+    private static void submit(
+            BlockQueue<?, QueueData, String, Pdu> queue,
+            int hwQueues,
+            int submitter,
+            int count,
+            RequestCompletion completion)
+            throws InterruptedException {
         ThreadLocalRandom random = ThreadLocalRandom.current();
         Semaphore freed = new Semaphore(0);
         int next = 0;

@@ -29,7 +29,8 @@ import org.junit.jupiter.api.Test;
  * attack would show as growth towards 1 GiB of direct memory.
  */
 class AbuseIT {
-    private static final String PYTHON = Files.isExecutable(Path.of("/usr/bin/python3")) ? "/usr/bin/python3" : "python3";
+    private static final String PYTHON =
+            Files.isExecutable(Path.of("/usr/bin/python3")) ? "/usr/bin/python3" : "python3";
     private static final Pattern RSS = Pattern.compile("VmRSS:\\s+(\\d+) kB");
     private static final Duration GOOD_ROUND_LIMIT = Duration.ofSeconds(20);
     private static final long RSS_GROWTH_LIMIT_MIB = 256;
@@ -44,11 +45,11 @@ class AbuseIT {
         long base = rssKiB(pid);
         AtomicLong peak = new AtomicLong(base);
         AtomicBoolean done = new AtomicBoolean();
-        List<String> command = new ArrayList<>(List.of(PYTHON, CrashSafetyIT.script("abuse.py").toString(), "127.0.0.1",
-                Integer.toString(server.port())));
+        List<String> command = new ArrayList<>(List.of(
+                PYTHON, CrashSafetyIT.script("abuse.py").toString(), "127.0.0.1", Integer.toString(server.port())));
         command.addAll(List.of(attack));
-        CompletableFuture<Tool.Result> attacker = CompletableFuture.supplyAsync(
-                () -> Tool.run(timeout, command.toArray(String[]::new)));
+        CompletableFuture<Tool.Result> attacker =
+                CompletableFuture.supplyAsync(() -> Tool.run(timeout, command.toArray(String[]::new)));
         Thread sampler = Thread.ofPlatform().daemon().start(() -> {
             while (!done.get()) {
                 peak.accumulateAndGet(rssKiB(pid), Math::max);
@@ -66,14 +67,24 @@ class AbuseIT {
             while (!attacker.isDone() || rounds == 0) {
                 long t0 = System.nanoTime();
                 Tool.Result info = Tool.run(GOOD_ROUND_LIMIT, "nbdinfo", uri);
-                Tool.Result io = Tool.run(GOOD_ROUND_LIMIT, "qemu-io", "-f", "raw", "-c", "write -P 0x5a 0 1M", "-c",
-                        "read -P 0x5a 0 1M", uri);
+                Tool.Result io = Tool.run(
+                        GOOD_ROUND_LIMIT,
+                        "qemu-io",
+                        "-f",
+                        "raw",
+                        "-c",
+                        "write -P 0x5a 0 1M",
+                        "-c",
+                        "read -P 0x5a 0 1M",
+                        uri);
                 worst = Math.max(worst, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0));
                 rounds++;
                 if (info.exitCode() != 0) {
                     failures.add("nbdinfo: " + info.stderr());
                 }
-                if (io.exitCode() != 0 || !io.stdout().contains("read 1048576/1048576") || io.stdout().contains("mismatch")) {
+                if (io.exitCode() != 0
+                        || !io.stdout().contains("read 1048576/1048576")
+                        || io.stdout().contains("mismatch")) {
                     failures.add("qemu-io: " + io.stdout() + io.stderr());
                 }
             }
@@ -82,18 +93,27 @@ class AbuseIT {
             sampler.join();
         }
         Tool.Result result = attacker.get(timeout.toSeconds() + 30, TimeUnit.SECONDS);
-        Outcome outcome = new Outcome(rounds, worst, failures, base / 1024, peak.get() / 1024,
+        Outcome outcome = new Outcome(
+                rounds,
+                worst,
+                failures,
+                base / 1024,
+                peak.get() / 1024,
                 result.stdout().strip() + result.stderr().strip());
         System.out.println("abuse " + String.join(" ", attack) + ": " + outcome);
         return outcome;
     }
 
     private static void assertHeld(ServerProcess server, Outcome o) {
-        assertThat(o.failures()).as("good client failures during %s", o.attack()).isEmpty();
+        assertThat(o.failures())
+                .as("good client failures during %s", o.attack())
+                .isEmpty();
         assertThat(o.worstMillis()).as("good client's slowest round (ms)").isLessThan(GOOD_ROUND_LIMIT.toMillis());
-        assertThat(o.peakMiB() - o.baseMiB()).as("server VmRSS growth (MiB) during %s", o.attack())
+        assertThat(o.peakMiB() - o.baseMiB())
+                .as("server VmRSS growth (MiB) during %s", o.attack())
                 .isLessThanOrEqualTo(RSS_GROWTH_LIMIT_MIB);
-        Tool.run(Duration.ofSeconds(20), "nbdinfo", "nbd://127.0.0.1:" + server.port() + "/mem").assertSuccess();
+        Tool.run(Duration.ofSeconds(20), "nbdinfo", "nbd://127.0.0.1:" + server.port() + "/mem")
+                .assertSuccess();
         assertThat(server.process().isAlive()).isTrue();
     }
 
@@ -112,8 +132,15 @@ class AbuseIT {
 
     @Test
     void unreadReplies_memoryBounded_goodClientServed() throws Exception {
-        try (ServerProcess server = ServerProcess.start(JVM, "serve", "--port", "0", "--export", "mem=memory:512M",
-                "--export", "file=file:" + Files.createTempDirectory("abuse") + "/f.img,create=256M")) {
+        try (ServerProcess server = ServerProcess.start(
+                JVM,
+                "serve",
+                "--port",
+                "0",
+                "--export",
+                "mem=memory:512M",
+                "--export",
+                "file=file:" + Files.createTempDirectory("abuse") + "/f.img,create=256M")) {
             String base = "nbd://127.0.0.1:" + server.port() + "/";
             Tool.run(Duration.ofSeconds(60), "qemu-io", "-f", "raw", "-c", "write -P 0x11 0 128M", base + "mem")
                     .assertSuccess();
@@ -139,8 +166,8 @@ class AbuseIT {
 
     @Test
     void stalledHandshakes_fromOneAddress_doNotLockOutAGoodClient() throws Exception {
-        try (ServerProcess server = ServerProcess.start(JVM, "serve", "--port", "0", "--export", "mem=memory:64M",
-                "--handshake-timeout", "60s")) {
+        try (ServerProcess server = ServerProcess.start(
+                JVM, "serve", "--port", "0", "--export", "mem=memory:64M", "--handshake-timeout", "60s")) {
             // 300 stalled handshakes from 127.0.0.1, held for longer than the test's client rounds take.
             Outcome o = attack(server, Duration.ofSeconds(60), "stalled-handshakes", "300", "8");
             assertHeld(server, o);
@@ -150,24 +177,45 @@ class AbuseIT {
 
     @Test
     void idleFlood_withIdleTimeout_goodClientGetsIn() throws Exception {
-        try (ServerProcess server = ServerProcess.start(JVM, "serve", "--port", "0", "--export", "mem=memory:64M",
-                "--max-connections", "32", "--idle-timeout", "2s")) {
+        try (ServerProcess server = ServerProcess.start(
+                JVM,
+                "serve",
+                "--port",
+                "0",
+                "--export",
+                "mem=memory:64M",
+                "--max-connections",
+                "32",
+                "--idle-timeout",
+                "2s")) {
             // 32 connections choose the export and sit idle: the cap is full until the idle timeout drops them.
             Outcome o = attack(server, Duration.ofSeconds(60), "idle-flood", "mem", "32", "10");
             assertThat(o.attack()).contains("held 32");
             assertThat(o.rounds()).isPositive();
             // Rounds while all 32 were held and not yet idle for 2 s are refused (quickly, so there are many of
             // them); once the idle timeout dropped the flood, the client's runs (two a round) succeed again.
-            assertThat(2L * o.rounds() - o.failures().size()).as("successful client runs").isGreaterThanOrEqualTo(10);
+            assertThat(2L * o.rounds() - o.failures().size())
+                    .as("successful client runs")
+                    .isGreaterThanOrEqualTo(10);
             assertThat(o.failures()).allMatch(f -> f.contains("end-of-file") || f.contains("disconnected"));
-            Tool.run(Duration.ofSeconds(20), "nbdinfo", "nbd://127.0.0.1:" + server.port() + "/mem").assertSuccess();
+            Tool.run(Duration.ofSeconds(20), "nbdinfo", "nbd://127.0.0.1:" + server.port() + "/mem")
+                    .assertSuccess();
         }
     }
 
     @Test
     void zeroingAndTrimOverATebibyte_otherClientsKeepTheirLatency() throws Exception {
-        try (ServerProcess server = ServerProcess.start(List.of("-Xmx512m", "-XX:MaxDirectMemorySize=1g"), "serve",
-                "--port", "0", "--event-loops", "1", "--export", "mem=memory:64M", "--export", "big=memory:1T")) {
+        try (ServerProcess server = ServerProcess.start(
+                List.of("-Xmx512m", "-XX:MaxDirectMemorySize=1g"),
+                "serve",
+                "--port",
+                "0",
+                "--event-loops",
+                "1",
+                "--export",
+                "mem=memory:64M",
+                "--export",
+                "big=memory:1T")) {
             // A page every 16 MiB (64 MiB in all), then 4 TRIMs and 4 WRITE_ZEROES over the whole 1 TiB, on the
             // one event loop that also serves the good client.
             Outcome o = attack(server, Duration.ofSeconds(120), "range-flood", "big", "4", Long.toString(16L << 20));
@@ -179,20 +227,33 @@ class AbuseIT {
 
     @Test
     void junkAfterDisc_theWriteBeforeItIsAnswered_descriptionRevealsNoSpec_payloadUpTo64M() throws Exception {
-        try (ServerProcess server = ServerProcess.start(JVM, "serve", "--port", "0", "--export", "mem=memory:128M",
-                "--max-payload", "64M")) {
+        try (ServerProcess server = ServerProcess.start(
+                JVM, "serve", "--port", "0", "--export", "mem=memory:128M", "--max-payload", "64M")) {
             String uri = "nbd://127.0.0.1:" + server.port() + "/mem";
-            Tool.Result disc = Tool.run(Duration.ofSeconds(30), PYTHON, CrashSafetyIT.script("abuse.py").toString(),
-                    "127.0.0.1", Integer.toString(server.port()), "disc-junk", "mem");
+            Tool.Result disc = Tool.run(
+                    Duration.ofSeconds(30),
+                    PYTHON,
+                    CrashSafetyIT.script("abuse.py").toString(),
+                    "127.0.0.1",
+                    Integer.toString(server.port()),
+                    "disc-junk",
+                    "mem");
             assertThat(disc.assertSuccess().stdout()).contains("write-answered True");
 
-            String list = Tool.run("nbdinfo", "--list", "nbd://127.0.0.1:" + server.port()).assertSuccess().stdout();
+            String list = Tool.run("nbdinfo", "--list", "nbd://127.0.0.1:" + server.port())
+                    .assertSuccess()
+                    .stdout();
             assertThat(list).contains("export=\"mem\"").doesNotContain("memory:");
 
             String info = Tool.run("nbdinfo", "--json", uri).assertSuccess().stdout();
             assertThat(info).contains("\"block_size_maximum\": " + (64 << 20));
             // One 64 MiB request each way, as clients send when no block size was negotiated.
-            Tool.run(Duration.ofSeconds(60), "nbdsh", "-u", uri, "-c",
+            Tool.run(
+                            Duration.ofSeconds(60),
+                            "nbdsh",
+                            "-u",
+                            uri,
+                            "-c",
                             "b = b'\\x42' * (64 << 20); h.pwrite(b, 0); assert h.pread(64 << 20, 0) == b")
                     .assertSuccess();
         }

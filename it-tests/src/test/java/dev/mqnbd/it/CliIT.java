@@ -15,7 +15,9 @@ class CliIT {
     @Test
     void serve_noArguments_servesOneGiBMemoryExportOnDefaultPort() throws Exception {
         try (ServerProcess server = ServerProcess.start("serve")) {
-            String out = Tool.run("nbdinfo", "--json", "nbd://localhost").assertSuccess().stdout();
+            String out = Tool.run("nbdinfo", "--json", "nbd://localhost")
+                    .assertSuccess()
+                    .stdout();
 
             assertThat(out).contains("\"export-size\": 1073741824", "\"is_read_only\": false");
             assertThat(server.log()).contains("listening on 127.0.0.1:10809");
@@ -32,7 +34,8 @@ class CliIT {
             String list = Tool.run("nbdinfo", "--list", base).assertSuccess().stdout();
             assertThat(list).contains("export=\"data\"", "export=\"\"");
 
-            Tool.run("qemu-io", "-f", "raw", "-c", "write -P 0x3c 999999 12345", base + "data").assertSuccess();
+            Tool.run("qemu-io", "-f", "raw", "-c", "write -P 0x3c 999999 12345", base + "data")
+                    .assertSuccess();
             String read = Tool.run("qemu-io", "-f", "raw", "-r", "-c", "read -P 0x3c 999999 12345", base + "data")
                     .assertSuccess()
                     .stdout();
@@ -45,19 +48,20 @@ class CliIT {
 
     @Test
     void serve_description_isWhatClientsSee() throws Exception {
-        try (ServerProcess server = ServerProcess.start("serve", "--port", "0", "--export", "disk=memory:1M",
-                "--description", "disk=Scratch disk for tests")) {
+        try (ServerProcess server = ServerProcess.start(
+                "serve", "--port", "0", "--export", "disk=memory:1M", "--description", "disk=Scratch disk for tests")) {
             String base = "nbd://127.0.0.1:" + server.port() + "/";
             String list = Tool.run("nbdinfo", "--list", base).assertSuccess().stdout();
-            String info = Tool.run("nbdinfo", "--json", base + "disk").assertSuccess().stdout();
+            String info =
+                    Tool.run("nbdinfo", "--json", base + "disk").assertSuccess().stdout();
 
             assertThat(list).contains("description: Scratch disk for tests");
             assertThat(info).contains("\"description\": \"Scratch disk for tests\"");
             server.stop(Duration.ofSeconds(30));
         }
-        Tool.Result unknown = Tool.run(ServerProcess.command("serve", "--export", "a=memory:1M", "--description",
-                        "b=text")
-                .toArray(String[]::new));
+        Tool.Result unknown =
+                Tool.run(ServerProcess.command("serve", "--export", "a=memory:1M", "--description", "b=text")
+                        .toArray(String[]::new));
         assertThat(unknown.exitCode()).isEqualTo(2);
         assertThat(unknown.stderr()).contains("no export is named \"b\"");
     }
@@ -65,9 +69,11 @@ class CliIT {
     @Test
     void serve_unixSocket_servesClients() throws Exception {
         Path socket = tmp.resolve("mqnbd.sock");
-        try (ServerProcess server = ServerProcess.start("serve", "--socket", socket.toString(), "--export",
-                "=memory:16M")) {
-            String out = Tool.run("nbdinfo", "--json", "nbd+unix:///?socket=" + socket).assertSuccess().stdout();
+        try (ServerProcess server =
+                ServerProcess.start("serve", "--socket", socket.toString(), "--export", "=memory:16M")) {
+            String out = Tool.run("nbdinfo", "--json", "nbd+unix:///?socket=" + socket)
+                    .assertSuccess()
+                    .stdout();
 
             assertThat(out).contains("\"export-size\": 16777216");
             server.stop(Duration.ofSeconds(30));
@@ -78,8 +84,8 @@ class CliIT {
     @Test
     void serve_readOnly_refusesWrites() throws Exception {
         try (ServerProcess server = ServerProcess.start("serve", "--port", "0", "--read-only")) {
-            Tool.Result result = Tool.run("qemu-io", "-f", "raw", "-c", "write 0 4096",
-                    "nbd://127.0.0.1:" + server.port());
+            Tool.Result result =
+                    Tool.run("qemu-io", "-f", "raw", "-c", "write 0 4096", "nbd://127.0.0.1:" + server.port());
 
             assertThat(result.stdout() + result.stderr()).containsIgnoringCase("permission");
             server.stop(Duration.ofSeconds(30));
@@ -114,9 +120,9 @@ class CliIT {
 
     @Test
     void duplicateExportName_exitTwo() {
-        Tool.Result result = Tool.run(ServerProcess.command("serve", "--port", "0", "--export", "a=memory:1M",
-                        "--export", "a=memory:2M")
-                .toArray(String[]::new));
+        Tool.Result result = Tool.run(
+                ServerProcess.command("serve", "--port", "0", "--export", "a=memory:1M", "--export", "a=memory:2M")
+                        .toArray(String[]::new));
 
         assertThat(result.exitCode()).isEqualTo(2);
         assertThat(result.stderr()).startsWith("mqnbd: ").contains("given twice");
@@ -135,8 +141,10 @@ class CliIT {
 
     @Test
     void unknownBackendOrMissingName_exitTwo() {
-        Tool.Result unknown = Tool.run(ServerProcess.command("serve", "--export", "x=floppy:1M").toArray(String[]::new));
-        Tool.Result noName = Tool.run(ServerProcess.command("serve", "--export", "memory:1M").toArray(String[]::new));
+        Tool.Result unknown = Tool.run(
+                ServerProcess.command("serve", "--export", "x=floppy:1M").toArray(String[]::new));
+        Tool.Result noName =
+                Tool.run(ServerProcess.command("serve", "--export", "memory:1M").toArray(String[]::new));
 
         assertThat(unknown.exitCode()).isEqualTo(2);
         assertThat(unknown.stderr()).contains("unknown backend \"floppy\"");
@@ -147,12 +155,13 @@ class CliIT {
     @Test
     void portInUse_failsWithClearMessage() throws Exception {
         try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            Tool.Result result = Tool.run(ServerProcess.command("serve", "--listen", "127.0.0.1", "--port",
-                            Integer.toString(taken.getLocalPort()))
+            Tool.Result result = Tool.run(ServerProcess.command(
+                            "serve", "--listen", "127.0.0.1", "--port", Integer.toString(taken.getLocalPort()))
                     .toArray(String[]::new));
 
             assertThat(result.exitCode()).isEqualTo(1);
-            assertThat(result.stdout() + result.stderr()).contains("cannot listen on 127.0.0.1:" + taken.getLocalPort());
+            assertThat(result.stdout() + result.stderr())
+                    .contains("cannot listen on 127.0.0.1:" + taken.getLocalPort());
         }
     }
 }

@@ -45,7 +45,8 @@ class CrashSafetyIT {
             Pattern.compile("blocks (\\d+) sent (\\d+) acked (\\d+) durable (\\d+) bad (\\d+) first (.*)");
 
     /** Debian's python3, which has libnbd's module. */
-    private static final String PYTHON = Files.isExecutable(Path.of("/usr/bin/python3")) ? "/usr/bin/python3" : "python3";
+    private static final String PYTHON =
+            Files.isExecutable(Path.of("/usr/bin/python3")) ? "/usr/bin/python3" : "python3";
 
     /** A backend the crash test runs on. */
     interface CrashBackend {
@@ -95,8 +96,11 @@ class CrashSafetyIT {
 
         @Override
         public List<String> serveArgs(Path dir) {
-            List<String> args = new ArrayList<>(List.of("--export", "d=s3://" + S3Server.BUCKET + "/crash-"
-                    + dir.getFileName() + ",create=64M,block-size=64K", "--s3-lease-ttl", LEASE.toSeconds() + "s"));
+            List<String> args = new ArrayList<>(List.of(
+                    "--export",
+                    "d=s3://" + S3Server.BUCKET + "/crash-" + dir.getFileName() + ",create=64M,block-size=64K",
+                    "--s3-lease-ttl",
+                    LEASE.toSeconds() + "s"));
             args.addAll(S3Server.serveArgs(s3().hostEndpoint()));
             return args;
         }
@@ -153,38 +157,65 @@ class CrashSafetyIT {
                 long killAfter = 800 + random.nextInt(2500);
                 try (ServerProcess server = start(backend, dir)) {
                     String uri = "nbd://127.0.0.1:" + server.port() + "/d";
-                    Process client = new ProcessBuilder(PYTHON, writer.toString(), uri, journal.toString(), runSeed,
-                                    Integer.toString(BLOCKS), Integer.toString(DEPTH), Integer.toString(FLUSH_EVERY), "60")
+                    Process client = new ProcessBuilder(
+                                    PYTHON,
+                                    writer.toString(),
+                                    uri,
+                                    journal.toString(),
+                                    runSeed,
+                                    Integer.toString(BLOCKS),
+                                    Integer.toString(DEPTH),
+                                    Integer.toString(FLUSH_EVERY),
+                                    "60")
                             .redirectErrorStream(true)
                             .start();
                     CompletableFuture<String> clientOut = Tool.drain(client.getInputStream());
                     try {
                         Thread.sleep(killAfter);
                         server.process().destroyForcibly(); // SIGKILL
-                        assertThat(server.process().waitFor(10, TimeUnit.SECONDS)).as("server killed").isTrue();
+                        assertThat(server.process().waitFor(10, TimeUnit.SECONDS))
+                                .as("server killed")
+                                .isTrue();
                         backend.afterKill();
-                        assertThat(client.waitFor(60, TimeUnit.SECONDS)).as("writer ends once the server is gone: %s",
-                                clientOut.getNow("")).isTrue();
+                        assertThat(client.waitFor(60, TimeUnit.SECONDS))
+                                .as("writer ends once the server is gone: %s", clientOut.getNow(""))
+                                .isTrue();
                     } finally {
                         client.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
                     }
                 }
                 try (ServerProcess again = start(backend, dir)) {
                     String uri = "nbd://127.0.0.1:" + again.port() + "/d";
-                    String out = Tool.run(Duration.ofMinutes(2), PYTHON, verify.toString(), uri, journal.toString(),
-                                    runSeed, Integer.toString(BLOCKS))
+                    String out = Tool.run(
+                                    Duration.ofMinutes(2),
+                                    PYTHON,
+                                    verify.toString(),
+                                    uri,
+                                    journal.toString(),
+                                    runSeed,
+                                    Integer.toString(BLOCKS))
                             .assertSuccess()
                             .stdout()
                             .strip();
                     Matcher m = SUMMARY.matcher(out);
                     assertThat(m.matches()).as("verifier summary: %s", out).isTrue();
-                    Iteration it = new Iteration(killAfter, Integer.parseInt(m.group(2)), Integer.parseInt(m.group(3)),
-                            Integer.parseInt(m.group(4)), Integer.parseInt(m.group(5)), m.group(6));
+                    Iteration it = new Iteration(
+                            killAfter,
+                            Integer.parseInt(m.group(2)),
+                            Integer.parseInt(m.group(3)),
+                            Integer.parseInt(m.group(4)),
+                            Integer.parseInt(m.group(5)),
+                            m.group(6));
                     seen.add(it);
-                    System.out.printf("crash %s iteration %d (seed %s): killed after %d ms; %s%n", backend.name(), i,
-                            runSeed, killAfter, out);
-                    assertThat(it.bad()).as("blocks that lost a durable write or hold data never written "
-                            + "(iteration %d, seed %s, journal %s): %s", i, runSeed, journal, out).isZero();
+                    System.out.printf(
+                            "crash %s iteration %d (seed %s): killed after %d ms; %s%n",
+                            backend.name(), i, runSeed, killAfter, out);
+                    assertThat(it.bad())
+                            .as(
+                                    "blocks that lost a durable write or hold data never written "
+                                            + "(iteration %d, seed %s, journal %s): %s",
+                                    i, runSeed, journal, out)
+                            .isZero();
                     again.stop(Duration.ofSeconds(30));
                 }
             }
@@ -192,8 +223,12 @@ class CrashSafetyIT {
             System.out.println("crash " + backend.name() + " seed " + seed + ": " + seen);
         }
         assertThat(seen).hasSize(iterations);
-        assertThat(seen.stream().mapToInt(Iteration::sent).sum()).as("writes sent").isPositive();
-        assertThat(seen.stream().mapToInt(Iteration::durable).sum()).as("writes covered by FLUSH or FUA").isPositive();
+        assertThat(seen.stream().mapToInt(Iteration::sent).sum())
+                .as("writes sent")
+                .isPositive();
+        assertThat(seen.stream().mapToInt(Iteration::durable).sum())
+                .as("writes covered by FLUSH or FUA")
+                .isPositive();
         deleteRecursively(dir);
     }
 
@@ -215,7 +250,8 @@ class CrashSafetyIT {
 
     private static void deleteRecursively(Path dir) throws Exception {
         try (Stream<Path> paths = Files.walk(dir)) {
-            for (Path p : paths.sorted((a, b) -> b.getNameCount() - a.getNameCount()).toList()) {
+            for (Path p :
+                    paths.sorted((a, b) -> b.getNameCount() - a.getNameCount()).toList()) {
                 Files.deleteIfExists(p);
             }
         }

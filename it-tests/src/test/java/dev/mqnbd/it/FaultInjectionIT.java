@@ -7,9 +7,9 @@ import dev.mqnbd.filter.FaultRule;
 import dev.mqnbd.filter.Filters;
 import dev.mqnbd.mq.ReqOp;
 import dev.mqnbd.mq.Status;
-import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.server.ExportRegistry;
 import dev.mqnbd.server.NbdServer;
+import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.storage.Backends;
 import dev.mqnbd.storage.Device;
 import dev.mqnbd.storage.DeviceOptions;
@@ -41,7 +41,8 @@ class FaultInjectionIT {
     private static final Duration TIMEOUT = Duration.ofSeconds(1);
 
     /** Debian's python3, which has libnbd's module. */
-    private static final String PYTHON = Files.isExecutable(Path.of("/usr/bin/python3")) ? "/usr/bin/python3" : "python3";
+    private static final String PYTHON =
+            Files.isExecutable(Path.of("/usr/bin/python3")) ? "/usr/bin/python3" : "python3";
 
     /** Prints "NAME ok" or "NAME ERRNO" for each step; steps that fail do not stop the script. */
     private static final String PRELUDE = """
@@ -75,7 +76,8 @@ class FaultInjectionIT {
         QueueSetup setup = new QueueSetup("faulty", 2, 64, NbdServer.hctxExecutors(group), TIMEOUT);
         // The public way every export is stacked: the backend's device, the filter on top, then the queue.
         Device<?, ?, ?, ?> memory = Backends.device("memory:64M", DeviceOptions.DEFAULT, setup);
-        registry.add(Export.of("faulty", "memory with injected faults", withFaults(memory).build(setup), MAX_PAYLOAD));
+        registry.add(Export.of(
+                "faulty", "memory with injected faults", withFaults(memory).build(setup), MAX_PAYLOAD));
         server = NbdServer.start(group, registry, List.of(new InetSocketAddress("127.0.0.1", 0)), MAX_PAYLOAD);
         uri = "nbd://127.0.0.1:" + server.port() + "/faulty";
     }
@@ -89,7 +91,9 @@ class FaultInjectionIT {
     @AfterEach
     void mend() {
         faulty.clear();
-        assertThat(faulty.endDropped(Status.IO_ERROR)).as("dropped requests left in flight").isZero();
+        assertThat(faulty.endDropped(Status.IO_ERROR))
+                .as("dropped requests left in flight")
+                .isZero();
     }
 
     @AfterAll
@@ -102,16 +106,19 @@ class FaultInjectionIT {
     }
 
     private static List<String> run(String script) {
-        String out = Tool.run(Duration.ofMinutes(2), PYTHON, "-c", PRELUDE + script, uri).assertSuccess().stdout();
+        String out = Tool.run(Duration.ofMinutes(2), PYTHON, "-c", PRELUDE + script, uri)
+                .assertSuccess()
+                .stdout();
         return out.lines().toList();
     }
 
     @Test
     void injectedErrors_areTheNbdErrorsOfExactlyThoseRequests_theRestOfTheConnectionSucceeds() {
         FaultRule eio = faulty.add(FaultRule.on(ReqOp.WRITE).range(MiB, 2 * MiB).fail(Status.IO_ERROR));
-        FaultRule enospc = faulty.add(FaultRule.on(ReqOp.WRITE).range(2 * MiB, 3 * MiB).fail(Status.NO_SPACE));
-        FaultRule everyThirdRead = faulty.add(FaultRule.on(ReqOp.READ).range(4 * MiB, 5 * MiB).everyNth(3)
-                .fail(Status.IO_ERROR));
+        FaultRule enospc =
+                faulty.add(FaultRule.on(ReqOp.WRITE).range(2 * MiB, 3 * MiB).fail(Status.NO_SPACE));
+        FaultRule everyThirdRead = faulty.add(
+                FaultRule.on(ReqOp.READ).range(4 * MiB, 5 * MiB).everyNth(3).fail(Status.IO_ERROR));
 
         List<String> out = run("""
                 h = connect()
@@ -127,9 +134,20 @@ class FaultInjectionIT {
                 h.shutdown()
                 """);
 
-        assertThat(out).containsExactly("write 0 ok", "write 1M EIO", "write 2M ENOSPC", "write 3M ok",
-                "read 4M+0 ok", "read 4M+1 ok", "read 4M+2 EIO", "read 4M+3 ok", "read 4M+4 ok", "read 4M+5 EIO",
-                "flush ok", "data True True True True");
+        assertThat(out)
+                .containsExactly(
+                        "write 0 ok",
+                        "write 1M EIO",
+                        "write 2M ENOSPC",
+                        "write 3M ok",
+                        "read 4M+0 ok",
+                        "read 4M+1 ok",
+                        "read 4M+2 EIO",
+                        "read 4M+3 ok",
+                        "read 4M+4 ok",
+                        "read 4M+5 EIO",
+                        "flush ok",
+                        "data True True True True");
         assertThat(eio.injected()).isEqualTo(1);
         assertThat(enospc.injected()).isEqualTo(1);
         assertThat(everyThirdRead.injected()).isEqualTo(2);
@@ -139,8 +157,10 @@ class FaultInjectionIT {
     void seededRandomErrors_failExactlyTheWritesTheSeedPicks_andOnlyThoseLoseTheirData() {
         int writes = 300;
         long base = 8 * MiB;
-        FaultRule rule = faulty.add(FaultRule.on(ReqOp.WRITE).range(base, base + writes * 4096L)
-                .probability(0.1, 20261121L).fail(Status.IO_ERROR));
+        FaultRule rule = faulty.add(FaultRule.on(ReqOp.WRITE)
+                .range(base, base + writes * 4096L)
+                .probability(0.1, 20261121L)
+                .fail(Status.IO_ERROR));
 
         List<String> out = run("""
                 h = connect()
@@ -174,7 +194,8 @@ class FaultInjectionIT {
     @Test
     void droppedRequests_theQueueTimeoutEndsThem_theClientGetsEio_andTheExportLivesOn() {
         FaultRule lostFlush = faulty.add(FaultRule.on(ReqOp.FLUSH).firstN(1).drop());
-        FaultRule lostRead = faulty.add(FaultRule.on(ReqOp.READ).range(12 * MiB, 13 * MiB).firstN(1).drop());
+        FaultRule lostRead = faulty.add(
+                FaultRule.on(ReqOp.READ).range(12 * MiB, 13 * MiB).firstN(1).drop());
 
         List<String> out = run("""
                 h = connect()
@@ -193,18 +214,29 @@ class FaultInjectionIT {
                 h.shutdown()
                 """);
 
-        assertThat(out).containsExactly("write ok", "flush EIO", "read EIO", "waited long", "flush again ok",
-                "same connection True", "new connection True", "write on new ok");
+        assertThat(out)
+                .containsExactly(
+                        "write ok",
+                        "flush EIO",
+                        "read EIO",
+                        "waited long",
+                        "flush again ok",
+                        "same connection True",
+                        "new connection True",
+                        "write on new ok");
         assertThat(lostFlush.injected()).isEqualTo(1);
         assertThat(lostRead.injected()).isEqualTo(1);
-        assertThat(faulty.droppedInFlight()).as("dropped requests still in flight").isZero();
+        assertThat(faulty.droppedInFlight())
+                .as("dropped requests still in flight")
+                .isZero();
     }
 
     @Test
     void delayedAndBusyRequests_completeWithTheRightData() {
-        FaultRule slow = faulty.add(FaultRule.on(ReqOp.READ).range(16 * MiB, 17 * MiB).everyNth(2)
-                .delay(Duration.ofMillis(200)));
-        FaultRule busy = faulty.add(FaultRule.on(ReqOp.WRITE).range(16 * MiB, 17 * MiB).limit(20).busy());
+        FaultRule slow = faulty.add(
+                FaultRule.on(ReqOp.READ).range(16 * MiB, 17 * MiB).everyNth(2).delay(Duration.ofMillis(200)));
+        FaultRule busy = faulty.add(
+                FaultRule.on(ReqOp.WRITE).range(16 * MiB, 17 * MiB).limit(20).busy());
 
         List<String> out = run("""
                 h = connect()

@@ -31,9 +31,19 @@ class FileCrashIT {
         try (ServerProcess server = ServerProcess.start("serve", "--port", "0", "--export", spec)) {
             String uri = "nbd://127.0.0.1:" + server.port() + "/d";
             // nbdcopy --flush: FLUSH once every write was acknowledged; then a few small writes with FLUSH.
-            Tool.run(Duration.ofMinutes(2), "nbdcopy", "--flush", source.toString(), uri).assertSuccess();
-            Tool.run("qemu-io", "-f", "raw", "-c", "write -P 0xab 55000000 12345", "-c", "write -P 0xcd 60000001 1",
-                            "-c", "flush", uri)
+            Tool.run(Duration.ofMinutes(2), "nbdcopy", "--flush", source.toString(), uri)
+                    .assertSuccess();
+            Tool.run(
+                            "qemu-io",
+                            "-f",
+                            "raw",
+                            "-c",
+                            "write -P 0xab 55000000 12345",
+                            "-c",
+                            "write -P 0xcd 60000001 1",
+                            "-c",
+                            "flush",
+                            uri)
                     .assertSuccess();
 
             server.process().destroyForcibly().waitFor(10, TimeUnit.SECONDS);
@@ -48,8 +58,18 @@ class FileCrashIT {
 
             assertThat(Files.size(back)).isEqualTo(64L << 20);
             assertThat(TestFiles.sha256(back, 48 << 20)).isEqualTo(TestFiles.sha256(source, 48 << 20));
-            String out = Tool.run("qemu-io", "-f", "raw", "-r", "-c", "read -P 0xab 55000000 12345", "-c",
-                            "read -P 0 55012345 4987656", "-c", "read -P 0xcd 60000001 1", uri)
+            String out = Tool.run(
+                            "qemu-io",
+                            "-f",
+                            "raw",
+                            "-r",
+                            "-c",
+                            "read -P 0xab 55000000 12345",
+                            "-c",
+                            "read -P 0 55012345 4987656",
+                            "-c",
+                            "read -P 0xcd 60000001 1",
+                            uri)
                     .assertSuccess()
                     .stdout();
             assertThat(out).doesNotContain("Pattern verification failed");

@@ -54,11 +54,20 @@ class FileExportIT {
 
     @Test
     void nbdinfo_fileExport_advertisesFlushFuaTrimZeroAndMultiConn() {
-        String out = Tool.run("nbdinfo", "--json", server.uri("copy")).assertSuccess().stdout();
+        String out = Tool.run("nbdinfo", "--json", server.uri("copy"))
+                .assertSuccess()
+                .stdout();
 
-        assertThat(out).contains("\"export-size\": " + (256L << 20), "\"is_read_only\": false", "\"can_flush\": true",
-                "\"can_fua\": true", "\"can_trim\": true", "\"can_zero\": true", "\"can_multi_conn\": true",
-                "\"block_size_minimum\": 1");
+        assertThat(out)
+                .contains(
+                        "\"export-size\": " + (256L << 20),
+                        "\"is_read_only\": false",
+                        "\"can_flush\": true",
+                        "\"can_fua\": true",
+                        "\"can_trim\": true",
+                        "\"can_zero\": true",
+                        "\"can_multi_conn\": true",
+                        "\"block_size_minimum\": 1");
     }
 
     @Test
@@ -67,12 +76,16 @@ class FileExportIT {
         TestFiles.writeRandom(source, 128 << 20, 2026);
         Path back = dir.resolve("back.bin");
 
-        Tool.run(Duration.ofMinutes(3), "nbdcopy", "--flush", source.toString(), server.uri("copy")).assertSuccess();
-        Tool.run(Duration.ofMinutes(3), "nbdcopy", server.uri("copy"), back.toString()).assertSuccess();
+        Tool.run(Duration.ofMinutes(3), "nbdcopy", "--flush", source.toString(), server.uri("copy"))
+                .assertSuccess();
+        Tool.run(Duration.ofMinutes(3), "nbdcopy", server.uri("copy"), back.toString())
+                .assertSuccess();
 
         String expected = TestFiles.sha256(source, 128 << 20);
         assertThat(TestFiles.sha256(back, 128 << 20)).isEqualTo(expected);
-        assertThat(TestFiles.sha256(dir.resolve("copy.img"), 128 << 20)).as("the image file itself").isEqualTo(expected);
+        assertThat(TestFiles.sha256(dir.resolve("copy.img"), 128 << 20))
+                .as("the image file itself")
+                .isEqualTo(expected);
         assertThat(TestFiles.isZero(back, 128L << 20, 128L << 20)).isTrue();
     }
 
@@ -84,21 +97,49 @@ class FileExportIT {
         Tool.run("qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", source.toString(), server.uri("image"))
                 .assertSuccess();
 
-        Tool.run("qemu-img", "compare", "-f", "raw", "-F", "raw", source.toString(), server.uri("image")).assertSuccess();
+        Tool.run("qemu-img", "compare", "-f", "raw", "-F", "raw", source.toString(), server.uri("image"))
+                .assertSuccess();
         int flipped = (TestFiles.readByte(source, 1_234_567) ^ 0xff) & 0xff;
-        Tool.run("qemu-io", "-f", "raw", "-c", "write -P " + flipped + " 1234567 1", server.uri("image")).assertSuccess();
-        Tool.run("qemu-img", "compare", "-f", "raw", "-F", "raw", source.toString(), server.uri("image")).assertFailure();
+        Tool.run("qemu-io", "-f", "raw", "-c", "write -P " + flipped + " 1234567 1", server.uri("image"))
+                .assertSuccess();
+        Tool.run("qemu-img", "compare", "-f", "raw", "-F", "raw", source.toString(), server.uri("image"))
+                .assertFailure();
     }
 
     @Test
     void fio_randomWriteVerify_andMixedSizesDepth64_noErrors() {
-        Tool.run(Duration.ofMinutes(3), "fio", "--name=verify", "--ioengine=nbd", "--uri=" + server.uri("fio"),
-                        "--rw=randwrite", "--bs=4k", "--size=64m", "--iodepth=32", "--verify=crc32c", "--do_verify=1",
-                        "--verify_fatal=1", "--verify_state_save=0", "--randseed=2026")
+        Tool.run(
+                        Duration.ofMinutes(3),
+                        "fio",
+                        "--name=verify",
+                        "--ioengine=nbd",
+                        "--uri=" + server.uri("fio"),
+                        "--rw=randwrite",
+                        "--bs=4k",
+                        "--size=64m",
+                        "--iodepth=32",
+                        "--verify=crc32c",
+                        "--do_verify=1",
+                        "--verify_fatal=1",
+                        "--verify_state_save=0",
+                        "--randseed=2026")
                 .assertSuccess();
-        Tool.run(Duration.ofMinutes(3), "fio", "--name=mixed", "--ioengine=nbd", "--uri=" + server.uri("fio"),
-                        "--rw=randwrite", "--bsrange=512-256k", "--size=32m", "--offset=64m", "--iodepth=64",
-                        "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_state_save=0", "--randseed=7")
+        Tool.run(
+                        Duration.ofMinutes(3),
+                        "fio",
+                        "--name=mixed",
+                        "--ioengine=nbd",
+                        "--uri=" + server.uri("fio"),
+                        "--rw=randwrite",
+                        "--bsrange=512-256k",
+                        "--size=32m",
+                        "--offset=64m",
+                        "--iodepth=64",
+                        "--verify=crc32c",
+                        "--do_verify=1",
+                        "--verify_fatal=1",
+                        "--verify_state_save=0",
+                        "--randseed=7")
                 .assertSuccess();
     }
 
@@ -107,12 +148,22 @@ class FileExportIT {
         Path image = dir.resolve("sparse.img");
         String uri = server.uri("sparse");
         long start = 1L << 39; // half way into the 1 TiB image
-        Tool.run("qemu-io", "-f", "raw", "-c", "write -P 0x5c " + start + " 64M", "-c", "flush", uri).assertSuccess();
+        Tool.run("qemu-io", "-f", "raw", "-c", "write -P 0x5c " + start + " 64M", "-c", "flush", uri)
+                .assertSuccess();
         assertThat(FileItSupport.duKiB(image)).isGreaterThanOrEqualTo(64 << 10);
 
         // TRIM the first half; WRITE_ZEROES with may-unmap (no NO_HOLE) on the second.
-        Tool.run("qemu-io", "-f", "raw", "-c", "discard " + start + " 32M", "-c",
-                        "write -z -u " + (start + (32 << 20)) + " 32M", "-c", "flush", uri)
+        Tool.run(
+                        "qemu-io",
+                        "-f",
+                        "raw",
+                        "-c",
+                        "discard " + start + " 32M",
+                        "-c",
+                        "write -z -u " + (start + (32 << 20)) + " 32M",
+                        "-c",
+                        "flush",
+                        uri)
                 .assertSuccess();
 
         assertThat(FileItSupport.duKiB(image)).isLessThan(1024);
@@ -125,11 +176,25 @@ class FileExportIT {
     @Test
     void blockStatus_matchesSeekDataSeekHole() {
         String uri = server.uri("map");
-        Tool.run("qemu-io", "-f", "raw", "-c", "write -P 1 1M 256k", "-c", "write -P 2 8M 4k", "-c",
-                        "write -P 3 40M 3M", "-c", "write -z -u 40M 1M", "-c", "flush", uri)
+        Tool.run(
+                        "qemu-io",
+                        "-f",
+                        "raw",
+                        "-c",
+                        "write -P 1 1M 256k",
+                        "-c",
+                        "write -P 2 8M 4k",
+                        "-c",
+                        "write -P 3 40M 3M",
+                        "-c",
+                        "write -z -u 40M 1M",
+                        "-c",
+                        "flush",
+                        uri)
                 .assertSuccess();
 
-        String json = Tool.run("nbdinfo", "--map", "--json", uri).assertSuccess().stdout();
+        String json =
+                Tool.run("nbdinfo", "--map", "--json", uri).assertSuccess().stdout();
         List<long[]> runs = new ArrayList<>();
         var m = java.util.regex.Pattern.compile(
                         "\"offset\":\\s*(\\d+),\\s*\"length\":\\s*(\\d+),\\s*\"type\":\\s*(\\d+)")

@@ -32,8 +32,8 @@ class FileGroupCommitIT {
         Path dir = workDir();
         Path image = dir.resolve("gc.img");
         int perConnection = 1000;
-        try (ServerProcess server = ServerProcess.start("serve", "--port", "0", "--export",
-                "d=file:" + image + ",create=64M")) {
+        try (ServerProcess server =
+                ServerProcess.start("serve", "--port", "0", "--export", "d=file:" + image + ",create=64M")) {
             String uri = "nbd://127.0.0.1:" + server.port() + "/d";
 
             List<Integer> acked = FileItSupport.fuaWriters(uri, CONNECTIONS, perConnection, DEPTH, "count");

@@ -85,10 +85,11 @@ final class FileItSupport {
             """;
 
     /** Debian's python3, which has libnbd's module; the JDK looks commands up on the test JVM's PATH. */
-    private static final String PYTHON = Files.isExecutable(Path.of("/usr/bin/python3")) ? "/usr/bin/python3" : "python3";
+    private static final String PYTHON =
+            Files.isExecutable(Path.of("/usr/bin/python3")) ? "/usr/bin/python3" : "python3";
 
-    private static final Pattern TOTALS = Pattern.compile(
-            "file export \\S+: (\\d+) writes \\((\\d+) with FUA\\).*?, (\\d+) fdatasync calls");
+    private static final Pattern TOTALS =
+            Pattern.compile("file export \\S+: (\\d+) writes \\((\\d+) with FUA\\).*?, (\\d+) fdatasync calls");
 
     private FileItSupport() {}
 
@@ -97,8 +98,16 @@ final class FileItSupport {
 
     /** Runs the FUA writers; returns the indices of the blocks the server acknowledged. */
     static List<Integer> fuaWriters(String uri, int connections, int perConnection, int depth, String seed) {
-        String out = Tool.run(Duration.ofMinutes(3), PYTHON, "-c", FUA_WRITERS, uri, Integer.toString(connections),
-                        Integer.toString(perConnection), Integer.toString(depth), seed)
+        String out = Tool.run(
+                        Duration.ofMinutes(3),
+                        PYTHON,
+                        "-c",
+                        FUA_WRITERS,
+                        uri,
+                        Integer.toString(connections),
+                        Integer.toString(perConnection),
+                        Integer.toString(depth),
+                        seed)
                 .assertSuccess()
                 .stdout();
         List<Integer> acked = new ArrayList<>();
@@ -117,7 +126,8 @@ final class FileItSupport {
     /** Asserts that every block in {@code acked} reads back as written. */
     static void assertBlocks(String uri, String seed, List<Integer> acked, Path scratch) throws Exception {
         Path list = Files.createTempFile(scratch, "acked", ".txt");
-        Files.writeString(list, String.join(" ", acked.stream().map(String::valueOf).toList()));
+        Files.writeString(
+                list, String.join(" ", acked.stream().map(String::valueOf).toList()));
         String out = Tool.run(Duration.ofMinutes(3), PYTHON, "-c", VERIFY, uri, seed, list.toString())
                 .assertSuccess()
                 .stdout();
@@ -126,7 +136,9 @@ final class FileItSupport {
 
     /** Returns the file's runs as the file system reports them, adjacent runs of one kind merged. */
     static List<String> seekMap(Path file) {
-        String out = Tool.run(PYTHON, "-c", SEEK_MAP, file.toString()).assertSuccess().stdout();
+        String out = Tool.run(PYTHON, "-c", SEEK_MAP, file.toString())
+                .assertSuccess()
+                .stdout();
         List<long[]> runs = new ArrayList<>();
         for (String line : out.strip().split("\n")) {
             String[] f = line.split(" ");
@@ -146,7 +158,9 @@ final class FileItSupport {
                 merged.add(r.clone());
             }
         }
-        return merged.stream().map(r -> r[0] + " " + r[1] + " " + (r[2] == 1 ? "hole" : "data")).toList();
+        return merged.stream()
+                .map(r -> r[0] + " " + r[1] + " " + (r[2] == 1 ? "hole" : "data"))
+                .toList();
     }
 
     /** Returns the kilobytes {@code du} says the file occupies on disk. */

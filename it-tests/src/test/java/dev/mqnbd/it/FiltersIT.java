@@ -62,8 +62,9 @@ class FiltersIT {
             MiB = 1 << 20
             """;
 
-    private static final Pattern LOG_LINE = Pattern.compile("^(\\S+) export=\\S+ conn=(\\S+) hctx=(\\d+) tag=(\\d+) op=(\\S+)"
-            + " offset=(\\d+) length=(\\d+) flags=(\\S+) status=(\\S+) latency_us=(\\d+)$");
+    private static final Pattern LOG_LINE =
+            Pattern.compile("^(\\S+) export=\\S+ conn=(\\S+) hctx=(\\d+) tag=(\\d+) op=(\\S+)"
+                    + " offset=(\\d+) length=(\\d+) flags=(\\S+) status=(\\S+) latency_us=(\\d+)$");
 
     @TempDir
     Path tmp;
@@ -109,32 +110,43 @@ class FiltersIT {
             try (RandomAccessFile f = new RandomAccessFile(two.toFile(), "rw")) {
                 f.setLength(2 * MiB);
             }
-            Tool.run(CLIENT_LIMIT, "qemu-img", "convert", "-n", "-f", "raw", two.toString(), "--target-image-opts",
+            Tool.run(
+                            CLIENT_LIMIT,
+                            "qemu-img",
+                            "convert",
+                            "-n",
+                            "-f",
+                            "raw",
+                            two.toString(),
+                            "--target-image-opts",
                             "driver=raw,offset=" + 5 * MiB + ",size=" + 2 * MiB + ",file.driver=nbd,file.host=127.0.0.1"
                                     + ",file.port=" + server.port() + ",file.export=vm")
                     .assertSuccess();
             System.arraycopy(Files.readAllBytes(two), 0, expected, (int) (5 * MiB), (int) (2 * MiB));
 
             // nbdsh: zero 1 MiB at 9M, over the base's data.
-            Tool.run(CLIENT_LIMIT, "nbdsh", "-u", uri, "-c", "h.zero(" + MiB + ", " + 9 * MiB + ")").assertSuccess();
+            Tool.run(CLIENT_LIMIT, "nbdsh", "-u", uri, "-c", "h.zero(" + MiB + ", " + 9 * MiB + ")")
+                    .assertSuccess();
             Arrays.fill(expected, (int) (9 * MiB), (int) (10 * MiB), (byte) 0);
 
             Path back = tmp.resolve("back.img");
             Tool.run(CLIENT_LIMIT, "nbdcopy", uri, back.toString()).assertSuccess();
             byte[] read = Files.readAllBytes(back);
             assertThat(read.length).isEqualTo(BASE_SIZE);
-            assertThat(Arrays.mismatch(read, expected)).as("first byte where the export differs from what was"
-                    + " written over the base (-1: none)").isEqualTo(-1);
+            assertThat(Arrays.mismatch(read, expected))
+                    .as("first byte where the export differs from what was" + " written over the base (-1: none)")
+                    .isEqualTo(-1);
 
-            assertThat(map(uri)).containsExactly(
-                    "0 " + 4 * MiB + " data", // overlay [0, 1M) then base data
-                    4 * MiB + " " + MiB + " hole,zero", // base hole
-                    5 * MiB + " " + MiB + " data", // overlay data in the base's hole
-                    6 * MiB + " " + 2 * MiB + " hole,zero", // overlay zeroes, then the base's hole
-                    8 * MiB + " " + MiB + " data", // base data
-                    9 * MiB + " " + MiB + " hole,zero", // overlay zeroes over base data
-                    10 * MiB + " " + 2 * MiB + " data", // base data
-                    12 * MiB + " " + 4 * MiB + " hole,zero"); // base hole
+            assertThat(map(uri))
+                    .containsExactly(
+                            "0 " + 4 * MiB + " data", // overlay [0, 1M) then base data
+                            4 * MiB + " " + MiB + " hole,zero", // base hole
+                            5 * MiB + " " + MiB + " data", // overlay data in the base's hole
+                            6 * MiB + " " + 2 * MiB + " hole,zero", // overlay zeroes, then the base's hole
+                            8 * MiB + " " + MiB + " data", // base data
+                            9 * MiB + " " + MiB + " hole,zero", // overlay zeroes over base data
+                            10 * MiB + " " + 2 * MiB + " data", // base data
+                            12 * MiB + " " + 4 * MiB + " hole,zero"); // base hole
             assertThat(server.stop(STOP)).isIn(0, 143);
         }
         assertThat(TestFiles.sha256(base, BASE_SIZE)).as("the base's SHA-256").isEqualTo(before);
@@ -147,13 +159,18 @@ class FiltersIT {
     void cow_readOnlyServer_refusesWrites_readsBase() throws Exception {
         Path base = sparseBase();
         String before = TestFiles.sha256(base, BASE_SIZE);
-        try (ServerProcess server =
-                serve("--read-only", "--export", "vm=file:" + base, "--filter", "vm=cow,overlay=file:"
-                        + tmp.resolve("ro.overlay"))) {
+        try (ServerProcess server = serve(
+                "--read-only",
+                "--export",
+                "vm=file:" + base,
+                "--filter",
+                "vm=cow,overlay=file:" + tmp.resolve("ro.overlay"))) {
             String uri = uri(server, "vm");
             assertThat(stackLine(server, "vm")).endsWith(", size 16M, read-only");
             assertOpenedReadOnly(server, base);
-            String info = Tool.run(CLIENT_LIMIT, "nbdinfo", "--json", uri).assertSuccess().stdout();
+            String info = Tool.run(CLIENT_LIMIT, "nbdinfo", "--json", uri)
+                    .assertSuccess()
+                    .stdout();
             assertThat(info).contains("\"is_read_only\": true");
 
             List<String> out = python(uri, """
@@ -167,8 +184,12 @@ class FiltersIT {
                     """);
 
             byte[] first = Arrays.copyOfRange(Files.readAllBytes(base), (int) (8 * MiB), (int) (8 * MiB) + 8);
-            assertThat(out).containsExactly("write EPERM", "trim EPERM",
-                    "read " + java.util.HexFormat.of().formatHex(first), "hole True");
+            assertThat(out)
+                    .containsExactly(
+                            "write EPERM",
+                            "trim EPERM",
+                            "read " + java.util.HexFormat.of().formatHex(first),
+                            "hole True");
             assertThat(server.stop(STOP)).isIn(0, 143);
         }
         assertThat(TestFiles.sha256(base, BASE_SIZE)).isEqualTo(before);
@@ -188,8 +209,9 @@ class FiltersIT {
         try (ServerProcess server = serve("--export", "r=memory:256M", "--filter", "r=rate,iops=" + limit)) {
             FioResult fio = fio(uri(server, "r"), "4k", connections);
 
-            System.out.printf("rate iops=%d, %d conn: measured %.0f IOPS over %.1f s%n", limit, connections,
-                    fio.iops(), fio.runtimeMillis() / 1000.0);
+            System.out.printf(
+                    "rate iops=%d, %d conn: measured %.0f IOPS over %.1f s%n",
+                    limit, connections, fio.iops(), fio.runtimeMillis() / 1000.0);
             assertThat(fio.connections()).as("NBD connections fio made").isEqualTo(connections);
             assertThat(fio.iops()).isBetween(limit * 0.75, limit * 1.25);
             assertThat(server.stop(STOP)).isIn(0, 143);
@@ -203,7 +225,8 @@ class FiltersIT {
         try (ServerProcess server = serve("--export", "b=memory:256M", "--filter", "b=rate,bandwidth=16M/s")) {
             FioResult fio = fio(uri(server, "b"), "64k", 2);
 
-            System.out.printf("rate bandwidth=16M/s, 2 conn: measured %.2f MiB/s (%.0f IOPS of 64 KiB) over %.1f s%n",
+            System.out.printf(
+                    "rate bandwidth=16M/s, 2 conn: measured %.2f MiB/s (%.0f IOPS of 64 KiB) over %.1f s%n",
                     fio.bytesPerSecond() / MiB, fio.iops(), fio.runtimeMillis() / 1000.0);
             assertThat(fio.bytesPerSecond()).isBetween(limit * 0.75, limit * 1.25);
             assertThat(server.stop(STOP)).isIn(0, 143);
@@ -220,9 +243,15 @@ class FiltersIT {
     @Test
     void error_seededRate_failsExactlyTheWritesTheSeedPicks_statusChosen() throws Exception {
         int writes = 200;
-        try (ServerProcess server = serve("--export", "e=memory:64M", "--export", "n=memory:64M",
-                "--filter", "e=error,rate=0.3,ops=write,seed=42",
-                "--filter", "n=error,rate=50%,ops=write,status=ENOSPC,seed=7")) {
+        try (ServerProcess server = serve(
+                "--export",
+                "e=memory:64M",
+                "--export",
+                "n=memory:64M",
+                "--filter",
+                "e=error,rate=0.3,ops=write,seed=42",
+                "--filter",
+                "n=error,rate=50%,ops=write,status=ENOSPC,seed=7")) {
             assertThat(stackLine(server, "e"))
                     .isEqualTo("export \"e\": error(rate=0.3,ops=write,seed=42) -> memory:64M, size 64M, read-write");
             String script = """
@@ -323,8 +352,8 @@ class FiltersIT {
     void log_knownRequests_oneLineEachInOrder() throws Exception {
         Path log = tmp.resolve("requests.log");
         try (ServerProcess server = serve("--export", "l=memory:16M", "--filter", "l=log,file=" + log)) {
-            assertThat(stackLine(server, "l")).isEqualTo("export \"l\": log(file=" + log + ") -> memory:16M, size 16M,"
-                    + " read-write");
+            assertThat(stackLine(server, "l"))
+                    .isEqualTo("export \"l\": log(file=" + log + ") -> memory:16M, size 16M," + " read-write");
             List<String> out = python(uri(server, "l"), """
                     h = connect()
                     step('write', lambda: h.pwrite(blk(1), 8192))
@@ -340,13 +369,14 @@ class FiltersIT {
         }
 
         List<String> lines = Files.readAllLines(log);
-        assertThat(requests(lines)).containsExactly(
-                "WRITE 8192 4096 - OK",
-                "READ 8192 4096 - OK",
-                "FLUSH 0 0 - OK",
-                "DISCARD 8192 4096 - OK",
-                "WRITE 65536 512 fua OK",
-                "WRITE_ZEROES " + MiB + " 4096 - OK");
+        assertThat(requests(lines))
+                .containsExactly(
+                        "WRITE 8192 4096 - OK",
+                        "READ 8192 4096 - OK",
+                        "FLUSH 0 0 - OK",
+                        "DISCARD 8192 4096 - OK",
+                        "WRITE 65536 512 fua OK",
+                        "WRITE_ZEROES " + MiB + " 4096 - OK");
         Instant previous = Instant.EPOCH;
         for (String line : lines) {
             Matcher m = LOG_LINE.matcher(line);
@@ -384,14 +414,35 @@ class FiltersIT {
         Path below = tmp.resolve("below.log");
         String file = "file:" + base;
         try (ServerProcess server = serve(
-                "--export", "a=" + file, "--export", "b=" + file, "--export", "c=" + file, "--export", "d=" + file,
-                "--filter", "a=log,file=" + above, "--filter", "a=cow",
-                "--filter", "b=cow", "--filter", "b=log,file=" + below,
-                "--filter", "c=error,rate=1", "--filter", "c=cow",
-                "--filter", "d=cow", "--filter", "d=error,rate=1")) {
+                "--export",
+                "a=" + file,
+                "--export",
+                "b=" + file,
+                "--export",
+                "c=" + file,
+                "--export",
+                "d=" + file,
+                "--filter",
+                "a=log,file=" + above,
+                "--filter",
+                "a=cow",
+                "--filter",
+                "b=cow",
+                "--filter",
+                "b=log,file=" + below,
+                "--filter",
+                "c=error,rate=1",
+                "--filter",
+                "c=cow",
+                "--filter",
+                "d=cow",
+                "--filter",
+                "d=error,rate=1")) {
             String tail = " -> " + file + ", size 16M, read-write";
-            assertThat(stackLine(server, "a")).isEqualTo("export \"a\": log(file=" + above + ") -> cow(overlay=memory)" + tail);
-            assertThat(stackLine(server, "b")).isEqualTo("export \"b\": cow(overlay=memory) -> log(file=" + below + ")" + tail);
+            assertThat(stackLine(server, "a"))
+                    .isEqualTo("export \"a\": log(file=" + above + ") -> cow(overlay=memory)" + tail);
+            assertThat(stackLine(server, "b"))
+                    .isEqualTo("export \"b\": cow(overlay=memory) -> log(file=" + below + ")" + tail);
             assertThat(stackLine(server, "c")).isEqualTo("export \"c\": error(rate=1) -> cow(overlay=memory)" + tail);
             assertThat(stackLine(server, "d")).isEqualTo("export \"d\": cow(overlay=memory) -> error(rate=1)" + tail);
 
@@ -409,17 +460,20 @@ class FiltersIT {
             List<String> c = python(uri(server, "c"), script);
             List<String> d = python(uri(server, "d"), script);
 
-            List<String> allOk = List.of("write ok", "read written ok", "written back True", "read base ok", "flush ok");
+            List<String> allOk =
+                    List.of("write ok", "read written ok", "written back True", "read base ok", "flush ok");
             assertThat(a).containsExactlyElementsOf(allOk);
             assertThat(b).containsExactlyElementsOf(allOk);
-            assertThat(c).containsExactly("write EIO", "read written EIO", "written back False", "read base EIO",
-                    "flush ok");
-            assertThat(d).containsExactly("write ok", "read written ok", "written back True", "read base EIO",
-                    "flush ok");
+            assertThat(c)
+                    .containsExactly(
+                            "write EIO", "read written EIO", "written back False", "read base EIO", "flush ok");
+            assertThat(d)
+                    .containsExactly("write ok", "read written ok", "written back True", "read base EIO", "flush ok");
             assertThat(server.stop(STOP)).isIn(0, 143);
         }
-        assertThat(requests(Files.readAllLines(above))).containsExactly(
-                "WRITE 0 4096 - OK", "READ 0 4096 - OK", "READ " + MiB + " 4096 - OK", "FLUSH 0 0 - OK");
+        assertThat(requests(Files.readAllLines(above)))
+                .containsExactly(
+                        "WRITE 0 4096 - OK", "READ 0 4096 - OK", "READ " + MiB + " 4096 - OK", "FLUSH 0 0 - OK");
         assertThat(requests(Files.readAllLines(below))).containsExactly("READ " + MiB + " 4096 - OK");
         assertThat(TestFiles.sha256(base, BASE_SIZE)).isEqualTo(before);
     }
@@ -430,10 +484,18 @@ class FiltersIT {
      */
     @Test
     void everyExport_filterAppliesToEach_inCommandLineOrder() throws Exception {
-        try (ServerProcess server = serve("--export", "a=memory:16M", "--export", "b=memory:16M",
-                "--filter", "*=error,rate=1,ops=write", "--filter", "a=cow")) {
-            assertThat(stackLine(server, "a")).isEqualTo(
-                    "export \"a\": error(rate=1,ops=write) -> cow(overlay=memory) -> memory:16M, size 16M, read-write");
+        try (ServerProcess server = serve(
+                "--export",
+                "a=memory:16M",
+                "--export",
+                "b=memory:16M",
+                "--filter",
+                "*=error,rate=1,ops=write",
+                "--filter",
+                "a=cow")) {
+            assertThat(stackLine(server, "a"))
+                    .isEqualTo(
+                            "export \"a\": error(rate=1,ops=write) -> cow(overlay=memory) -> memory:16M, size 16M, read-write");
             assertThat(stackLine(server, "b"))
                     .isEqualTo("export \"b\": error(rate=1,ops=write) -> memory:16M, size 16M, read-write");
             String script = """
@@ -453,25 +515,36 @@ class FiltersIT {
     /** An unknown kind, an unknown key and an unknown export: one clear line, then the help hint; exit status 2. */
     @Test
     void cli_badFilter_oneLineErrorAndExitTwo() {
-        assertUsageError("vm=bogus",
+        assertUsageError(
+                "vm=bogus",
                 "mqnbd: --filter vm=bogus: filter: unknown kind \"bogus\" (expected: one of cow, rate, error, delay, log)");
-        assertUsageError("vm=cow,size=1G",
-                "mqnbd: --filter vm=cow,size=1G: unknown key \"size\" (expected: cow takes overlay)");
-        assertUsageError("nope=cow",
+        assertUsageError(
+                "vm=cow,size=1G", "mqnbd: --filter vm=cow,size=1G: unknown key \"size\" (expected: cow takes overlay)");
+        assertUsageError(
+                "nope=cow",
                 "mqnbd: --filter nope=cow: no export is named \"nope\" (expected: an export's name, or * for every export)");
-        assertUsageError("vm=rate,iops=0",
+        assertUsageError(
+                "vm=rate,iops=0",
                 "mqnbd: --export vm=memory:1M: filter rate: iops=0 (expected: a positive whole number)");
     }
 
     /** serve --help lists every filter kind with its keys and an example, on lines of their own. */
     @Test
     void cli_help_listsEveryFilterKind() {
-        String out = Tool.run(CLIENT_LIMIT, ServerProcess.command("serve", "--help").toArray(String[]::new))
+        String out = Tool.run(
+                        CLIENT_LIMIT, ServerProcess.command("serve", "--help").toArray(String[]::new))
                 .assertSuccess()
                 .stdout();
 
-        assertThat(out).contains("--filter=NAME=KIND[,key=value...]", "overlay=memory|file:PATH", "iops=N",
-                "rate=P", "read=DURATION", "file=PATH", "e.g. --filter vm=delay,read=5ms,write=20ms");
+        assertThat(out)
+                .contains(
+                        "--filter=NAME=KIND[,key=value...]",
+                        "overlay=memory|file:PATH",
+                        "iops=N",
+                        "rate=P",
+                        "read=DURATION",
+                        "file=PATH",
+                        "e.g. --filter vm=delay,read=5ms,write=20ms");
         assertThat(out).doesNotContain("%n");
         for (String kind : List.of("cow", "rate", "error", "delay", "log")) {
             assertThat(out).containsPattern("(?m)^\\s+" + kind + ": \\S");
@@ -479,11 +552,14 @@ class FiltersIT {
     }
 
     private void assertUsageError(String filter, String message) {
-        Tool.Result result = Tool.run(CLIENT_LIMIT,
+        Tool.Result result = Tool.run(
+                CLIENT_LIMIT,
                 ServerProcess.command("serve", "--port", "0", "--export", "vm=memory:1M", "--filter", filter)
                         .toArray(String[]::new));
 
-        assertThat(result.exitCode()).as("exit status for --filter %s: %s", filter, result.stderr()).isEqualTo(2);
+        assertThat(result.exitCode())
+                .as("exit status for --filter %s: %s", filter, result.stderr())
+                .isEqualTo(2);
         assertThat(result.stderr().lines().toList()).containsExactly(message, "Try 'mqnbd serve --help'.");
         assertThat(result.stdout()).isEmpty();
     }
@@ -498,13 +574,22 @@ class FiltersIT {
         Path existing = tmp.resolve("left.overlay");
         Files.writeString(existing, "not an overlay");
 
-        Tool.Result result = Tool.run(CLIENT_LIMIT, ServerProcess.command("serve", "--port", "0", "--export",
-                        "vm=memory:1M", "--filter", "vm=cow,overlay=file:" + existing)
-                .toArray(String[]::new));
+        Tool.Result result = Tool.run(
+                CLIENT_LIMIT,
+                ServerProcess.command(
+                                "serve",
+                                "--port",
+                                "0",
+                                "--export",
+                                "vm=memory:1M",
+                                "--filter",
+                                "vm=cow,overlay=file:" + existing)
+                        .toArray(String[]::new));
 
         assertThat(result.exitCode()).as(result.stderr()).isEqualTo(1);
-        assertThat(result.stderr().lines().toList()).containsExactly("mqnbd: filter cow: overlay file " + existing
-                + " exists (expected: a path to create; the overlay is scratch, unlinked once open)");
+        assertThat(result.stderr().lines().toList())
+                .containsExactly("mqnbd: filter cow: overlay file " + existing
+                        + " exists (expected: a path to create; the overlay is scratch, unlinked once open)");
         assertThat(existing).hasContent("not an overlay");
     }
 
@@ -523,7 +608,8 @@ class FiltersIT {
     /** Returns the startup line that shows export {@code name}'s stack, from {@code export "NAME": } on. */
     private static String stackLine(ServerProcess server, String name) {
         String prefix = "export \"" + name + "\": ";
-        return server.log().lines()
+        return server.log()
+                .lines()
                 .filter(l -> l.contains(prefix))
                 .map(l -> l.substring(l.indexOf(prefix)))
                 .findFirst()
@@ -532,7 +618,11 @@ class FiltersIT {
 
     /** Runs {@code script} after {@link #PRELUDE} with libnbd's Python binding; returns its output lines. */
     private static List<String> python(String uri, String script) {
-        return Tool.run(CLIENT_LIMIT, PYTHON, "-c", PRELUDE + script, uri).assertSuccess().stdout().lines().toList();
+        return Tool.run(CLIENT_LIMIT, PYTHON, "-c", PRELUDE + script, uri)
+                .assertSuccess()
+                .stdout()
+                .lines()
+                .toList();
     }
 
     /**
@@ -576,7 +666,9 @@ class FiltersIT {
                 String info = Files.readString(Path.of("/proc/" + pid + "/fdinfo/" + fd.getFileName()));
                 Matcher m = Pattern.compile("(?m)^flags:\\s+([0-7]+)$").matcher(info);
                 assertThat(m.find()).as(info).isTrue();
-                assertThat(Integer.parseInt(m.group(1), 8) & 3).as("O_ACCMODE of fd %s (0: O_RDONLY)", fd).isZero();
+                assertThat(Integer.parseInt(m.group(1), 8) & 3)
+                        .as("O_ACCMODE of fd %s (0: O_RDONLY)", fd)
+                        .isZero();
                 opened++;
             }
         }
@@ -600,7 +692,8 @@ class FiltersIT {
 
     /** nbdinfo --map, adjacent runs of the same type joined: "OFFSET LENGTH TYPE" per run. */
     private static List<String> map(String uri) {
-        String out = Tool.run(CLIENT_LIMIT, "nbdinfo", "--map", uri).assertSuccess().stdout();
+        String out =
+                Tool.run(CLIENT_LIMIT, "nbdinfo", "--map", uri).assertSuccess().stdout();
         List<long[]> runs = new ArrayList<>();
         List<String> types = new ArrayList<>();
         for (String line : out.lines().toList()) {
@@ -633,17 +726,29 @@ class FiltersIT {
      * each with its own connection and 16 requests in flight, reported as one group.
      */
     private static FioResult fio(String uri, String bs, int jobs) {
-        String out = Tool.run(Duration.ofSeconds(90), "fio", "--name=rate", "--ioengine=nbd", "--uri=" + uri,
-                        "--rw=randread", "--bs=" + bs, "--iodepth=16", "--numjobs=" + jobs, "--group_reporting",
-                        "--time_based", "--runtime=10", "--output-format=json")
+        String out = Tool.run(
+                        Duration.ofSeconds(90),
+                        "fio",
+                        "--name=rate",
+                        "--ioengine=nbd",
+                        "--uri=" + uri,
+                        "--rw=randread",
+                        "--bs=" + bs,
+                        "--iodepth=16",
+                        "--numjobs=" + jobs,
+                        "--group_reporting",
+                        "--time_based",
+                        "--runtime=10",
+                        "--output-format=json")
                 .assertSuccess()
                 .stdout();
-        int connections = (int) out.lines().filter(l -> l.contains("connected to NBD server")).count();
+        int connections = (int)
+                out.lines().filter(l -> l.contains("connected to NBD server")).count();
         Matcher m = FIO_READ.matcher(out);
         assertThat(m.find()).as("fio's JSON has a read section:\n%s", out).isTrue();
         String read = m.group(1);
-        return new FioResult(number(read, "iops"), number(read, "bw_bytes"), (long) number(read, "runtime"),
-                connections);
+        return new FioResult(
+                number(read, "iops"), number(read, "bw_bytes"), (long) number(read, "runtime"), connections);
     }
 
     private static double number(String json, String key) {

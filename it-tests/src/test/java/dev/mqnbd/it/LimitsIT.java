@@ -56,7 +56,8 @@ class LimitsIT {
         Holder(String uri, String name) throws IOException {
             ready = tmp.resolve(name + ".ready");
             go = tmp.resolve(name + ".go");
-            String script = String.join("\n",
+            String script = String.join(
+                    "\n",
                     "import os, time",
                     "h.connect_uri('" + uri + "')",
                     "h.pwrite(b'\\x5a' * 4096, 8192)",
@@ -106,7 +107,9 @@ class LimitsIT {
         void finish() throws Exception {
             Files.createFile(go);
             assertThat(process.waitFor(60, TimeUnit.SECONDS)).isTrue();
-            assertThat(process.exitValue()).as("nbdsh: %s %s", out.join(), err.join()).isZero();
+            assertThat(process.exitValue())
+                    .as("nbdsh: %s %s", out.join(), err.join())
+                    .isZero();
             assertThat(out.join().strip()).isEqualTo("ok");
         }
     }
@@ -160,8 +163,17 @@ class LimitsIT {
     void handshakeTimeout_dropsStalledClients_neverIdleTransmission() throws Exception {
         TestPki.Ca ca = TestPki.newCa("CN=LimitsIT CA");
         Path tls = ca.writeServerDirectory(tmp.resolve("tls"), ca.server("CN=localhost"), TestPki.KeyFormat.PKCS8);
-        try (ServerProcess server = ServerProcess.start("serve", "--port", "0", "--handshake-timeout", "2s",
-                "--tls=on", "--tls-certificates", tls.toString(), "--export", "=memory:16M")) {
+        try (ServerProcess server = ServerProcess.start(
+                "serve",
+                "--port",
+                "0",
+                "--handshake-timeout",
+                "2s",
+                "--tls=on",
+                "--tls-certificates",
+                tls.toString(),
+                "--export",
+                "=memory:16M")) {
             Holder idle = new Holder("nbd://127.0.0.1:" + server.port() + "/", "idle").awaitConnected();
             long idleSince = System.nanoTime();
 
@@ -197,8 +209,8 @@ class LimitsIT {
 
     @Test
     void maxConnections_evictsTheOldestHandshake_refusesOnlyWhenAllAreInTransmission() throws Exception {
-        try (ServerProcess server = ServerProcess.start("serve", "--port", "0", "--max-connections", "2",
-                "--export", "=memory:16M")) {
+        try (ServerProcess server =
+                ServerProcess.start("serve", "--port", "0", "--max-connections", "2", "--export", "=memory:16M")) {
             String uri = "nbd://127.0.0.1:" + server.port() + "/";
             Holder established = new Holder(uri, "established").awaitConnected();
             Socket stalled = connect(server.port());
@@ -214,10 +226,14 @@ class LimitsIT {
             // With both connections in transmission, the one too many is refused before the greeting.
             Holder second = awaitAdmitted(uri, "second");
             Socket refused = connect(server.port());
-            assertThat(greeted(refused)).as("a connection over a cap of connections in transmission").isFalse();
+            assertThat(greeted(refused))
+                    .as("a connection over a cap of connections in transmission")
+                    .isFalse();
             Tool.run("nbdinfo", uri).assertFailure();
-            assertThat(server.log()).contains("refused connection from 127.0.0.1:",
-                    "2 connections in transmission (the most allowed; see --max-connections)");
+            assertThat(server.log())
+                    .contains(
+                            "refused connection from 127.0.0.1:",
+                            "2 connections in transmission (the most allowed; see --max-connections)");
 
             established.finish();
             second.finish();
@@ -249,16 +265,27 @@ class LimitsIT {
 
     @Test
     void maxConnectionsPerClient_refusesTheSameAddress_notAnother() throws Exception {
-        try (ServerProcess server = ServerProcess.start("serve", "--port", "0", "--listen", "127.0.0.1", "--listen",
-                "::1", "--max-connections-per-client", "1", "--export", "=memory:16M")) {
+        try (ServerProcess server = ServerProcess.start(
+                "serve",
+                "--port",
+                "0",
+                "--listen",
+                "127.0.0.1",
+                "--listen",
+                "::1",
+                "--max-connections-per-client",
+                "1",
+                "--export",
+                "=memory:16M")) {
             String v4 = "nbd://127.0.0.1:" + server.port("127.0.0.1") + "/";
             String v6 = "nbd://[::1]:" + server.port("[0:0:0:0:0:0:0:1]") + "/";
             Holder established = new Holder(v4, "v4").awaitConnected();
 
             Tool.run("nbdinfo", v4).assertFailure();
             Tool.run("nbdinfo", v6).assertSuccess();
-            assertThat(server.log()).contains("1 connections from 127.0.0.1 in transmission (the most allowed; "
-                    + "see --max-connections-per-client)");
+            assertThat(server.log())
+                    .contains("1 connections from 127.0.0.1 in transmission (the most allowed; "
+                            + "see --max-connections-per-client)");
 
             established.finish();
         }
@@ -266,9 +293,20 @@ class LimitsIT {
 
     @Test
     void queueDepth_moreRequestsInFlightThanTags_allCompleteInOrderOfData() throws Exception {
-        try (ServerProcess server = ServerProcess.start("serve", "--port", "0", "--event-loops", "1", "--hw-queues",
-                "1", "--queue-depth", "2", "--export", "=memory:16M")) {
-            String script = String.join("\n",
+        try (ServerProcess server = ServerProcess.start(
+                "serve",
+                "--port",
+                "0",
+                "--event-loops",
+                "1",
+                "--hw-queues",
+                "1",
+                "--queue-depth",
+                "2",
+                "--export",
+                "=memory:16M")) {
+            String script = String.join(
+                    "\n",
                     "import nbd",
                     "h.connect_uri('nbd://127.0.0.1:" + server.port() + "/')",
                     "n = 256",
@@ -298,8 +336,8 @@ class LimitsIT {
 
     @Test
     void maxPayload_isAdvertised() throws Exception {
-        try (ServerProcess server = ServerProcess.start("serve", "--port", "0", "--max-payload", "64K", "--export",
-                "=memory:16M")) {
+        try (ServerProcess server =
+                ServerProcess.start("serve", "--port", "0", "--max-payload", "64K", "--export", "=memory:16M")) {
             String out = Tool.run("nbdinfo", "--json", "nbd://127.0.0.1:" + server.port() + "/")
                     .assertSuccess()
                     .stdout();

@@ -29,50 +29,75 @@ class MetricsIT {
     private static final Duration SETTLE = Duration.ofSeconds(30);
     private static final Pattern VALUE = Pattern.compile("\"value\":\\[[^,]+,\"([^\"]+)\"\\]");
 
-    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    private final HttpClient http =
+            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
     @Test
     void prometheusScrape_afterNbdcopyAndFio_countsExactly() throws Exception {
-        Path dir = Files.createTempDirectory(Files.createDirectories(Path.of("target", "metrics-it").toAbsolutePath()),
-                "run");
+        Path dir = Files.createTempDirectory(
+                Files.createDirectories(Path.of("target", "metrics-it").toAbsolutePath()), "run");
         Path source = dir.resolve("source.bin");
         byte[] data = new byte[16 << 20];
         new Random(15).nextBytes(data);
         Files.write(source, data);
 
-        try (ServerProcess server = ServerProcess.start("serve", "--port", "0", "--export", "disk=memory:64M",
-                "--metrics", "127.0.0.1:0")) {
+        try (ServerProcess server = ServerProcess.start(
+                "serve", "--port", "0", "--export", "disk=memory:64M", "--metrics", "127.0.0.1:0")) {
             int metricsPort = metricsPort(server);
             String exposition = get("http://127.0.0.1:" + metricsPort + "/metrics");
             Path file = dir.resolve("exposition.txt");
             Files.writeString(file, exposition);
-            Tool.run(Duration.ofSeconds(30), "sh", "-c", "promtool check metrics < " + file).assertSuccess();
+            Tool.run(Duration.ofSeconds(30), "sh", "-c", "promtool check metrics < " + file)
+                    .assertSuccess();
 
             try (Prometheus prometheus = Prometheus.start(dir, metricsPort)) {
                 String uri = "nbd://127.0.0.1:" + server.port() + "/disk";
-                Tool.run(Duration.ofMinutes(2), "nbdcopy", source.toString(), uri).assertSuccess();
+                Tool.run(Duration.ofMinutes(2), "nbdcopy", source.toString(), uri)
+                        .assertSuccess();
                 // randread without norandommap reads each 4 KiB block of the first 4 MiB once: 1024 READs.
-                Tool.run(Duration.ofMinutes(2), "fio", "--name=metrics", "--ioengine=nbd", "--uri=" + uri,
-                        "--rw=randread", "--bs=4k", "--size=4m", "--iodepth=32").assertSuccess();
+                Tool.run(
+                                Duration.ofMinutes(2),
+                                "fio",
+                                "--name=metrics",
+                                "--ioengine=nbd",
+                                "--uri=" + uri,
+                                "--rw=randread",
+                                "--bs=4k",
+                                "--size=4m",
+                                "--iodepth=32")
+                        .assertSuccess();
 
                 assertThat(await(prometheus, "sum(mqnbd_export_written_bytes_total{export=\"disk\"})", 16 << 20))
                         .isEqualTo(16 << 20);
-                assertThat(await(prometheus, "sum(mqnbd_export_requests_total{export=\"disk\",op=\"read\",status=\"ok\"})",
-                        1024)).isEqualTo(1024);
-                assertThat(query(prometheus, "sum(mqnbd_export_read_bytes_total{export=\"disk\"})")).hasValue(4 << 20);
-                assertThat(query(prometheus,
-                        "sum(mqnbd_export_request_duration_seconds_bucket{export=\"disk\",op=\"read\",le=\"+Inf\"})"))
+                assertThat(await(
+                                prometheus,
+                                "sum(mqnbd_export_requests_total{export=\"disk\",op=\"read\",status=\"ok\"})",
+                                1024))
+                        .isEqualTo(1024);
+                assertThat(query(prometheus, "sum(mqnbd_export_read_bytes_total{export=\"disk\"})"))
+                        .hasValue(4 << 20);
+                assertThat(
+                                query(
+                                        prometheus,
+                                        "sum(mqnbd_export_request_duration_seconds_bucket{export=\"disk\",op=\"read\",le=\"+Inf\"})"))
                         .hasValue(1024);
                 // Every READ took under 10 s, and some bucket below +Inf holds them all.
-                assertThat(query(prometheus,
-                        "sum(mqnbd_export_request_duration_seconds_bucket{export=\"disk\",op=\"read\",le=\"10.0\"})"))
+                assertThat(
+                                query(
+                                        prometheus,
+                                        "sum(mqnbd_export_request_duration_seconds_bucket{export=\"disk\",op=\"read\",le=\"10.0\"})"))
                         .hasValue(1024);
                 // An error series appears with its first error: none here.
-                assertThat(query(prometheus,
-                        "sum(mqnbd_export_requests_total{export=\"disk\",status!=\"ok\"}) or vector(0)")).hasValue(0);
-                assertThat(query(prometheus, "mqnbd_memory_allocated_bytes{export=\"disk\"}")).hasValue(16 << 20);
-                assertThat(query(prometheus, "mqnbd_connections_accepted_total").orElseThrow()).isGreaterThanOrEqualTo(2);
-                assertThat(query(prometheus, "sum(mqnbd_hw_queue_dispatched_total{export=\"disk\"})").orElseThrow())
+                assertThat(query(
+                                prometheus,
+                                "sum(mqnbd_export_requests_total{export=\"disk\",status!=\"ok\"}) or vector(0)"))
+                        .hasValue(0);
+                assertThat(query(prometheus, "mqnbd_memory_allocated_bytes{export=\"disk\"}"))
+                        .hasValue(16 << 20);
+                assertThat(query(prometheus, "mqnbd_connections_accepted_total").orElseThrow())
+                        .isGreaterThanOrEqualTo(2);
+                assertThat(query(prometheus, "sum(mqnbd_hw_queue_dispatched_total{export=\"disk\"})")
+                                .orElseThrow())
                         .isGreaterThanOrEqualTo(1024);
                 assertThat(await(prometheus, "mqnbd_connections_open", 0)).isZero();
             }
@@ -81,8 +106,11 @@ class MetricsIT {
 
     /** Returns the port the server logged for its metrics endpoint. */
     private static int metricsPort(ServerProcess server) throws InterruptedException {
-        assertThat(server.awaitLog("metrics on http://", Duration.ofSeconds(10))).as(server.log()).isTrue();
-        Matcher m = Pattern.compile("metrics on http://127\\.0\\.0\\.1:(\\d+)/metrics").matcher(server.log());
+        assertThat(server.awaitLog("metrics on http://", Duration.ofSeconds(10)))
+                .as(server.log())
+                .isTrue();
+        Matcher m = Pattern.compile("metrics on http://127\\.0\\.0\\.1:(\\d+)/metrics")
+                .matcher(server.log());
         assertThat(m.find()).as(server.log()).isTrue();
         return Integer.parseInt(m.group(1));
     }
@@ -98,8 +126,8 @@ class MetricsIT {
             }
             Thread.sleep(250);
         }
-        throw new AssertionError(promql + " = " + last + " (expected: " + expected + " within " + SETTLE + ")\n"
-                + prometheus.log());
+        throw new AssertionError(
+                promql + " = " + last + " (expected: " + expected + " within " + SETTLE + ")\n" + prometheus.log());
     }
 
     /** Runs an instant query; returns its single sample, or empty when the result is empty. */
@@ -117,7 +145,10 @@ class MetricsIT {
     }
 
     private String get(String url) throws IOException, InterruptedException {
-        HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(10)).build(),
+        HttpResponse<String> r = http.send(
+                HttpRequest.newBuilder(URI.create(url))
+                        .timeout(Duration.ofSeconds(10))
+                        .build(),
                 HttpResponse.BodyHandlers.ofString());
         assertThat(r.statusCode()).as(url + ": " + r.body()).isEqualTo(200);
         return r.body();
@@ -151,8 +182,11 @@ class MetricsIT {
                           - targets: ['127.0.0.1:%d']
                     """.formatted(targetPort));
             Path log = dir.resolve("prometheus.log");
-            Process process = new ProcessBuilder("prometheus", "--config.file=" + config,
-                            "--storage.tsdb.path=" + dir.resolve("tsdb"), "--web.listen-address=127.0.0.1:" + port)
+            Process process = new ProcessBuilder(
+                            "prometheus",
+                            "--config.file=" + config,
+                            "--storage.tsdb.path=" + dir.resolve("tsdb"),
+                            "--web.listen-address=127.0.0.1:" + port)
                     .redirectErrorStream(true)
                     .redirectOutput(log.toFile())
                     .start();
@@ -162,7 +196,8 @@ class MetricsIT {
             while (true) {
                 try {
                     HttpResponse<String> r = client.send(
-                            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/-/ready")).build(),
+                            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/-/ready"))
+                                    .build(),
                             HttpResponse.BodyHandlers.ofString());
                     if (r.statusCode() == 200) {
                         return prometheus;

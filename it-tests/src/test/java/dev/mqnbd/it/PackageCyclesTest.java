@@ -25,9 +25,8 @@ class PackageCyclesTest {
 
     @Test
     void mainCodeHasNoPackageCycle() {
-        JavaClasses classes = new ClassFileImporter()
-                .withImportOption(MAIN_CODE_ONLY)
-                .importPackages("dev.mqnbd");
+        JavaClasses classes =
+                new ClassFileImporter().withImportOption(MAIN_CODE_ONLY).importPackages("dev.mqnbd");
         Set<String> packages = classes.stream().map(JavaClass::getPackageName).collect(Collectors.toSet());
         // Not vacuous: the main code of every module on the classpath is there.
         assertThat(packages)

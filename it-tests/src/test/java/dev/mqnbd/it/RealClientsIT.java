@@ -42,26 +42,40 @@ class RealClientsIT {
 
     @Test
     void nbdinfo_list_showsEveryExport() {
-        String out = Tool.run("nbdinfo", "--list", "--json", server.uri("")).assertSuccess().stdout();
+        String out = Tool.run("nbdinfo", "--list", "--json", server.uri(""))
+                .assertSuccess()
+                .stdout();
 
-        assertThat(out).contains("\"export-name\": \"copy\"", "\"export-name\": \"sparse\"", "\"export-name\": \"ro\"",
-                "\"export-name\": \"\"");
+        assertThat(out)
+                .contains(
+                        "\"export-name\": \"copy\"",
+                        "\"export-name\": \"sparse\"",
+                        "\"export-name\": \"ro\"",
+                        "\"export-name\": \"\"");
         assertThat(out).contains("\"description\": \"memory:512M\"");
     }
 
     @Test
     void nbdinfo_describesExport_sizeFlagsAndBlockSizes() {
-        String out = Tool.run("nbdinfo", "--json", server.uri("sparse")).assertSuccess().stdout();
+        String out = Tool.run("nbdinfo", "--json", server.uri("sparse"))
+                .assertSuccess()
+                .stdout();
 
         assertThat(out).contains("\"export-size\": " + (1L << 40));
-        assertThat(out).contains("\"is_read_only\": false", "\"can_flush\": true", "\"can_fua\": true",
-                "\"can_trim\": true", "\"can_zero\": true");
+        assertThat(out)
+                .contains(
+                        "\"is_read_only\": false",
+                        "\"can_flush\": true",
+                        "\"can_fua\": true",
+                        "\"can_trim\": true",
+                        "\"can_zero\": true");
         assertThat(out).contains("\"block_size_minimum\": 1", "\"block_size_maximum\": " + ServerFixture.MAX_PAYLOAD);
     }
 
     @Test
     void nbdinfo_readOnlyExport_isReadOnly() {
-        String out = Tool.run("nbdinfo", "--json", server.uri("ro")).assertSuccess().stdout();
+        String out =
+                Tool.run("nbdinfo", "--json", server.uri("ro")).assertSuccess().stdout();
 
         assertThat(out).contains("\"is_read_only\": true", "\"export-size\": " + (8L << 20));
     }
@@ -80,7 +94,8 @@ class RealClientsIT {
         TestFiles.writeRandom(source, 256 << 20, 2026);
         Path back = tmp.resolve("back.img");
 
-        Tool.run(Duration.ofMinutes(3), "nbdcopy", source.toString(), server.uri("copy")).assertSuccess();
+        Tool.run(Duration.ofMinutes(3), "nbdcopy", source.toString(), server.uri("copy"))
+                .assertSuccess();
         Tool.run(Duration.ofMinutes(3), "nbdcopy", "--synchronous", server.uri("copy"), back.toString())
                 .assertSuccess();
 
@@ -102,7 +117,8 @@ class RealClientsIT {
                 .assertSuccess();
 
         assertThat(TestFiles.sha256(back, 96 << 20)).isEqualTo(TestFiles.sha256(source, 96 << 20));
-        Tool.run("qemu-img", "compare", "-f", "raw", "-F", "raw", source.toString(), server.uri("image")).assertSuccess();
+        Tool.run("qemu-img", "compare", "-f", "raw", "-F", "raw", source.toString(), server.uri("image"))
+                .assertSuccess();
 
         // The comparison can fail: change one byte of the export and it must.
         int flipped = (TestFiles.readByte(source, 12_345_678) ^ 0xff) & 0xff;
@@ -115,14 +131,40 @@ class RealClientsIT {
     @Test
     void qemuIo_patternsAtOddOffsets_readBack() {
         String uri = server.uri("patterns");
-        Tool.run("qemu-io", "-f", "raw", "-c", "write -P 0xa5 1000 3333", "-c", "write -P 0x5a 65535 70001",
-                        "-c", "write -P 0x01 16777215 1", "-c", "flush", uri)
+        Tool.run(
+                        "qemu-io",
+                        "-f",
+                        "raw",
+                        "-c",
+                        "write -P 0xa5 1000 3333",
+                        "-c",
+                        "write -P 0x5a 65535 70001",
+                        "-c",
+                        "write -P 0x01 16777215 1",
+                        "-c",
+                        "flush",
+                        uri)
                 .assertSuccess();
 
         // A second connection sees what the first wrote, and the bytes around it are untouched.
-        String out = Tool.run("qemu-io", "-f", "raw", "-r", "-c", "read -P 0xa5 1000 3333", "-c",
-                        "read -P 0x5a 65535 70001", "-c", "read -P 0x01 16777215 1", "-c", "read -P 0 0 1000",
-                        "-c", "read -P 0 4333 61202", "-c", "read -P 0 135536 100000", uri)
+        String out = Tool.run(
+                        "qemu-io",
+                        "-f",
+                        "raw",
+                        "-r",
+                        "-c",
+                        "read -P 0xa5 1000 3333",
+                        "-c",
+                        "read -P 0x5a 65535 70001",
+                        "-c",
+                        "read -P 0x01 16777215 1",
+                        "-c",
+                        "read -P 0 0 1000",
+                        "-c",
+                        "read -P 0 4333 61202",
+                        "-c",
+                        "read -P 0 135536 100000",
+                        uri)
                 .assertSuccess()
                 .stdout();
         assertThat(out).doesNotContain("Pattern verification failed", "error", "failed");
@@ -132,12 +174,32 @@ class RealClientsIT {
     @Test
     void qemuIo_writeZeroesAndDiscard_readBackZero() {
         String uri = server.uri("patterns");
-        Tool.run("qemu-io", "-f", "raw", "-c", "write -P 0x77 8388608 1048576", "-c", "write -z 8392704 8192", "-c",
-                        "discard 8454144 65536", uri)
+        Tool.run(
+                        "qemu-io",
+                        "-f",
+                        "raw",
+                        "-c",
+                        "write -P 0x77 8388608 1048576",
+                        "-c",
+                        "write -z 8392704 8192",
+                        "-c",
+                        "discard 8454144 65536",
+                        uri)
                 .assertSuccess();
 
-        String out = Tool.run("qemu-io", "-f", "raw", "-r", "-c", "read -P 0x77 8388608 4096", "-c",
-                        "read -P 0 8392704 8192", "-c", "read -P 0x77 8400896 53248", "-c", "read -P 0 8454144 65536",
+        String out = Tool.run(
+                        "qemu-io",
+                        "-f",
+                        "raw",
+                        "-r",
+                        "-c",
+                        "read -P 0x77 8388608 4096",
+                        "-c",
+                        "read -P 0 8392704 8192",
+                        "-c",
+                        "read -P 0x77 8400896 53248",
+                        "-c",
+                        "read -P 0 8454144 65536",
                         uri)
                 .assertSuccess()
                 .stdout();
@@ -157,9 +219,21 @@ class RealClientsIT {
 
     @Test
     void fio_randomWriteVerifyCrc32c_noErrors() {
-        Tool.Result result = Tool.run(Duration.ofMinutes(3), "fio", "--name=verify", "--ioengine=nbd",
-                        "--uri=" + server.uri("fio"), "--rw=randwrite", "--bs=4k", "--size=64m", "--iodepth=32",
-                        "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_state_save=0", "--randseed=2026",
+        Tool.Result result = Tool.run(
+                        Duration.ofMinutes(3),
+                        "fio",
+                        "--name=verify",
+                        "--ioengine=nbd",
+                        "--uri=" + server.uri("fio"),
+                        "--rw=randwrite",
+                        "--bs=4k",
+                        "--size=64m",
+                        "--iodepth=32",
+                        "--verify=crc32c",
+                        "--do_verify=1",
+                        "--verify_fatal=1",
+                        "--verify_state_save=0",
+                        "--randseed=2026",
                         "--output-format=json")
                 .assertSuccess();
 
@@ -169,16 +243,31 @@ class RealClientsIT {
 
     @Test
     void fio_mixedBlockSizesQueueDepth64_verifies() {
-        Tool.run(Duration.ofMinutes(3), "fio", "--name=mixed", "--ioengine=nbd", "--uri=" + server.uri("fio"),
-                        "--rw=randwrite", "--bsrange=512-256k", "--size=32m", "--offset=128m", "--iodepth=64",
-                        "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_state_save=0", "--randseed=7")
+        Tool.run(
+                        Duration.ofMinutes(3),
+                        "fio",
+                        "--name=mixed",
+                        "--ioengine=nbd",
+                        "--uri=" + server.uri("fio"),
+                        "--rw=randwrite",
+                        "--bsrange=512-256k",
+                        "--size=32m",
+                        "--offset=128m",
+                        "--iodepth=64",
+                        "--verify=crc32c",
+                        "--do_verify=1",
+                        "--verify_fatal=1",
+                        "--verify_state_save=0",
+                        "--randseed=7")
                 .assertSuccess();
     }
 
     @Test
     void nbdsh_sparseExport_writesFarAndReadsBack() {
         String script = TestFiles.sparseFarWritesScript(server.uri("sparse"));
-        String out = Tool.run("nbdsh", "-c", "import errno", "-c", script).assertSuccess().stdout();
+        String out = Tool.run("nbdsh", "-c", "import errno", "-c", script)
+                .assertSuccess()
+                .stdout();
 
         assertThat(out.strip()).isEqualTo("ok");
     }

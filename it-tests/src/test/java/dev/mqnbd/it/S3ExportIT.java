@@ -61,20 +61,30 @@ class S3ExportIT {
             // write-back cache until the server stops.
             Tool.run(Duration.ofMinutes(2), "nbdcopy", source.toString(), uri(server, "e"))
                     .assertSuccess();
-            Tool.run("qemu-io", "-f", "raw", "-c", "write -P 0x5c 110000001 4097", uri(server, "e")).assertSuccess();
+            Tool.run("qemu-io", "-f", "raw", "-c", "write -P 0x5c 110000001 4097", uri(server, "e"))
+                    .assertSuccess();
 
             server.stop(Duration.ofSeconds(60)); // graceful: SIGTERM, the JVM's status 143
             assertThat(server.log()).containsPattern("s3 export e: wrote \\d+ dirty blocks");
         }
         try (ServerProcess again = serve("--export", export)) {
             Path back = dir.resolve("back.bin");
-            Tool.run(Duration.ofMinutes(2), "nbdcopy", uri(again, "e"), back.toString()).assertSuccess();
+            Tool.run(Duration.ofMinutes(2), "nbdcopy", uri(again, "e"), back.toString())
+                    .assertSuccess();
 
             assertThat(Files.size(back)).isEqualTo(128L << 20);
             assertThat(TestFiles.sha256(back, 96 << 20)).isEqualTo(TestFiles.sha256(source, 96 << 20));
             assertThat(TestFiles.isZero(back, 96 << 20, 110000001 - (96 << 20))).isTrue();
-            String out = Tool.run("qemu-io", "-f", "raw", "-r", "-c", "read -P 0x5c 110000001 4097", "-c",
-                            "read -P 0 110004098 4096", uri(again, "e"))
+            String out = Tool.run(
+                            "qemu-io",
+                            "-f",
+                            "raw",
+                            "-r",
+                            "-c",
+                            "read -P 0x5c 110000001 4097",
+                            "-c",
+                            "read -P 0 110004098 4096",
+                            uri(again, "e"))
                     .assertSuccess()
                     .stdout();
             assertThat(out).doesNotContain("Pattern verification failed");
@@ -86,20 +96,50 @@ class S3ExportIT {
     void qemuImgRoundTrip_andFioVerify() throws Exception {
         Path image = dir.resolve("image.raw");
         TestFiles.writeRandom(image, 40 << 20, 78);
-        try (ServerProcess server = serve("--export", "img=s3://" + S3Server.BUCKET + "/img,create=48M,block-size=64K",
-                "--export", "fio=s3://" + S3Server.BUCKET + "/fio,create=64M")) {
-            Tool.run(Duration.ofMinutes(2), "qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", image.toString(),
+        try (ServerProcess server = serve(
+                "--export",
+                "img=s3://" + S3Server.BUCKET + "/img,create=48M,block-size=64K",
+                "--export",
+                "fio=s3://" + S3Server.BUCKET + "/fio,create=64M")) {
+            Tool.run(
+                            Duration.ofMinutes(2),
+                            "qemu-img",
+                            "convert",
+                            "-n",
+                            "-f",
+                            "raw",
+                            "-O",
+                            "raw",
+                            image.toString(),
                             uri(server, "img"))
                     .assertSuccess();
             Path back = dir.resolve("back.raw");
-            Tool.run(Duration.ofMinutes(2), "qemu-img", "convert", "-f", "raw", "-O", "raw", uri(server, "img"),
+            Tool.run(
+                            Duration.ofMinutes(2),
+                            "qemu-img",
+                            "convert",
+                            "-f",
+                            "raw",
+                            "-O",
+                            "raw",
+                            uri(server, "img"),
                             back.toString())
                     .assertSuccess();
             assertThat(TestFiles.sha256(back, 40 << 20)).isEqualTo(TestFiles.sha256(image, 40 << 20));
 
-            Tool.run(Duration.ofMinutes(3), "fio", "--name=verify", "--ioengine=nbd", "--uri=" + uri(server, "fio"),
-                            "--rw=randwrite", "--bsrange=4k-256k", "--iodepth=16", "--size=64M", "--verify=crc32c",
-                            "--verify_state_save=0", "--randseed=5")
+            Tool.run(
+                            Duration.ofMinutes(3),
+                            "fio",
+                            "--name=verify",
+                            "--ioengine=nbd",
+                            "--uri=" + uri(server, "fio"),
+                            "--rw=randwrite",
+                            "--bsrange=4k-256k",
+                            "--iodepth=16",
+                            "--size=64M",
+                            "--verify=crc32c",
+                            "--verify_state_save=0",
+                            "--randseed=5")
                     .assertSuccess();
             server.stop(Duration.ofSeconds(60)); // graceful: SIGTERM, the JVM's status 143
         }
@@ -109,15 +149,19 @@ class S3ExportIT {
     void secondWriter_isRefusedNamingTheHolder_readOnlyServerMayServeAlongside() throws Exception {
         String export = "l=s3://" + S3Server.BUCKET + "/lease,create=16M";
         try (ServerProcess writer = serve("--export", export)) {
-            Tool.run("qemu-io", "-f", "raw", "-c", "write -P 9 0 64k", "-c", "flush", uri(writer, "l")).assertSuccess();
+            Tool.run("qemu-io", "-f", "raw", "-c", "write -P 9 0 64k", "-c", "flush", uri(writer, "l"))
+                    .assertSuccess();
 
             List<String> second = new ArrayList<>(List.of("serve", "--port", "0", "--export", export));
             second.addAll(S3Server.serveArgs(s3.hostEndpoint()));
-            Tool.Result refused = Tool.runWithEnv(Duration.ofSeconds(60), S3Server.credentialsEnv(),
+            Tool.Result refused = Tool.runWithEnv(
+                    Duration.ofSeconds(60),
+                    S3Server.credentialsEnv(),
                     ServerProcess.command(second.toArray(String[]::new)).toArray(String[]::new));
             assertThat(refused.exitCode()).isNotZero();
             assertThat(refused.stdout() + refused.stderr())
-                    .containsPattern("is being served for writing by mqnbd on \\S+, pid " + writer.process().pid());
+                    .containsPattern("is being served for writing by mqnbd on \\S+, pid "
+                            + writer.process().pid());
 
             try (ServerProcess reader = serve("--read-only", "--export", "l=s3://" + S3Server.BUCKET + "/lease")) {
                 String out = Tool.run("qemu-io", "-f", "raw", "-r", "-c", "read -P 9 0 64k", uri(reader, "l"))
@@ -130,14 +174,37 @@ class S3ExportIT {
 
     @Test
     void sequentialWriteOf256MiB_costsAbout256Puts_zeroesCostNone() throws Exception {
-        try (ServerProcess server = serve("--export", "seq=s3://" + S3Server.BUCKET + "/seq,create=512M",
-                "--export", "zero=s3://" + S3Server.BUCKET + "/zero,create=512M")) {
-            Tool.run(Duration.ofMinutes(3), "fio", "--name=seq", "--ioengine=nbd", "--uri=" + uri(server, "seq"),
-                            "--rw=write", "--bs=256k", "--iodepth=8", "--size=256M", "--buffer_compress_percentage=0",
-                            "--refill_buffers=1", "--end_fsync=1")
+        try (ServerProcess server = serve(
+                "--export",
+                "seq=s3://" + S3Server.BUCKET + "/seq,create=512M",
+                "--export",
+                "zero=s3://" + S3Server.BUCKET + "/zero,create=512M")) {
+            Tool.run(
+                            Duration.ofMinutes(3),
+                            "fio",
+                            "--name=seq",
+                            "--ioengine=nbd",
+                            "--uri=" + uri(server, "seq"),
+                            "--rw=write",
+                            "--bs=256k",
+                            "--iodepth=8",
+                            "--size=256M",
+                            "--buffer_compress_percentage=0",
+                            "--refill_buffers=1",
+                            "--end_fsync=1")
                     .assertSuccess();
-            Tool.run(Duration.ofMinutes(3), "fio", "--name=zero", "--ioengine=nbd", "--uri=" + uri(server, "zero"),
-                            "--rw=write", "--bs=1m", "--iodepth=8", "--size=256M", "--zero_buffers=1", "--end_fsync=1")
+            Tool.run(
+                            Duration.ofMinutes(3),
+                            "fio",
+                            "--name=zero",
+                            "--ioengine=nbd",
+                            "--uri=" + uri(server, "zero"),
+                            "--rw=write",
+                            "--bs=1m",
+                            "--iodepth=8",
+                            "--size=256M",
+                            "--zero_buffers=1",
+                            "--end_fsync=1")
                     .assertSuccess();
             server.stop(Duration.ofSeconds(60)); // graceful: SIGTERM, the JVM's status 143
 

@@ -7,11 +7,11 @@ import dev.mqnbd.storage.QueueSetup;
 import io.netty.channel.EventLoopGroup;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
+import java.net.UnixDomainSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.net.UnixDomainSocketAddress;
 
 /** An mqnbd server in the test JVM on a free loopback port, with the exports a test asks for. */
 final class ServerFixture implements AutoCloseable {
@@ -83,10 +83,14 @@ final class ServerFixture implements AutoCloseable {
             EventLoopGroup group = NbdServer.newEventLoopGroup(eventLoops);
             ExportRegistry registry = new ExportRegistry();
             for (Spec spec : exports) {
-                QueueSetup setup = new QueueSetup(spec.name().isEmpty() ? "default" : spec.name(), eventLoops,
-                        queueDepth, NbdServer.hctxExecutors(group), Duration.ZERO);
-                registry.open(spec.name(), spec.spec(), spec.spec(), new DeviceOptions(spec.readOnly()), setup,
-                        MAX_PAYLOAD);
+                QueueSetup setup = new QueueSetup(
+                        spec.name().isEmpty() ? "default" : spec.name(),
+                        eventLoops,
+                        queueDepth,
+                        NbdServer.hctxExecutors(group),
+                        Duration.ZERO);
+                registry.open(
+                        spec.name(), spec.spec(), spec.spec(), new DeviceOptions(spec.readOnly()), setup, MAX_PAYLOAD);
             }
             List<SocketAddress> listen = new ArrayList<>();
             listen.add(new InetSocketAddress("127.0.0.1", 0));

@@ -41,8 +41,8 @@ final class ServerProcess implements AutoCloseable {
             throw new IllegalStateException("mqnbd.jar (" + jar + ") is missing: run the build from the top directory");
         }
         String java = ProcessHandle.current().info().command().orElse("java");
-        List<String> command = new ArrayList<>(List.of(java, "--sun-misc-unsafe-memory-access=allow",
-                "--enable-native-access=ALL-UNNAMED"));
+        List<String> command = new ArrayList<>(
+                List.of(java, "--sun-misc-unsafe-memory-access=allow", "--enable-native-access=ALL-UNNAMED"));
         command.addAll(jvmOptions);
         command.addAll(List.of("-jar", jar));
         command.addAll(List.of(args));
@@ -110,7 +110,8 @@ final class ServerProcess implements AutoCloseable {
      * 127.0.0.1}, {@code [::1]}); with {@code --port 0} each address gets its own.
      */
     int port(String host) {
-        Matcher m = Pattern.compile("listening on " + Pattern.quote(host) + ":(\\d+)").matcher(log());
+        Matcher m = Pattern.compile("listening on " + Pattern.quote(host) + ":(\\d+)")
+                .matcher(log());
         if (!m.find()) {
             throw new AssertionError("mqnbd logged no listener on " + host + ":\n" + log());
         }

@@ -48,8 +48,10 @@ class SoakIT {
      * written (and allocated) during warm-up, as fio's and nbdcopy's are in their first rounds.
      */
     private static final long CHURN_BASE = 64 * MiB;
+
     private static final long CHURN_SPAN = MiB;
-    private static final String PYTHON = Files.isExecutable(Path.of("/usr/bin/python3")) ? "/usr/bin/python3" : "python3";
+    private static final String PYTHON =
+            Files.isExecutable(Path.of("/usr/bin/python3")) ? "/usr/bin/python3" : "python3";
     private static final Pattern RSS = Pattern.compile("VmRSS:\\s+(\\d+) kB");
     private static final Pattern CHURN =
             Pattern.compile("connections (\\d+) writes (\\d+) bad (\\d+) errors (\\d+) first ?(.*)");
@@ -58,8 +60,8 @@ class SoakIT {
     record Stats(String client, int rounds, long bytesVerified, List<String> failures) {
         @Override
         public String toString() {
-            return client + ": " + rounds + " rounds, " + bytesVerified / MiB + " MiB verified, "
-                    + failures.size() + " failures";
+            return client + ": " + rounds + " rounds, " + bytesVerified / MiB + " MiB verified, " + failures.size()
+                    + " failures";
         }
     }
 
@@ -70,18 +72,31 @@ class SoakIT {
     void severalExportsAndClients_noErrors_everyByteVerified_flatMemory_noLeaks() throws Exception {
         int seconds = Integer.getInteger("mqnbd.soak.seconds", 60);
         double warmUp = Math.max(20, seconds / 3.0);
-        Path dir = Files.createTempDirectory(Files.createDirectories(Path.of("target", "soak-it").toAbsolutePath()), "soak");
+        Path dir = Files.createTempDirectory(
+                Files.createDirectories(Path.of("target", "soak-it").toAbsolutePath()), "soak");
         Path[] sources = {dir.resolve("a.bin"), dir.resolve("b.bin")};
         TestFiles.writeRandom(sources[0], (int) (32 * MiB), 11);
         TestFiles.writeRandom(sources[1], (int) (32 * MiB), 12);
-        List<String> jvm = List.of("-Dio.netty.leakDetection.level=paranoid", "-Xms256m", "-Xmx256m",
-                "-XX:+AlwaysPreTouch", "-XX:MaxDirectMemorySize=1g");
+        List<String> jvm = List.of(
+                "-Dio.netty.leakDetection.level=paranoid",
+                "-Xms256m",
+                "-Xmx256m",
+                "-XX:+AlwaysPreTouch",
+                "-XX:MaxDirectMemorySize=1g");
         List<Stats> stats;
         List<Sample> samples = Collections.synchronizedList(new ArrayList<>());
         String log;
-        try (ServerProcess server = ServerProcess.start(jvm, "serve", "--port", "0",
-                "--export", "mem=memory:128M", "--export", "copy=memory:32M",
-                "--export", "file=file:" + dir.resolve("soak.img") + ",create=128M")) {
+        try (ServerProcess server = ServerProcess.start(
+                jvm,
+                "serve",
+                "--port",
+                "0",
+                "--export",
+                "mem=memory:128M",
+                "--export",
+                "copy=memory:32M",
+                "--export",
+                "file=file:" + dir.resolve("soak.img") + ",create=128M")) {
             String base = "nbd://127.0.0.1:" + server.port() + "/";
             long pid = server.process().pid();
             long start = System.nanoTime();
@@ -121,17 +136,30 @@ class SoakIT {
             }
             sampler.interrupt();
             sampler.join();
-            assertThat(server.process().isAlive()).as("server alive after the soak:%n%s", server.log()).isTrue();
+            assertThat(server.process().isAlive())
+                    .as("server alive after the soak:%n%s", server.log())
+                    .isTrue();
 
             // Paranoid leak detection reports a leaked buffer when the garbage collector has found it and a
             // later allocation polls the detector: collect twice, then make some traffic.
             for (int i = 0; i < 2; i++) {
-                Tool.run(Path.of(ProcessHandle.current().info().command().orElseThrow()).resolveSibling("jcmd")
-                                .toString(), Long.toString(pid), "GC.run")
+                Tool.run(
+                                Path.of(ProcessHandle.current().info().command().orElseThrow())
+                                        .resolveSibling("jcmd")
+                                        .toString(),
+                                Long.toString(pid),
+                                "GC.run")
                         .assertSuccess();
             }
-            String churn = Tool.run(PYTHON, CrashSafetyIT.script("soak_churn.py").toString(), base + "mem", "2", "final",
-                            Long.toString(CHURN_BASE), Long.toString(CHURN_SPAN), "100")
+            String churn = Tool.run(
+                            PYTHON,
+                            CrashSafetyIT.script("soak_churn.py").toString(),
+                            base + "mem",
+                            "2",
+                            "final",
+                            Long.toString(CHURN_BASE),
+                            Long.toString(CHURN_SPAN),
+                            "100")
                     .assertSuccess()
                     .stdout();
             assertThat(churn).contains(" errors 0 ", " bad 0 ");
@@ -140,8 +168,10 @@ class SoakIT {
         }
 
         System.out.println("soak " + seconds + " s: " + stats);
-        System.out.println("soak VmRSS (s, MiB): " + samples.stream()
-                .map(s -> String.format("%.0f:%d", s.seconds(), s.kB() / 1024)).toList());
+        System.out.println("soak VmRSS (s, MiB): "
+                + samples.stream()
+                        .map(s -> String.format("%.0f:%d", s.seconds(), s.kB() / 1024))
+                        .toList());
         for (Stats s : stats) {
             assertThat(s.failures()).as("failures of %s", s.client()).isEmpty();
             assertThat(s.rounds()).as("rounds of %s", s.client()).isPositive();
@@ -155,8 +185,9 @@ class SoakIT {
         long warmKiB = warm.get(warm.size() - 1).kB();
         long maxAfter = after.stream().mapToLong(Sample::kB).max().orElseThrow();
         long bound = warmKiB + 48 * 1024 + warmKiB / 10;
-        System.out.printf("soak VmRSS: end of warm-up %d MiB, max after %d MiB, bound %d MiB%n", warmKiB / 1024,
-                maxAfter / 1024, bound / 1024);
+        System.out.printf(
+                "soak VmRSS: end of warm-up %d MiB, max after %d MiB, bound %d MiB%n",
+                warmKiB / 1024, maxAfter / 1024, bound / 1024);
         assertThat(maxAfter).as("VmRSS (kB) after warm-up; samples %s", samples).isLessThanOrEqualTo(bound);
         try (Stream<Path> files = Files.list(dir)) {
             for (Path p : files.toList()) {
@@ -181,8 +212,15 @@ class SoakIT {
      */
     private static Stats slowReader(int port, long deadline) throws Exception {
         long seconds = Math.max(1, TimeUnit.NANOSECONDS.toSeconds(deadline - System.nanoTime()));
-        Tool.Result r = Tool.run(Duration.ofSeconds(seconds + 120), PYTHON, CrashSafetyIT.script("abuse.py").toString(),
-                "127.0.0.1", Integer.toString(port), "slow-reader", "mem", Long.toString(seconds));
+        Tool.Result r = Tool.run(
+                Duration.ofSeconds(seconds + 120),
+                PYTHON,
+                CrashSafetyIT.script("abuse.py").toString(),
+                "127.0.0.1",
+                Integer.toString(port),
+                "slow-reader",
+                "mem",
+                Long.toString(seconds));
         Matcher m = Pattern.compile("rounds (\\d+) bad (\\d+)").matcher(r.stdout());
         List<String> failures = new ArrayList<>();
         int rounds = 0;
@@ -202,10 +240,24 @@ class SoakIT {
         List<String> failures = new ArrayList<>();
         int rounds = 0;
         while (System.nanoTime() - deadline < 0) {
-            Tool.Result r = Tool.run(Duration.ofMinutes(5), "fio", "--name=" + name, "--ioengine=nbd", "--uri=" + uri,
-                    "--rw=randwrite", "--bsrange=4k-64k", "--size=32m", "--numjobs=2", "--offset_increment=32m",
-                    "--iodepth=16", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_state_save=0",
-                    "--randseed=" + (1000 + rounds), "--output-format=terse");
+            Tool.Result r = Tool.run(
+                    Duration.ofMinutes(5),
+                    "fio",
+                    "--name=" + name,
+                    "--ioengine=nbd",
+                    "--uri=" + uri,
+                    "--rw=randwrite",
+                    "--bsrange=4k-64k",
+                    "--size=32m",
+                    "--numjobs=2",
+                    "--offset_increment=32m",
+                    "--iodepth=16",
+                    "--verify=crc32c",
+                    "--do_verify=1",
+                    "--verify_fatal=1",
+                    "--verify_state_save=0",
+                    "--randseed=" + (1000 + rounds),
+                    "--output-format=terse");
             rounds++;
             if (r.exitCode() != 0 || r.stderr().contains("verify")) {
                 failures.add(name + " round " + rounds + " exited " + r.exitCode() + ": " + r.stderr());
@@ -241,8 +293,16 @@ class SoakIT {
     /** One libnbd process opening and closing a connection per write until the deadline. */
     private static Stats churn(String uri, long deadline) throws Exception {
         long left = Math.max(1, TimeUnit.NANOSECONDS.toSeconds(deadline - System.nanoTime()));
-        Tool.Result r = Tool.run(Duration.ofSeconds(left + 120), PYTHON, CrashSafetyIT.script("soak_churn.py").toString(),
-                uri, Long.toString(left), "soak", Long.toString(CHURN_BASE), Long.toString(CHURN_SPAN), "100");
+        Tool.Result r = Tool.run(
+                Duration.ofSeconds(left + 120),
+                PYTHON,
+                CrashSafetyIT.script("soak_churn.py").toString(),
+                uri,
+                Long.toString(left),
+                "soak",
+                Long.toString(CHURN_BASE),
+                Long.toString(CHURN_SPAN),
+                "100");
         List<String> failures = new ArrayList<>();
         Matcher m = CHURN.matcher(r.stdout().strip());
         if (r.exitCode() != 0 || !m.matches()) {

@@ -41,36 +41,58 @@ class StructuredRepliesIT {
     @Test
     void nbdinfoMap_showsTrueAllocationAfterWritesTrimsAndZeroing() {
         String uri = server.uri("map");
-        Tool.run("qemu-io", "-f", "raw", "-c", "write -P 0x55 1M 64k", "-c", "write -P 0x66 8M 2M", "-c",
-                        "discard 8M 1M", "-c", "write -P 0x77 16M 1M", "-c", "write -z -u 16M 512k", "-c",
-                        "write -z 17M 4k", uri)
+        Tool.run(
+                        "qemu-io",
+                        "-f",
+                        "raw",
+                        "-c",
+                        "write -P 0x55 1M 64k",
+                        "-c",
+                        "write -P 0x66 8M 2M",
+                        "-c",
+                        "discard 8M 1M",
+                        "-c",
+                        "write -P 0x77 16M 1M",
+                        "-c",
+                        "write -z -u 16M 512k",
+                        "-c",
+                        "write -z 17M 4k",
+                        uri)
                 .assertSuccess();
 
-        String map = Tool.run("nbdinfo", "--map", "--json", uri).assertSuccess().stdout().replaceAll("\\s", "");
+        String map = Tool.run("nbdinfo", "--map", "--json", uri)
+                .assertSuccess()
+                .stdout()
+                .replaceAll("\\s", "");
 
-        assertThat(map).contains(
-                "{\"offset\":0,\"length\":1048576,\"type\":3,",
-                "{\"offset\":1048576,\"length\":65536,\"type\":0,",
-                "{\"offset\":1114112,\"length\":8323072,\"type\":3,", // up to 9M: the trimmed first half of 8M
-                "{\"offset\":9437184,\"length\":1048576,\"type\":0,",
-                // 10M..16M never written, then 16M..16.5M zeroed with holes allowed (-u): released, one run.
-                "{\"offset\":10485760,\"length\":6815744,\"type\":3,",
-                "{\"offset\":17301504,\"length\":524288,\"type\":0,", // the rest, and 4k zeroed with NO_HOLE
-                "{\"offset\":17825792,\"length\":49283072,\"type\":3,");
+        assertThat(map)
+                .contains(
+                        "{\"offset\":0,\"length\":1048576,\"type\":3,",
+                        "{\"offset\":1048576,\"length\":65536,\"type\":0,",
+                        "{\"offset\":1114112,\"length\":8323072,\"type\":3,", // up to 9M: the trimmed first half of 8M
+                        "{\"offset\":9437184,\"length\":1048576,\"type\":0,",
+                        // 10M..16M never written, then 16M..16.5M zeroed with holes allowed (-u): released, one run.
+                        "{\"offset\":10485760,\"length\":6815744,\"type\":3,",
+                        "{\"offset\":17301504,\"length\":524288,\"type\":0,", // the rest, and 4k zeroed with NO_HOLE
+                        "{\"offset\":17825792,\"length\":49283072,\"type\":3,");
     }
 
     @Test
     void qemuImgMap_agreesWithWhatWasWritten() {
         String uri = server.uri("qmap");
-        Tool.run("qemu-io", "-f", "raw", "-c", "write -P 1 4M 4M", "-c", "write -P 2 32M 128k", uri).assertSuccess();
+        Tool.run("qemu-io", "-f", "raw", "-c", "write -P 1 4M 4M", "-c", "write -P 2 32M 128k", uri)
+                .assertSuccess();
 
-        String map = Tool.run("qemu-img", "map", "-f", "raw", "--output=json", uri).assertSuccess().stdout();
+        String map = Tool.run("qemu-img", "map", "-f", "raw", "--output=json", uri)
+                .assertSuccess()
+                .stdout();
 
-        assertThat(map.replaceAll("\\s", "")).contains(
-                "\"start\":0,\"length\":4194304,\"depth\":0,\"present\":true,\"zero\":true,\"data\":false",
-                "\"start\":4194304,\"length\":4194304,\"depth\":0,\"present\":true,\"zero\":false,\"data\":true",
-                "\"start\":8388608,\"length\":25165824,\"depth\":0,\"present\":true,\"zero\":true,\"data\":false",
-                "\"start\":33554432,\"length\":131072,\"depth\":0,\"present\":true,\"zero\":false,\"data\":true");
+        assertThat(map.replaceAll("\\s", ""))
+                .contains(
+                        "\"start\":0,\"length\":4194304,\"depth\":0,\"present\":true,\"zero\":true,\"data\":false",
+                        "\"start\":4194304,\"length\":4194304,\"depth\":0,\"present\":true,\"zero\":false,\"data\":true",
+                        "\"start\":8388608,\"length\":25165824,\"depth\":0,\"present\":true,\"zero\":true,\"data\":false",
+                        "\"start\":33554432,\"length\":131072,\"depth\":0,\"present\":true,\"zero\":false,\"data\":true");
     }
 
     @Test
@@ -85,10 +107,23 @@ class StructuredRepliesIT {
         long millis = (System.nanoTime() - start) / 1_000_000;
 
         assertThat(Files.size(copy)).isEqualTo(4L << 30);
-        long allocatedKiB = Long.parseLong(Tool.run("du", "-k", copy.toString()).assertSuccess().stdout().split("\\s")[0]);
-        assertThat(allocatedKiB).as("KiB allocated for 4 MiB of data (copy took %d ms)", millis).isLessThan(16 * 1024);
-        String check = Tool.run("qemu-io", "-f", "raw", "-r", "-c", "read -P 0x77 100M 3M", "-c",
-                        "read -P 0x78 4000M 1M", "-c", "read -P 0 0 100M", copy.toString())
+        long allocatedKiB = Long.parseLong(
+                Tool.run("du", "-k", copy.toString()).assertSuccess().stdout().split("\\s")[0]);
+        assertThat(allocatedKiB)
+                .as("KiB allocated for 4 MiB of data (copy took %d ms)", millis)
+                .isLessThan(16 * 1024);
+        String check = Tool.run(
+                        "qemu-io",
+                        "-f",
+                        "raw",
+                        "-r",
+                        "-c",
+                        "read -P 0x77 100M 3M",
+                        "-c",
+                        "read -P 0x78 4000M 1M",
+                        "-c",
+                        "read -P 0 0 100M",
+                        copy.toString())
                 .assertSuccess()
                 .stdout();
         assertThat(check).doesNotContain("Pattern verification failed");
@@ -96,7 +131,8 @@ class StructuredRepliesIT {
 
     @Test
     void nbdsh_structuredErrorsReqOneFastZeroAndDf() {
-        String script = String.join("\n",
+        String script = String.join(
+                "\n",
                 "import errno",
                 "h.set_strict_mode(0)",
                 "h.add_meta_context(nbd.CONTEXT_BASE_ALLOCATION)",
@@ -149,7 +185,8 @@ class StructuredRepliesIT {
     void multiConn_flushOnOneConnectionCoversWritesCompletedOnOthers() {
         // The promise of NBD_FLAG_CAN_MULTI_CONN: once writes have completed on connections A and B, a FLUSH
         // on connection C makes them durable and a fresh connection D reads them.
-        String script = String.join("\n",
+        String script = String.join(
+                "\n",
                 "uri = '" + server.uri("multi") + "'",
                 "conns = []",
                 "for i in range(3):",

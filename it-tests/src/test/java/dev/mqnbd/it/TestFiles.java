@@ -80,7 +80,8 @@ public final class TestFiles {
      * Needs {@code import errno}; prints {@code ok}.
      */
     public static String sparseFarWritesScript(String uri) {
-        return String.join("\n",
+        return String.join(
+                "\n",
                 "h.set_strict_mode(0)",
                 "h.connect_uri('" + uri + "')",
                 "h.pwrite(b'mqnbd' * 100, (1 << 40) - 500)",

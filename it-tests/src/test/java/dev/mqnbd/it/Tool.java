@@ -52,8 +52,8 @@ final class Tool {
             CompletableFuture<String> err = drain(process.getErrorStream());
             if (!process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
                 process.destroyForcibly().waitFor();
-                throw new AssertionError(String.join(" ", command) + " did not finish within " + timeout
-                        + "\nstdout:\n" + out.join() + "\nstderr:\n" + err.join());
+                throw new AssertionError(String.join(" ", command) + " did not finish within " + timeout + "\nstdout:\n"
+                        + out.join() + "\nstderr:\n" + err.join());
             }
             return new Result(List.of(command), process.exitValue(), out.join(), err.join());
         } catch (IOException e) {

@@ -25,13 +25,16 @@ public final class HwContext<H> {
     boolean rerunScheduled;
 
     /** Retries the requeued requests; set once by the queue, so a retry allocates nothing. */
-    @Nullable Runnable rerunTask;
+    @Nullable
+    Runnable rerunTask;
 
     /** Retries the requeued requests after a completion, without touching the retry timer; set once. */
-    @Nullable Runnable restartTask;
+    @Nullable
+    Runnable restartTask;
 
     /** Scans for overdue requests; set once by the queue when the tag set has a timeout. */
-    @Nullable Runnable timeoutTask;
+    @Nullable
+    Runnable timeoutTask;
 
     volatile long dispatched;
     volatile long completed;

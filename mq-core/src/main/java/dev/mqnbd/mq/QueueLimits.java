@@ -55,7 +55,13 @@ public record QueueLimits(
     /** Returns these limits with {@code readOnly} set. */
     public QueueLimits withReadOnly(boolean readOnly) {
         return new QueueLimits(
-                capacity, logicalBlockSize, physicalBlockSize, maxTransferBytes, discardGranularity, features, readOnly);
+                capacity,
+                logicalBlockSize,
+                physicalBlockSize,
+                maxTransferBytes,
+                discardGranularity,
+                features,
+                readOnly);
     }
 
     private static void requirePowerOfTwo(String name, int value) {

@@ -76,9 +76,15 @@ public final class Request<R> {
     private @Nullable Object attachment;
 
     // Set by mq-core while the request is allocated; null while the tag is idle.
-    @Nullable BlockQueue<?, ?, ?, R> queue;
-    @Nullable HwContext<?> hctx;
-    @Nullable RequestCompletion completion;
+    @Nullable
+    BlockQueue<?, ?, ?, R> queue;
+
+    @Nullable
+    HwContext<?> hctx;
+
+    @Nullable
+    RequestCompletion completion;
+
     boolean isLast;
     long deadlineNanos;
     private Status status = Status.OK;
@@ -394,9 +400,8 @@ public final class Request<R> {
     private void requireState(int expected, String action) {
         int s = state();
         if (s != expected) {
-            throw new IllegalStateException(
-                    action + ": request " + hwIndex + ":" + tag + " is " + stateName(s) + " (expected: "
-                            + stateName(expected) + ")");
+            throw new IllegalStateException(action + ": request " + hwIndex + ":" + tag + " is " + stateName(s)
+                    + " (expected: " + stateName(expected) + ")");
         }
     }
 
@@ -412,7 +417,7 @@ public final class Request<R> {
 
     @Override
     public String toString() {
-        return "Request[" + hwIndex + ":" + tag + " " + stateName(state()) + " " + op + " offset=" + offset
-                + " length=" + length + " flags=0x" + Integer.toHexString(flags) + "]";
+        return "Request[" + hwIndex + ":" + tag + " " + stateName(state()) + " " + op + " offset=" + offset + " length="
+                + length + " flags=0x" + Integer.toHexString(flags) + "]";
     }
 }

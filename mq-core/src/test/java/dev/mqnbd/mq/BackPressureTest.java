@@ -116,7 +116,9 @@ class BackPressureTest {
         // The submitter saw "full" a moment ago, but a tag has freed since: it must not sleep forever.
         h.queue.waitForTag(0, () -> calledOn.set(Thread.currentThread()));
 
-        assertThat(calledOn.get()).as("called at once, on the registering thread").isSameAs(Thread.currentThread());
+        assertThat(calledOn.get())
+                .as("called at once, on the registering thread")
+                .isSameAs(Thread.currentThread());
         h.queue.abandon(held);
     }
 
@@ -213,8 +215,8 @@ class BackPressureTest {
                             // Registered after a failed tryAllocate: a tag freed in between must still wake us.
                             h.queue.waitForTag(0, woken::release);
                             if (!woken.tryAcquire(5, TimeUnit.SECONDS)) {
-                                throw new AssertionError("lost wakeup: no tag for 5 s, "
-                                        + h.queue.inFlight() + " allocated");
+                                throw new AssertionError(
+                                        "lost wakeup: no tag for 5 s, " + h.queue.inFlight() + " allocated");
                             }
                             continue;
                         }

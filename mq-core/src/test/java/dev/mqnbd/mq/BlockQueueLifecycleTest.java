@@ -106,7 +106,8 @@ class BlockQueueLifecycleTest {
         h.buildTagSet(1, 1, Duration.ZERO);
 
         assertThatIllegalStateException()
-                .isThrownBy(() -> BlockQueue.builder(h.tagSet).executors(h.executors).build())
+                .isThrownBy(() ->
+                        BlockQueue.builder(h.tagSet).executors(h.executors).build())
                 .withMessage("limits and executors are required");
         assertThat(h.ops.events()).isEmpty();
     }
@@ -116,7 +117,8 @@ class BlockQueueLifecycleTest {
         h.buildTagSet(1, 1, Duration.ZERO);
 
         assertThatIllegalStateException()
-                .isThrownBy(() -> BlockQueue.builder(h.tagSet).limits(Harness.LIMITS).build())
+                .isThrownBy(() ->
+                        BlockQueue.builder(h.tagSet).limits(Harness.LIMITS).build())
                 .withMessage("limits and executors are required");
     }
 
@@ -206,7 +208,9 @@ class BlockQueueLifecycleTest {
             }
         });
         closing.await();
-        assertThat(closer.join(Duration.ofMillis(50))).as("close returned while a request was allocated").isFalse();
+        assertThat(closer.join(Duration.ofMillis(50)))
+                .as("close returned while a request was allocated")
+                .isFalse();
 
         h.queue.abandon(rq);
         closer.join();
@@ -240,8 +244,14 @@ class BlockQueueLifecycleTest {
 
         assertThat(h.ops.events())
                 .containsExactly(
-                        "initHctx 0", "initHctx 1", "initHctx 2", "initHctx 3",
-                        "exitHctx 3", "exitHctx 2", "exitHctx 1", "exitHctx 0",
+                        "initHctx 0",
+                        "initHctx 1",
+                        "initHctx 2",
+                        "initHctx 3",
+                        "exitHctx 3",
+                        "exitHctx 2",
+                        "exitHctx 1",
+                        "exitHctx 0",
                         "close queueData");
         assertThat(h.queue.isClosed()).isTrue();
     }

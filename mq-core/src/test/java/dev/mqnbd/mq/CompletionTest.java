@@ -2,8 +2,8 @@ package dev.mqnbd.mq;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.mqnbd.mq.RecordingOperations.Pdu;
 import dev.mqnbd.mq.RecordingCompletion.Ended;
+import dev.mqnbd.mq.RecordingOperations.Pdu;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -36,8 +36,9 @@ class CompletionTest {
         h.start(2, 2);
         h.ops.onQueueRq = RecordingOperations.endOn(driverThreads, Status.OK);
         List<String> threads = Collections.synchronizedList(new ArrayList<>());
-        h.ops.onComplete = rq -> threads.add("complete on " + Thread.currentThread().getName()
-                + (h.executors.get(rq.hwIndex()).inExecutor() ? " (in executor)" : ""));
+        h.ops.onComplete =
+                rq -> threads.add("complete on " + Thread.currentThread().getName()
+                        + (h.executors.get(rq.hwIndex()).inExecutor() ? " (in executor)" : ""));
 
         h.submit(1, true);
         h.awaitFreed(1);
@@ -64,7 +65,10 @@ class CompletionTest {
 
         assertThat(h.ops.events())
                 .containsExactly(
-                        "initHctx 0", "queueRq 0:0 isLast=true", "complete 0:0 OK", "completion 0:0 OK",
+                        "initHctx 0",
+                        "queueRq 0:0 isLast=true",
+                        "complete 0:0 OK",
+                        "completion 0:0 OK",
                         "queueRq returns");
     }
 
@@ -75,12 +79,13 @@ class CompletionTest {
         Object cookie = new Object();
         List<String> seen = Collections.synchronizedList(new ArrayList<>());
         RequestCompletion completion = rq -> {
-            seen.add(rq.status() + " " + (rq.attachment() == cookie) + " inFlight=" + h.queue.inFlight()
-                    + " tagToRq=" + (h.tagSet.tagToRq(0, rq.tag()) != null));
+            seen.add(rq.status() + " " + (rq.attachment() == cookie) + " inFlight=" + h.queue.inFlight() + " tagToRq="
+                    + (h.tagSet.tagToRq(0, rq.tag()) != null));
             // Runs after this completion has returned: the executor runs one task at a time.
-            h.executors.get(0).execute(() -> afterCompletion.complete(
-                    "inFlight=" + h.queue.inFlight() + " attachment=" + rq.attachment()
-                            + " tagToRq=" + h.tagSet.tagToRq(0, 0)));
+            h.executors
+                    .get(0)
+                    .execute(() -> afterCompletion.complete("inFlight=" + h.queue.inFlight() + " attachment="
+                            + rq.attachment() + " tagToRq=" + h.tagSet.tagToRq(0, 0)));
         };
         Request<Pdu> rq = h.queue.tryAllocate(0, completion);
         rq.prepare(ReqOp.READ, 0, 0, 512, null).attach(cookie);
@@ -139,7 +144,10 @@ class CompletionTest {
         h.ops.takeHeld().end(Status.IO_ERROR);
         h.awaitFreed(1);
 
-        assertThat(h.completion.ended()).singleElement().extracting(Ended::status).isEqualTo(Status.IO_ERROR);
+        assertThat(h.completion.ended())
+                .singleElement()
+                .extracting(Ended::status)
+                .isEqualTo(Status.IO_ERROR);
         assertThat(h.queue.inFlight()).isZero();
     }
 

@@ -8,8 +8,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatIllegalArgumentException;
 import static org.assertj.core.api.Assertions.assertThatIllegalStateException;
 
-import dev.mqnbd.mq.RecordingOperations.Pdu;
 import dev.mqnbd.mq.RecordingCompletion.Ended;
+import dev.mqnbd.mq.RecordingOperations.Pdu;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -190,15 +190,18 @@ class DispatchTest {
         assertThat(hctx.busy()).isEqualTo(1);
         assertThat(hctx.dispatched()).isEqualTo(2);
         assertThat(hctx.completed()).isEqualTo(1);
-        assertThat(h.completion.ended()).singleElement().extracting(Ended::status).isEqualTo(Status.OK);
+        assertThat(h.completion.ended())
+                .singleElement()
+                .extracting(Ended::status)
+                .isEqualTo(Status.OK);
     }
 
     @Test
     void queueRq_busyInTheMiddleOfARun_commitRqsClosesTheOpenRun() throws Exception {
         h.start(1, 4);
         AtomicInteger calls = new AtomicInteger();
-        h.ops.onQueueRq = (ops, hw, rq, isLast) ->
-                calls.getAndIncrement() == 1 ? Status.BUSY : hold().apply(ops, hw, rq, isLast);
+        h.ops.onQueueRq =
+                (ops, hw, rq, isLast) -> calls.getAndIncrement() == 1 ? Status.BUSY : hold().apply(ops, hw, rq, isLast);
 
         // On the executor, so the retry timer cannot run between the three submissions.
         h.executors.run(0, () -> {
@@ -224,8 +227,8 @@ class DispatchTest {
     void queueRq_busyOnTheLastOfARun_commitRqsClosesTheOpenRun() throws Exception {
         h.start(1, 4);
         AtomicInteger calls = new AtomicInteger();
-        h.ops.onQueueRq = (ops, hw, rq, isLast) ->
-                calls.getAndIncrement() == 1 ? Status.BUSY : hold().apply(ops, hw, rq, isLast);
+        h.ops.onQueueRq =
+                (ops, hw, rq, isLast) -> calls.getAndIncrement() == 1 ? Status.BUSY : hold().apply(ops, hw, rq, isLast);
 
         h.executors.run(0, () -> {
             h.submit(0, false);
@@ -319,7 +322,10 @@ class DispatchTest {
         assertThat(busy).isPositive();
         assertThat(h.ops.queueRqCalls).hasValue((int) busy + 1);
         assertThat(h.ops.entries("queueRq 0:0 isLast=true")).hasSize((int) busy + 1);
-        assertThat(h.completion.ended()).singleElement().extracting(Ended::status).isEqualTo(Status.OK);
+        assertThat(h.completion.ended())
+                .singleElement()
+                .extracting(Ended::status)
+                .isEqualTo(Status.OK);
     }
 
     @Test
@@ -415,7 +421,10 @@ class DispatchTest {
     /* --------------- error statuses --------------- */
 
     @ParameterizedTest
-    @EnumSource(value = Status.class, names = {"OK", "BUSY"}, mode = EnumSource.Mode.EXCLUDE)
+    @EnumSource(
+            value = Status.class,
+            names = {"OK", "BUSY"},
+            mode = EnumSource.Mode.EXCLUDE)
     void queueRq_errorStatus_endsTheRequestWithThatStatus_completionRunsOnce(Status error) throws Exception {
         h.start(1, 2);
         h.ops.onQueueRq = answer(error);
@@ -431,12 +440,10 @@ class DispatchTest {
                         "queueRq 0:0 returned " + error,
                         "complete 0:0 " + error,
                         "completion 0:0 " + error);
-        assertThat(h.completion.ended())
-                .singleElement()
-                .satisfies(e -> {
-                    assertThat(e.status()).isEqualTo(error);
-                    assertThat(e.attachment()).isEqualTo("cookie");
-                });
+        assertThat(h.completion.ended()).singleElement().satisfies(e -> {
+            assertThat(e.status()).isEqualTo(error);
+            assertThat(e.attachment()).isEqualTo("cookie");
+        });
         assertThat(h.queue.inFlight()).isZero();
         assertThat(h.queue.hctx(0).completed()).isEqualTo(1);
         assertThat(h.queue.hctx(0).busy()).isZero();
@@ -452,7 +459,10 @@ class DispatchTest {
         h.submit(0, true);
         h.awaitFreed(1);
 
-        assertThat(h.completion.ended()).singleElement().extracting(Ended::status).isEqualTo(Status.IO_ERROR);
+        assertThat(h.completion.ended())
+                .singleElement()
+                .extracting(Ended::status)
+                .isEqualTo(Status.IO_ERROR);
         assertThat(h.ops.events()).endsWith("complete 0:0 IO_ERROR", "completion 0:0 IO_ERROR");
     }
 
@@ -468,7 +478,10 @@ class DispatchTest {
         h.awaitFreed(1);
         h.executors.drain(0);
 
-        assertThat(h.completion.ended()).singleElement().extracting(Ended::status).isEqualTo(Status.NO_SPACE);
+        assertThat(h.completion.ended())
+                .singleElement()
+                .extracting(Ended::status)
+                .isEqualTo(Status.NO_SPACE);
     }
 
     /* --------------- threads --------------- */

@@ -122,7 +122,9 @@ final class Harness implements AutoCloseable {
                     Thread.sleep(1);
                 }
                 // Fail fast rather than wait out close()'s 30 s drain.
-                assertThat(queue.inFlight()).as("requests still allocated at teardown").isZero();
+                assertThat(queue.inFlight())
+                        .as("requests still allocated at teardown")
+                        .isZero();
                 queue.close();
             }
         } finally {

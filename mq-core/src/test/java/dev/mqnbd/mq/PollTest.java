@@ -3,8 +3,8 @@ package dev.mqnbd.mq;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatIllegalStateException;
 
-import dev.mqnbd.mq.RecordingOperations.Pdu;
 import dev.mqnbd.mq.RecordingCompletion.Ended;
+import dev.mqnbd.mq.RecordingOperations.Pdu;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -83,8 +83,13 @@ class PollTest {
         h.awaitFreed(3);
 
         assertThat(h.completion.ended()).extracting(Ended::status).containsExactly(Status.OK, Status.OK, Status.OK);
-        assertThat(h.ops.events()).containsSubsequence("queueRq 0:2 isLast=true", "poll 0", "completion 0:0 OK",
-                "completion 0:1 OK", "completion 0:2 OK");
+        assertThat(h.ops.events())
+                .containsSubsequence(
+                        "queueRq 0:2 isLast=true",
+                        "poll 0",
+                        "completion 0:0 OK",
+                        "completion 0:1 OK",
+                        "completion 0:2 OK");
         assertThat(h.queue.inFlight()).isZero();
     }
 

@@ -36,8 +36,7 @@ class QueueLimitsTest {
         features.add(Feature.DISCARD);
 
         assertThat(limits.has(Feature.DISCARD)).isFalse();
-        assertThatThrownBy(() -> limits.features().add(Feature.FUA))
-                .isInstanceOf(UnsupportedOperationException.class);
+        assertThatThrownBy(() -> limits.features().add(Feature.FUA)).isInstanceOf(UnsupportedOperationException.class);
     }
 
     @Test

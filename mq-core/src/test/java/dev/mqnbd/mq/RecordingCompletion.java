@@ -15,7 +15,14 @@ import java.util.concurrent.TimeUnit;
 final class RecordingCompletion implements RequestCompletion {
 
     /** What a completion saw; the request itself is reused as soon as the completion returns. */
-    record Ended(int hwIndex, int tag, int generation, Status status, Object attachment, boolean onExecutor, boolean tagInFlight) {}
+    record Ended(
+            int hwIndex,
+            int tag,
+            int generation,
+            Status status,
+            Object attachment,
+            boolean onExecutor,
+            boolean tagInFlight) {}
 
     private final RecordingOperations ops;
     private final TestExecutors executors;
@@ -34,7 +41,12 @@ final class RecordingCompletion implements RequestCompletion {
             ops.violation("completion " + RecordingOperations.id(rq) + " ran off the executor");
         }
         ended.add(new Ended(
-                rq.hwIndex(), rq.tag(), rq.generation(), rq.status(), rq.attachment(), onExecutor,
+                rq.hwIndex(),
+                rq.tag(),
+                rq.generation(),
+                rq.status(),
+                rq.attachment(),
+                onExecutor,
                 rq.state() != Request.IDLE));
         if (ops.recordIo) {
             ops.record("completion " + RecordingOperations.id(rq) + " " + rq.status());

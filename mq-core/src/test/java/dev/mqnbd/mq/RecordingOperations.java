@@ -39,7 +39,8 @@ import java.util.function.Predicate;
  * {@code timeout i:t}, {@code poll i}, {@code close queueData}; tests add {@code completion i:t S} from
  * their {@link RequestCompletion}.
  */
-class RecordingOperations implements Operations<RecordingOperations.Hw, RecordingOperations.QueueData, String, RecordingOperations.Pdu> {
+class RecordingOperations
+        implements Operations<RecordingOperations.Hw, RecordingOperations.QueueData, String, RecordingOperations.Pdu> {
 
     /** What {@code queueRq} does; {@link #hold()} unless a test says otherwise. */
     @FunctionalInterface
@@ -261,7 +262,8 @@ class RecordingOperations implements Operations<RecordingOperations.Hw, Recordin
     public void complete(Request<Pdu> rq) {
         completeCalls.incrementAndGet();
         if (!executors.apply(rq.hwIndex()).inExecutor()) {
-            violation("complete " + id(rq) + " ran off the executor, on " + Thread.currentThread().getName());
+            violation("complete " + id(rq) + " ran off the executor, on "
+                    + Thread.currentThread().getName());
         }
         if (rq.state() != Request.ENDED) {
             violation("complete got a request that has not ended: " + rq);
@@ -288,7 +290,8 @@ class RecordingOperations implements Operations<RecordingOperations.Hw, Recordin
     /** Checks a dispatch-side callback: on the context's executor, not nested in another one. */
     final void enter(Hw hw, String callback) {
         if (!executors.apply(hw.index).inExecutor()) {
-            violation(callback + " " + hw.index + " ran off the executor, on " + Thread.currentThread().getName());
+            violation(callback + " " + hw.index + " ran off the executor, on "
+                    + Thread.currentThread().getName());
         }
         if (hw.callbackDepth++ > 0) {
             violation(callback + " " + hw.index + " nested inside another callback of the same context");
@@ -352,8 +355,7 @@ class RecordingOperations implements Operations<RecordingOperations.Hw, Recordin
     }
 
     /** A driver that also polls: {@link BlockQueue#poll} reaches {@link #poll}. */
-    static final class Polling extends RecordingOperations
-            implements PollingOperations<Hw, QueueData, String, Pdu> {
+    static final class Polling extends RecordingOperations implements PollingOperations<Hw, QueueData, String, Pdu> {
         volatile Predicate<Hw> onPoll = hw -> true;
 
         Polling(IntFunction<? extends HctxExecutor> executors) {

@@ -6,8 +6,8 @@ import static org.assertj.core.api.Assertions.assertThatIllegalArgumentException
 import static org.assertj.core.api.Assertions.assertThatIllegalStateException;
 import static org.assertj.core.groups.Tuple.tuple;
 
-import dev.mqnbd.mq.RecordingOperations.Pdu;
 import dev.mqnbd.mq.RecordingCompletion.Ended;
+import dev.mqnbd.mq.RecordingOperations.Pdu;
 import java.nio.ByteBuffer;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.atomic.AtomicReference;
@@ -65,7 +65,10 @@ class RequestEndTest {
         h.awaitFreed(1);
         h.executors.drain(0);
 
-        assertThat(h.completion.ended()).singleElement().extracting(Ended::status).isEqualTo(Status.OK);
+        assertThat(h.completion.ended())
+                .singleElement()
+                .extracting(Ended::status)
+                .isEqualTo(Status.OK);
         assertThat(h.ops.entries("complete")).containsExactly("complete 0:0 OK");
         assertThat(h.queue.inFlight()).isZero();
     }
@@ -85,7 +88,9 @@ class RequestEndTest {
             b.join();
             h.awaitFreed(1);
 
-            assertThat(loserA.get() == null ^ loserB.get() == null).as("exactly one end() wins").isTrue();
+            assertThat(loserA.get() == null ^ loserB.get() == null)
+                    .as("exactly one end() wins")
+                    .isTrue();
             Throwable loser = loserA.get() != null ? loserA.get() : loserB.get();
             assertThat(loser).isInstanceOf(IllegalStateException.class);
         }
@@ -118,7 +123,10 @@ class RequestEndTest {
         assertThat(h.tagSet.tagToRq(0, rq.tag())).isSameAs(rq);
         rq.end(Status.OK);
         h.awaitFreed(1);
-        assertThat(h.completion.ended()).singleElement().extracting(Ended::status).isEqualTo(Status.OK);
+        assertThat(h.completion.ended())
+                .singleElement()
+                .extracting(Ended::status)
+                .isEqualTo(Status.OK);
     }
 
     @Test
@@ -147,8 +155,7 @@ class RequestEndTest {
         assertThat(h.completion.ended())
                 .extracting(Ended::status, Ended::attachment, Ended::generation)
                 .containsExactly(
-                        tuple(Status.OK, null, staleGeneration),
-                        tuple(Status.OK, "new owner", staleGeneration + 1));
+                        tuple(Status.OK, null, staleGeneration), tuple(Status.OK, "new owner", staleGeneration + 1));
     }
 
     /* --------------- end(generation, status) --------------- */
@@ -185,8 +192,7 @@ class RequestEndTest {
         h.awaitFreed(1);
         assertThat(h.completion.ended())
                 .extracting(Ended::status, Ended::attachment, Ended::generation)
-                .containsExactly(
-                        tuple(Status.OK, null, staleGeneration), tuple(Status.OK, "new owner", generation));
+                .containsExactly(tuple(Status.OK, null, staleGeneration), tuple(Status.OK, "new owner", generation));
     }
 
     @Test
@@ -202,8 +208,8 @@ class RequestEndTest {
 
         assertThatIllegalStateException()
                 .isThrownBy(() -> stale.end(staleGeneration, Status.OK))
-                .withMessageEndingWith("is stale (current: generation " + (staleGeneration + 1)
-                        + ", ALLOCATED); nothing was ended");
+                .withMessageEndingWith(
+                        "is stale (current: generation " + (staleGeneration + 1) + ", ALLOCATED); nothing was ended");
         h.queue.abandon(reused);
         assertThat(h.completion.count()).isEqualTo(1);
     }
@@ -241,7 +247,10 @@ class RequestEndTest {
 
         rq.end(rq.generation(), Status.OK);
         h.awaitFreed(1);
-        assertThat(h.completion.ended()).singleElement().extracting(Ended::status).isEqualTo(Status.OK);
+        assertThat(h.completion.ended())
+                .singleElement()
+                .extracting(Ended::status)
+                .isEqualTo(Status.OK);
     }
 
     @Test

@@ -153,7 +153,10 @@ class StressTest {
         assertThat(h.ops.violations()).isEmpty();
 
         h.queue.close();
-        assertThat(h.ops.events().subList(h.ops.events().size() - HW_QUEUES - 1, h.ops.events().size()))
+        assertThat(h.ops.events()
+                        .subList(
+                                h.ops.events().size() - HW_QUEUES - 1,
+                                h.ops.events().size()))
                 .containsExactly("exitHctx 3", "exitHctx 2", "exitHctx 1", "exitHctx 0", "close queueData");
     }
 

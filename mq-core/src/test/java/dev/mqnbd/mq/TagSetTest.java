@@ -159,8 +159,8 @@ class TagSetTest {
                 }
                 Integer generation = generationOf.put(rq, rq.generation());
                 if (generation != null && rq.generation() != generation + 1) {
-                    problems.add("round " + round + ": " + rq + " generation " + generation + " -> "
-                            + rq.generation() + " (expected: +1 per reuse)");
+                    problems.add("round " + round + ": " + rq + " generation " + generation + " -> " + rq.generation()
+                            + " (expected: +1 per reuse)");
                 }
                 rq.end(Status.OK);
             }
@@ -172,7 +172,8 @@ class TagSetTest {
         assertThat(h.ops.newRequestDataCalls()).isEqualTo(hwQueues * depth);
         assertThat(h.ops.pdus()).isEqualTo(createdPdus);
         assertThat(pduOf.keySet()).hasSize(hwQueues * depth);
-        assertThat(Set.copyOf(pduOf.values().stream().map(p -> p.serial).toList())).hasSize(hwQueues * depth);
+        assertThat(Set.copyOf(pduOf.values().stream().map(p -> p.serial).toList()))
+                .hasSize(hwQueues * depth);
         // One abandon plus one use per round.
         assertThat(generationOf.values()).containsOnly(rounds);
         List<String> log = h.ops.log();
@@ -210,11 +211,8 @@ class TagSetTest {
     void tagToRq_outOfRange_throws() throws Exception {
         h.start(2, 4);
 
-        assertThatThrownBy(() -> h.tagSet.tagToRq(2, 0))
-                .isInstanceOf(IndexOutOfBoundsException.class);
-        assertThatThrownBy(() -> h.tagSet.tagToRq(0, 4))
-                .isInstanceOf(IndexOutOfBoundsException.class);
-        assertThatThrownBy(() -> h.tagSet.tagToRq(-1, 0))
-                .isInstanceOf(IndexOutOfBoundsException.class);
+        assertThatThrownBy(() -> h.tagSet.tagToRq(2, 0)).isInstanceOf(IndexOutOfBoundsException.class);
+        assertThatThrownBy(() -> h.tagSet.tagToRq(0, 4)).isInstanceOf(IndexOutOfBoundsException.class);
+        assertThatThrownBy(() -> h.tagSet.tagToRq(-1, 0)).isInstanceOf(IndexOutOfBoundsException.class);
     }
 }

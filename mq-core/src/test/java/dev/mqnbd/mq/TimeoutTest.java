@@ -3,8 +3,8 @@ package dev.mqnbd.mq;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatIllegalStateException;
 
-import dev.mqnbd.mq.RecordingOperations.Pdu;
 import dev.mqnbd.mq.RecordingCompletion.Ended;
+import dev.mqnbd.mq.RecordingOperations.Pdu;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -50,7 +50,8 @@ class TimeoutTest {
             assertThat(e.attachment()).isEqualTo("cookie");
         });
         assertThat(h.ops.events())
-                .containsSubsequence("queueRq 1:0 isLast=true", "timeout 1:0", "complete 1:0 TIMEOUT", "completion 1:0 TIMEOUT");
+                .containsSubsequence(
+                        "queueRq 1:0 isLast=true", "timeout 1:0", "complete 1:0 TIMEOUT", "completion 1:0 TIMEOUT");
         assertThat(h.ops.timeoutCalls).hasValue(1);
         assertThat(h.queue.inFlight()).isZero();
         // The driver's own late completion must not end it again.
@@ -80,7 +81,10 @@ class TimeoutTest {
         assertThat(calledAt.get(1) - calledAt.get(0)).isGreaterThan(TIMEOUT.toNanos() / 2);
         rq.end(Status.OK);
         h.awaitFreed(1);
-        assertThat(h.completion.ended()).singleElement().extracting(Ended::status).isEqualTo(Status.OK);
+        assertThat(h.completion.ended())
+                .singleElement()
+                .extracting(Ended::status)
+                .isEqualTo(Status.OK);
         assertThat(h.ops.entries("timeout")).allMatch(e -> e.equals("timeout 0:0"));
     }
 

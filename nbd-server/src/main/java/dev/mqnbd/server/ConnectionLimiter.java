@@ -43,6 +43,7 @@ final class ConnectionLimiter {
     private final Map<InetAddress, Integer> perClient = new HashMap<>();
     /** Connections still in the handshake, oldest first. */
     private final LinkedHashSet<Counted> handshaking = new LinkedHashSet<>();
+
     private final RateLimitedLog refusals = new RateLimitedLog(LOG, 1, TimeUnit.SECONDS);
     private final RateLimitedLog evictions = new RateLimitedLog(LOG, 1, TimeUnit.SECONDS);
 
@@ -84,9 +85,12 @@ final class ConnectionLimiter {
                 evictedForClient = oldestHandshaking(client);
                 if (evictedForClient == null) {
                     ConnectionEvents.of(ch).refused("client_limit");
-                    refusals.log(Level.WARNING, () -> "refused connection from " + NbdServer.describe(remote) + ": "
-                            + maxPerClient + " connections from " + Objects.requireNonNull(client).getHostAddress()
-                            + " in transmission (the most allowed; see --max-connections-per-client)");
+                    refusals.log(
+                            Level.WARNING,
+                            () -> "refused connection from " + NbdServer.describe(remote) + ": "
+                                    + maxPerClient + " connections from "
+                                    + Objects.requireNonNull(client).getHostAddress()
+                                    + " in transmission (the most allowed; see --max-connections-per-client)");
                     return false;
                 }
                 release(evictedForClient);
@@ -95,8 +99,10 @@ final class ConnectionLimiter {
                 evictedForTotal = oldestHandshaking(null);
                 if (evictedForTotal == null) {
                     ConnectionEvents.of(ch).refused("limit");
-                    refusals.log(Level.WARNING, () -> "refused connection from " + NbdServer.describe(remote) + ": "
-                            + maxConnections + " connections in transmission (the most allowed; see --max-connections)");
+                    refusals.log(
+                            Level.WARNING,
+                            () -> "refused connection from " + NbdServer.describe(remote) + ": " + maxConnections
+                                    + " connections in transmission (the most allowed; see --max-connections)");
                     return false;
                 }
                 release(evictedForTotal);
@@ -137,8 +143,11 @@ final class ConnectionLimiter {
         if (victim == null) {
             return;
         }
-        evictions.log(Level.INFO, () -> "closing connection from " + NbdServer.describe(victim.channel.remoteAddress())
-                + ", still in the handshake, to make room for " + NbdServer.describe(newcomer) + " (" + cap + ")");
+        evictions.log(
+                Level.INFO,
+                () -> "closing connection from " + NbdServer.describe(victim.channel.remoteAddress())
+                        + ", still in the handshake, to make room for " + NbdServer.describe(newcomer) + " (" + cap
+                        + ")");
         victim.channel.close();
     }
 

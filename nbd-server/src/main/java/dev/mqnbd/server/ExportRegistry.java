@@ -73,8 +73,9 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
      *
      * @see #open(String, String, List, String, DeviceOptions, QueueSetup, int)
      */
-    public Export open(String name, String spec, String description, DeviceOptions options, QueueSetup setup,
-            int maxPayload) throws IOException, MqException {
+    public Export open(
+            String name, String spec, String description, DeviceOptions options, QueueSetup setup, int maxPayload)
+            throws IOException, MqException {
         return open(name, spec, List.of(), description, options, setup, maxPayload);
     }
 
@@ -89,15 +90,24 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
      * @throws IOException if the backend or a filter cannot open its storage
      * @throws MqException if the export's queue cannot be set up
      */
-    public Export open(String name, String spec, List<FilterSpec> filters, String description, DeviceOptions options,
-            QueueSetup setup, int maxPayload) throws IOException, MqException {
+    public Export open(
+            String name,
+            String spec,
+            List<FilterSpec> filters,
+            String description,
+            DeviceOptions options,
+            QueueSetup setup,
+            int maxPayload)
+            throws IOException, MqException {
         if (exports.containsKey(name)) {
             throw new IllegalArgumentException("export name: \"" + name + "\" (expected: unique)");
         }
         Device<?, ?, ?, ?> device = Filters.open(name, spec, filters, options, setup);
         String stack = device.description();
         List<Filter<?, ?, ?, ?, ?>> filterLayers = new ArrayList<>();
-        for (Operations<?, ?, ?, ?> layer = device.driver(); layer instanceof Filter<?, ?, ?, ?, ?> f; layer = f.next()) {
+        for (Operations<?, ?, ?, ?> layer = device.driver();
+                layer instanceof Filter<?, ?, ?, ?, ?> f;
+                layer = f.next()) {
             filterLayers.add(f);
         }
         ExportStats counters = null;

@@ -53,8 +53,11 @@ final class HandshakeDeadline extends ChannelInboundHandlerAdapter {
             return;
         }
         ConnectionEvents.of(ctx.channel()).handshakeFailed("timeout");
-        log.log(Level.INFO, () -> "closing connection from " + NbdServer.describe(ctx.channel().remoteAddress())
-                + ": no export chosen within " + format(timeoutNanos) + " (handshake timeout)");
+        log.log(
+                Level.INFO,
+                () -> "closing connection from "
+                        + NbdServer.describe(ctx.channel().remoteAddress()) + ": no export chosen within "
+                        + format(timeoutNanos) + " (handshake timeout)");
         ctx.close();
     }
 

@@ -69,8 +69,11 @@ final class IdleTimeout extends ChannelDuplexHandler {
             schedule(ctx, timeoutNanos - idle);
             return;
         }
-        log.log(Level.INFO, () -> "closing connection from " + NbdServer.describe(ctx.channel().remoteAddress())
-                + ": idle for " + HandshakeDeadline.format(timeoutNanos) + " (idle timeout)");
+        log.log(
+                Level.INFO,
+                () -> "closing connection from "
+                        + NbdServer.describe(ctx.channel().remoteAddress()) + ": idle for "
+                        + HandshakeDeadline.format(timeoutNanos) + " (idle timeout)");
         ctx.close();
     }
 

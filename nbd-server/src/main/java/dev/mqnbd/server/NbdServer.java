@@ -2,8 +2,8 @@ package dev.mqnbd.server;
 
 import dev.mqnbd.mq.HctxExecutor;
 import dev.mqnbd.server.handler.Export;
-import dev.mqnbd.server.log.RateLimitedLog;
 import dev.mqnbd.server.handler.TransmissionHandler;
+import dev.mqnbd.server.log.RateLimitedLog;
 import dev.mqnbd.server.protocol.ConnectionEvents;
 import dev.mqnbd.server.protocol.NbdExportInfo;
 import dev.mqnbd.server.protocol.NbdHandshakeHandler;
@@ -18,8 +18,8 @@ import io.netty.channel.ChannelOption;
 import io.netty.channel.ChannelPipeline;
 import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
-import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.channel.unix.DomainSocketAddress;
@@ -69,6 +69,7 @@ public final class NbdServer implements AutoCloseable {
      * stops reading requests (and options) until its replies fall below the low mark.
      */
     static final WriteBufferWaterMark WATER_MARK = new WriteBufferWaterMark(1 << 20, 4 << 20);
+
     private final EventLoopGroup group;
     private final Transport transport;
     private final Map<EventExecutor, Integer> loopIndex = new IdentityHashMap<>();
@@ -77,7 +78,11 @@ public final class NbdServer implements AutoCloseable {
     private final List<Channel> listeners = new ArrayList<>();
     private volatile boolean closed;
 
-    private NbdServer(EventLoopGroup group, Transport transport, ExportRegistry exports, List<SocketAddress> listen,
+    private NbdServer(
+            EventLoopGroup group,
+            Transport transport,
+            ExportRegistry exports,
+            List<SocketAddress> listen,
             NbdServerConfig config) {
         this.group = group;
         this.transport = transport;
@@ -118,9 +123,14 @@ public final class NbdServer implements AutoCloseable {
      * @param maxPayload the largest READ or WRITE payload the server accepts
      * @throws IOException if an address cannot be bound; nothing is left listening then
      */
-    public static NbdServer start(EventLoopGroup group, ExportRegistry exports, List<SocketAddress> listen,
-            int maxPayload) throws IOException {
-        return start(group, exports, listen, NbdServerConfig.builder().maxPayload(maxPayload).build());
+    public static NbdServer start(
+            EventLoopGroup group, ExportRegistry exports, List<SocketAddress> listen, int maxPayload)
+            throws IOException {
+        return start(
+                group,
+                exports,
+                listen,
+                NbdServerConfig.builder().maxPayload(maxPayload).build());
     }
 
     /**
@@ -131,8 +141,9 @@ public final class NbdServer implements AutoCloseable {
      * @param config the payload limit, TLS, and connection limits
      * @throws IOException if an address cannot be bound; nothing is left listening then
      */
-    public static NbdServer start(EventLoopGroup group, ExportRegistry exports, List<SocketAddress> listen,
-            NbdServerConfig config) throws IOException {
+    public static NbdServer start(
+            EventLoopGroup group, ExportRegistry exports, List<SocketAddress> listen, NbdServerConfig config)
+            throws IOException {
         NbdServer server = new NbdServer(group, Transport.best(), exports, listen, config);
         try {
             server.bind();
@@ -162,11 +173,18 @@ public final class NbdServer implements AutoCloseable {
                             if (timeout > 0) {
                                 ch.pipeline().addLast("deadline", new HandshakeDeadline(timeout, handshakeTimeouts));
                             }
-                            ch.pipeline().addLast("handshake", new NbdHandshakeHandler(exports, this::startTransmission,
-                                    NbdHandshakeHandler.DEFAULT_MAXIMUM_OPTION_LENGTH, config.tls()));
+                            ch.pipeline()
+                                    .addLast(
+                                            "handshake",
+                                            new NbdHandshakeHandler(
+                                                    exports,
+                                                    this::startTransmission,
+                                                    NbdHandshakeHandler.DEFAULT_MAXIMUM_OPTION_LENGTH,
+                                                    config.tls()));
                         }
 
-                        private void startTransmission(ChannelHandlerContext ctx, NbdExportInfo info, NbdSession session) {
+                        private void startTransmission(
+                                ChannelHandlerContext ctx, NbdExportInfo info, NbdSession session) {
                             NbdServer.this.startTransmission(ctx, info, session);
                         }
                     })
@@ -183,7 +201,8 @@ public final class NbdServer implements AutoCloseable {
                 bootstrap.channel(transport.unixServerChannel());
                 bindAddress = transport == Transport.EPOLL ? new DomainSocketAddress(path.toString()) : unix;
             } else {
-                bootstrap.channel(transport.tcpServerChannel())
+                bootstrap
+                        .channel(transport.tcpServerChannel())
                         .option(ChannelOption.SO_REUSEADDR, true)
                         .childOption(ChannelOption.TCP_NODELAY, true);
             }
@@ -214,14 +233,22 @@ public final class NbdServer implements AutoCloseable {
             pipeline.addAfter(ctx.name(), "idle", new IdleTimeout(idle, idleTimeouts));
         }
         // A WRITE payload above what the export advertises is drained, not buffered, and answered EINVAL.
-        pipeline.addAfter(ctx.name(), "decoder",
+        pipeline.addAfter(
+                ctx.name(),
+                "decoder",
                 new NbdRequestDecoder(export.info().maximumPayload(), session.extendedHeaders()));
-        config.events().negotiated(session.extendedHeaders() ? "extended" : session.structuredReplies() ? "structured"
-                : "simple", pipeline.get(SslHandler.class) != null);
-        LOG.log(Level.DEBUG, () -> "connection " + describe(ctx.channel().remoteAddress()) + " uses export \""
-                + info.name() + "\" on hardware context " + hctx + (session.extendedHeaders() ? ", extended headers"
-                        : session.structuredReplies() ? ", structured replies" : ", simple replies")
-                + (pipeline.get(SslHandler.class) != null ? ", TLS" : ""));
+        config.events()
+                .negotiated(
+                        session.extendedHeaders() ? "extended" : session.structuredReplies() ? "structured" : "simple",
+                        pipeline.get(SslHandler.class) != null);
+        LOG.log(
+                Level.DEBUG,
+                () -> "connection " + describe(ctx.channel().remoteAddress()) + " uses export \""
+                        + info.name() + "\" on hardware context " + hctx
+                        + (session.extendedHeaders()
+                                ? ", extended headers"
+                                : session.structuredReplies() ? ", structured replies" : ", simple replies")
+                        + (pipeline.get(SslHandler.class) != null ? ", TLS" : ""));
     }
 
     /** Returns the address each listener is bound to; with port 0, the port the system chose. */
@@ -283,8 +310,9 @@ public final class NbdServer implements AutoCloseable {
             }
         }
         if (!connections.isEmpty()) {
-            LOG.log(Level.WARNING, connections.size() + " connections still busy after " + DRAIN_SECONDS
-                    + " s; closing them");
+            LOG.log(
+                    Level.WARNING,
+                    connections.size() + " connections still busy after " + DRAIN_SECONDS + " s; closing them");
             connections.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
         }
         exports.close();

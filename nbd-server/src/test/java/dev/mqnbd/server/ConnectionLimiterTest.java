@@ -69,8 +69,12 @@ class ConnectionLimiterTest {
         EmbeddedChannel a1 = from(tcp("10.0.0.1", 1));
         assertThat(inTransmission(limiter, a1)).isTrue();
         assertThat(inTransmission(limiter, from(tcp("::ffff:10.0.0.1", 2)))).isTrue();
-        assertThat(limiter.tryAcquire(from(tcp("10.0.0.1", 3)))).as("third from 10.0.0.1").isFalse();
-        assertThat(inTransmission(limiter, from(tcp("10.0.0.2", 4)))).as("another client").isTrue();
+        assertThat(limiter.tryAcquire(from(tcp("10.0.0.1", 3))))
+                .as("third from 10.0.0.1")
+                .isFalse();
+        assertThat(inTransmission(limiter, from(tcp("10.0.0.2", 4))))
+                .as("another client")
+                .isTrue();
         assertThat(inTransmission(limiter, from(tcp("::1", 5)))).isTrue();
         assertThat(limiter.connections()).isEqualTo(4);
 
@@ -83,9 +87,11 @@ class ConnectionLimiterTest {
         ConnectionLimiter limiter = new ConnectionLimiter(5, 1);
 
         for (int i = 0; i < 5; i++) {
-            assertThat(inTransmission(limiter, from(new DomainSocketAddress("/run/mqnbd.sock")))).isTrue();
+            assertThat(inTransmission(limiter, from(new DomainSocketAddress("/run/mqnbd.sock"))))
+                    .isTrue();
         }
-        assertThat(limiter.tryAcquire(from(new DomainSocketAddress("/run/mqnbd.sock")))).isFalse();
+        assertThat(limiter.tryAcquire(from(new DomainSocketAddress("/run/mqnbd.sock"))))
+                .isFalse();
     }
 
     @Test

@@ -1,8 +1,8 @@
 package dev.mqnbd.server;
 
-import dev.mqnbd.server.log.RateLimitedLog;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.mqnbd.server.log.RateLimitedLog;
 import io.netty.channel.embedded.EmbeddedChannel;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -55,6 +55,7 @@ class HandshakeDeadlineTest {
     @Test
     void format_secondsOrMillis() {
         assertThat(HandshakeDeadline.format(TimeUnit.SECONDS.toNanos(10))).isEqualTo("10 s");
-        assertThat(HandshakeDeadline.format(TimeUnit.MILLISECONDS.toNanos(1500))).isEqualTo("1500 ms");
+        assertThat(HandshakeDeadline.format(TimeUnit.MILLISECONDS.toNanos(1500)))
+                .isEqualTo("1500 ms");
     }
 }

@@ -55,8 +55,13 @@ class NbdServerLimitsTest {
     private NbdServer start(NbdServerConfig config, AccessList diskAccess) throws Exception {
         EventLoopGroup group = NbdServer.newEventLoopGroup(1);
         ExportRegistry registry = new ExportRegistry();
-        registry.open("disk", "memory:1M", "a disk", new DeviceOptions(false),
-                new QueueSetup("disk", 1, 4, NbdServer.hctxExecutors(group), Duration.ZERO), 1 << 20);
+        registry.open(
+                "disk",
+                "memory:1M",
+                "a disk",
+                new DeviceOptions(false),
+                new QueueSetup("disk", 1, 4, NbdServer.hctxExecutors(group), Duration.ZERO),
+                1 << 20);
         registry.restrict("disk", diskAccess);
         server = NbdServer.start(group, registry, List.of(new InetSocketAddress("127.0.0.1", 0)), config);
         return server;
@@ -99,7 +104,7 @@ class NbdServerLimitsTest {
 
     /** Reads option replies until one that is final (ACK or an error); returns its type. */
     private static int finalReply(DataInputStream in) throws IOException {
-        for (;;) {
+        for (; ; ) {
             assertThat(in.readLong()).isEqualTo(NbdConstants.OPTION_REPLY_MAGIC);
             in.readInt();
             int type = in.readInt();
@@ -156,7 +161,9 @@ class NbdServerLimitsTest {
         // Over the cap: the stalled handshake makes room; the connection in transmission stays.
         Socket third = connect();
         assertThat(greeted(third)).as("third connection greeted").isTrue();
-        assertThat(stalled.getInputStream().read()).as("evicted handshake closed").isEqualTo(-1);
+        assertThat(stalled.getInputStream().read())
+                .as("evicted handshake closed")
+                .isEqualTo(-1);
         read(in, out);
 
         DataInputStream in3 = new DataInputStream(third.getInputStream());
@@ -231,44 +238,48 @@ class NbdServerLimitsTest {
         if (client != null) {
             java.security.KeyStore keys = java.security.KeyStore.getInstance("PKCS12");
             keys.load(null, null);
-            keys.setKeyEntry("client", client.keys().getPrivate(), new char[0],
-                    new java.security.cert.X509Certificate[] {client.certificate()});
+            keys.setKeyEntry(
+                    "client", client.keys().getPrivate(), new char[0], new java.security.cert.X509Certificate[] {
+                        client.certificate()
+                    });
             javax.net.ssl.KeyManagerFactory kmf = javax.net.ssl.KeyManagerFactory.getInstance("SunX509");
             kmf.init(keys, new char[0]);
             javax.net.ssl.X509KeyManager real = (javax.net.ssl.X509KeyManager) kmf.getKeyManagers()[0];
             // Records which CAs the server named in its CertificateRequest.
-            keyManagers = new javax.net.ssl.KeyManager[] {new javax.net.ssl.X509ExtendedKeyManager() {
-                @Override
-                public String chooseClientAlias(String[] keyType, java.security.Principal[] issuers, Socket s) {
-                    issuersSeen.add(issuers == null ? List.of() : List.of(issuers));
-                    return "client";
-                }
+            keyManagers = new javax.net.ssl.KeyManager[] {
+                new javax.net.ssl.X509ExtendedKeyManager() {
+                    @Override
+                    public String chooseClientAlias(String[] keyType, java.security.Principal[] issuers, Socket s) {
+                        issuersSeen.add(issuers == null ? List.of() : List.of(issuers));
+                        return "client";
+                    }
 
-                @Override
-                public String chooseServerAlias(String keyType, java.security.Principal[] issuers, Socket s) {
-                    return null;
-                }
+                    @Override
+                    public String chooseServerAlias(String keyType, java.security.Principal[] issuers, Socket s) {
+                        return null;
+                    }
 
-                @Override
-                public String[] getClientAliases(String keyType, java.security.Principal[] issuers) {
-                    return new String[] {"client"};
-                }
+                    @Override
+                    public String[] getClientAliases(String keyType, java.security.Principal[] issuers) {
+                        return new String[] {"client"};
+                    }
 
-                @Override
-                public String[] getServerAliases(String keyType, java.security.Principal[] issuers) {
-                    return null;
-                }
+                    @Override
+                    public String[] getServerAliases(String keyType, java.security.Principal[] issuers) {
+                        return null;
+                    }
 
-                @Override
-                public java.security.cert.X509Certificate[] getCertificateChain(String alias) {
-                    return real.getCertificateChain(alias);
-                }
+                    @Override
+                    public java.security.cert.X509Certificate[] getCertificateChain(String alias) {
+                        return real.getCertificateChain(alias);
+                    }
 
-                @Override
-                public java.security.PrivateKey getPrivateKey(String alias) {
-                    return real.getPrivateKey(alias);
+                    @Override
+                    public java.security.PrivateKey getPrivateKey(String alias) {
+                        return real.getPrivateKey(alias);
+                    }
                 }
-            }};
+            };
         }
         SSLContext context = SSLContext.getInstance("TLS");
         context.init(keyManagers, tmf.getTrustManagers(), null);
@@ -281,10 +292,11 @@ class NbdServerLimitsTest {
     void verifyPeer_rsaClientCertificate_noCaNamedInTheRequest_subjectReachesTheAcl() throws Exception {
         TestPki.Ca ca = TestPki.newCa("CN=test CA");
         Path dir = ca.writeServerDirectory(tmp.resolve("tls"), ca.server("CN=localhost"), TestPki.KeyFormat.PKCS8);
-        NbdTls tls = NbdTls.of(NbdTlsMode.REQUIRE,
-                TlsCredentials.fromDirectory(dir).serverContext(ClientAuth.REQUIRE));
-        start(NbdServerConfig.builder().tls(tls).build(), AccessList.of(List.of(),
-                List.of(dev.mqnbd.server.security.SubjectPattern.parse("carol"))));
+        NbdTls tls =
+                NbdTls.of(NbdTlsMode.REQUIRE, TlsCredentials.fromDirectory(dir).serverContext(ClientAuth.REQUIRE));
+        start(
+                NbdServerConfig.builder().tls(tls).build(),
+                AccessList.of(List.of(), List.of(dev.mqnbd.server.security.SubjectPattern.parse("carol"))));
         Socket plain = connect();
         assertThat(greeted(plain)).isTrue();
         DataInputStream in = new DataInputStream(plain.getInputStream());
@@ -302,14 +314,17 @@ class NbdServerLimitsTest {
         assertThat(go(sin, sout, "disk")).isEqualTo(NbdConstants.REP_ACK);
         read(sin, sout);
         // GnuTLS 3.7 clients send no RSA certificate to a TLS 1.3 server that names its CAs (ClientCaTrust).
-        assertThat(issuers).isNotEmpty().allSatisfy(named -> assertThat((List<?>) named).isEmpty());
+        assertThat(issuers)
+                .isNotEmpty()
+                .allSatisfy(named -> assertThat((List<?>) named).isEmpty());
     }
 
     @Test
     void tlsRequired_overTheNetwork_withJdkClient() throws Exception {
         TestPki.Ca ca = TestPki.newCa("CN=test CA");
         Path dir = ca.writeServerDirectory(tmp.resolve("tls"), ca.server("CN=localhost"), TestPki.KeyFormat.PKCS8);
-        NbdTls tls = NbdTls.of(NbdTlsMode.REQUIRE, TlsCredentials.fromDirectory(dir).serverContext(ClientAuth.NONE));
+        NbdTls tls =
+                NbdTls.of(NbdTlsMode.REQUIRE, TlsCredentials.fromDirectory(dir).serverContext(ClientAuth.NONE));
         start(NbdServerConfig.builder().tls(tls).build(), AccessList.ANYONE);
         Socket plain = connect();
         assertThat(greeted(plain)).isTrue();

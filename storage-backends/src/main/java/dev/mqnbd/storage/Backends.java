@@ -28,8 +28,8 @@ public final class Backends {
     public static Backend forSpec(String spec) {
         int colon = spec.indexOf(':');
         if (colon <= 0) {
-            throw new IllegalArgumentException("export spec: \"" + spec + "\" (expected: SCHEME:..., one of "
-                    + schemes() + ")");
+            throw new IllegalArgumentException(
+                    "export spec: \"" + spec + "\" (expected: SCHEME:..., one of " + schemes() + ")");
         }
         String scheme = spec.substring(0, colon);
         for (Backend backend : ALL) {

@@ -40,8 +40,9 @@ public record QueueSetup(
      *
      * @throws MqException if a hardware context cannot be set up
      */
-    public <H, Q, T, R> BlockQueue<H, Q, T, R> build(Operations<H, Q, T, R> driver, @Nullable T tagSetData, @Nullable Q queueData,
-            QueueLimits limits) throws MqException {
+    public <H, Q, T, R> BlockQueue<H, Q, T, R> build(
+            Operations<H, Q, T, R> driver, @Nullable T tagSetData, @Nullable Q queueData, QueueLimits limits)
+            throws MqException {
         try {
             TagSet<H, Q, T, R> tags = TagSet.builder(driver)
                     .hwQueues(hwQueues)

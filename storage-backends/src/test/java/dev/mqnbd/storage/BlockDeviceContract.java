@@ -68,8 +68,18 @@ public abstract class BlockDeviceContract {
      */
     protected static Stream<Arguments> shapes() {
         long[][] shapes = {
-            {0, PAGE}, {PAGE, PAGE}, {512, 512}, {1, 1}, {PAGE - 1, 2}, {4000, 10_000}, {12_345, 67_890},
-            {3 * PAGE + 17, 5 * PAGE}, {-1, 1}, {-5000, 5000}, {-(PAGE + 7), PAGE + 7}, {0, 256 << 10}
+            {0, PAGE},
+            {PAGE, PAGE},
+            {512, 512},
+            {1, 1},
+            {PAGE - 1, 2},
+            {4000, 10_000},
+            {12_345, 67_890},
+            {3 * PAGE + 17, 5 * PAGE},
+            {-1, 1},
+            {-5000, 5000},
+            {-(PAGE + 7), PAGE + 7},
+            {0, 256 << 10}
         };
         return sizes().flatMap(size -> Arrays.stream(shapes).map(s -> Arguments.of(size, s[0], s[1])));
     }
@@ -98,7 +108,8 @@ public abstract class BlockDeviceContract {
     }
 
     /** Opens {@code spec} with this contract's backend and builds its queue on {@code hwQueues} contexts. */
-    protected final BlockQueue<?, ?, ?, ?> openQueue(String spec, DeviceOptions options, int hwQueues) throws Exception {
+    protected final BlockQueue<?, ?, ?, ?> openQueue(String spec, DeviceOptions options, int hwQueues)
+            throws Exception {
         QueueSetup setup = queueSetup(hwQueues);
         return backend().open(spec, options, setup).build(setup);
     }
@@ -106,7 +117,8 @@ public abstract class BlockDeviceContract {
     /** Opens a new device of {@code size} bytes with {@code hwQueues} hardware contexts. */
     protected final TestDevice open(long size, boolean readOnly, int hwQueues) throws Exception {
         QueueSetup setup = queueSetup(hwQueues);
-        BlockQueue<?, ?, ?, ?> queue = backend().open(spec(size), options(readOnly), setup).build(setup);
+        BlockQueue<?, ?, ?, ?> queue =
+                backend().open(spec(size), options(readOnly), setup).build(setup);
         return new TestDevice(closeAfterTest(queue));
     }
 
@@ -310,7 +322,8 @@ public abstract class BlockDeviceContract {
         byte[] model = TestDevice.random(23, (int) size);
         dev.write(0, model);
 
-        assertThat(dev.noData(ReqOp.DISCARD, 0, size - 3 * PAGE - 5, 3 * PAGE + 5)).isEqualTo(Status.OK);
+        assertThat(dev.noData(ReqOp.DISCARD, 0, size - 3 * PAGE - 5, 3 * PAGE + 5))
+                .isEqualTo(Status.OK);
 
         Arrays.fill(model, (int) size - 3 * PAGE - 5, (int) size, (byte) 0);
         assertContent(dev, model);
@@ -331,7 +344,8 @@ public abstract class BlockDeviceContract {
 
         // Aligned pages, a partial page at each end, and a stretch that was never written.
         assertThat(dev.noData(ReqOp.WRITE_ZEROES, flags, PAGE, 2 * PAGE)).isEqualTo(Status.OK);
-        assertThat(dev.noData(ReqOp.WRITE_ZEROES, flags, 3 * PAGE + 777, 2 * PAGE + 1)).isEqualTo(Status.OK);
+        assertThat(dev.noData(ReqOp.WRITE_ZEROES, flags, 3 * PAGE + 777, 2 * PAGE + 1))
+                .isEqualTo(Status.OK);
         assertThat(dev.noData(ReqOp.WRITE_ZEROES, flags, 6 * PAGE, 20 * PAGE)).isEqualTo(Status.OK);
 
         Arrays.fill(model, PAGE, 3 * PAGE, (byte) 0);
@@ -378,7 +392,8 @@ public abstract class BlockDeviceContract {
                 .isEqualTo(Status.NO_SPACE);
         assertThat(dev.noData(ReqOp.DISCARD, 0, start, length)).isEqualTo(Status.NO_SPACE);
         assertThat(dev.noData(ReqOp.WRITE_ZEROES, 0, start, length)).isEqualTo(Status.NO_SPACE);
-        assertThat(dev.noData(ReqOp.WRITE_ZEROES, ReqFlags.NO_UNMAP, start, length)).isEqualTo(Status.NO_SPACE);
+        assertThat(dev.noData(ReqOp.WRITE_ZEROES, ReqFlags.NO_UNMAP, start, length))
+                .isEqualTo(Status.NO_SPACE);
 
         assertContent(dev, model);
     }
@@ -391,10 +406,12 @@ public abstract class BlockDeviceContract {
 
         assertThat(dev.submit(ReqOp.READ, 0, Long.MAX_VALUE - 10, 512, TestDevice.poisoned(512)))
                 .isEqualTo(Status.INVALID);
-        assertThat(dev.submit(ReqOp.READ, 0, -512, 512, TestDevice.poisoned(512))).isEqualTo(Status.INVALID);
+        assertThat(dev.submit(ReqOp.READ, 0, -512, 512, TestDevice.poisoned(512)))
+                .isEqualTo(Status.INVALID);
         assertThat(dev.submit(ReqOp.WRITE, 0, Long.MAX_VALUE - 10, 512, TestDevice.poisoned(512)))
                 .isEqualTo(Status.NO_SPACE);
-        assertThat(dev.submit(ReqOp.WRITE, 0, -512, 512, TestDevice.poisoned(512))).isEqualTo(Status.NO_SPACE);
+        assertThat(dev.submit(ReqOp.WRITE, 0, -512, 512, TestDevice.poisoned(512)))
+                .isEqualTo(Status.NO_SPACE);
         assertThat(dev.noData(ReqOp.DISCARD, 0, 512, Long.MAX_VALUE)).isEqualTo(Status.NO_SPACE);
         assertThat(dev.noData(ReqOp.WRITE_ZEROES, 0, 0, -1)).isEqualTo(Status.NO_SPACE);
 
@@ -408,9 +425,11 @@ public abstract class BlockDeviceContract {
         dev.write(0, model);
 
         assertThat(dev.submit(ReqOp.WRITE, 0, 0, PAGE, null)).isEqualTo(Status.INVALID);
-        assertThat(dev.submit(ReqOp.WRITE, 0, 0, PAGE, TestDevice.poisoned(PAGE - 1))).isEqualTo(Status.INVALID);
+        assertThat(dev.submit(ReqOp.WRITE, 0, 0, PAGE, TestDevice.poisoned(PAGE - 1)))
+                .isEqualTo(Status.INVALID);
         assertThat(dev.submit(ReqOp.READ, 0, 0, PAGE, null)).isEqualTo(Status.INVALID);
-        assertThat(dev.submit(ReqOp.READ, 0, 0, PAGE, TestDevice.poisoned(PAGE - 1))).isEqualTo(Status.INVALID);
+        assertThat(dev.submit(ReqOp.READ, 0, 0, PAGE, TestDevice.poisoned(PAGE - 1)))
+                .isEqualTo(Status.INVALID);
         assertThat(dev.submit(ReqOp.READ, 0, 0, PAGE, ByteBuffer.allocate(PAGE).asReadOnlyBuffer()))
                 .isEqualTo(Status.INVALID);
 
@@ -430,7 +449,8 @@ public abstract class BlockDeviceContract {
         assertThat(dev.tryWrite(1, ReqFlags.FUA, size - 1, new byte[] {1})).isEqualTo(Status.READ_ONLY);
         assertThat(dev.noData(ReqOp.DISCARD, 0, 0, size)).isEqualTo(Status.READ_ONLY);
         assertThat(dev.noData(ReqOp.WRITE_ZEROES, 0, 0, size)).isEqualTo(Status.READ_ONLY);
-        assertThat(dev.noData(ReqOp.WRITE_ZEROES, ReqFlags.NO_UNMAP, PAGE, PAGE)).isEqualTo(Status.READ_ONLY);
+        assertThat(dev.noData(ReqOp.WRITE_ZEROES, ReqFlags.NO_UNMAP, PAGE, PAGE))
+                .isEqualTo(Status.READ_ONLY);
         assertThat(dev.noData(ReqOp.FLUSH, 0, 0, 0)).isEqualTo(Status.OK);
 
         assertThat(dev.read(1, 0, (int) size)).isEqualTo(before);

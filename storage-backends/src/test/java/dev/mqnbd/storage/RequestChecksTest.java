@@ -38,8 +38,7 @@ class RequestChecksTest {
     }
 
     private TestDevice open(boolean readOnly) throws Exception {
-        QueueLimits limits =
-                new QueueLimits(CAPACITY, 512, 4096, MAX_TRANSFER, 0, EnumSet.of(Feature.FLUSH), readOnly);
+        QueueLimits limits = new QueueLimits(CAPACITY, 512, 4096, MAX_TRANSFER, 0, EnumSet.of(Feature.FLUSH), readOnly);
         Operations<Void, Void, Void, Void> verdict = new Operations<>() {
             @Override
             public Void initHctx(Void tagSetData, int hctxIndex) {
@@ -71,7 +70,8 @@ class RequestChecksTest {
         assertThat(dev.submit(ReqOp.READ, 0, 0, 512, ByteBuffer.allocate(512))).isEqualTo(Status.OK);
         assertThat(dev.submit(ReqOp.WRITE, 0, CAPACITY - MAX_TRANSFER, MAX_TRANSFER, ByteBuffer.allocate(MAX_TRANSFER)))
                 .isEqualTo(Status.OK);
-        assertThat(dev.submit(ReqOp.READ, 0, CAPACITY, 0, ByteBuffer.allocate(0))).isEqualTo(Status.OK);
+        assertThat(dev.submit(ReqOp.READ, 0, CAPACITY, 0, ByteBuffer.allocate(0)))
+                .isEqualTo(Status.OK);
         assertThat(dev.noData(ReqOp.FLUSH, 0, 0, 0)).isEqualTo(Status.OK);
     }
 
@@ -99,16 +99,20 @@ class RequestChecksTest {
         TestDevice dev = open(false);
         int length = MAX_TRANSFER + 512;
 
-        assertThat(dev.submit(ReqOp.READ, 0, 0, length, ByteBuffer.allocate(length))).isEqualTo(Status.OVERFLOW);
-        assertThat(dev.submit(ReqOp.WRITE, 0, 0, length, ByteBuffer.allocate(length))).isEqualTo(Status.OVERFLOW);
+        assertThat(dev.submit(ReqOp.READ, 0, 0, length, ByteBuffer.allocate(length)))
+                .isEqualTo(Status.OVERFLOW);
+        assertThat(dev.submit(ReqOp.WRITE, 0, 0, length, ByteBuffer.allocate(length)))
+                .isEqualTo(Status.OVERFLOW);
     }
 
     @Test
     void check_readOnly_refusesWritesBeforeRange() throws Exception {
         TestDevice dev = open(true);
 
-        assertThat(dev.submit(ReqOp.WRITE, 0, CAPACITY, 512, ByteBuffer.allocate(512))).isEqualTo(Status.READ_ONLY);
-        assertThat(dev.submit(ReqOp.READ, 0, CAPACITY, 512, ByteBuffer.allocate(512))).isEqualTo(Status.INVALID);
+        assertThat(dev.submit(ReqOp.WRITE, 0, CAPACITY, 512, ByteBuffer.allocate(512)))
+                .isEqualTo(Status.READ_ONLY);
+        assertThat(dev.submit(ReqOp.READ, 0, CAPACITY, 512, ByteBuffer.allocate(512)))
+                .isEqualTo(Status.INVALID);
         assertThat(dev.noData(ReqOp.FLUSH, 0, 0, 0)).isEqualTo(Status.OK);
     }
 

@@ -38,8 +38,7 @@ class SizesTest {
     void parse_notASize_throws(String text) {
         assertThatThrownBy(() -> Sizes.parse(text))
                 .isInstanceOf(IllegalArgumentException.class)
-                .hasMessage("size: \"" + text
-                        + "\" (expected: a number of bytes, optionally with K, M, G, T, P or E)");
+                .hasMessage("size: \"" + text + "\" (expected: a number of bytes, optionally with K, M, G, T, P or E)");
     }
 
     @ParameterizedTest
@@ -53,8 +52,16 @@ class SizesTest {
     /* --------------- format --------------- */
 
     @ParameterizedTest
-    @CsvSource({"0, 0", "1000, 1000", "1024, 1K", "1572864, 1536K", "1073741824, 1G", "1099511627776, 1T",
-        "1152921504606846976, 1E", "1049088, 1049088"})
+    @CsvSource({
+        "0, 0",
+        "1000, 1000",
+        "1024, 1K",
+        "1572864, 1536K",
+        "1073741824, 1G",
+        "1099511627776, 1T",
+        "1152921504606846976, 1E",
+        "1049088, 1049088"
+    })
     void format_printsLargestUnitThatDivides(long bytes, String text) {
         assertThat(Sizes.format(bytes)).isEqualTo(text);
     }

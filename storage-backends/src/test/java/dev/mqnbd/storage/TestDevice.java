@@ -50,7 +50,9 @@ public final class TestDevice {
                     done.complete(r.status());
                 }))
                 == null) {
-            assertThat(System.nanoTime() - deadline).as("waiting for a free tag").isNegative();
+            assertThat(System.nanoTime() - deadline)
+                    .as("waiting for a free tag")
+                    .isNegative();
             Thread.onSpinWait();
         }
         preparer.accept(rq);

@@ -9,10 +9,10 @@ import java.util.Queue;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
+import org.jspecify.annotations.Nullable;
 import org.junit.jupiter.api.extension.AfterEachCallback;
 import org.junit.jupiter.api.extension.BeforeEachCallback;
 import org.junit.jupiter.api.extension.ExtensionContext;
-import org.jspecify.annotations.Nullable;
 
 /**
  * Fails the test in which Netty reports a leaked buffer (or any other resource its leak detector tracks).
@@ -53,8 +53,10 @@ public final class NettyLeakExtension implements BeforeEachCallback, AfterEachCa
     public void beforeEach(ExtensionContext context) {
         // A leak reported since the last test ended (a buffer collected late, a class-level setup) fails this
         // test rather than none: the report's access records say where the buffer was used.
-        failOnReports(context, "reported before " + context.getDisplayName()
-                + " began, so they come from an earlier test or a class-level setup");
+        failOnReports(
+                context,
+                "reported before " + context.getDisplayName()
+                        + " began, so they come from an earlier test or a class-level setup");
     }
 
     @Override
@@ -146,8 +148,8 @@ public final class NettyLeakExtension implements BeforeEachCallback, AfterEachCa
 
         @Override
         protected void reportTracedLeak(String resourceType, String records) {
-            REPORTS.add("LEAK: " + resourceType + ".release() was not called before it was garbage-collected."
-                    + records);
+            REPORTS.add(
+                    "LEAK: " + resourceType + ".release() was not called before it was garbage-collected." + records);
             super.reportTracedLeak(resourceType, records);
         }
 

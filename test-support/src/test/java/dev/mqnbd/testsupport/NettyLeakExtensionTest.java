@@ -32,20 +32,24 @@ class NettyLeakExtensionTest {
     void leakedUnpooledBuffer_failsTheTestThatLeakedIt() {
         Events events = run("leaksAnUnpooledBuffer");
 
-        events.assertThatEvents().haveExactly(1, event(
-                test("leaksAnUnpooledBuffer"),
-                finishedWithFailure(
-                        instanceOf(AssertionError.class),
-                        message(m -> m.contains("LEAK: ByteBuf.release() was not called")
-                                && m.contains("leaksAnUnpooledBuffer")))));
+        events.assertThatEvents()
+                .haveExactly(
+                        1,
+                        event(
+                                test("leaksAnUnpooledBuffer"),
+                                finishedWithFailure(
+                                        instanceOf(AssertionError.class),
+                                        message(m -> m.contains("LEAK: ByteBuf.release() was not called")
+                                                && m.contains("leaksAnUnpooledBuffer")))));
     }
 
     @Test
     void leakedPooledBuffer_failsTheTestThatLeakedIt() {
         Events events = run("leaksAPooledBuffer");
 
-        events.assertThatEvents().haveExactly(1, event(
-                test("leaksAPooledBuffer"), finishedWithFailure(message(m -> m.contains("LEAK: ")))));
+        events.assertThatEvents()
+                .haveExactly(
+                        1, event(test("leaksAPooledBuffer"), finishedWithFailure(message(m -> m.contains("LEAK: ")))));
     }
 
     @Test
@@ -73,8 +77,11 @@ class NettyLeakExtensionTest {
 
         events.assertThatEvents()
                 .haveExactly(1, event(test("first"), finishedSuccessfully()))
-                .haveExactly(1, event(test("second"), finishedWithFailure(message(m -> m.contains(
-                        "reported before second() began")))));
+                .haveExactly(
+                        1,
+                        event(
+                                test("second"),
+                                finishedWithFailure(message(m -> m.contains("reported before second() began")))));
     }
 
     private static Events run(String method) {

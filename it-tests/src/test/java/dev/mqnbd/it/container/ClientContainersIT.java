@@ -127,7 +127,8 @@ class ClientContainersIT {
     @Test
     void clientTools_areOfTheirGeneration() {
         String out = sh("nbdinfo --version; qemu-img --version; qemu-io --version; fio --version;"
-                + " nbd-client --version 2>&1 | head -n 1; nbdsh --version").stdout();
+                        + " nbd-client --version 2>&1 | head -n 1; nbdsh --version")
+                .stdout();
 
         assertThat(out).contains(client.versions()).contains("qemu-io version", "nbd-client", "nbd 3.");
     }
@@ -139,19 +140,45 @@ class ClientContainersIT {
         String info = run("nbdinfo", uri).assertSuccess().stdout();
         assertThat(info).contains(client == ClientImage.TRIXIE ? "using extended packets" : "using structured packets");
 
-        run("qemu-io", "-f", "raw", "-c", "write -P 1 1M 64k", "-c", "write -P 2 4M 1M", "-c", "discard 4M 512k",
-                        "-c", "write -z -u 8M 64k", "-c", "flush", uri)
+        run(
+                        "qemu-io",
+                        "-f",
+                        "raw",
+                        "-c",
+                        "write -P 1 1M 64k",
+                        "-c",
+                        "write -P 2 4M 1M",
+                        "-c",
+                        "discard 4M 512k",
+                        "-c",
+                        "write -z -u 8M 64k",
+                        "-c",
+                        "flush",
+                        uri)
                 .assertSuccess();
         String map = run("nbdinfo", "--map", uri).assertSuccess().stdout().replaceAll("[ \t]+", " ");
-        String qemuMap = run("qemu-img", "map", "-f", "raw", "--output=json", uri).assertSuccess().stdout();
+        String qemuMap = run("qemu-img", "map", "-f", "raw", "--output=json", uri)
+                .assertSuccess()
+                .stdout();
 
         assertThat(map).contains(" 0 1048576 3 hole,zero", " 1048576 65536 0 data", " 4718592 524288 0 data");
         assertThat(map).doesNotContain(" 4194304 1048576 0 data"); // the trimmed half is a hole again
-        assertThat(qemuMap.replaceAll("\\s", "")).contains(
-                "\"start\":1048576,\"length\":65536,\"depth\":0,\"present\":true,\"zero\":false,\"data\":true",
-                "\"start\":4718592,\"length\":524288,\"depth\":0,\"present\":true,\"zero\":false,\"data\":true");
-        String read = run("qemu-io", "-f", "raw", "-r", "-c", "read -P 0 4M 512k", "-c", "read -P 2 4608k 512k", "-c",
-                        "read -P 0 8M 64k", uri)
+        assertThat(qemuMap.replaceAll("\\s", ""))
+                .contains(
+                        "\"start\":1048576,\"length\":65536,\"depth\":0,\"present\":true,\"zero\":false,\"data\":true",
+                        "\"start\":4718592,\"length\":524288,\"depth\":0,\"present\":true,\"zero\":false,\"data\":true");
+        String read = run(
+                        "qemu-io",
+                        "-f",
+                        "raw",
+                        "-r",
+                        "-c",
+                        "read -P 0 4M 512k",
+                        "-c",
+                        "read -P 2 4608k 512k",
+                        "-c",
+                        "read -P 0 8M 64k",
+                        uri)
                 .assertSuccess()
                 .stdout();
         assertThat(read).doesNotContain("Pattern verification failed");
@@ -170,9 +197,15 @@ class ClientContainersIT {
     void nbdinfo_describesExport_sizeAndFlags() {
         String out = run("nbdinfo", "--json", uri("sparse")).assertSuccess().stdout();
 
-        assertThat(out).contains("\"export-name\": \"" + export("sparse") + "\"", "\"export-size\": " + (1L << 40),
-                "\"is_read_only\": false", "\"can_flush\": true", "\"can_trim\": true", "\"can_zero\": true",
-                "\"block_size_maximum\": " + (32 << 20));
+        assertThat(out)
+                .contains(
+                        "\"export-name\": \"" + export("sparse") + "\"",
+                        "\"export-size\": " + (1L << 40),
+                        "\"is_read_only\": false",
+                        "\"can_flush\": true",
+                        "\"can_trim\": true",
+                        "\"can_zero\": true",
+                        "\"block_size_maximum\": " + (32 << 20));
     }
 
     @Test
@@ -185,7 +218,8 @@ class ClientContainersIT {
     @Test
     void nbdcopy_128MiBRandom_roundTripsIdentical() {
         String uri = uri("copy");
-        String out = sh(String.join("\n",
+        String out = sh(String.join(
+                        "\n",
                         "set -e",
                         "head -c 134217728 /dev/urandom >/tmp/src.img",
                         "nbdcopy /tmp/src.img " + uri,
@@ -208,7 +242,8 @@ class ClientContainersIT {
     @Test
     void qemuImg_convertAndCompare_detectsOneChangedByte() {
         String uri = uri("image");
-        String out = sh(String.join("\n",
+        String out = sh(String.join(
+                        "\n",
                         "set -e",
                         "head -c 67108864 /dev/urandom >/tmp/q.img",
                         "qemu-img convert -n -f raw -O raw /tmp/q.img " + uri,
@@ -229,13 +264,39 @@ class ClientContainersIT {
     @Test
     void qemuIo_patternsAtOddOffsets_readBack() {
         String uri = uri("patterns");
-        run("qemu-io", "-f", "raw", "-c", "write -P 0xa5 1000 3333", "-c", "write -P 0x5a 65535 70001", "-c",
-                        "write -P 0x01 16777215 1", "-c", "flush", uri)
+        run(
+                        "qemu-io",
+                        "-f",
+                        "raw",
+                        "-c",
+                        "write -P 0xa5 1000 3333",
+                        "-c",
+                        "write -P 0x5a 65535 70001",
+                        "-c",
+                        "write -P 0x01 16777215 1",
+                        "-c",
+                        "flush",
+                        uri)
                 .assertSuccess();
 
-        String out = run("qemu-io", "-f", "raw", "-r", "-c", "read -P 0xa5 1000 3333", "-c",
-                        "read -P 0x5a 65535 70001", "-c", "read -P 0x01 16777215 1", "-c", "read -P 0 0 1000", "-c",
-                        "read -P 0 4333 61202", "-c", "read -P 0 135536 100000", uri)
+        String out = run(
+                        "qemu-io",
+                        "-f",
+                        "raw",
+                        "-r",
+                        "-c",
+                        "read -P 0xa5 1000 3333",
+                        "-c",
+                        "read -P 0x5a 65535 70001",
+                        "-c",
+                        "read -P 0x01 16777215 1",
+                        "-c",
+                        "read -P 0 0 1000",
+                        "-c",
+                        "read -P 0 4333 61202",
+                        "-c",
+                        "read -P 0 135536 100000",
+                        uri)
                 .assertSuccess()
                 .stdout();
         assertThat(out).doesNotContain("Pattern verification failed", "error", "failed");
@@ -245,23 +306,56 @@ class ClientContainersIT {
     @Test
     void qemuIo_writeZeroesAndDiscard_readBackZero() {
         String uri = uri("patterns");
-        run("qemu-io", "-f", "raw", "-c", "write -P 0x77 8388608 1048576", "-c", "write -z 8392704 8192", "-c",
-                        "discard 8454144 65536", uri)
+        run(
+                        "qemu-io",
+                        "-f",
+                        "raw",
+                        "-c",
+                        "write -P 0x77 8388608 1048576",
+                        "-c",
+                        "write -z 8392704 8192",
+                        "-c",
+                        "discard 8454144 65536",
+                        uri)
                 .assertSuccess();
 
-        String out = run("qemu-io", "-f", "raw", "-r", "-c", "read -P 0x77 8388608 4096", "-c",
-                        "read -P 0 8392704 8192", "-c", "read -P 0x77 8400896 53248", "-c",
-                        "read -P 0 8454144 65536", uri)
+        String out = run(
+                        "qemu-io",
+                        "-f",
+                        "raw",
+                        "-r",
+                        "-c",
+                        "read -P 0x77 8388608 4096",
+                        "-c",
+                        "read -P 0 8392704 8192",
+                        "-c",
+                        "read -P 0x77 8400896 53248",
+                        "-c",
+                        "read -P 0 8454144 65536",
+                        uri)
                 .assertSuccess()
                 .stdout();
-        assertThat(out).doesNotContain("Pattern verification failed").contains("read 65536/65536 bytes at offset 8454144");
+        assertThat(out)
+                .doesNotContain("Pattern verification failed")
+                .contains("read 65536/65536 bytes at offset 8454144");
     }
 
     @Test
     void fio_randomWriteVerifyCrc32c_noErrors() {
-        Containers.Exec result = run("fio", "--name=verify", "--ioengine=nbd", "--uri=" + uri("fio"),
-                        "--rw=randwrite", "--bs=4k", "--size=64m", "--iodepth=32", "--verify=crc32c", "--do_verify=1",
-                        "--verify_fatal=1", "--randseed=2026", "--output-format=json")
+        Containers.Exec result = run(
+                        "fio",
+                        "--name=verify",
+                        "--ioengine=nbd",
+                        "--uri=" + uri("fio"),
+                        "--rw=randwrite",
+                        "--bs=4k",
+                        "--size=64m",
+                        "--iodepth=32",
+                        "--verify=crc32c",
+                        "--do_verify=1",
+                        "--verify_fatal=1",
+                        "--randseed=2026",
+                        "--output-format=json")
                 .assertSuccess();
 
         assertThat(result.stdout()).contains("\"error\" : 0");
@@ -270,16 +364,28 @@ class ClientContainersIT {
 
     @Test
     void fio_mixedBlockSizesQueueDepth64_verifies() {
-        run("fio", "--name=mixed", "--ioengine=nbd", "--uri=" + uri("fio"), "--rw=randwrite", "--bsrange=512-256k",
-                        "--size=32m", "--offset=80m", "--iodepth=64", "--verify=crc32c", "--do_verify=1",
-                        "--verify_fatal=1", "--randseed=7")
+        run(
+                        "fio",
+                        "--name=mixed",
+                        "--ioengine=nbd",
+                        "--uri=" + uri("fio"),
+                        "--rw=randwrite",
+                        "--bsrange=512-256k",
+                        "--size=32m",
+                        "--offset=80m",
+                        "--iodepth=64",
+                        "--verify=crc32c",
+                        "--do_verify=1",
+                        "--verify_fatal=1",
+                        "--randseed=7")
                 .assertSuccess();
     }
 
     @Test
     void nbdsh_sparseExport_writesFarAndReadsBack() {
         String script = dev.mqnbd.it.TestFiles.sparseFarWritesScript(uri("sparse"));
-        String out = run("nbdsh", "-c", "import errno", "-c", script).assertSuccess().stdout();
+        String out =
+                run("nbdsh", "-c", "import errno", "-c", script).assertSuccess().stdout();
 
         assertThat(out.strip()).isEqualTo("ok");
     }

@@ -32,8 +32,8 @@ public final class Containers {
 
     /** As {@link #startServer(Network, List)}, with {@code env} in the server's environment. */
     public static GenericContainer<?> startServer(Network network, List<String> serveArgs, Map<String, String> env) {
-        List<String> command = new ArrayList<>(List.of("serve", "--listen", "0.0.0.0", "--port",
-                Integer.toString(NBD_PORT)));
+        List<String> command =
+                new ArrayList<>(List.of("serve", "--listen", "0.0.0.0", "--port", Integer.toString(NBD_PORT)));
         command.addAll(serveArgs);
         GenericContainer<?> server = new GenericContainer<>(DockerImageName.parse(TestImages.SERVER))
                 .withImagePullPolicy(new NeverPull())

@@ -43,7 +43,8 @@ public final class S3Server implements AutoCloseable {
                 .withEnv("S3_CREDENTIAL", CREDENTIAL)
                 .withEnv("S3_BUCKETS", BUCKET)
                 .withExposedPorts(PORT)
-                .waitingFor(Wait.forLogMessage(".*Started .*Server@.*\\n", 1).withStartupTimeout(Duration.ofSeconds(60)));
+                .waitingFor(
+                        Wait.forLogMessage(".*Started .*Server@.*\\n", 1).withStartupTimeout(Duration.ofSeconds(60)));
         if (network != null) {
             container.withNetwork(network).withNetworkAliases(ALIAS);
         }

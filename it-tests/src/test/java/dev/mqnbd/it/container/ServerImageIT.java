@@ -42,17 +42,23 @@ class ServerImageIT {
                         .withStartupTimeout(Duration.ofSeconds(60)));
         try {
             server.start();
-            String out = Containers.exec(client, Duration.ofMinutes(1), "nbdinfo", "--json",
-                            "nbd://" + Containers.SERVER_HOST)
+            String out = Containers.exec(
+                            client, Duration.ofMinutes(1), "nbdinfo", "--json", "nbd://" + Containers.SERVER_HOST)
                     .assertSuccess()
                     .stdout();
             assertThat(out).contains("\"export-size\": 1073741824", "\"is_read_only\": false");
             assertThat(server.getLogs()).contains("listening on 0.0.0.0:10809 (EPOLL)");
 
             // docker stop sends SIGTERM: the server drains and says so before the container ends.
-            server.getDockerClient().stopContainerCmd(server.getContainerId()).withTimeout(30).exec();
+            server.getDockerClient()
+                    .stopContainerCmd(server.getContainerId())
+                    .withTimeout(30)
+                    .exec();
             assertThat(server.getLogs()).contains("stopping", "stopped");
-            Long exit = server.getDockerClient().inspectContainerCmd(server.getContainerId()).exec().getState()
+            Long exit = server.getDockerClient()
+                    .inspectContainerCmd(server.getContainerId())
+                    .exec()
+                    .getState()
                     .getExitCodeLong();
             assertThat(exit).isIn(0L, 143L);
         } finally {
@@ -73,15 +79,16 @@ class ServerImageIT {
 
     @Test
     void readOnlyNamedExports_refuseWrites() {
-        GenericContainer<?> server = Containers.startServer(network, List.of("--read-only", "--export",
-                "=memory:8M", "--export", "data=memory:1T"));
+        GenericContainer<?> server = Containers.startServer(
+                network, List.of("--read-only", "--export", "=memory:8M", "--export", "data=memory:1T"));
         try {
             String base = "nbd://" + Containers.SERVER_HOST + "/";
-            String list = Containers.exec(client, Duration.ofMinutes(1), "nbdinfo", "--list", base).assertSuccess()
+            String list = Containers.exec(client, Duration.ofMinutes(1), "nbdinfo", "--list", base)
+                    .assertSuccess()
                     .stdout();
             assertThat(list).contains("export=\"data\"", "export=\"\"");
-            Containers.Exec write = Containers.exec(client, Duration.ofMinutes(1), "qemu-io", "-f", "raw", "-c",
-                    "write 0 4096", base + "data");
+            Containers.Exec write = Containers.exec(
+                    client, Duration.ofMinutes(1), "qemu-io", "-f", "raw", "-c", "write 0 4096", base + "data");
             assertThat(write.stdout() + write.stderr()).containsIgnoringCase("permission");
         } finally {
             server.stop();

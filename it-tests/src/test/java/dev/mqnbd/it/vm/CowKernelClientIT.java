@@ -28,6 +28,7 @@ import org.junit.jupiter.api.io.TempDir;
 class CowKernelClientIT {
     /** A guest boots in ~5 s under emulation; an ext4 round trip with 64 MiB takes 20-60 s. */
     private static final Duration GUEST_LIMIT = Duration.ofMinutes(6);
+
     private static final long SIZE = 256L << 20;
     private static final Pattern SUM = Pattern.compile("(?m)^(BEFORE|AFTER) ([0-9a-f]{64})  \\./(\\S+)$");
 
@@ -53,8 +54,21 @@ class CowKernelClientIT {
         String before = sha256(image);
 
         try (VmServer server = VmServer.start(Map.of("vm", "file:" + image), List.of(FilterSpec.parse("vm=cow")));
-                GuestVm guest = GuestVm.boot("ext4-cow", "ext4.sh", Map.of("SERVER", "10.0.2.2", "PORT",
-                        Integer.toString(server.port()), "EXPORT", "vm", "NBD_ARGS", "", "CONNECTIONS", ""), 2)) {
+                GuestVm guest = GuestVm.boot(
+                        "ext4-cow",
+                        "ext4.sh",
+                        Map.of(
+                                "SERVER",
+                                "10.0.2.2",
+                                "PORT",
+                                Integer.toString(server.port()),
+                                "EXPORT",
+                                "vm",
+                                "NBD_ARGS",
+                                "",
+                                "CONNECTIONS",
+                                ""),
+                        2)) {
             assertThat(server.stack("vm")).isEqualTo("cow(overlay=memory) -> file:" + image);
             String console = guest.awaitSuccess(GUEST_LIMIT);
 
@@ -66,7 +80,9 @@ class CowKernelClientIT {
             String connected = console.substring(console.lastIndexOf("CONNECTED size="));
             assertThat(connected).doesNotContain("Connection timed out", "I/O error", "Dead connection");
         }
-        assertThat(sha256(image)).as("the image's SHA-256 after the guest wrote through cow").isEqualTo(before);
+        assertThat(sha256(image))
+                .as("the image's SHA-256 after the guest wrote through cow")
+                .isEqualTo(before);
         assertThat(image).hasSize(SIZE);
     }
 

@@ -62,7 +62,10 @@ final class GuestVm implements AutoCloseable {
             files.put("test.sh", resource(script));
             files.put("common.sh", resource("common.sh"));
             StringBuilder settings = new StringBuilder();
-            env.forEach((k, v) -> settings.append(k).append("='").append(v.replace("'", "'\\''")).append("'\n"));
+            env.forEach((k, v) -> settings.append(k)
+                    .append("='")
+                    .append(v.replace("'", "'\\''"))
+                    .append("'\n"));
             files.put("test.env", settings.toString().getBytes(StandardCharsets.UTF_8));
             try (var out = Files.newOutputStream(initrd)) {
                 out.write(base);
@@ -70,17 +73,35 @@ final class GuestVm implements AutoCloseable {
                 out.write(new byte[(4 - base.length % 4) % 4]);
                 out.write(Cpio.archive(files));
             }
-            List<String> command = List.of(qemu.toString(),
-                    "-machine", "accel=" + System.getProperty("mqnbd.vm.accel", "tcg"),
-                    "-cpu", "max", "-smp", Integer.toString(cpus), "-m", "1536",
-                    "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
-                    "-kernel", artifacts.resolve("vmlinuz").toString(),
-                    "-initrd", initrd.toString(),
-                    "-append", "console=ttyS0 panic=-1 quiet",
-                    "-nic", "user,model=virtio-net-pci");
+            List<String> command = List.of(
+                    qemu.toString(),
+                    "-machine",
+                    "accel=" + System.getProperty("mqnbd.vm.accel", "tcg"),
+                    "-cpu",
+                    "max",
+                    "-smp",
+                    Integer.toString(cpus),
+                    "-m",
+                    "1536",
+                    "-display",
+                    "none",
+                    "-serial",
+                    "stdio",
+                    "-monitor",
+                    "none",
+                    "-no-reboot",
+                    "-kernel",
+                    artifacts.resolve("vmlinuz").toString(),
+                    "-initrd",
+                    initrd.toString(),
+                    "-append",
+                    "console=ttyS0 panic=-1 quiet",
+                    "-nic",
+                    "user,model=virtio-net-pci");
             Writer log = Files.newBufferedWriter(dir.resolve(name + ".log"), StandardCharsets.UTF_8);
             log.write(String.join(" ", command) + "\n");
-            Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
+            Process process =
+                    new ProcessBuilder(command).redirectErrorStream(true).start();
             process.getOutputStream().close();
             return new GuestVm(name, process, log);
         } catch (IOException e) {
@@ -148,8 +169,8 @@ final class GuestVm implements AutoCloseable {
                         return line;
                     }
                     if (line.startsWith("RESULT fail")) {
-                        throw new AssertionError("guest " + name + " failed while the test waited for /" + pattern
-                                + "/:\n" + console());
+                        throw new AssertionError(
+                                "guest " + name + " failed while the test waited for /" + pattern + "/:\n" + console());
                     }
                 }
                 long left = deadline - System.nanoTime();
@@ -170,8 +191,8 @@ final class GuestVm implements AutoCloseable {
         if (!process.waitFor(limit.toMillis(), TimeUnit.MILLISECONDS)) {
             process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
             reader.join(5_000);
-            throw new AssertionError("guest " + name + " did not power off within " + limit
-                    + " and was killed; console:\n" + console());
+            throw new AssertionError(
+                    "guest " + name + " did not power off within " + limit + " and was killed; console:\n" + console());
         }
         reader.join(5_000);
         String out = console();
@@ -184,8 +205,9 @@ final class GuestVm implements AutoCloseable {
             }
         }
         if (result == null || !result.equals("ok")) {
-            throw new AssertionError("guest " + name + " reported " + (result == null ? "no RESULT" : "RESULT " + result)
-                    + " (qemu exited " + process.exitValue() + "); console:\n" + out);
+            throw new AssertionError(
+                    "guest " + name + " reported " + (result == null ? "no RESULT" : "RESULT " + result)
+                            + " (qemu exited " + process.exitValue() + "); console:\n" + out);
         }
         return out;
     }

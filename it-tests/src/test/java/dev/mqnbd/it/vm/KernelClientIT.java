@@ -33,6 +33,7 @@ class KernelClientIT {
     private static final Duration GUEST_LIMIT = Duration.ofMinutes(6);
     /** nbd-client's request timeout in the guest ({@code -t 60}), plus slack for emulation. */
     private static final int CLIENT_TIMEOUT_SECONDS = 60;
+
     private static final Pattern SUM = Pattern.compile("(?m)^(BEFORE|AFTER) ([0-9a-f]{64})  \\./(\\S+)$");
 
     @TempDir
@@ -58,18 +59,33 @@ class KernelClientIT {
     private void ext4RoundTrip(String name, ServerBackend backend, String nbdArgs, int connections) throws Exception {
         String export = "fs";
         try (S3Server s3 = backend.needsS3() ? S3Server.start(null) : null;
-                VmServer server = VmServer.start(Map.of(export, backend.spec(data, export, "1G")),
+                VmServer server = VmServer.start(
+                        Map.of(export, backend.spec(data, export, "1G")),
                         s3 == null ? Map.of() : S3Server.settings(s3.hostEndpoint()));
-                GuestVm guest = GuestVm.boot(name, "ext4.sh", Map.of("SERVER", "10.0.2.2", "PORT",
-                        Integer.toString(server.port()), "EXPORT", export, "NBD_ARGS", nbdArgs, "CONNECTIONS",
-                        connections > 1 ? Integer.toString(connections) : ""), Math.max(2, connections))) {
+                GuestVm guest = GuestVm.boot(
+                        name,
+                        "ext4.sh",
+                        Map.of(
+                                "SERVER",
+                                "10.0.2.2",
+                                "PORT",
+                                Integer.toString(server.port()),
+                                "EXPORT",
+                                export,
+                                "NBD_ARGS",
+                                nbdArgs,
+                                "CONNECTIONS",
+                                connections > 1 ? Integer.toString(connections) : ""),
+                        Math.max(2, connections))) {
             String console = guest.awaitSuccess(GUEST_LIMIT);
 
             Map<String, String> before = sums(console, "BEFORE");
             Map<String, String> after = sums(console, "AFTER");
             assertThat(before).as("files written").hasSize(42).containsKeys("big.bin", "seq.txt", "small/f40");
             assertThat(after).as("checksums after e2fsck and a fresh mount").isEqualTo(before);
-            assertThat(before.get("seq.txt")).as("seq 1 200000 has a known checksum").isEqualTo(seqChecksum());
+            assertThat(before.get("seq.txt"))
+                    .as("seq 1 200000 has a known checksum")
+                    .isEqualTo(seqChecksum());
             assertThat(console).contains("CONNECTED size=" + (1L << 30) + " queues=" + connections);
             // Once connected (a stuck receive workqueue is detected before, see common.sh), no request may time out.
             String connected = console.substring(console.lastIndexOf("CONNECTED size="));
@@ -81,14 +97,23 @@ class KernelClientIT {
     @Test
     void dd_directPatternsAtSeveralOffsets_discardAndZeroout_readBack() throws Exception {
         try (VmServer server = VmServer.start(Map.of("raw", ServerBackend.MEMORY.spec(data, "raw", "256M")));
-                GuestVm guest = GuestVm.boot("patterns", "patterns.sh", Map.of("SERVER", "10.0.2.2", "PORT",
-                        Integer.toString(server.port()), "EXPORT", "raw"), 2)) {
+                GuestVm guest = GuestVm.boot(
+                        "patterns",
+                        "patterns.sh",
+                        Map.of("SERVER", "10.0.2.2", "PORT", Integer.toString(server.port()), "EXPORT", "raw"),
+                        2)) {
             String console = guest.awaitSuccess(GUEST_LIMIT);
 
-            assertThat(console).contains("CHECK pattern at sector 0 ok", "CHECK pattern at sector 7 ok",
-                    "CHECK pattern at sector 2072 ok", "CHECK pattern at sector " + ((256 << 11) / 2 + 5) + " ok",
-                    "CHECK pattern at sector " + ((256 << 11) - 128) + " ok", "CHECK gaps zero", "CHECK discard zero",
-                    "CHECK zeroout zero");
+            assertThat(console)
+                    .contains(
+                            "CHECK pattern at sector 0 ok",
+                            "CHECK pattern at sector 7 ok",
+                            "CHECK pattern at sector 2072 ok",
+                            "CHECK pattern at sector " + ((256 << 11) / 2 + 5) + " ok",
+                            "CHECK pattern at sector " + ((256 << 11) - 128) + " ok",
+                            "CHECK gaps zero",
+                            "CHECK discard zero",
+                            "CHECK zeroout zero");
         }
     }
 
@@ -108,9 +133,19 @@ class KernelClientIT {
         });
         control.start();
         try (VmServer server = VmServer.start(Map.of("r", ServerBackend.MEMORY.spec(data, "r", "64M")));
-                GuestVm guest = GuestVm.boot("restart", "restart.sh", Map.of("SERVER", "10.0.2.2", "PORT",
-                        Integer.toString(server.port()), "EXPORT", "r", "CONTROL_PORT",
-                        Integer.toString(control.getAddress().getPort())), 2)) {
+                GuestVm guest = GuestVm.boot(
+                        "restart",
+                        "restart.sh",
+                        Map.of(
+                                "SERVER",
+                                "10.0.2.2",
+                                "PORT",
+                                Integer.toString(server.port()),
+                                "EXPORT",
+                                "r",
+                                "CONTROL_PORT",
+                                Integer.toString(control.getAddress().getPort())),
+                        2)) {
             guest.awaitLine(Pattern.compile("^PHASE idle"), GUEST_LIMIT);
             server.restart();
             restarted.set(true);
@@ -118,11 +153,14 @@ class KernelClientIT {
 
             Matcher m = Pattern.compile("(?m)^SECOND write (succeeded|failed)(?: rc=\\d+)? seconds=(\\d+)$")
                     .matcher(console);
-            assertThat(m.find()).as("the guest reports how the second write ended:\n%s", console).isTrue();
-            assertThat(Integer.parseInt(m.group(2))).as("seconds the second write took (%s)", m.group(1))
+            assertThat(m.find())
+                    .as("the guest reports how the second write ended:\n%s", console)
+                    .isTrue();
+            assertThat(Integer.parseInt(m.group(2)))
+                    .as("seconds the second write took (%s)", m.group(1))
                     .isLessThanOrEqualTo(CLIENT_TIMEOUT_SECONDS + 15);
-            System.out.println("KernelClientIT: after the server restart the guest's next write " + m.group(1)
-                    + " in " + m.group(2) + " s");
+            System.out.println("KernelClientIT: after the server restart the guest's next write " + m.group(1) + " in "
+                    + m.group(2) + " s");
         } finally {
             control.stop(0);
         }

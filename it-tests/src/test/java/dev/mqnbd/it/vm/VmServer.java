@@ -56,11 +56,14 @@ final class VmServer implements AutoCloseable {
      */
     static VmServer start(Map<String, String> exports, Map<String, String> settings) throws Exception {
         if (!settings.isEmpty()) {
-            S3Server.credentialsEnv().forEach((name, value) -> System.setProperty(switch (name) {
-                case "AWS_ACCESS_KEY_ID" -> "aws.accessKeyId";
-                case "AWS_SECRET_ACCESS_KEY" -> "aws.secretAccessKey";
-                default -> throw new IllegalStateException("no system property for " + name);
-            }, value));
+            S3Server.credentialsEnv()
+                    .forEach((name, value) -> System.setProperty(
+                            switch (name) {
+                                case "AWS_ACCESS_KEY_ID" -> "aws.accessKeyId";
+                                case "AWS_SECRET_ACCESS_KEY" -> "aws.secretAccessKey";
+                                default -> throw new IllegalStateException("no system property for " + name);
+                            },
+                            value));
         }
         return new VmServer(exports, settings, List.of());
     }
@@ -86,11 +89,13 @@ final class VmServer implements AutoCloseable {
         this.registry = registry;
         try {
             for (Map.Entry<String, String> export : exports.entrySet()) {
-                QueueSetup setup = new QueueSetup(export.getKey(), EVENT_LOOPS, 64, NbdServer.hctxExecutors(group),
-                        Duration.ZERO);
-                List<FilterSpec> stack = filters.stream().filter(f -> f.appliesTo(export.getKey())).toList();
-                registry.open(export.getKey(), export.getValue(), stack, export.getValue(), options, setup,
-                        MAX_PAYLOAD);
+                QueueSetup setup =
+                        new QueueSetup(export.getKey(), EVENT_LOOPS, 64, NbdServer.hctxExecutors(group), Duration.ZERO);
+                List<FilterSpec> stack = filters.stream()
+                        .filter(f -> f.appliesTo(export.getKey()))
+                        .toList();
+                registry.open(
+                        export.getKey(), export.getValue(), stack, export.getValue(), options, setup, MAX_PAYLOAD);
             }
             return NbdServer.start(group, registry, List.of(new InetSocketAddress("127.0.0.1", onPort)), MAX_PAYLOAD);
         } catch (Exception | Error e) {

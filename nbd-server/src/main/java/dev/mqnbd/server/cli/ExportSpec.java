@@ -14,8 +14,9 @@ record ExportSpec(String name, String spec) {
     static ExportSpec parse(String text) {
         int eq = text.indexOf('=');
         if (eq < 0) {
-            throw new MqnbdCommand.UsageException("--export " + text
-                    + ": expected NAME=SPEC, e.g. disk=memory:1G (an empty NAME, as in =memory:1G, is the default export)");
+            throw new MqnbdCommand.UsageException(
+                    "--export " + text
+                            + ": expected NAME=SPEC, e.g. disk=memory:1G (an empty NAME, as in =memory:1G, is the default export)");
         }
         String name = text.substring(0, eq);
         String spec = text.substring(eq + 1);
@@ -23,8 +24,8 @@ record ExportSpec(String name, String spec) {
             throw new MqnbdCommand.UsageException("--export " + text + ": the SPEC after '=' is empty");
         }
         if (name.getBytes(StandardCharsets.UTF_8).length > 4096 || name.indexOf('\0') >= 0) {
-            throw new MqnbdCommand.UsageException("--export " + text
-                    + ": export names are at most 4096 bytes of UTF-8 without NUL (proto.md)");
+            throw new MqnbdCommand.UsageException(
+                    "--export " + text + ": export names are at most 4096 bytes of UTF-8 without NUL (proto.md)");
         }
         return new ExportSpec(name, spec);
     }

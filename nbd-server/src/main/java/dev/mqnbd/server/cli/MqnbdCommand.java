@@ -39,7 +39,8 @@ final class MqnbdCommand implements Runnable {
     /** Builds the command line with mqnbd's error handling: one clear line and exit status 2. */
     static CommandLine commandLine() {
         CommandLine cli = new CommandLine(new MqnbdCommand());
-        ServeCommand.addFilterHelp(Objects.requireNonNull(cli.getSubcommands().get("serve")).getCommandSpec());
+        ServeCommand.addFilterHelp(
+                Objects.requireNonNull(cli.getSubcommands().get("serve")).getCommandSpec());
         cli.setParameterExceptionHandler((ex, args) -> {
             PrintWriter err = ex.getCommandLine().getErr();
             err.println("mqnbd: " + ex.getMessage());

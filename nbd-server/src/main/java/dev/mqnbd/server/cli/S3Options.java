@@ -20,13 +20,15 @@ final class S3Options {
                         + " S3Proxy). Credentials come from the AWS default chain: AWS_ACCESS_KEY_ID and"
                         + " AWS_SECRET_ACCESS_KEY, a profile, or a role."
             })
-    @Nullable String endpoint;
+    @Nullable
+    String endpoint;
 
     @Option(
             names = "--s3-region",
             paramLabel = "REGION",
             description = "The region (default: the SDK's, or us-east-1 with --s3-endpoint).")
-    @Nullable String region;
+    @Nullable
+    String region;
 
     @Option(
             names = "--s3-path-style",
@@ -37,21 +39,22 @@ final class S3Options {
             names = "--s3-cache",
             paramLabel = "SIZE",
             description = "Memory for cached blocks, per export (default: 256M).")
-    @Nullable String cache;
+    @Nullable
+    String cache;
 
     @Option(
             names = "--s3-max-dirty",
             paramLabel = "SIZE",
-            description = {
-                "Written data not yet stored, per export; writers wait beyond it (default: 64M)."
-            })
-    @Nullable String maxDirty;
+            description = {"Written data not yet stored, per export; writers wait beyond it (default: 64M)."})
+    @Nullable
+    String maxDirty;
 
     @Option(
             names = "--s3-uploads",
             paramLabel = "N",
             description = "Store requests in flight at once, per export (default: 16).")
-    @Nullable String uploads;
+    @Nullable
+    String uploads;
 
     @Option(
             names = "--s3-timeout",
@@ -60,19 +63,22 @@ final class S3Options {
                 "How long a request may wait on the store, retries included, before the client gets EIO"
                         + " (default: 20s; at most 25s, under the Linux client's 30 s)."
             })
-    @Nullable String timeout;
+    @Nullable
+    String timeout;
 
     @Option(
             names = "--s3-lease-ttl",
             paramLabel = "DURATION",
             description = "Life of the write lease, renewed every third of it (default: 30s).")
-    @Nullable String leaseTtl;
+    @Nullable
+    String leaseTtl;
 
     @Option(
             names = "--s3-read-ahead",
             paramLabel = "BLOCKS",
             description = "Blocks fetched ahead of sequential reads (default: 4).")
-    @Nullable String readAhead;
+    @Nullable
+    String readAhead;
 
     /** Returns the settings given, by backend key ({@code s3.endpoint}, ...). */
     Map<String, String> settings() {

@@ -4,10 +4,10 @@ import dev.mqnbd.filter.FilterKind;
 import dev.mqnbd.filter.FilterSpec;
 import dev.mqnbd.filter.Filters;
 import dev.mqnbd.mq.QueueLimits;
-import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.server.ExportRegistry;
 import dev.mqnbd.server.NbdServer;
 import dev.mqnbd.server.NbdServerConfig;
+import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.server.metrics.MetricsEndpoint;
 import dev.mqnbd.server.security.AccessList;
 import dev.mqnbd.storage.Backends;
@@ -28,6 +28,7 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -38,7 +39,6 @@ import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
-import java.util.Objects;
 
 /** {@code mqnbd serve}: opens the exports and serves them until SIGINT or SIGTERM. */
 @Command(
@@ -159,7 +159,8 @@ final class ServeCommand implements Callable<Integer> {
             names = {"-U", "--socket"},
             paramLabel = "PATH",
             description = "Listen on this Unix socket instead of TCP (add --listen to have both).")
-    @Nullable Path socket;
+    @Nullable
+    Path socket;
 
     @Option(
             names = {"-r", "--read-only"},
@@ -170,13 +171,15 @@ final class ServeCommand implements Callable<Integer> {
             names = "--event-loops",
             paramLabel = "N",
             description = "Network threads (default: the number of CPUs, here ${sys:mqnbd.cpus}).")
-    @Nullable Integer eventLoops;
+    @Nullable
+    Integer eventLoops;
 
     @Option(
             names = "--hw-queues",
             paramLabel = "N",
             description = "Hardware queues per export (default: one per event loop).")
-    @Nullable Integer hwQueues;
+    @Nullable
+    Integer hwQueues;
 
     @Option(
             names = "--queue-depth",
@@ -200,7 +203,8 @@ final class ServeCommand implements Callable<Integer> {
             description = "Serve Prometheus metrics at http://ADDRESS:PORT/metrics (default ADDRESS: localhost)."
                     + " Off by default. Per export: requests by operation and status, bytes, latency, in flight;"
                     + " per hardware queue, connection and backend counters; the README lists every metric.")
-    @Nullable String metrics;
+    @Nullable
+    String metrics;
 
     @Option(
             names = {"-v", "--verbose"},
@@ -268,7 +272,9 @@ final class ServeCommand implements Callable<Integer> {
         List<FilterSpec> filterSpecs = parseFilters(specs);
         Map<String, String> texts = parseDescriptions(specs);
         int payload = parseMaxPayload();
-        int loops = eventLoops != null ? positive("--event-loops", eventLoops) : Runtime.getRuntime().availableProcessors();
+        int loops = eventLoops != null
+                ? positive("--event-loops", eventLoops)
+                : Runtime.getRuntime().availableProcessors();
         int queues = hwQueues != null ? positive("--hw-queues", hwQueues) : loops;
         if (queueDepth < 1 || queueDepth > 4096) {
             throw new MqnbdCommand.UsageException("--queue-depth " + queueDepth + " (expected: 1..4096)");
@@ -278,12 +284,12 @@ final class ServeCommand implements Callable<Integer> {
         }
         List<SocketAddress> addresses = listenAddresses();
         InetSocketAddress metricsAddress = metrics == null ? null : metricsAddress(metrics);
-        Map<String, AccessList> acls = access.build(specs.stream().map(ExportSpec::name).toList());
+        Map<String, AccessList> acls =
+                access.build(specs.stream().map(ExportSpec::name).toList());
         ExportRegistry registry = new ExportRegistry(metricsAddress != null);
         MetricsEndpoint endpoint = metricsAddress == null ? null : new MetricsEndpoint(registry);
-        NbdServerConfig.Builder configBuilder = limits.applyTo(NbdServerConfig.builder())
-                .maxPayload(payload)
-                .tls(tls.build(access.hasSubjects()));
+        NbdServerConfig.Builder configBuilder =
+                limits.applyTo(NbdServerConfig.builder()).maxPayload(payload).tls(tls.build(access.hasSubjects()));
         if (endpoint != null) {
             configBuilder.events(endpoint.connectionEvents());
         }
@@ -293,7 +299,9 @@ final class ServeCommand implements Callable<Integer> {
         NbdServer server;
         try {
             for (ExportSpec spec : specs) {
-                List<FilterSpec> stack = filterSpecs.stream().filter(f -> f.appliesTo(spec.name())).toList();
+                List<FilterSpec> stack = filterSpecs.stream()
+                        .filter(f -> f.appliesTo(spec.name()))
+                        .toList();
                 // No default text: the spec names host paths and buckets, which clients need not learn.
                 open(registry, spec, stack, texts.getOrDefault(spec.name(), ""), group, queues, payload);
                 AccessList acl = acls.get(spec.name());
@@ -311,7 +319,10 @@ final class ServeCommand implements Callable<Integer> {
                     server.close();
                     throw e;
                 }
-                LOG.log(Level.INFO, "metrics on http://" + describe(Objects.requireNonNull(metricsAddress), endpoint.port()) + "/metrics");
+                LOG.log(
+                        Level.INFO,
+                        "metrics on http://" + describe(Objects.requireNonNull(metricsAddress), endpoint.port())
+                                + "/metrics");
             }
         } catch (Exception | Error e) {
             if (endpoint != null) {
@@ -322,20 +333,28 @@ final class ServeCommand implements Callable<Integer> {
             throw e;
         }
         CountDownLatch stopped = new CountDownLatch(1);
-        Thread hook = new Thread(() -> {
-            LOG.log(Level.INFO, "stopping: finishing requests in flight");
-            server.close();
-            if (endpoint != null) {
-                endpoint.close();
-            }
-            stopped.countDown();
-        }, "mqnbd-shutdown");
+        Thread hook = new Thread(
+                () -> {
+                    LOG.log(Level.INFO, "stopping: finishing requests in flight");
+                    server.close();
+                    if (endpoint != null) {
+                        endpoint.close();
+                    }
+                    stopped.countDown();
+                },
+                "mqnbd-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
-        LOG.log(Level.INFO, "ready: " + specs.size() + (specs.size() == 1 ? " export" : " exports") + ", "
-                + loops + " event loops, " + queues + " hardware queues x depth " + queueDepth + "; TLS " + config.tls()
-                + ", handshake timeout " + describe(config.handshakeTimeout()) + ", at most " + config.maxConnections()
-                + " connections" + (config.maxConnectionsPerClient() > 0
-                        ? ", " + config.maxConnectionsPerClient() + " per client" : ""));
+        LOG.log(
+                Level.INFO,
+                "ready: " + specs.size() + (specs.size() == 1 ? " export" : " exports") + ", "
+                        + loops + " event loops, " + queues + " hardware queues x depth " + queueDepth + "; TLS "
+                        + config.tls()
+                        + ", handshake timeout " + describe(config.handshakeTimeout()) + ", at most "
+                        + config.maxConnections()
+                        + " connections"
+                        + (config.maxConnectionsPerClient() > 0
+                                ? ", " + config.maxConnectionsPerClient() + " per client"
+                                : ""));
         stopped.await();
         return 0;
     }
@@ -349,8 +368,8 @@ final class ServeCommand implements Callable<Integer> {
         for (String text : exports) {
             ExportSpec spec = ExportSpec.parse(text);
             if (!names.add(spec.name())) {
-                throw new MqnbdCommand.UsageException("--export " + text + ": export name " + spec.displayName()
-                        + " is given twice");
+                throw new MqnbdCommand.UsageException(
+                        "--export " + text + ": export name " + spec.displayName() + " is given twice");
             }
             try {
                 Backends.forSpec(spec.spec());
@@ -383,22 +402,41 @@ final class ServeCommand implements Callable<Integer> {
         return result;
     }
 
-    private void open(ExportRegistry registry, ExportSpec spec, List<FilterSpec> stack, String description,
-            EventLoopGroup group, int queues, int payload) throws Exception {
+    private void open(
+            ExportRegistry registry,
+            ExportSpec spec,
+            List<FilterSpec> stack,
+            String description,
+            EventLoopGroup group,
+            int queues,
+            int payload)
+            throws Exception {
         QueueSetup setup = new QueueSetup(
-                spec.name().isEmpty() ? "default" : spec.name(), queues, queueDepth, NbdServer.hctxExecutors(group),
+                spec.name().isEmpty() ? "default" : spec.name(),
+                queues,
+                queueDepth,
+                NbdServer.hctxExecutors(group),
                 Duration.ZERO);
         Export export;
         try {
-            export = registry.open(spec.name(), spec.spec(), stack, description,
-                    new DeviceOptions(readOnly, s3.settings()), setup, payload);
+            export = registry.open(
+                    spec.name(),
+                    spec.spec(),
+                    stack,
+                    description,
+                    new DeviceOptions(readOnly, s3.settings()),
+                    setup,
+                    payload);
         } catch (IllegalArgumentException e) {
-            throw new MqnbdCommand.UsageException("--export " + spec.name() + "=" + spec.spec() + ": " + e.getMessage());
+            throw new MqnbdCommand.UsageException(
+                    "--export " + spec.name() + "=" + spec.spec() + ": " + e.getMessage());
         }
         QueueLimits limits = export.queue().limits();
-        LOG.log(Level.INFO, "export " + spec.displayName() + ": " + registry.stack(spec.name()) + ", size "
-                + Sizes.format(limits.capacity())
-                + ", " + (limits.readOnly() ? "read-only" : "read-write"));
+        LOG.log(
+                Level.INFO,
+                "export " + spec.displayName() + ": " + registry.stack(spec.name()) + ", size "
+                        + Sizes.format(limits.capacity())
+                        + ", " + (limits.readOnly() ? "read-only" : "read-write"));
     }
 
     private Map<String, String> parseDescriptions(List<ExportSpec> specs) {
@@ -410,7 +448,8 @@ final class ServeCommand implements Callable<Integer> {
             }
             String name = text.substring(0, eq);
             if (specs.stream().noneMatch(s -> s.name().equals(name))) {
-                throw new MqnbdCommand.UsageException("--description " + text + ": no export is named \"" + name + "\"");
+                throw new MqnbdCommand.UsageException(
+                        "--description " + text + ": no export is named \"" + name + "\"");
             }
             if (text.length() - eq - 1 > 4096) {
                 throw new MqnbdCommand.UsageException("--description " + name + "=...: at most 4096 bytes (proto.md)");

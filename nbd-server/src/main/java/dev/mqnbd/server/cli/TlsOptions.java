@@ -29,27 +29,31 @@ final class TlsOptions {
             paramLabel = "DIR",
             description = "Directory with server-cert.pem, server-key.pem and, to verify clients, ca-cert.pem: the "
                     + "layout qemu and nbdkit use.")
-    @Nullable Path directory;
+    @Nullable
+    Path directory;
 
     @Option(
             names = "--tls-cert",
             paramLabel = "FILE",
             description = "Server certificate (PEM; intermediate CA certificates may follow); overrides DIR's.")
-    @Nullable Path certificate;
+    @Nullable
+    Path certificate;
 
     @Option(names = "--tls-key", paramLabel = "FILE", description = "Its private key (PEM, unencrypted).")
-    @Nullable Path key;
+    @Nullable
+    Path key;
 
     @Option(
             names = "--tls-ca",
             paramLabel = "FILE",
             description = "CA certificate(s) that client certificates must chain to; overrides DIR's.")
-    @Nullable Path ca;
+    @Nullable
+    Path ca;
 
     @Option(
             names = "--tls-verify-peer",
-            description = "Require a client certificate issued by the CA: clients without one fail the TLS "
-                    + "handshake.")
+            description =
+                    "Require a client certificate issued by the CA: clients without one fail the TLS " + "handshake.")
     boolean verifyPeer;
 
     /**
@@ -62,19 +66,29 @@ final class TlsOptions {
      */
     NbdTls build(boolean subjectRules) throws IOException {
         if (mode == NbdTlsMode.OFF) {
-            String given = directory != null ? "--tls-certificates" : certificate != null ? "--tls-cert"
-                    : key != null ? "--tls-key" : ca != null ? "--tls-ca" : verifyPeer ? "--tls-verify-peer"
-                    : subjectRules ? "--allow-subject" : null;
+            String given = directory != null
+                    ? "--tls-certificates"
+                    : certificate != null
+                            ? "--tls-cert"
+                            : key != null
+                                    ? "--tls-key"
+                                    : ca != null
+                                            ? "--tls-ca"
+                                            : verifyPeer
+                                                    ? "--tls-verify-peer"
+                                                    : subjectRules ? "--allow-subject" : null;
             if (given != null) {
                 throw new MqnbdCommand.UsageException(given + " needs --tls=on or --tls=require");
             }
             return NbdTls.off();
         }
         if (directory == null && (certificate == null || key == null)) {
-            throw new MqnbdCommand.UsageException("--tls=" + mode
-                    + " needs --tls-certificates DIR, or --tls-cert FILE and --tls-key FILE");
+            throw new MqnbdCommand.UsageException(
+                    "--tls=" + mode + " needs --tls-certificates DIR, or --tls-cert FILE and --tls-key FILE");
         }
-        Path certFile = certificate != null ? certificate : Objects.requireNonNull(directory).resolve(TlsCredentials.SERVER_CERT);
+        Path certFile = certificate != null
+                ? certificate
+                : Objects.requireNonNull(directory).resolve(TlsCredentials.SERVER_CERT);
         Path keyFile = key != null ? key : Objects.requireNonNull(directory).resolve(TlsCredentials.SERVER_KEY);
         Path caFile = ca;
         if (caFile == null && directory != null && Files.exists(directory.resolve(TlsCredentials.CA_CERT))) {
@@ -92,14 +106,19 @@ final class TlsOptions {
             throw new IOException("TLS: " + e.getMessage(), e);
         }
         ClientAuth clientAuth = verifyPeer ? ClientAuth.REQUIRE : subjectRules ? ClientAuth.OPTIONAL : ClientAuth.NONE;
-        credentials.validityProblem().ifPresent(problem -> ServeCommand.LOG.log(
-                System.Logger.Level.WARNING, "TLS: " + problem + " (" + certFile + "): clients will refuse it"));
-        ServeCommand.LOG.log(System.Logger.Level.INFO, "TLS " + mode + ": " + credentials + ", client certificates "
-                + switch (clientAuth) {
-                    case REQUIRE -> "required and verified";
-                    case OPTIONAL -> "verified when sent";
-                    case NONE -> "not asked for";
-                });
+        credentials
+                .validityProblem()
+                .ifPresent(problem -> ServeCommand.LOG.log(
+                        System.Logger.Level.WARNING,
+                        "TLS: " + problem + " (" + certFile + "): clients will refuse it"));
+        ServeCommand.LOG.log(
+                System.Logger.Level.INFO,
+                "TLS " + mode + ": " + credentials + ", client certificates "
+                        + switch (clientAuth) {
+                            case REQUIRE -> "required and verified";
+                            case OPTIONAL -> "verified when sent";
+                            case NONE -> "not asked for";
+                        });
         return NbdTls.of(mode, credentials.serverContext(clientAuth));
     }
 

@@ -42,7 +42,8 @@ final class BackPressure implements TagWaiter {
         if (!h.ctx.channel().isWritable()) {
             return true;
         }
-        return rq.command() == NbdCommand.READ && readBytesInFlight > 0
+        return rq.command() == NbdCommand.READ
+                && readBytesInFlight > 0
                 && readBytesInFlight + rq.length() > TransmissionHandler.MAX_READ_BYTES_IN_FLIGHT;
     }
 

@@ -66,20 +66,28 @@ final class ConnectionEnd {
         if (discReceived && cause instanceof NbdCodecException) {
             // proto.md: nothing follows NBD_CMD_DISC. What did is ignored; the replies to the requests before
             // it still go out, and the connection closes after them (maybeClose).
-            TransmissionHandler.LOG.log(Level.DEBUG, () -> "ignoring bytes after NBD_CMD_DISC from "
-                    + ctx.channel().remoteAddress() + ": " + cause.getMessage());
+            TransmissionHandler.LOG.log(
+                    Level.DEBUG,
+                    () -> "ignoring bytes after NBD_CMD_DISC from "
+                            + ctx.channel().remoteAddress() + ": " + cause.getMessage());
             return;
         }
         if (cause instanceof NbdCodecException) {
-            TransmissionHandler.CLOSES.log(Level.WARNING, () -> "closing connection from "
-                    + ctx.channel().remoteAddress() + " to export \"" + export + "\": " + cause.getMessage());
+            TransmissionHandler.CLOSES.log(
+                    Level.WARNING,
+                    () -> "closing connection from " + ctx.channel().remoteAddress() + " to export \"" + export + "\": "
+                            + cause.getMessage());
         } else if (cause instanceof IOException) {
             // The peer went away (reset, broken pipe) while replies were being read or written.
-            TransmissionHandler.CLOSES.log(Level.INFO, () -> "connection from " + ctx.channel().remoteAddress()
-                    + " to export \"" + export + "\" lost: " + cause.getMessage());
+            TransmissionHandler.CLOSES.log(
+                    Level.INFO,
+                    () -> "connection from " + ctx.channel().remoteAddress() + " to export \"" + export + "\" lost: "
+                            + cause.getMessage());
         } else {
-            TransmissionHandler.LOG.log(Level.WARNING, "closing connection from " + ctx.channel().remoteAddress()
-                    + " to export \"" + export + "\"", cause);
+            TransmissionHandler.LOG.log(
+                    Level.WARNING,
+                    "closing connection from " + ctx.channel().remoteAddress() + " to export \"" + export + "\"",
+                    cause);
         }
         closeNow();
     }

@@ -56,7 +56,8 @@ public record Export(String name, String description, BlockQueue<?, ?, ?, ?> que
         int minimum = Math.min(limits.logicalBlockSize(), 64 * 1024);
         int preferred = Math.max(Math.max(limits.physicalBlockSize(), minimum), 512);
         int maximum = Math.max(Math.min(limits.maxTransferBytes(), maxPayload), preferred);
-        NbdExportInfo info = new NbdExportInfo(name, description, limits.capacity(), flags, minimum, preferred, maximum);
+        NbdExportInfo info =
+                new NbdExportInfo(name, description, limits.capacity(), flags, minimum, preferred, maximum);
         return new Export(name, description, queue, info);
     }
 }

@@ -9,8 +9,8 @@ import dev.mqnbd.server.protocol.NbdReplyEncoder;
 import io.netty.buffer.ByteBuf;
 import io.netty.util.concurrent.EventExecutor;
 import java.lang.System.Logger.Level;
-import org.jspecify.annotations.Nullable;
 import java.util.Objects;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Turns one connection's completed requests into replies: records the outcome in the request's {@link
@@ -80,9 +80,11 @@ final class ReplyDispatch implements RequestCompletion {
             reply = reply(slot, error, (int) slot.completedLength);
         } catch (OutOfMemoryError | RuntimeException e) {
             // The reply cannot be framed: this connection cannot go on in sync, so it closes.
-            TransmissionHandler.NO_MEMORY.log(Level.WARNING, () -> "export \"" + h.export.name()
-                    + "\": cannot encode the reply to " + slot.command + "; closing the connection from "
-                    + h.ctx.channel().remoteAddress() + ": " + e);
+            TransmissionHandler.NO_MEMORY.log(
+                    Level.WARNING,
+                    () -> "export \"" + h.export.name()
+                            + "\": cannot encode the reply to " + slot.command + "; closing the connection from "
+                            + h.ctx.channel().remoteAddress() + ": " + e);
             reply = null;
         }
         slot.buffer = null;
@@ -100,22 +102,31 @@ final class ReplyDispatch implements RequestCompletion {
                 buffer.release();
             }
             if (TransmissionHandler.LOG.isLoggable(Level.DEBUG)) {
-                TransmissionHandler.LOG.log(Level.DEBUG,
+                TransmissionHandler.LOG.log(
+                        Level.DEBUG,
                         "export \"" + h.export.name() + "\": " + slot.command + " failed with error " + error);
             }
             return encoder.failed(h.ctx.alloc(), slot.cookie, slot.offset, slot.command, error);
         }
-        if (slot.command == NbdCommand.READ && Objects.requireNonNull(buffer).capacity() != encoder.dataIndex() + length) {
+        if (slot.command == NbdCommand.READ
+                && Objects.requireNonNull(buffer).capacity() != encoder.dataIndex() + length) {
             // A READ_SEGMENTS driver handed more or fewer bytes than asked: a bug, never sent as data.
-            TransmissionHandler.LOG.log(Level.ERROR, "export \"" + h.export.name()
-                    + "\": the backend answered a READ of " + length + " bytes with " + (buffer.capacity() - encoder.dataIndex()) + " bytes; replying EIO");
+            TransmissionHandler.LOG.log(
+                    Level.ERROR,
+                    "export \"" + h.export.name() + "\": the backend answered a READ of " + length + " bytes with "
+                            + (buffer.capacity() - encoder.dataIndex()) + " bytes; replying EIO");
             buffer.release();
             return encoder.failed(h.ctx.alloc(), slot.cookie, slot.offset, slot.command, NbdError.EIO.code());
         }
         return switch (Objects.requireNonNull(slot.command)) {
             case READ -> readReply(slot, Objects.requireNonNull(buffer), length);
-            case BLOCK_STATUS -> blockStatus(slot.cookie, slot.offset, slot.length, Objects.requireNonNull(slot.extentsInUse),
-                    (slot.flags & NbdConstants.CMD_FLAG_REQ_ONE) != 0);
+            case BLOCK_STATUS ->
+                blockStatus(
+                        slot.cookie,
+                        slot.offset,
+                        slot.length,
+                        Objects.requireNonNull(slot.extentsInUse),
+                        (slot.flags & NbdConstants.CMD_FLAG_REQ_ONE) != 0);
             default -> {
                 if (buffer != null) {
                     buffer.release();
@@ -132,8 +143,15 @@ final class ReplyDispatch implements RequestCompletion {
         int runs = extents != null && !df && extents.hasZeroRun() ? extents.clamp(length) : 0;
         return runs == 0
                 ? h.encoder.readSucceeded(h.ctx.alloc(), buffer, slot.cookie, slot.offset, length, null, null, 0)
-                : h.encoder.readSucceeded(h.ctx.alloc(), buffer, slot.cookie, slot.offset, length,
-                        Objects.requireNonNull(extents).lengths, extents.flags, runs);
+                : h.encoder.readSucceeded(
+                        h.ctx.alloc(),
+                        buffer,
+                        slot.cookie,
+                        slot.offset,
+                        length,
+                        Objects.requireNonNull(extents).lengths,
+                        extents.flags,
+                        runs);
     }
 
     /** Answers a BLOCK_STATUS with one chunk for the {@code base:allocation} context. */
@@ -147,8 +165,7 @@ final class ReplyDispatch implements RequestCompletion {
         if (reqOne) {
             count = 1; // proto.md NBD_CMD_FLAG_REQ_ONE: exactly one extent, within the request
         }
-        return h.encoder.blockStatus(
-                h.ctx.alloc(), cookie, offset, h.contextId, extents.lengths, extents.flags, count);
+        return h.encoder.blockStatus(h.ctx.alloc(), cookie, offset, h.contextId, extents.lengths, extents.flags, count);
     }
 
     private void finish(@Nullable ByteBuf reply, long readBytes) {

@@ -84,8 +84,10 @@ final class ReplyWriter {
         failed = true;
         Throwable cause = future.cause();
         Level level = cause instanceof IOException ? Level.INFO : Level.WARNING;
-        FAILURES.log(level, () -> "closing connection from " + future.channel().remoteAddress()
-                + " to export \"" + exportName + "\": a reply could not be written: " + cause);
+        FAILURES.log(
+                level,
+                () -> "closing connection from " + future.channel().remoteAddress() + " to export \"" + exportName
+                        + "\": a reply could not be written: " + cause);
         future.channel().close();
     }
 }

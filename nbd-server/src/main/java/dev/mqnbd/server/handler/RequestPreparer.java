@@ -76,8 +76,10 @@ final class RequestPreparer {
             }
             slot.extentsInUse = null;
             h.queue.abandon(request);
-            TransmissionHandler.NO_MEMORY.log(Level.WARNING, () -> "export \"" + h.export.name()
-                    + "\": cannot prepare " + rq.command() + " of " + rq.length() + " bytes; replying ENOMEM: " + e);
+            TransmissionHandler.NO_MEMORY.log(
+                    Level.WARNING,
+                    () -> "export \"" + h.export.name() + "\": cannot prepare " + rq.command() + " of " + rq.length()
+                            + " bytes; replying ENOMEM: " + e);
             h.write(encoder.failed(h.ctx.alloc(), rq.cookie(), rq.offset(), rq.command(), NbdError.ENOMEM.code()));
             return false;
         }
@@ -123,8 +125,8 @@ final class RequestPreparer {
                 }
                 ByteBuf owned = pieces == 1
                         ? payload.retain()
-                        : alloc.directBuffer(payload.readableBytes()).writeBytes(payload, payload.readerIndex(),
-                                payload.readableBytes());
+                        : alloc.directBuffer(payload.readableBytes())
+                                .writeBytes(payload, payload.readerIndex(), payload.readableBytes());
                 slot.buffer = owned;
                 ByteBuffer data = owned.nioBuffer();
                 request.prepare(ReqOp.WRITE, flags, offset, length, data);

@@ -46,7 +46,8 @@ final class RequestValidator {
     }
 
     /** Returns the error to answer {@code rq} with, or {@code null} when it may go to the backend. */
-    @Nullable NbdError validate(NbdRequest rq) {
+    @Nullable
+    NbdError validate(NbdRequest rq) {
         NbdCommand command = rq.command();
         if (command == null) {
             return NbdError.EINVAL; // unknown command type
@@ -98,8 +99,8 @@ final class RequestValidator {
         switch (command) {
             case READ -> allowed |= canDf ? NbdConstants.CMD_FLAG_DF : 0;
             case WRITE -> allowed |= extended ? NbdConstants.CMD_FLAG_PAYLOAD_LEN : 0;
-            case WRITE_ZEROES -> allowed |=
-                    NbdConstants.CMD_FLAG_NO_HOLE | (canFastZero ? NbdConstants.CMD_FLAG_FAST_ZERO : 0);
+            case WRITE_ZEROES ->
+                allowed |= NbdConstants.CMD_FLAG_NO_HOLE | (canFastZero ? NbdConstants.CMD_FLAG_FAST_ZERO : 0);
             case BLOCK_STATUS -> allowed |= NbdConstants.CMD_FLAG_REQ_ONE;
             default -> {}
         }

@@ -7,8 +7,8 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
 import java.nio.ByteBuffer;
-import org.jspecify.annotations.Nullable;
 import java.util.Objects;
+import org.jspecify.annotations.Nullable;
 
 /**
  * What a connection remembers of one of its requests, indexed by the request's tag: from submit, through
@@ -28,20 +28,28 @@ final class Slot {
     static final int MAX_EXTENTS = 512;
 
     long cookie;
-    @Nullable NbdCommand command;
+
+    @Nullable
+    NbdCommand command;
+
     long offset;
     long length;
     int flags;
-    @Nullable ByteBuf buffer;
+
+    @Nullable
+    ByteBuf buffer;
     /** The READ bytes this request counts in {@link BackPressure}'s bytes in flight. */
     long readBytes;
     /** For a split TRIM or WRITE_ZEROES: the mq-core op and flags, where the next piece starts, the end. */
-    @Nullable ReqOp op;
+    @Nullable
+    ReqOp op;
+
     int reqFlags;
     long chunkOffset;
     long chunkEnd;
     /** The outcome, recorded at completion: an NBD error code (0 for success) and the request's length. */
     int error;
+
     long completedLength;
     /** Whether a completion recorded here waits for the channel's event loop. */
     volatile boolean completing;
@@ -53,7 +61,8 @@ final class Slot {
     /** The slot's extent sink, created on first use and reused. */
     private @Nullable ExtentList extents;
     /** The sink handed to the current request, or {@code null}. */
-    @Nullable ExtentList extentsInUse;
+    @Nullable
+    ExtentList extentsInUse;
 
     Slot(ReplyDispatch dispatch) {
         this.completionTask = () -> dispatch.completeOnLoop(this);
@@ -88,7 +97,8 @@ final class Slot {
 
     /** Appends a READ_SEGMENTS driver's views to the reply being built, wrapped without a copy. */
     private static final class SegmentSink implements Segments {
-        @Nullable CompositeByteBuf reply;
+        @Nullable
+        CompositeByteBuf reply;
 
         @Override
         public void add(ByteBuffer segment) {

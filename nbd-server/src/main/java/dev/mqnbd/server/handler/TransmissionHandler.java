@@ -15,9 +15,7 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.util.ArrayDeque;
-import java.util.Objects;
 import java.util.concurrent.TimeUnit;
-import org.jspecify.annotations.Nullable;
 
 /**
  * The transmission phase of one connection: each decoded {@link NbdRequest} becomes one mq-core {@link
@@ -85,6 +83,7 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     private FlushScheduler flusher;
     /** Requests submitted and not yet answered, and split requests between two pieces. */
     int inFlight;
+
     private boolean draining;
     private boolean redrain;
 

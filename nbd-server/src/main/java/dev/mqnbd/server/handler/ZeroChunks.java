@@ -5,8 +5,8 @@ import dev.mqnbd.mq.Request;
 import dev.mqnbd.server.protocol.NbdCommand;
 import dev.mqnbd.server.protocol.NbdError;
 import java.util.ArrayDeque;
-import java.util.concurrent.TimeUnit;
 import java.util.Objects;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Work proportional to the range, bounded: a TRIM or WRITE_ZEROES longer than {@link
@@ -62,7 +62,8 @@ final class ZeroChunks {
             long length = Math.min(chunk.end - chunk.offset, TransmissionHandler.MAX_ZERO_CHUNK);
             slot.chunkEnd = chunk.end;
             slot.chunkOffset = chunk.offset + length;
-            request.prepare(chunk.op, chunk.reqFlags, chunk.offset, length, null).attach(h.peer);
+            request.prepare(chunk.op, chunk.reqFlags, chunk.offset, length, null)
+                    .attach(h.peer);
             h.inFlight++;
             // OWNERSHIP: the request belongs to mq-core and the backend until completed; a batch of its own.
             h.queue.submit(request, true);
@@ -71,9 +72,15 @@ final class ZeroChunks {
 
     /** A piece of {@code slot}'s request completed and more remains: queues the rest after a turn of the loop. */
     void scheduleNext(Slot slot) {
-        Chunk next = new Chunk(slot.cookie, Objects.requireNonNull(slot.command), slot.offset, slot.flags,
-                Objects.requireNonNull(slot.op), slot.reqFlags,
-                slot.chunkOffset, slot.chunkEnd);
+        Chunk next = new Chunk(
+                slot.cookie,
+                Objects.requireNonNull(slot.command),
+                slot.offset,
+                slot.flags,
+                Objects.requireNonNull(slot.op),
+                slot.reqFlags,
+                slot.chunkOffset,
+                slot.chunkEnd);
         slot.chunkOffset = slot.chunkEnd = 0;
         // Scheduled, not executed: the event loop runs thousands of queued tasks before it polls the sockets
         // again, while a due scheduled task waits for the next turn, after I/O. So other connections are
@@ -86,8 +93,8 @@ final class ZeroChunks {
         if (h.end.closed || h.end.shuttingDown) {
             // The rest is dropped with the connection; a stop answers what was done so far as failed.
             if (h.end.shuttingDown && !h.end.closed) {
-                h.write(h.encoder.failed(h.ctx.alloc(), next.cookie, next.replyOffset, next.command,
-                        NbdError.ESHUTDOWN.code()));
+                h.write(h.encoder.failed(
+                        h.ctx.alloc(), next.cookie, next.replyOffset, next.command, NbdError.ESHUTDOWN.code()));
             }
             h.end.maybeClose();
             return;
@@ -97,6 +104,13 @@ final class ZeroChunks {
     }
 
     /** The rest of a split request: {@code [offset, end)}, answered as {@code cookie} at {@code replyOffset}. */
-    private record Chunk(long cookie, NbdCommand command, long replyOffset, int nbdFlags, ReqOp op, int reqFlags,
-            long offset, long end) {}
+    private record Chunk(
+            long cookie,
+            NbdCommand command,
+            long replyOffset,
+            int nbdFlags,
+            ReqOp op,
+            int reqFlags,
+            long offset,
+            long end) {}
 }

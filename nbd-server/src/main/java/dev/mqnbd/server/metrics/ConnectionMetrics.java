@@ -48,7 +48,9 @@ final class ConnectionMetrics implements ConnectionEvents {
 
     @Override
     public void negotiated(String mode, boolean tls) {
-        negotiated.computeIfAbsent(mode + (tls ? "/tls" : "/plain"), m -> new LongAdder()).increment();
+        negotiated
+                .computeIfAbsent(mode + (tls ? "/tls" : "/plain"), m -> new LongAdder())
+                .increment();
     }
 
     /** Appends the connection counters to {@code out}. */
@@ -58,10 +60,13 @@ final class ConnectionMetrics implements ConnectionEvents {
                 .help("Connections accepted (within the connection limits).")
                 .dataPoint(Snapshots.counter(Labels.EMPTY, accepted.sum()))
                 .build());
-        out.add(byLabel("mqnbd_connections_refused", "Connections, or requests for an export, refused, by reason.",
-                "reason", refused));
-        out.add(byLabel("mqnbd_handshake_failures", "Connections closed in the handshake, by reason.", "reason",
-                failed));
+        out.add(byLabel(
+                "mqnbd_connections_refused",
+                "Connections, or requests for an export, refused, by reason.",
+                "reason",
+                refused));
+        out.add(byLabel(
+                "mqnbd_handshake_failures", "Connections closed in the handshake, by reason.", "reason", failed));
         CounterSnapshot.Builder modes = CounterSnapshot.builder()
                 .name("mqnbd_connections_negotiated")
                 .help("Connections that entered transmission, by reply mode and whether TLS is on.");

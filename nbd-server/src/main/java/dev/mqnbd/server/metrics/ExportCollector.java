@@ -6,8 +6,8 @@ import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.HwContext;
 import dev.mqnbd.mq.ReqOp;
 import dev.mqnbd.mq.Status;
-import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.server.ExportRegistry;
+import dev.mqnbd.server.handler.Export;
 import io.prometheus.metrics.model.snapshots.ClassicHistogramBuckets;
 import io.prometheus.metrics.model.snapshots.HistogramSnapshot;
 import io.prometheus.metrics.model.snapshots.HistogramSnapshot.HistogramDataPointSnapshot;
@@ -27,6 +27,7 @@ import java.util.Locale;
 final class ExportCollector {
     /** The latency buckets' upper bounds, +Inf last. */
     private static final double[] BOUNDS = withInfinity(ExportStats.latencyBoundsSeconds());
+
     private static final Status[] STATUSES = Status.values();
     private static final ReqOp[] OPS = ReqOp.values();
 
@@ -43,33 +44,39 @@ final class ExportCollector {
     }
 
     void collect(List<MetricSnapshot> out) {
-        var requests = new Snapshots.Counter("mqnbd_export_requests",
+        var requests = new Snapshots.Counter(
+                "mqnbd_export_requests",
                 "Requests that ended, by export, operation and result status (ok, or the error).");
         var readBytes = new Snapshots.Counter("mqnbd_export_read_bytes", "Bytes read by READ requests that succeeded.");
-        var writtenBytes = new Snapshots.Counter("mqnbd_export_written_bytes",
-                "Bytes written by WRITE requests that succeeded.");
+        var writtenBytes =
+                new Snapshots.Counter("mqnbd_export_written_bytes", "Bytes written by WRITE requests that succeeded.");
         var fua = new Snapshots.Counter("mqnbd_export_fua_requests", "Requests with the FUA flag that ended.");
-        var inFlight = new Snapshots.Gauge("mqnbd_export_requests_in_flight",
-                "Requests taken by the export and not yet ended.");
+        var inFlight = new Snapshots.Gauge(
+                "mqnbd_export_requests_in_flight", "Requests taken by the export and not yet ended.");
         var size = new Snapshots.Gauge("mqnbd_export_size_bytes", "The export's size.");
         HistogramSnapshot.Builder latency = HistogramSnapshot.builder()
                 .name("mqnbd_export_request_duration_seconds")
                 .help("Request latency by export and operation, from when the export takes the request to its end"
                         + " (before the reply is encoded).");
         boolean anyLatency = false;
-        var dispatched = new Snapshots.Counter("mqnbd_hw_queue_dispatched",
+        var dispatched = new Snapshots.Counter(
+                "mqnbd_hw_queue_dispatched",
                 "Requests handed to the export's driver stack by hardware queue, BUSY retries included.");
-        var busy = new Snapshots.Counter("mqnbd_hw_queue_busy",
+        var busy = new Snapshots.Counter(
+                "mqnbd_hw_queue_busy",
                 "Times the driver stack answered BUSY (the request was requeued), by hardware queue.");
         var completed = new Snapshots.Counter("mqnbd_hw_queue_completed", "Requests that ended, by hardware queue.");
-        var tagsInUse = new Snapshots.Gauge("mqnbd_hw_queue_tags_in_use",
-                "Tags (request slots) taken now, by hardware queue.");
-        var tags = new Snapshots.Gauge("mqnbd_hw_queue_tags", "Tags (request slots) of each hardware queue: the queue depth.");
+        var tagsInUse =
+                new Snapshots.Gauge("mqnbd_hw_queue_tags_in_use", "Tags (request slots) taken now, by hardware queue.");
+        var tags = new Snapshots.Gauge(
+                "mqnbd_hw_queue_tags", "Tags (request slots) of each hardware queue: the queue depth.");
         BackendCollector backends = new BackendCollector();
-        var filterEvents = new Snapshots.Counter("mqnbd_filter_events",
+        var filterEvents = new Snapshots.Counter(
+                "mqnbd_filter_events",
                 "What a filter did, by export, filter (layer 0 is closest to the client) and event: rate deferred"
                         + " (requests told to wait), error/delay injected.");
-        var filterGauges = new Snapshots.Gauge("mqnbd_filter_state",
+        var filterGauges = new Snapshots.Gauge(
+                "mqnbd_filter_state",
                 "A filter's current level, by export, filter and name: cow overlay_runs (separate runs written).");
 
         for (Export export : registry.all()) {
@@ -85,8 +92,15 @@ final class ExportCollector {
                         long n = stats.requests(op, status);
                         // OK series always exist; an error series appears with its first request.
                         if (n > 0 || status == Status.OK) {
-                            requests.add(Labels.of("export", name, "op", opName, "status",
-                                    status.name().toLowerCase(Locale.ROOT)), n);
+                            requests.add(
+                                    Labels.of(
+                                            "export",
+                                            name,
+                                            "op",
+                                            opName,
+                                            "status",
+                                            status.name().toLowerCase(Locale.ROOT)),
+                                    n);
                         }
                     }
                     // The client's model takes per-bucket (not cumulative) counts, +Inf last.
@@ -117,10 +131,12 @@ final class ExportCollector {
                 Filter<?, ?, ?, ?, ?> f = filters.get(i);
                 String kind = f.toString().split("[(\\[]", 2)[0];
                 String layer = Integer.toString(i);
-                f.counters().forEach((event, n) -> filterEvents.add(
-                        Labels.of("export", name, "filter", kind, "layer", layer, "event", event), n));
-                f.gauges().forEach((gauge, n) -> filterGauges.add(
-                        Labels.of("export", name, "filter", kind, "layer", layer, "name", gauge), n));
+                f.counters()
+                        .forEach((event, n) -> filterEvents.add(
+                                Labels.of("export", name, "filter", kind, "layer", layer, "event", event), n));
+                f.gauges()
+                        .forEach((gauge, n) -> filterGauges.add(
+                                Labels.of("export", name, "filter", kind, "layer", layer, "name", gauge), n));
             }
         }
         requests.addTo(out);

@@ -96,12 +96,18 @@ public final class MetricsEndpoint implements AutoCloseable {
         if (http != null) {
             throw new IllegalStateException("metrics endpoint already started on port " + http.getPort());
         }
-        ExecutorService executor = new ThreadPoolExecutor(THREADS, THREADS, 60, TimeUnit.SECONDS,
-                new ArrayBlockingQueue<>(BACKLOG), r -> {
+        ExecutorService executor = new ThreadPoolExecutor(
+                THREADS,
+                THREADS,
+                60,
+                TimeUnit.SECONDS,
+                new ArrayBlockingQueue<>(BACKLOG),
+                r -> {
                     Thread t = new Thread(r, "mqnbd-metrics");
                     t.setDaemon(true);
                     return t;
-                }, new ThreadPoolExecutor.DiscardPolicy());
+                },
+                new ThreadPoolExecutor.DiscardPolicy());
         try {
             http = HTTPServer.builder()
                     .inetAddress(address.getAddress())

@@ -48,9 +48,11 @@ public final class NbdConstants {
     public static final int FLAG_SEND_WRITE_ZEROES = 1 << 6;
     /** MUST be clear unless structured replies were negotiated. */
     public static final int FLAG_SEND_DF = 1 << 7;
+
     public static final int FLAG_CAN_MULTI_CONN = 1 << 8;
     /** ext (resize branch). */
     public static final int FLAG_SEND_RESIZE = 1 << 9;
+
     public static final int FLAG_SEND_CACHE = 1 << 10;
     public static final int FLAG_SEND_FAST_ZERO = 1 << 11;
     /** ext: MUST be clear unless extended headers were negotiated. */
@@ -63,6 +65,7 @@ public final class NbdConstants {
     public static final int OPT_LIST = 3;
     /** Withdrawn. */
     public static final int OPT_PEEK_EXPORT = 4;
+
     public static final int OPT_STARTTLS = 5;
     public static final int OPT_INFO = 6;
     public static final int OPT_GO = 7;
@@ -80,6 +83,7 @@ public final class NbdConstants {
     public static final int REP_META_CONTEXT = 4;
     /** Bit 31: set on every error reply type. */
     public static final int REP_FLAG_ERROR = 1 << 31;
+
     public static final int REP_ERR_UNSUP = REP_FLAG_ERROR | 1;
     public static final int REP_ERR_POLICY = REP_FLAG_ERROR | 2;
     public static final int REP_ERR_INVALID = REP_FLAG_ERROR | 3;
@@ -118,6 +122,7 @@ public final class NbdConstants {
     public static final int REPLY_TYPE_BLOCK_STATUS = 5;
     /** ext. */
     public static final int REPLY_TYPE_BLOCK_STATUS_EXT = 6;
+
     public static final int REPLY_TYPE_ERROR = (1 << 15) + 1;
     public static final int REPLY_TYPE_ERROR_OFFSET = (1 << 15) + 2;
     /** {@code base:allocation}: the range is a hole (reads may still return data). */

@@ -104,7 +104,8 @@ final class NbdExportOptions {
     }
 
     /** Returns export {@code name} if it exists and this client may use it, else {@code null}. */
-    @Nullable NbdExportInfo find(ChannelHandlerContext ctx, String name) {
+    @Nullable
+    NbdExportInfo find(ChannelHandlerContext ctx, String name) {
         NbdExportInfo export = h.exports.find(name);
         if (export == null) {
             return null;
@@ -122,7 +123,8 @@ final class NbdExportOptions {
     /** What transmission gets: the flags sent, the reply framing, the selected metadata context. */
     NbdSession session(NbdExportInfo export, boolean go) {
         int flags = (export.transmissionFlags() | NbdConstants.FLAG_HAS_FLAGS)
-                & ~NbdHandshakeHandler.UNSUPPORTED_FLAGS & 0xffff;
+                & ~NbdHandshakeHandler.UNSUPPORTED_FLAGS
+                & 0xffff;
         if (!h.structuredReplies) {
             // proto.md: SEND_DF MUST be clear unless structured replies were negotiated.
             flags &= ~NbdConstants.FLAG_SEND_DF;

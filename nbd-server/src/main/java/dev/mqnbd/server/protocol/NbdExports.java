@@ -19,7 +19,8 @@ public interface NbdExports {
      * Returns the export called {@code name}, or {@code null} if there is none. {@code ""} asks for the
      * default export; the implementation decides what that means.
      */
-    @Nullable NbdExportInfo find(String name);
+    @Nullable
+    NbdExportInfo find(String name);
 
     /** Returns the exports to list in answer to {@code NBD_OPT_LIST}, in order. */
     List<NbdExportInfo> list();

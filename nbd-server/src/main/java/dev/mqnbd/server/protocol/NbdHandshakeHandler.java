@@ -96,6 +96,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
     private int options;
     /** Whether reading stopped because the channel is not writable. */
     private boolean paused;
+
     int clientFlags;
     // The option being read (OPTION_DATA) or drained (DISCARD_OPTION_DATA): its code, its data length, and
     // how much of that is still to come.
@@ -106,7 +107,8 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
     boolean structuredReplies;
     boolean extendedHeaders;
     // The export whose base:allocation context the last SET_META_CONTEXT selected, or null.
-    @Nullable String metaContextExport;
+    @Nullable
+    String metaContextExport;
 
     // The option families: export info and GO, reply framing and meta contexts, STARTTLS.
     final NbdExportOptions exportOptions = new NbdExportOptions(this);
@@ -198,7 +200,7 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
 
     @Override
     protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out) {
-        for (;; ) {
+        for (; ; ) {
             switch (state) {
                 case CLIENT_FLAGS -> {
                     // <here> u32 client flags
@@ -207,8 +209,11 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
                     }
                     int flags = in.readInt();
                     if ((flags & ~KNOWN_CLIENT_FLAGS) != 0) {
-                        close(ctx, in, "client flags: 0x" + Integer.toHexString(flags) + " (expected: bits of 0x"
-                                + Integer.toHexString(KNOWN_CLIENT_FLAGS) + ")");
+                        close(
+                                ctx,
+                                in,
+                                "client flags: 0x" + Integer.toHexString(flags) + " (expected: bits of 0x"
+                                        + Integer.toHexString(KNOWN_CLIENT_FLAGS) + ")");
                         return;
                     }
                     clientFlags = flags;
@@ -251,10 +256,15 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
                         return;
                     }
                     state = State.OPTION_HEADER;
-                    ctx.writeAndFlush(tlsOption.mustStartTlsFirst()
-                            ? tlsOption.tlsRequired(ctx.alloc())
-                            : NbdOptionReplies.error(ctx.alloc(), option, NbdConstants.REP_ERR_TOO_BIG,
-                                    "option length: " + optionLength + " (expected: <= " + maximumOptionLength + ")"));
+                    ctx.writeAndFlush(
+                            tlsOption.mustStartTlsFirst()
+                                    ? tlsOption.tlsRequired(ctx.alloc())
+                                    : NbdOptionReplies.error(
+                                            ctx.alloc(),
+                                            option,
+                                            NbdConstants.REP_ERR_TOO_BIG,
+                                            "option length: " + optionLength + " (expected: <= " + maximumOptionLength
+                                                    + ")"));
                 }
                 case DONE -> {
                     in.skipBytes(in.readableBytes());
@@ -268,15 +278,20 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
     private boolean decodeOptionHeader(ChannelHandlerContext ctx, ByteBuf in) {
         long magic = in.readLong();
         if (magic != NbdConstants.IHAVEOPT) {
-            close(ctx, in, "option magic: 0x" + Long.toHexString(magic) + " (expected: 0x"
-                    + Long.toHexString(NbdConstants.IHAVEOPT) + ")");
+            close(
+                    ctx,
+                    in,
+                    "option magic: 0x" + Long.toHexString(magic) + " (expected: 0x"
+                            + Long.toHexString(NbdConstants.IHAVEOPT) + ")");
             return false;
         }
         option = in.readInt();
         optionLength = in.readUnsignedInt();
         if (++options > maxOptions()) {
-            REFUSALS.log(Level.INFO, () -> "closing connection from " + NbdTls.peer(ctx, tlsActive) + ": more than "
-                    + maxOptions() + " options in the handshake");
+            REFUSALS.log(
+                    Level.INFO,
+                    () -> "closing connection from " + NbdTls.peer(ctx, tlsActive) + ": more than " + maxOptions()
+                            + " options in the handshake");
             close(ctx, in, "options: " + options + " (expected: <= " + maxOptions() + ")");
             return false;
         }
@@ -288,15 +303,19 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         if (option == NbdConstants.OPT_EXPORT_NAME && tlsOption.mustStartTlsFirst()) {
             // proto.md "TLS support", FORCEDTLS: EXPORT_NAME has no error reply, so the server MUST close.
             ConnectionEvents.of(ctx.channel()).refused("tls");
-            REFUSALS.log(Level.INFO, () -> "closing connection from " + NbdTls.peer(ctx, tlsActive)
-                    + ": NBD_OPT_EXPORT_NAME before NBD_OPT_STARTTLS, and TLS is required");
+            REFUSALS.log(
+                    Level.INFO,
+                    () -> "closing connection from " + NbdTls.peer(ctx, tlsActive)
+                            + ": NBD_OPT_EXPORT_NAME before NBD_OPT_STARTTLS, and TLS is required");
             close(ctx, in, "EXPORT_NAME before STARTTLS (expected: STARTTLS first)");
             return false;
         }
         if (option == NbdConstants.OPT_EXPORT_NAME && optionLength > NbdConstants.MAX_STRING_LENGTH) {
             // EXPORT_NAME cannot be answered with an error; an over-long name is a MUST violation.
-            close(ctx, in, "export name length: " + optionLength + " (expected: <= "
-                    + NbdConstants.MAX_STRING_LENGTH + ")");
+            close(
+                    ctx,
+                    in,
+                    "export name length: " + optionLength + " (expected: <= " + NbdConstants.MAX_STRING_LENGTH + ")");
             return false;
         }
         if (optionLength > OPTION_LENGTH_LIMIT) {
@@ -373,9 +392,10 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
             case NbdConstants.OPT_STRUCTURED_REPLY -> metaOptions.structuredReply(ctx, data);
             case NbdConstants.OPT_EXTENDED_HEADERS -> metaOptions.extendedHeaders(ctx, data);
             case NbdConstants.OPT_LIST_META_CONTEXT, NbdConstants.OPT_SET_META_CONTEXT ->
-                    metaOptions.metaContext(ctx, data);
-            default -> ctx.writeAndFlush(NbdOptionReplies.error(
-                    alloc, option, NbdConstants.REP_ERR_UNSUP, "option: " + option + " (not supported)"));
+                metaOptions.metaContext(ctx, data);
+            default ->
+                ctx.writeAndFlush(NbdOptionReplies.error(
+                        alloc, option, NbdConstants.REP_ERR_UNSUP, "option: " + option + " (not supported)"));
         }
         return true;
     }
@@ -384,8 +404,6 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         ctx.writeAndFlush(NbdOptionReplies.error(ctx.alloc(), option, NbdConstants.REP_ERR_INVALID, message));
         return true;
     }
-
-
 
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) throws Exception {
@@ -403,8 +421,10 @@ public final class NbdHandshakeHandler extends ByteToMessageDecoder {
         state = State.DONE;
         if (NbdTls.causedBy(cause, SSLException.class) || NbdTls.causedBy(cause, IOException.class)) {
             // A failed TLS handshake was logged with its completion event; a reset connection is no news.
-            LOG.log(Level.DEBUG, () -> "closing connection from " + NbdTls.peer(ctx, tlsActive) + " in the handshake: "
-                    + NbdTls.failureMessage(cause));
+            LOG.log(
+                    Level.DEBUG,
+                    () -> "closing connection from " + NbdTls.peer(ctx, tlsActive) + " in the handshake: "
+                            + NbdTls.failureMessage(cause));
             ctx.close();
             return;
         }

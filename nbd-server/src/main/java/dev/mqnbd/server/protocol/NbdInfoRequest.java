@@ -13,7 +13,11 @@ import org.jspecify.annotations.Nullable;
  * @param wantDescription whether the client asked for {@code NBD_INFO_DESCRIPTION}
  * @param error {@code null}, or why the data is malformed
  */
-record NbdInfoRequest(String exportName, boolean wantName, boolean wantDescription, @Nullable String error) {
+record NbdInfoRequest(
+        String exportName,
+        boolean wantName,
+        boolean wantDescription,
+        @Nullable String error) {
 
     /** Parses option data; unknown information requests are ignored, as the spec requires. */
     static NbdInfoRequest parse(ByteBuf data) {
@@ -27,7 +31,8 @@ record NbdInfoRequest(String exportName, boolean wantName, boolean wantDescripti
             return error("name length: " + nameLength + " (expected: <= "
                     + Math.min(NbdConstants.MAX_STRING_LENGTH, data.readableBytes() - 2) + ")");
         }
-        String name = data.readCharSequence((int) nameLength, StandardCharsets.UTF_8).toString();
+        String name =
+                data.readCharSequence((int) nameLength, StandardCharsets.UTF_8).toString();
         // u32 | name | <here> u16 n | n × u16
         int count = data.readUnsignedShort();
         if (data.readableBytes() != 2 * count) {

@@ -24,7 +24,10 @@ final class NbdMetaContextOptions {
             h.invalid(ctx, "option length: " + data.readableBytes() + " (expected: 0)");
         } else if (h.extendedHeaders) {
             // Extended headers already imply (and take precedence over) structured replies.
-            ctx.writeAndFlush(NbdOptionReplies.error(ctx.alloc(), h.option, NbdConstants.REP_ERR_EXT_HEADER_REQD,
+            ctx.writeAndFlush(NbdOptionReplies.error(
+                    ctx.alloc(),
+                    h.option,
+                    NbdConstants.REP_ERR_EXT_HEADER_REQD,
                     "structured replies: extended headers are already in use"));
         } else {
             h.structuredReplies = true;

@@ -23,7 +23,10 @@ final class NbdMetaContexts {
      * @param baseAllocation whether a query matched {@code base:allocation}
      * @param error {@code null}, or why the data is malformed
      */
-    record Query(String exportName, boolean baseAllocation, @Nullable String error) {}
+    record Query(
+            String exportName,
+            boolean baseAllocation,
+            @Nullable String error) {}
 
     private NbdMetaContexts() {}
 
@@ -42,7 +45,8 @@ final class NbdMetaContexts {
             return error("name length: " + nameLength + " (expected: <= "
                     + Math.min(NbdConstants.MAX_STRING_LENGTH, data.readableBytes() - 4) + ")");
         }
-        String name = data.readCharSequence((int) nameLength, StandardCharsets.UTF_8).toString();
+        String name =
+                data.readCharSequence((int) nameLength, StandardCharsets.UTF_8).toString();
         long count = data.readUnsignedInt();
         boolean match = list && count == 0;
         for (long i = 0; i < count; i++) {
@@ -54,7 +58,8 @@ final class NbdMetaContexts {
                 return error("query " + i + " length: " + length + " (expected: <= "
                         + Math.min(NbdConstants.MAX_STRING_LENGTH, data.readableBytes()) + ")");
             }
-            String query = data.readCharSequence((int) length, StandardCharsets.UTF_8).toString();
+            String query =
+                    data.readCharSequence((int) length, StandardCharsets.UTF_8).toString();
             if (query.equals(BASE_ALLOCATION) || (list && query.equals("base:"))) {
                 match = true;
             }

@@ -15,15 +15,17 @@ import org.jspecify.annotations.Nullable;
  * @param subject the subject of the client's certificate, verified against the server's CA; {@code null}
  *     without TLS or when the client presented no certificate
  */
-public record NbdPeer(SocketAddress address, boolean tls, @Nullable X500Principal subject) {
+public record NbdPeer(
+        SocketAddress address, boolean tls, @Nullable X500Principal subject) {
 
     /** Returns the peer as logs show it: {@code 10.0.0.7:51234}, plus the certificate subject if any. */
     @Override
     public String toString() {
         String where = address instanceof InetSocketAddress inet && inet.getAddress() != null
                 ? (inet.getAddress().getHostAddress().contains(":")
-                        ? "[" + inet.getAddress().getHostAddress() + "]"
-                        : inet.getAddress().getHostAddress()) + ":" + inet.getPort()
+                                ? "[" + inet.getAddress().getHostAddress() + "]"
+                                : inet.getAddress().getHostAddress())
+                        + ":" + inet.getPort()
                 : String.valueOf(address);
         return subject == null ? where : where + " (" + subject.getName() + ")";
     }

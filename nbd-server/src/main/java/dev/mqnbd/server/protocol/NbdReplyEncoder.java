@@ -4,8 +4,8 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.CompositeByteBuf;
-import org.jspecify.annotations.Nullable;
 import java.util.Objects;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Encodes the transmission replies of one connection in the framing its handshake negotiated, chosen once
@@ -128,8 +128,15 @@ public final class NbdReplyEncoder {
      * @param runFlags the {@code base:allocation} flags of the runs
      * @param runs how many runs to send apart, or 0 for one data chunk (ignored in simple mode)
      */
-    public ByteBuf readSucceeded(ByteBufAllocator alloc, ByteBuf buffer, long cookie, long offset, int length,
-            long @Nullable [] runLengths, int @Nullable [] runFlags, int runs) {
+    public ByteBuf readSucceeded(
+            ByteBufAllocator alloc,
+            ByteBuf buffer,
+            long cookie,
+            long offset,
+            int length,
+            long @Nullable [] runLengths,
+            int @Nullable [] runFlags,
+            int runs) {
         if (!structured) {
             buffer.writerIndex(0);
             writeSimpleHeader(buffer, cookie, 0);
@@ -142,8 +149,15 @@ public final class NbdReplyEncoder {
             return none(alloc, cookie, offset);
         }
         if (runs > 0) {
-            return sparseRead(alloc, buffer, cookie, offset, length, Objects.requireNonNull(runLengths),
-                    Objects.requireNonNull(runFlags), runs);
+            return sparseRead(
+                    alloc,
+                    buffer,
+                    cookie,
+                    offset,
+                    length,
+                    Objects.requireNonNull(runLengths),
+                    Objects.requireNonNull(runFlags),
+                    runs);
         }
         buffer.writerIndex(0);
         writeDataHeader(buffer, NbdConstants.REPLY_FLAG_DONE, cookie, offset, offset, length);
@@ -152,8 +166,15 @@ public final class NbdReplyEncoder {
     }
 
     /** OFFSET_DATA chunks (slices of the filled buffer) and OFFSET_HOLE chunks, then NONE with DONE. */
-    private ByteBuf sparseRead(ByteBufAllocator alloc, ByteBuf buffer, long cookie, long offset, int length,
-            long[] runLengths, int[] runFlags, int runs) {
+    private ByteBuf sparseRead(
+            ByteBufAllocator alloc,
+            ByteBuf buffer,
+            long cookie,
+            long offset,
+            int length,
+            long[] runLengths,
+            int[] runFlags,
+            int runs) {
         CompositeByteBuf reply = alloc.compositeDirectBuffer(2 * runs + 3);
         long position = 0;
         for (int i = 0; i < runs; i++) {
@@ -175,8 +196,14 @@ public final class NbdReplyEncoder {
         return reply;
     }
 
-    private void addData(ByteBufAllocator alloc, CompositeByteBuf reply, ByteBuf buffer, long cookie, long offset,
-            long position, int n) {
+    private void addData(
+            ByteBufAllocator alloc,
+            CompositeByteBuf reply,
+            ByteBuf buffer,
+            long cookie,
+            long offset,
+            long position,
+            int n) {
         ByteBuf header = alloc.buffer(readPrefix);
         writeDataHeader(header, 0, cookie, offset, offset + position, n);
         reply.addComponent(true, header);
@@ -211,8 +238,8 @@ public final class NbdReplyEncoder {
      *
      * @throws IllegalStateException in simple mode, where BLOCK_STATUS cannot be negotiated
      */
-    public ByteBuf blockStatus(ByteBufAllocator alloc, long cookie, long offset, int contextId, long[] lengths,
-            int[] flags, int count) {
+    public ByteBuf blockStatus(
+            ByteBufAllocator alloc, long cookie, long offset, int contextId, long[] lengths, int[] flags, int count) {
         if (!structured) {
             throw new IllegalStateException("BLOCK_STATUS reply without structured replies");
         }
@@ -281,7 +308,12 @@ public final class NbdReplyEncoder {
     private ByteBuf error(ByteBufAllocator alloc, long cookie, long requestOffset, int error, String message) {
         int messageLength = Math.min(ByteBufUtil.utf8Bytes(message), NbdConstants.MAX_STRING_LENGTH);
         ByteBuf buf = alloc.buffer(chunkHeader + 6 + messageLength);
-        writeChunkHeader(buf, NbdConstants.REPLY_FLAG_DONE, NbdConstants.REPLY_TYPE_ERROR, cookie, requestOffset,
+        writeChunkHeader(
+                buf,
+                NbdConstants.REPLY_FLAG_DONE,
+                NbdConstants.REPLY_TYPE_ERROR,
+                cookie,
+                requestOffset,
                 6 + messageLength);
         buf.writeInt(error);
         buf.writeShort(messageLength);

@@ -39,7 +39,13 @@ public final class NbdRequest extends AbstractReferenceCounted {
      * @param payloadDiscarded whether a payload was drained from the stream instead of being kept
      */
     public NbdRequest(
-            int flags, int type, long cookie, long offset, long length, @Nullable ByteBuf payload, boolean payloadDiscarded) {
+            int flags,
+            int type,
+            long cookie,
+            long offset,
+            long length,
+            @Nullable ByteBuf payload,
+            boolean payloadDiscarded) {
         this.flags = flags;
         this.type = type;
         this.command = NbdCommand.fromCode(type);

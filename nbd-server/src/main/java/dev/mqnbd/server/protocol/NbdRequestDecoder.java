@@ -83,7 +83,7 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
 
     @Override
     protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out) {
-        for (;; ) {
+        for (; ; ) {
             switch (state) {
                 case HEADER -> {
                     if (in.readableBytes() < headerLength) {
@@ -134,8 +134,9 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
         if (!(in instanceof CompositeByteBuf composite) || length == 0) {
             return in.readRetainedSlice(length);
         }
-        if (length < GATHER_MIN && composite.toComponentIndex(in.readerIndex())
-                != composite.toComponentIndex(in.readerIndex() + length - 1)) {
+        if (length < GATHER_MIN
+                && composite.toComponentIndex(in.readerIndex())
+                        != composite.toComponentIndex(in.readerIndex() + length - 1)) {
             // A small payload split between two network buffers: one pooled copy is cheaper than a gather list.
             ByteBuf copy = ctx.alloc().directBuffer(length, length);
             in.readBytes(copy, length);
@@ -159,8 +160,10 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
         // <here> u32 magic | u16 flags | u16 type | u64 cookie | u64 offset | u32 length (u64 when extended)
         int magic = in.getInt(r);
         if (magic != requestMagic) {
-            fail(in, "request magic: 0x" + Integer.toHexString(magic) + " (expected: 0x"
-                    + Integer.toHexString(requestMagic) + ")");
+            fail(
+                    in,
+                    "request magic: 0x" + Integer.toHexString(magic) + " (expected: 0x"
+                            + Integer.toHexString(requestMagic) + ")");
         }
         flags = in.getUnsignedShort(r + 4);
         type = in.getUnsignedShort(r + 6);
@@ -189,8 +192,7 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
         // proto.md "NBD_CMD_WRITE": only WRITE carries a payload in compact mode. With extended headers
         // NBD_CMD_FLAG_PAYLOAD_LEN announces one; WRITE MUST set it, and its length is the payload length
         // either way, so a WRITE is read as carrying one even without the flag.
-        return type == NbdCommand.WRITE.code()
-                || (extendedHeaders && (flags & NbdConstants.CMD_FLAG_PAYLOAD_LEN) != 0);
+        return type == NbdCommand.WRITE.code() || (extendedHeaders && (flags & NbdConstants.CMD_FLAG_PAYLOAD_LEN) != 0);
     }
 
     private void fail(ByteBuf in, String message) {

@@ -57,25 +57,30 @@ final class NbdStartTls {
 
     /** Returns whether the current option must be refused because TLS is required and not yet started. */
     boolean mustStartTlsFirst() {
-        return h.tls.required() && !h.tlsActive && h.option != NbdConstants.OPT_STARTTLS
+        return h.tls.required()
+                && !h.tlsActive
+                && h.option != NbdConstants.OPT_STARTTLS
                 && h.option != NbdConstants.OPT_ABORT;
     }
 
     ByteBuf tlsRequired(ByteBufAllocator alloc) {
-        return NbdOptionReplies.error(alloc, h.option, NbdConstants.REP_ERR_TLS_REQD,
-                "TLS is required (expected: NBD_OPT_STARTTLS first)");
+        return NbdOptionReplies.error(
+                alloc, h.option, NbdConstants.REP_ERR_TLS_REQD, "TLS is required (expected: NBD_OPT_STARTTLS first)");
     }
 
     /** The TLS handshake inside the handler behind the {@code SslHandler} ended. */
     void handshakeCompleted(ChannelHandlerContext ctx, SslHandshakeCompletionEvent done) {
         if (done.isSuccess()) {
-            NbdHandshakeHandler.LOG.log(Level.DEBUG,
+            NbdHandshakeHandler.LOG.log(
+                    Level.DEBUG,
                     () -> "TLS with " + NbdTls.peer(ctx, h.tlsActive) + ": " + NbdTls.describeSession(ctx));
         } else {
             // The SslHandler has sent its alert and closes the connection.
             ConnectionEvents.of(ctx.channel()).handshakeFailed("tls");
-            NbdHandshakeHandler.REFUSALS.log(Level.INFO, () -> "TLS handshake with " + NbdTls.peer(ctx, h.tlsActive)
-                    + " failed: " + NbdTls.failureMessage(done.cause()));
+            NbdHandshakeHandler.REFUSALS.log(
+                    Level.INFO,
+                    () -> "TLS handshake with " + NbdTls.peer(ctx, h.tlsActive) + " failed: "
+                            + NbdTls.failureMessage(done.cause()));
             h.state = NbdHandshakeHandler.State.DONE;
             ctx.close();
         }

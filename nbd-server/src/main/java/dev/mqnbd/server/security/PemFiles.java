@@ -26,11 +26,11 @@ import java.util.regex.Pattern;
  * {@code EC PRIVATE KEY} (SEC 1). The JDK reads only PKCS #8, so the other two are wrapped into it here.
  */
 final class PemFiles {
-    private static final Pattern BLOCK = Pattern.compile(
-            "-----BEGIN ([A-Z0-9 ]+)-----\\R(.*?)-----END \\1-----", Pattern.DOTALL);
+    private static final Pattern BLOCK =
+            Pattern.compile("-----BEGIN ([A-Z0-9 ]+)-----\\R(.*?)-----END \\1-----", Pattern.DOTALL);
     // DER: OID 1.2.840.113549.1.1.1 (rsaEncryption) and 1.2.840.10045.2.1 (id-ecPublicKey), tag and length included.
-    private static final byte[] RSA_ENCRYPTION =
-            {6, 9, 0x2a, (byte) 0x86, 0x48, (byte) 0x86, (byte) 0xf7, 0x0d, 1, 1, 1};
+    private static final byte[] RSA_ENCRYPTION = {6, 9, 0x2a, (byte) 0x86, 0x48, (byte) 0x86, (byte) 0xf7, 0x0d, 1, 1, 1
+    };
     private static final byte[] EC_PUBLIC_KEY = {6, 7, 0x2a, (byte) 0x86, 0x48, (byte) 0xce, 0x3d, 2, 1};
     private static final byte[] DER_NULL = {5, 0};
     private static final byte[] VERSION_0 = {2, 1, 0};
@@ -55,7 +55,8 @@ final class PemFiles {
                 body = body.substring(blank + 2);
             }
             try {
-                blocks.add(new Block(m.group(1), headers, Base64.getMimeDecoder().decode(body)));
+                blocks.add(
+                        new Block(m.group(1), headers, Base64.getMimeDecoder().decode(body)));
             } catch (IllegalArgumentException e) {
                 throw new IOException(file + ": " + m.group(1) + ": bad base64: " + e.getMessage(), e);
             }

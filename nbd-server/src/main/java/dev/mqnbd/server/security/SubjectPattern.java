@@ -44,8 +44,8 @@ public final class SubjectPattern {
         try {
             return new SubjectPattern(t, new X500Principal(t), null);
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("subject: " + t + " (expected: a DN like CN=alice,O=Example): "
-                    + e.getMessage(), e);
+            throw new IllegalArgumentException(
+                    "subject: " + t + " (expected: a DN like CN=alice,O=Example): " + e.getMessage(), e);
         }
     }
 

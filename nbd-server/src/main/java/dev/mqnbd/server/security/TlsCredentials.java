@@ -132,9 +132,11 @@ public final class TlsCredentials {
             certificate().checkValidity();
             return Optional.empty();
         } catch (CertificateExpiredException e) {
-            return Optional.of("the server certificate expired on " + certificate().getNotAfter());
+            return Optional.of(
+                    "the server certificate expired on " + certificate().getNotAfter());
         } catch (CertificateNotYetValidException e) {
-            return Optional.of("the server certificate is valid only from " + certificate().getNotBefore());
+            return Optional.of(
+                    "the server certificate is valid only from " + certificate().getNotBefore());
         }
     }
 
@@ -148,8 +150,8 @@ public final class TlsCredentials {
      */
     public SslContext serverContext(ClientAuth clientAuth) throws IOException {
         if (clientAuth != ClientAuth.NONE && trusted.isEmpty()) {
-            throw new IllegalStateException("verifying client certificates needs the CA certificate (" + CA_CERT
-                    + " or --tls-ca)");
+            throw new IllegalStateException(
+                    "verifying client certificates needs the CA certificate (" + CA_CERT + " or --tls-ca)");
         }
         SslContextBuilder builder = SslContextBuilder.forServer(key, chain.toArray(X509Certificate[]::new))
                 .sslProvider(SslProvider.JDK)

@@ -38,7 +38,8 @@ class HelpTest {
 
         assertThat(lines).allSatisfy(line -> assertThat(line.length()).as(line).isLessThanOrEqualTo(WIDTH));
         // Usage lines, then the summary line, then a blank line.
-        int summary = lines.indexOf(lines.stream().filter(l -> l.startsWith("Serves ")).findFirst().orElseThrow());
+        int summary = lines.indexOf(
+                lines.stream().filter(l -> l.startsWith("Serves ")).findFirst().orElseThrow());
         assertThat(lines.get(summary)).matches("Serves [^.]*\\.");
         assertThat(lines.get(summary + 1)).isEmpty();
     }
@@ -46,7 +47,8 @@ class HelpTest {
     @Test
     void descriptions_oneParagraphPerOption_commandParagraphsEndSentences() {
         CommandLine cli = MqnbdCommand.commandLine();
-        for (CommandSpec spec : List.of(cli.getCommandSpec(), cli.getSubcommands().get("serve").getCommandSpec())) {
+        for (CommandSpec spec :
+                List.of(cli.getCommandSpec(), cli.getSubcommands().get("serve").getCommandSpec())) {
             // Each element of a description array starts a new line: only Picocli may break one.
             for (OptionSpec option : spec.options()) {
                 assertThat(option.description()).as(option.longestName()).hasSize(1);

@@ -30,12 +30,18 @@ final class HandshakeTranscript {
         ByteBuf in = Unpooled.wrappedBuffer(bytes);
         int flags = session.transmissionFlags();
         assertThat(flags & NbdConstants.FLAG_HAS_FLAGS).as("HAS_FLAGS").isNotZero();
-        assertThat(flags & NbdConstants.FLAG_BLOCK_STATUS_PAYLOAD).as("BLOCK_STATUS_PAYLOAD (never offered)").isZero();
+        assertThat(flags & NbdConstants.FLAG_BLOCK_STATUS_PAYLOAD)
+                .as("BLOCK_STATUS_PAYLOAD (never offered)")
+                .isZero();
         if (!session.structuredReplies()) {
-            assertThat(flags & NbdConstants.FLAG_SEND_DF).as("SEND_DF without structured replies").isZero();
+            assertThat(flags & NbdConstants.FLAG_SEND_DF)
+                    .as("SEND_DF without structured replies")
+                    .isZero();
         }
         if (session.extendedHeaders()) {
-            assertThat(session.structuredReplies()).as("extended headers imply structured replies").isTrue();
+            assertThat(session.structuredReplies())
+                    .as("extended headers imply structured replies")
+                    .isTrue();
         }
         if (session.go()) {
             checkReplies(in);
@@ -46,9 +52,13 @@ final class HandshakeTranscript {
             assertThat(ack.getInt(12)).as("type of the last reply").isEqualTo(NbdConstants.REP_ACK);
             return;
         }
-        assertThat(session.extendedHeaders()).as("EXPORT_NAME after EXTENDED_HEADERS").isFalse();
+        assertThat(session.extendedHeaders())
+                .as("EXPORT_NAME after EXTENDED_HEADERS")
+                .isFalse();
         int tail = 10 + (session.noZeroes() ? 0 : NbdConstants.EXPORT_NAME_PADDING);
-        assertThat(bytes.length).as("transcript ending in the EXPORT_NAME reply").isGreaterThanOrEqualTo(tail);
+        assertThat(bytes.length)
+                .as("transcript ending in the EXPORT_NAME reply")
+                .isGreaterThanOrEqualTo(tail);
         checkReplies(in.readSlice(bytes.length - tail));
         assertThat(in.readLong()).as("export size").isEqualTo(export.size());
         assertThat(in.readUnsignedShort()).as("transmission flags").isEqualTo(flags);
@@ -104,10 +114,12 @@ final class HandshakeTranscript {
             case NbdConstants.INFO_EXPORT -> {
                 assertThat(data.readableBytes()).as("INFO_EXPORT data").isEqualTo(10);
                 assertThat(data.readLong()).as("export size").isNotNegative();
-                assertThat(data.readUnsignedShort() & NbdConstants.FLAG_HAS_FLAGS).as("HAS_FLAGS").isNotZero();
+                assertThat(data.readUnsignedShort() & NbdConstants.FLAG_HAS_FLAGS)
+                        .as("HAS_FLAGS")
+                        .isNotZero();
             }
             case NbdConstants.INFO_NAME, NbdConstants.INFO_DESCRIPTION ->
-                    assertThat(data.readableBytes()).isLessThanOrEqualTo(NbdConstants.MAX_STRING_LENGTH);
+                assertThat(data.readableBytes()).isLessThanOrEqualTo(NbdConstants.MAX_STRING_LENGTH);
             case NbdConstants.INFO_BLOCK_SIZE -> {
                 // proto.md "Size constraints": min a power of 2 <= 64 KiB; preferred a power of 2 >= max(min,
                 // 512); maximum >= preferred.
@@ -115,9 +127,13 @@ final class HandshakeTranscript {
                 long min = data.readUnsignedInt();
                 long preferred = data.readUnsignedInt();
                 long max = data.readUnsignedInt();
-                assertThat(Long.bitCount(min)).as("minimum block size a power of 2").isEqualTo(1);
+                assertThat(Long.bitCount(min))
+                        .as("minimum block size a power of 2")
+                        .isEqualTo(1);
                 assertThat(min).isLessThanOrEqualTo(64 * 1024);
-                assertThat(Long.bitCount(preferred)).as("preferred block size a power of 2").isEqualTo(1);
+                assertThat(Long.bitCount(preferred))
+                        .as("preferred block size a power of 2")
+                        .isEqualTo(1);
                 assertThat(preferred).isGreaterThanOrEqualTo(Math.max(min, 512));
                 assertThat(max).isGreaterThanOrEqualTo(preferred);
             }

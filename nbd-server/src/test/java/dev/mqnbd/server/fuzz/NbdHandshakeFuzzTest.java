@@ -6,8 +6,8 @@ import com.code_intelligence.jazzer.junit.FuzzTest;
 import dev.mqnbd.filter.FaultRule;
 import dev.mqnbd.mq.Status;
 import dev.mqnbd.server.EventLoopHctxExecutor;
-import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.server.ExportRegistry;
+import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.server.handler.TransmissionHandler;
 import dev.mqnbd.server.protocol.NbdConstants;
 import dev.mqnbd.server.protocol.NbdExportInfo;
@@ -85,8 +85,13 @@ class NbdHandshakeFuzzTest {
     }
 
     /** How a connection ended, for the seed corpus test. */
-    record Outcome(boolean transmission, NbdSession session, int optionReplies, int transmissionReplies,
-            boolean closedByServer, long faultsInjected) {}
+    record Outcome(
+            boolean transmission,
+            NbdSession session,
+            int optionReplies,
+            int transmissionReplies,
+            boolean closedByServer,
+            long faultsInjected) {}
 
     /** Runs one input through a fresh connection and checks every property; throws on a violation. */
     static Outcome check(FuzzInput input) throws Exception {
@@ -100,7 +105,8 @@ class NbdHandshakeFuzzTest {
         boolean closedByServer = false;
         long faults = 0;
         try {
-            QueueSetup setup = new QueueSetup("fuzz", 1, 8, i -> new EventLoopHctxExecutor(ch.eventLoop()), Duration.ZERO);
+            QueueSetup setup =
+                    new QueueSetup("fuzz", 1, 8, i -> new EventLoopHctxExecutor(ch.eventLoop()), Duration.ZERO);
             exports.open("", "memory:1M", "fuzz disk", new DeviceOptions(false), setup, MAXIMUM_PAYLOAD);
             exports.open("ro", "memory:64K", "", new DeviceOptions(true), setup, MAXIMUM_PAYLOAD);
             // Time stands still unless the harness moves it: the slow disk's delays and timeouts then fire at
@@ -140,17 +146,22 @@ class NbdHandshakeFuzzTest {
                 }
                 c.drainOutbound();
             }
-            Check.that(inFlight(exports) == 0, () -> "requests in flight 1 s after the input ended: " + inFlight(exports));
+            Check.that(
+                    inFlight(exports) == 0, () -> "requests in flight 1 s after the input ended: " + inFlight(exports));
             for (FaultRule rule : slow.faulty().rules()) {
                 faults += rule.injected();
             }
             ch.finish();
             c.drainOutbound();
-            assertThat(ch.readInbound() == null).as("nothing reaches the end of the pipeline").isTrue();
+            assertThat(ch.readInbound() == null)
+                    .as("nothing reaches the end of the pipeline")
+                    .isTrue();
             ch.checkException();
             for (Export export : exports.all()) {
-                Check.that(export.queue().inFlight() == 0, () -> "requests in flight on \"" + export.name()
-                        + "\" after close: " + export.queue().inFlight());
+                Check.that(
+                        export.queue().inFlight() == 0,
+                        () -> "requests in flight on \"" + export.name() + "\" after close: "
+                                + export.queue().inFlight());
             }
         } finally {
             ch.finishAndReleaseAll();
@@ -162,7 +173,8 @@ class NbdHandshakeFuzzTest {
             Check.that(buf.refCnt() == 0, () -> "an inbound buffer after close: refCnt " + buf.refCnt());
         }
         alloc.assertAllReleased("after close");
-        return new Outcome(c.session != null, c.session, c.optionReplies, c.transmissionReplies, closedByServer, faults);
+        return new Outcome(
+                c.session != null, c.session, c.optionReplies, c.transmissionReplies, closedByServer, faults);
     }
 
     /**
@@ -223,8 +235,11 @@ class NbdHandshakeFuzzTest {
             session = negotiated;
             int hctx = export.queue().hctxIndexFor(0);
             ctx.pipeline().addAfter(ctx.name(), "transmission", new TransmissionHandler(export, negotiated, hctx));
-            ctx.pipeline().addAfter(ctx.name(), "decoder",
-                    new NbdRequestDecoder(MAXIMUM_PAYLOAD, negotiated.extendedHeaders()));
+            ctx.pipeline()
+                    .addAfter(
+                            ctx.name(),
+                            "decoder",
+                            new NbdRequestDecoder(MAXIMUM_PAYLOAD, negotiated.extendedHeaders()));
         }
 
         /** Handshake phase: appends to the transcript. Transmission: checks each reply's magic. */
@@ -245,7 +260,9 @@ class NbdHandshakeFuzzTest {
         }
 
         private void checkReplyMagic(ByteBuf reply) {
-            Check.that(reply.readableBytes() >= 16, () -> "reply of " + reply.readableBytes() + " bytes (expected: >= 16)");
+            Check.that(
+                    reply.readableBytes() >= 16,
+                    () -> "reply of " + reply.readableBytes() + " bytes (expected: >= 16)");
             int magic = reply.getInt(reply.readerIndex());
             boolean ok;
             if (session.extendedHeaders()) {
@@ -256,9 +273,13 @@ class NbdHandshakeFuzzTest {
             } else {
                 ok = magic == NbdConstants.SIMPLE_REPLY_MAGIC;
             }
-            Check.that(ok, () -> "reply magic: 0x" + Integer.toHexString(magic) + " (expected: the magic of "
-                    + (session.extendedHeaders() ? "extended" : session.structuredReplies() ? "structured or simple"
-                            : "simple") + " replies)");
+            Check.that(
+                    ok,
+                    () -> "reply magic: 0x" + Integer.toHexString(magic) + " (expected: the magic of "
+                            + (session.extendedHeaders()
+                                    ? "extended"
+                                    : session.structuredReplies() ? "structured or simple" : "simple")
+                            + " replies)");
         }
 
         /** An open channel is either haggling or transmitting, never half way. */
@@ -270,7 +291,8 @@ class NbdHandshakeFuzzTest {
             boolean handshake = p.get(NbdHandshakeHandler.class) != null;
             boolean decoder = p.get(NbdRequestDecoder.class) != null;
             boolean transmission = p.get(TransmissionHandler.class) != null;
-            boolean ok = session == null ? handshake && !decoder && !transmission : !handshake && decoder && transmission;
+            boolean ok =
+                    session == null ? handshake && !decoder && !transmission : !handshake && decoder && transmission;
             Check.that(ok, () -> (session == null ? "haggling" : "transmission") + " with handlers " + p.names());
         }
     }

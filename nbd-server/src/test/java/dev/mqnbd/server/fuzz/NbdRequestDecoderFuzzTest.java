@@ -89,8 +89,9 @@ class NbdRequestDecoderFuzzTest {
                     held += fed.get(i).refCnt() > 0 ? fed.get(i).capacity() : 0;
                 }
                 long heldBytes = held;
-                Check.that(held <= bound, () -> "input bytes the decoder holds on to: " + heldBytes + " (expected: <= "
-                        + bound + ")");
+                Check.that(
+                        held <= bound,
+                        () -> "input bytes the decoder holds on to: " + heldBytes + " (expected: <= " + bound + ")");
             }
             ch.finish();
             drain(ch, got);
@@ -108,7 +109,8 @@ class NbdRequestDecoderFuzzTest {
         if (!got.equals(expected.requests())) {
             assertThat(got).as("decoded requests").containsExactlyElementsOf(expected.requests());
         }
-        Check.that(outcome.framingError == expected.framingError(),
+        Check.that(
+                outcome.framingError == expected.framingError(),
                 () -> "framing error: " + outcome.framingError + " (expected: " + expected.framingError() + ")");
         for (ByteBuf buf : fed) {
             Check.that(buf.refCnt() == 0, () -> "an inbound buffer after close: refCnt " + buf.refCnt());
@@ -122,10 +124,12 @@ class NbdRequestDecoderFuzzTest {
             NbdRequest rq = (NbdRequest) msg;
             try {
                 ByteBuf payload = rq.payload();
-                Check.that(payload == null || (payload.readableBytes() == rq.length() && rq.length() <= MAXIMUM_PAYLOAD),
+                Check.that(
+                        payload == null || (payload.readableBytes() == rq.length() && rq.length() <= MAXIMUM_PAYLOAD),
                         () -> "payload of " + rq + ": " + payload.readableBytes() + " bytes (expected: its length, <= "
                                 + MAXIMUM_PAYLOAD + ")");
-                Check.that(!rq.payloadDiscarded() || rq.length() > MAXIMUM_PAYLOAD,
+                Check.that(
+                        !rq.payloadDiscarded() || rq.length() > MAXIMUM_PAYLOAD,
                         () -> "drained payload of " + rq + " (expected: only above " + MAXIMUM_PAYLOAD + ")");
                 got.add(Expected.of(rq));
             } finally {

@@ -20,14 +20,19 @@ final class ReferenceRequests {
     record Expected(int flags, int type, long cookie, long offset, long length, byte[] payload, boolean discarded) {
         static Expected of(NbdRequest rq) {
             byte[] payload = rq.payload() == null ? null : ByteBufUtil.getBytes(rq.payload());
-            return new Expected(rq.flags(), rq.type(), rq.cookie(), rq.offset(), rq.length(), payload,
-                    rq.payloadDiscarded());
+            return new Expected(
+                    rq.flags(), rq.type(), rq.cookie(), rq.offset(), rq.length(), payload, rq.payloadDiscarded());
         }
 
         @Override
         public boolean equals(Object o) {
-            return o instanceof Expected e && e.flags == flags && e.type == type && e.cookie == cookie
-                    && e.offset == offset && e.length == length && Arrays.equals(e.payload, payload)
+            return o instanceof Expected e
+                    && e.flags == flags
+                    && e.type == type
+                    && e.cookie == cookie
+                    && e.offset == offset
+                    && e.length == length
+                    && Arrays.equals(e.payload, payload)
                     && e.discarded == discarded;
         }
 
@@ -68,8 +73,8 @@ final class ReferenceRequests {
             long offset = in.getLong();
             long length = extended ? in.getLong() : Integer.toUnsignedLong(in.getInt());
             // Compact: only WRITE carries a payload. Extended: WRITE always, others with PAYLOAD_LEN.
-            boolean payload = type == NbdCommand.WRITE.code()
-                    || (extended && (flags & NbdConstants.CMD_FLAG_PAYLOAD_LEN) != 0);
+            boolean payload =
+                    type == NbdCommand.WRITE.code() || (extended && (flags & NbdConstants.CMD_FLAG_PAYLOAD_LEN) != 0);
             if (!payload) {
                 requests.add(new Expected(flags, type, cookie, offset, length, null, false));
                 continue;

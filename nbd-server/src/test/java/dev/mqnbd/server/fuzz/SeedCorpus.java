@@ -64,14 +64,20 @@ final class SeedCorpus {
         seeds.put("mixed-byte-by-byte", input(1, mixed));
         seeds.put("mixed-random-reads", input(7, mixed));
         seeds.put("write-at-the-maximum", input(3, request(0, NbdCommand.WRITE, 10, 0, bytes(1024, 3))));
-        seeds.put("write-above-the-maximum-drained", input(5, concat(
-                request(0, NbdCommand.WRITE, 11, 0, bytes(1500, 4)), request(0, NbdCommand.READ, 12, 0, 512))));
-        seeds.put("unknown-type-then-read", input(0, concat(
-                request(0xffff, 42, 13, -1, 0xffffffffL), request(0, NbdCommand.READ, 14, 0, 1))));
-        seeds.put("partial-header-at-the-end", input(0, concat(
-                request(0, NbdCommand.FLUSH, 15, 0, 0), new byte[] {0x25, 0x60, (byte) 0x95})));
-        seeds.put("bad-magic-after-a-read", input(0, concat(
-                request(0, NbdCommand.READ, 16, 0, 512), bytes(28, 0x55))));
+        seeds.put(
+                "write-above-the-maximum-drained",
+                input(
+                        5,
+                        concat(
+                                request(0, NbdCommand.WRITE, 11, 0, bytes(1500, 4)),
+                                request(0, NbdCommand.READ, 12, 0, 512))));
+        seeds.put(
+                "unknown-type-then-read",
+                input(0, concat(request(0xffff, 42, 13, -1, 0xffffffffL), request(0, NbdCommand.READ, 14, 0, 1))));
+        seeds.put("partial-header-at-the-end", input(0, concat(request(0, NbdCommand.FLUSH, 15, 0, 0), new byte[] {
+            0x25, 0x60, (byte) 0x95
+        })));
+        seeds.put("bad-magic-after-a-read", input(0, concat(request(0, NbdCommand.READ, 16, 0, 512), bytes(28, 0x55))));
         return seeds;
     }
 
@@ -90,12 +96,21 @@ final class SeedCorpus {
         seeds.put("mixed-whole", input(0, mixed));
         seeds.put("mixed-byte-by-byte", input(1, mixed));
         seeds.put("mixed-random-reads", input(9, mixed));
-        seeds.put("write-above-the-maximum-drained", input(4, concat(
-                extendedRequest(CMD_FLAG_PAYLOAD_LEN, NbdCommand.WRITE, 9, 0, bytes(2048, 5)),
-                extendedRequest(0, NbdCommand.READ, 10, 0, 4096))));
+        seeds.put(
+                "write-above-the-maximum-drained",
+                input(
+                        4,
+                        concat(
+                                extendedRequest(CMD_FLAG_PAYLOAD_LEN, NbdCommand.WRITE, 9, 0, bytes(2048, 5)),
+                                extendedRequest(0, NbdCommand.READ, 10, 0, 4096))));
         seeds.put("huge-effect-length-no-payload", input(0, extendedRequest(0, NbdCommand.WRITE_ZEROES, 11, 0, -1L)));
-        seeds.put("negative-payload-length", input(0, concat(
-                extendedRequest(0, NbdCommand.READ, 12, 0, 512), extendedHeader(0, NbdCommand.WRITE, 13, 0, -2L))));
+        seeds.put(
+                "negative-payload-length",
+                input(
+                        0,
+                        concat(
+                                extendedRequest(0, NbdCommand.READ, 12, 0, 512),
+                                extendedHeader(0, NbdCommand.WRITE, 13, 0, -2L))));
         seeds.put("compact-magic-in-extended-mode", input(0, request(0, NbdCommand.READ, 14, 0, 512)));
         return seeds;
     }
@@ -114,47 +129,68 @@ final class SeedCorpus {
                 request(0, NbdCommand.WRITE_ZEROES, 6, 0, 4096),
                 request(0, NbdCommand.READ, 7, 1 << 20, 1),
                 request(0, NbdCommand.DISC, 8, 0, 0));
-        byte[] go = concat(
-                fixedNoZeroes, option(OPT_GO, infoRequest("", INFO_NAME, INFO_DESCRIPTION, INFO_BLOCK_SIZE)));
+        byte[] go =
+                concat(fixedNoZeroes, option(OPT_GO, infoRequest("", INFO_NAME, INFO_DESCRIPTION, INFO_BLOCK_SIZE)));
         seeds.put("transmission-go-simple-replies", input(0, concat(go, simpleIo)));
         seeds.put("transmission-go-byte-by-byte", input(1, concat(go, simpleIo)));
-        seeds.put("transmission-export-name-with-zeroes", input(11, concat(
-                fixed, option(OPT_EXPORT_NAME, utf8("")), simpleIo)));
-        seeds.put("transmission-structured-meta-context", input(0, concat(
-                fixedNoZeroes,
-                option(OPT_STRUCTURED_REPLY, new byte[0]),
-                option(OPT_LIST_META_CONTEXT, metaContextQuery("", "base:")),
-                option(OPT_SET_META_CONTEXT, metaContextQuery("", "base:allocation", "qemu:dirty-bitmap:x")),
-                option(OPT_GO, infoRequest("")),
-                request(0, NbdCommand.WRITE, 1, 0, bytes(4096, 3)),
-                request(CMD_FLAG_DF, NbdCommand.READ, 2, 0, 8192),
-                request(0, NbdCommand.READ, 3, 0, 16384),
-                request(0, NbdCommand.BLOCK_STATUS, 4, 0, 1 << 20),
-                request(CMD_FLAG_REQ_ONE, NbdCommand.BLOCK_STATUS, 5, 4096, 8192),
-                request(0, NbdCommand.READ, 6, 2 << 20, 512),
-                request(0, NbdCommand.DISC, 7, 0, 0))));
-        seeds.put("transmission-extended-headers", input(13, concat(
-                fixedNoZeroes,
-                option(OPT_EXTENDED_HEADERS, new byte[0]),
-                option(OPT_STRUCTURED_REPLY, new byte[0]),
-                option(OPT_SET_META_CONTEXT, metaContextQuery("", "base:allocation")),
-                option(OPT_GO, infoRequest("", INFO_BLOCK_SIZE)),
-                extendedRequest(CMD_FLAG_PAYLOAD_LEN, NbdCommand.WRITE, 1, 0, bytes(2048, 4)),
-                extendedRequest(0, NbdCommand.READ, 2, 0, 4096),
-                extendedRequest(CMD_FLAG_FAST_ZERO, NbdCommand.WRITE_ZEROES, 3, 8192, 1L << 16),
-                extendedRequest(0, NbdCommand.BLOCK_STATUS, 4, 0, 1L << 20),
-                extendedRequest(0, NbdCommand.CACHE, 5, 0, 4096),
-                extendedRequest(0, NbdCommand.DISC, 6, 0, 0))));
-        seeds.put("transmission-read-only-export", input(0, concat(
-                fixedNoZeroes,
-                option(OPT_INFO, infoRequest("ro", INFO_NAME)),
-                option(OPT_GO, infoRequest("ro")),
-                request(0, NbdCommand.WRITE, 1, 0, bytes(512, 5)),
-                request(0, NbdCommand.READ, 2, 0, 512),
-                request(0, NbdCommand.TRIM, 3, 0, 512),
-                request(0, NbdCommand.DISC, 4, 0, 0))));
-        seeds.put("transmission-oversized-write-drained", input(17, concat(
-                go, request(0, NbdCommand.WRITE, 1, 0, bytes(20000, 6)), request(0, NbdCommand.READ, 2, 0, 512))));
+        seeds.put(
+                "transmission-export-name-with-zeroes",
+                input(11, concat(fixed, option(OPT_EXPORT_NAME, utf8("")), simpleIo)));
+        seeds.put(
+                "transmission-structured-meta-context",
+                input(
+                        0,
+                        concat(
+                                fixedNoZeroes,
+                                option(OPT_STRUCTURED_REPLY, new byte[0]),
+                                option(OPT_LIST_META_CONTEXT, metaContextQuery("", "base:")),
+                                option(
+                                        OPT_SET_META_CONTEXT,
+                                        metaContextQuery("", "base:allocation", "qemu:dirty-bitmap:x")),
+                                option(OPT_GO, infoRequest("")),
+                                request(0, NbdCommand.WRITE, 1, 0, bytes(4096, 3)),
+                                request(CMD_FLAG_DF, NbdCommand.READ, 2, 0, 8192),
+                                request(0, NbdCommand.READ, 3, 0, 16384),
+                                request(0, NbdCommand.BLOCK_STATUS, 4, 0, 1 << 20),
+                                request(CMD_FLAG_REQ_ONE, NbdCommand.BLOCK_STATUS, 5, 4096, 8192),
+                                request(0, NbdCommand.READ, 6, 2 << 20, 512),
+                                request(0, NbdCommand.DISC, 7, 0, 0))));
+        seeds.put(
+                "transmission-extended-headers",
+                input(
+                        13,
+                        concat(
+                                fixedNoZeroes,
+                                option(OPT_EXTENDED_HEADERS, new byte[0]),
+                                option(OPT_STRUCTURED_REPLY, new byte[0]),
+                                option(OPT_SET_META_CONTEXT, metaContextQuery("", "base:allocation")),
+                                option(OPT_GO, infoRequest("", INFO_BLOCK_SIZE)),
+                                extendedRequest(CMD_FLAG_PAYLOAD_LEN, NbdCommand.WRITE, 1, 0, bytes(2048, 4)),
+                                extendedRequest(0, NbdCommand.READ, 2, 0, 4096),
+                                extendedRequest(CMD_FLAG_FAST_ZERO, NbdCommand.WRITE_ZEROES, 3, 8192, 1L << 16),
+                                extendedRequest(0, NbdCommand.BLOCK_STATUS, 4, 0, 1L << 20),
+                                extendedRequest(0, NbdCommand.CACHE, 5, 0, 4096),
+                                extendedRequest(0, NbdCommand.DISC, 6, 0, 0))));
+        seeds.put(
+                "transmission-read-only-export",
+                input(
+                        0,
+                        concat(
+                                fixedNoZeroes,
+                                option(OPT_INFO, infoRequest("ro", INFO_NAME)),
+                                option(OPT_GO, infoRequest("ro")),
+                                request(0, NbdCommand.WRITE, 1, 0, bytes(512, 5)),
+                                request(0, NbdCommand.READ, 2, 0, 512),
+                                request(0, NbdCommand.TRIM, 3, 0, 512),
+                                request(0, NbdCommand.DISC, 4, 0, 0))));
+        seeds.put(
+                "transmission-oversized-write-drained",
+                input(
+                        17,
+                        concat(
+                                go,
+                                request(0, NbdCommand.WRITE, 1, 0, bytes(20000, 6)),
+                                request(0, NbdCommand.READ, 2, 0, 512))));
         byte[] slowIo = concat(
                 fixedNoZeroes,
                 option(OPT_STRUCTURED_REPLY, new byte[0]),
@@ -172,31 +208,47 @@ final class SeedCorpus {
                 request(0, NbdCommand.FLUSH, 11, 0, 0),
                 request(0, NbdCommand.READ, 12, 65536, 512));
         seeds.put("transmission-slow-device-hang-up-in-flight", input(0, slowIo));
-        seeds.put("transmission-slow-device-byte-by-byte", input(1, concat(slowIo, request(0, NbdCommand.DISC, 13, 0, 0))));
-        seeds.put("transmission-slow-device-random-reads", input(21, concat(slowIo, request(0, NbdCommand.DISC, 13, 0, 0))));
-        seeds.put("list-info-abort", input(0, concat(
-                fixedNoZeroes,
-                option(OPT_LIST, new byte[0]),
-                option(OPT_INFO, infoRequest("", INFO_NAME, INFO_DESCRIPTION)),
-                option(OPT_INFO, infoRequest("no-such-export")),
-                option(OPT_ABORT, new byte[0]))));
-        seeds.put("transmission-after-unsupported-and-invalid-options", input(19, concat(
-                fixedNoZeroes,
-                option(OPT_STARTTLS, new byte[0]),
-                option(99, bytes(7, 7)),
-                option(OPT_LIST, bytes(3, 8)),
-                option(OPT_SET_META_CONTEXT, metaContextQuery("", "base:allocation")),
-                option(OPT_GO, new byte[] {0, 0, 0, 9, 'x'}),
-                option(OPT_INFO, bytes(20000, 9)),
-                option(OPT_GO, infoRequest("")),
-                request(0, NbdCommand.READ, 1, 0, 512),
-                request(0, 77, 2, 0, 0),
-                request(0, NbdCommand.DISC, 3, 0, 0))));
-        seeds.put("transmission-plain-newstyle-export-name", input(0, concat(
-                u32(0),
-                option(OPT_EXPORT_NAME, utf8("ro")),
-                request(0, NbdCommand.READ, 1, 0, 4096),
-                request(0, NbdCommand.WRITE, 2, 0, bytes(512, 10)))));
+        seeds.put(
+                "transmission-slow-device-byte-by-byte",
+                input(1, concat(slowIo, request(0, NbdCommand.DISC, 13, 0, 0))));
+        seeds.put(
+                "transmission-slow-device-random-reads",
+                input(21, concat(slowIo, request(0, NbdCommand.DISC, 13, 0, 0))));
+        seeds.put(
+                "list-info-abort",
+                input(
+                        0,
+                        concat(
+                                fixedNoZeroes,
+                                option(OPT_LIST, new byte[0]),
+                                option(OPT_INFO, infoRequest("", INFO_NAME, INFO_DESCRIPTION)),
+                                option(OPT_INFO, infoRequest("no-such-export")),
+                                option(OPT_ABORT, new byte[0]))));
+        seeds.put(
+                "transmission-after-unsupported-and-invalid-options",
+                input(
+                        19,
+                        concat(
+                                fixedNoZeroes,
+                                option(OPT_STARTTLS, new byte[0]),
+                                option(99, bytes(7, 7)),
+                                option(OPT_LIST, bytes(3, 8)),
+                                option(OPT_SET_META_CONTEXT, metaContextQuery("", "base:allocation")),
+                                option(OPT_GO, new byte[] {0, 0, 0, 9, 'x'}),
+                                option(OPT_INFO, bytes(20000, 9)),
+                                option(OPT_GO, infoRequest("")),
+                                request(0, NbdCommand.READ, 1, 0, 512),
+                                request(0, 77, 2, 0, 0),
+                                request(0, NbdCommand.DISC, 3, 0, 0))));
+        seeds.put(
+                "transmission-plain-newstyle-export-name",
+                input(
+                        0,
+                        concat(
+                                u32(0),
+                                option(OPT_EXPORT_NAME, utf8("ro")),
+                                request(0, NbdCommand.READ, 1, 0, 4096),
+                                request(0, NbdCommand.WRITE, 2, 0, bytes(512, 10)))));
         seeds.put("plain-newstyle-other-option", input(0, concat(u32(0), option(OPT_LIST, new byte[0]))));
         seeds.put("bad-option-magic", input(0, concat(fixed, bytes(16, 0x42))));
         seeds.put("unknown-client-flags", input(0, u32(0x80)));

@@ -37,13 +37,17 @@ class SeedCorpusTest {
             SeedCorpus.main(new String[] {"src/test/resources"});
         }
         URL url = SeedCorpusTest.class.getResource(testClass + "Inputs/" + method);
-        assertThat(url).as("%sInputs/%s on the test class path (regenerate: -Dmqnbd.fuzz.writeSeeds=true)",
-                testClass, method).isNotNull();
+        assertThat(url)
+                .as("%sInputs/%s on the test class path (regenerate: -Dmqnbd.fuzz.writeSeeds=true)", testClass, method)
+                .isNotNull();
         Path dir = Path.of(url.toURI());
         for (Map.Entry<String, byte[]> seed : seeds.entrySet()) {
             Path file = dir.resolve("seed-" + seed.getKey());
-            assertThat(file).as("seed file (regenerate: -Dmqnbd.fuzz.writeSeeds=true)").exists();
-            assertThat(Files.readAllBytes(file)).as("%s (regenerate: -Dmqnbd.fuzz.writeSeeds=true)", file)
+            assertThat(file)
+                    .as("seed file (regenerate: -Dmqnbd.fuzz.writeSeeds=true)")
+                    .exists();
+            assertThat(Files.readAllBytes(file))
+                    .as("%s (regenerate: -Dmqnbd.fuzz.writeSeeds=true)", file)
                     .isEqualTo(seed.getValue());
         }
     }
@@ -54,23 +58,37 @@ class SeedCorpusTest {
             String name = seed.getKey();
             Outcome outcome = NbdHandshakeFuzzTest.check(FuzzInput.of(seed.getValue()));
             if (name.startsWith("transmission")) {
-                assertThat(outcome.transmission()).as("%s reaches transmission", name).isTrue();
-                assertThat(outcome.transmissionReplies()).as("%s: replies in transmission", name).isGreaterThan(1);
+                assertThat(outcome.transmission())
+                        .as("%s reaches transmission", name)
+                        .isTrue();
+                assertThat(outcome.transmissionReplies())
+                        .as("%s: replies in transmission", name)
+                        .isGreaterThan(1);
                 if (name.contains("slow-device")) {
                     // Delays, errors, drops and BUSY: every third to seventh request of the slow disk.
-                    assertThat(outcome.faultsInjected()).as("%s: faults the slow disk injected", name).isGreaterThanOrEqualTo(3);
+                    assertThat(outcome.faultsInjected())
+                            .as("%s: faults the slow disk injected", name)
+                            .isGreaterThanOrEqualTo(3);
                 }
             } else {
-                assertThat(outcome.transmission()).as("%s stays in option haggling", name).isFalse();
+                assertThat(outcome.transmission())
+                        .as("%s stays in option haggling", name)
+                        .isFalse();
             }
         }
-        Outcome extended = NbdHandshakeFuzzTest.check(FuzzInput.of(SeedCorpus.handshake().get("transmission-extended-headers")));
+        Outcome extended =
+                NbdHandshakeFuzzTest.check(FuzzInput.of(SeedCorpus.handshake().get("transmission-extended-headers")));
         assertThat(extended.session().extendedHeaders()).isTrue();
-        Outcome listed = NbdHandshakeFuzzTest.check(FuzzInput.of(SeedCorpus.handshake().get("list-info-abort")));
-        assertThat(listed.optionReplies()).as("LIST (3 exports + ACK), INFO (EXPORT, NAME, DESCRIPTION, BLOCK_SIZE, ACK), INFO unknown, ABORT's ACK")
+        Outcome listed =
+                NbdHandshakeFuzzTest.check(FuzzInput.of(SeedCorpus.handshake().get("list-info-abort")));
+        assertThat(listed.optionReplies())
+                .as(
+                        "LIST (3 exports + ACK), INFO (EXPORT, NAME, DESCRIPTION, BLOCK_SIZE, ACK), INFO unknown, ABORT's ACK")
                 .isEqualTo(11);
         assertThat(listed.closedByServer()).isTrue();
-        assertThat(NbdHandshakeFuzzTest.check(FuzzInput.of(SeedCorpus.handshake().get("bad-option-magic"))).closedByServer())
+        assertThat(NbdHandshakeFuzzTest.check(
+                                FuzzInput.of(SeedCorpus.handshake().get("bad-option-magic")))
+                        .closedByServer())
                 .isTrue();
     }
 
@@ -88,13 +106,17 @@ class SeedCorpusTest {
         Reading mixed = ReferenceRequests.read(FuzzInput.of(compact.get("mixed-random-reads")).stream(), false, max);
         assertThat(mixed.requests()).hasSize(9);
         assertThat(mixed.framingError()).isFalse();
-        Reading drained = ReferenceRequests.read(FuzzInput.of(compact.get("write-above-the-maximum-drained")).stream(), false, max);
+        Reading drained = ReferenceRequests.read(
+                FuzzInput.of(compact.get("write-above-the-maximum-drained")).stream(), false, max);
         assertThat(drained.requests().get(0).discarded()).isTrue();
         assertThat(ReferenceRequests.read(FuzzInput.of(compact.get("bad-magic-after-a-read")).stream(), false, max)
-                .framingError()).isTrue();
-        assertThat(ReferenceRequests.read(FuzzInput.of(extended.get("mixed-whole")).stream(), true, max).requests())
+                        .framingError())
+                .isTrue();
+        assertThat(ReferenceRequests.read(FuzzInput.of(extended.get("mixed-whole")).stream(), true, max)
+                        .requests())
                 .hasSize(8);
         assertThat(ReferenceRequests.read(FuzzInput.of(extended.get("negative-payload-length")).stream(), true, max)
-                .framingError()).isTrue();
+                        .framingError())
+                .isTrue();
     }
 }

@@ -35,25 +35,43 @@ final class SlowDisk implements Operations<Object, byte[], Void, Void> {
     static final Duration TIMEOUT = Duration.ofMillis(1);
 
     /** The queue and the filter in front of the disk. */
-    record Slow(BlockQueue<FilterContext<Object>, byte[], Void, Void> queue,
+    record Slow(
+            BlockQueue<FilterContext<Object>, byte[], Void, Void> queue,
             FaultInjectingOperations<Object, byte[], Void, Void> faulty) {}
 
     private SlowDisk() {}
 
     /** Builds the queue: the disk under the fault rules, on {@code executor}. */
     static Slow open(HctxExecutor executor) throws MqException {
-        QueueLimits limits = new QueueLimits(SIZE, 1, 4096, 1 << 20, 4096,
-                EnumSet.of(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES, Feature.CACHE), false);
-        FaultInjectingOperations<Object, byte[], Void, Void> faulty = FaultInjectingOperations.wrap(new SlowDisk(), limits);
-        faulty.add(FaultRule.on(ReqOp.READ, ReqOp.WRITE).everyNth(3).name("slow").delay(Duration.ofMillis(3)));
-        faulty.add(FaultRule.on(ReqOp.WRITE, ReqOp.WRITE_ZEROES).everyNth(5).name("eio").fail(Status.IO_ERROR));
+        QueueLimits limits = new QueueLimits(
+                SIZE,
+                1,
+                4096,
+                1 << 20,
+                4096,
+                EnumSet.of(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES, Feature.CACHE),
+                false);
+        FaultInjectingOperations<Object, byte[], Void, Void> faulty =
+                FaultInjectingOperations.wrap(new SlowDisk(), limits);
+        faulty.add(
+                FaultRule.on(ReqOp.READ, ReqOp.WRITE).everyNth(3).name("slow").delay(Duration.ofMillis(3)));
+        faulty.add(FaultRule.on(ReqOp.WRITE, ReqOp.WRITE_ZEROES)
+                .everyNth(5)
+                .name("eio")
+                .fail(Status.IO_ERROR));
         faulty.add(FaultRule.on(ReqOp.FLUSH).everyNth(4).name("enospc").fail(Status.NO_SPACE));
         faulty.add(FaultRule.onAny().everyNth(7).name("lost").drop());
         faulty.add(FaultRule.onAny().everyNth(6).name("busy").busy());
         TagSet<FilterContext<Object>, byte[], Void, Void> tags =
                 TagSet.builder(faulty).queueDepth(DEPTH).timeout(TIMEOUT).build();
-        return new Slow(BlockQueue.builder(tags).queueData(new byte[SIZE]).limits(limits).executors(i -> executor)
-                .name("slow").build(), faulty);
+        return new Slow(
+                BlockQueue.builder(tags)
+                        .queueData(new byte[SIZE])
+                        .limits(limits)
+                        .executors(i -> executor)
+                        .name("slow")
+                        .build(),
+                faulty);
     }
 
     @Override

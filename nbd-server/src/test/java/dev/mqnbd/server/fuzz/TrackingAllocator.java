@@ -1,8 +1,8 @@
 package dev.mqnbd.server.fuzz;
 
+import io.netty.buffer.AbstractByteBufAllocator;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.CompositeByteBuf;
-import io.netty.buffer.AbstractByteBufAllocator;
 import io.netty.buffer.UnpooledDirectByteBuf;
 import io.netty.buffer.UnpooledHeapByteBuf;
 import java.util.ArrayList;
@@ -78,8 +78,10 @@ final class TrackingAllocator extends AbstractByteBufAllocator {
     /** Asserts that every buffer handed out has been released. */
     void assertAllReleased(String when) {
         for (ByteBuf buf : buffers) {
-            Check.that(buf.refCnt() == 0, () -> when + ": a " + buf.capacity() + "-byte buffer the server allocated has "
-                    + "reference count " + buf.refCnt() + " (expected: 0, released)");
+            Check.that(
+                    buf.refCnt() == 0,
+                    () -> when + ": a " + buf.capacity() + "-byte buffer the server allocated has " + "reference count "
+                            + buf.refCnt() + " (expected: 0, released)");
         }
     }
 }

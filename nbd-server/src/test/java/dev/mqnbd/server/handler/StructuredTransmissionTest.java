@@ -20,8 +20,8 @@ import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Structured replies and extended headers on an {@link EmbeddedChannel} over a real memory export:
@@ -46,18 +46,29 @@ class StructuredTransmissionTest {
 
     private void connect(boolean extended, int context) throws Exception {
         ch = new EmbeddedChannel();
-        queue = Backends.open("memory:8G", DeviceOptions.DEFAULT,
+        queue = Backends.open(
+                "memory:8G",
+                DeviceOptions.DEFAULT,
                 new QueueSetup("t", 1, 16, i -> new EventLoopHctxExecutor(ch.eventLoop()), Duration.ZERO));
         Export export = Export.of("", "test", queue, MAX_PAYLOAD);
         NbdSession session = new NbdSession(
-                NbdConstants.CLIENT_FLAG_FIXED_NEWSTYLE, export.info().transmissionFlags(), true, true, extended, context);
-        ch.pipeline().addLast(new NbdRequestDecoder(MAX_PAYLOAD, extended), new TransmissionHandler(export, session, 0));
+                NbdConstants.CLIENT_FLAG_FIXED_NEWSTYLE,
+                export.info().transmissionFlags(),
+                true,
+                true,
+                extended,
+                context);
+        ch.pipeline()
+                .addLast(new NbdRequestDecoder(MAX_PAYLOAD, extended), new TransmissionHandler(export, session, 0));
     }
 
     // Compact request: u32 magic | u16 flags | u16 type | u64 cookie | u64 offset | u32 length | payload
     private static ByteBuf request(int flags, int type, long cookie, long offset, long length, byte[] payload) {
         ByteBuf buf = Unpooled.buffer();
-        buf.writeInt(NbdConstants.REQUEST_MAGIC).writeShort(flags).writeShort(type).writeLong(cookie);
+        buf.writeInt(NbdConstants.REQUEST_MAGIC)
+                .writeShort(flags)
+                .writeShort(type)
+                .writeLong(cookie);
         buf.writeLong(offset).writeInt((int) length);
         return payload == null ? buf : buf.writeBytes(payload);
     }
@@ -65,7 +76,10 @@ class StructuredTransmissionTest {
     // Extended request: u32 magic | u16 flags | u16 type | u64 cookie | u64 offset | u64 length | payload
     private static ByteBuf extendedRequest(int flags, int type, long cookie, long offset, long length, byte[] payload) {
         ByteBuf buf = Unpooled.buffer();
-        buf.writeInt(NbdConstants.EXTENDED_REQUEST_MAGIC).writeShort(flags).writeShort(type).writeLong(cookie);
+        buf.writeInt(NbdConstants.EXTENDED_REQUEST_MAGIC)
+                .writeShort(flags)
+                .writeShort(type)
+                .writeLong(cookie);
         buf.writeLong(offset).writeLong(length);
         return payload == null ? buf : buf.writeBytes(payload);
     }
@@ -94,7 +108,8 @@ class StructuredTransmissionTest {
         List<Chunk> chunks = new ArrayList<>();
         while (all.isReadable()) {
             int magic = all.readInt();
-            assertThat(magic).isEqualTo(extended ? NbdConstants.EXTENDED_REPLY_MAGIC : NbdConstants.STRUCTURED_REPLY_MAGIC);
+            assertThat(magic)
+                    .isEqualTo(extended ? NbdConstants.EXTENDED_REPLY_MAGIC : NbdConstants.STRUCTURED_REPLY_MAGIC);
             int flags = all.readUnsignedShort();
             int type = all.readUnsignedShort();
             long cookie = all.readLong();
@@ -123,9 +138,11 @@ class StructuredTransmissionTest {
         ch.writeInbound(request(0, READ, 2, 0, 16384, null));
         List<Chunk> chunks = chunks(false);
 
-        assertThat(chunks).extracting(Chunk::type).containsExactly(
-                NbdConstants.REPLY_TYPE_OFFSET_HOLE, NbdConstants.REPLY_TYPE_OFFSET_DATA,
-                NbdConstants.REPLY_TYPE_OFFSET_HOLE, NbdConstants.REPLY_TYPE_NONE);
+        assertThat(chunks)
+                .extracting(Chunk::type)
+                .containsExactly(
+                        NbdConstants.REPLY_TYPE_OFFSET_HOLE, NbdConstants.REPLY_TYPE_OFFSET_DATA,
+                        NbdConstants.REPLY_TYPE_OFFSET_HOLE, NbdConstants.REPLY_TYPE_NONE);
         assertThat(chunks).allMatch(c -> c.cookie() == 2);
         assertThat(chunks.get(3).done()).isTrue();
         assertThat(chunks.subList(0, 3)).noneMatch(Chunk::done);
@@ -152,7 +169,8 @@ class StructuredTransmissionTest {
         new java.util.Random(5).nextBytes(data);
         ByteBuf frame = request(0, WRITE, 1, 65_636, data.length, data);
         while (frame.isReadable()) {
-            ch.writeInbound(frame.readRetainedSlice(Math.min(frame.readableBytes(), 65_536)).copy());
+            ch.writeInbound(frame.readRetainedSlice(Math.min(frame.readableBytes(), 65_536))
+                    .copy());
         }
         frame.release();
         ch.runPendingTasks();
@@ -231,8 +249,9 @@ class StructuredTransmissionTest {
         assertThat(chunks.get(0).done()).isTrue();
         ByteBuf p = Unpooled.wrappedBuffer(chunks.get(0).payload());
         assertThat(p.readInt()).isEqualTo(1); // context id
-        assertThat(new long[] {p.readUnsignedInt(), p.readInt(), p.readUnsignedInt(), p.readInt(), p.readUnsignedInt(),
-                        p.readInt()})
+        assertThat(new long[] {
+                    p.readUnsignedInt(), p.readInt(), p.readUnsignedInt(), p.readInt(), p.readUnsignedInt(), p.readInt()
+                })
                 .containsExactly(4096, 3, 4096, 0, 65536 - 8192, 3);
         assertThat(p.isReadable()).isFalse();
     }
@@ -251,11 +270,13 @@ class StructuredTransmissionTest {
         List<Chunk> chunks = chunks(true);
 
         // The TRIM's 1 GiB pieces are scheduled one after the other: its reply may come after the BLOCK_STATUS's.
-        assertThat(chunks).extracting(Chunk::cookie, Chunk::type).containsExactlyInAnyOrder(
-                org.assertj.core.groups.Tuple.tuple(10L, NbdConstants.REPLY_TYPE_NONE),
-                org.assertj.core.groups.Tuple.tuple(11L, NbdConstants.REPLY_TYPE_OFFSET_DATA),
-                org.assertj.core.groups.Tuple.tuple(12L, NbdConstants.REPLY_TYPE_NONE),
-                org.assertj.core.groups.Tuple.tuple(13L, NbdConstants.REPLY_TYPE_BLOCK_STATUS_EXT));
+        assertThat(chunks)
+                .extracting(Chunk::cookie, Chunk::type)
+                .containsExactlyInAnyOrder(
+                        org.assertj.core.groups.Tuple.tuple(10L, NbdConstants.REPLY_TYPE_NONE),
+                        org.assertj.core.groups.Tuple.tuple(11L, NbdConstants.REPLY_TYPE_OFFSET_DATA),
+                        org.assertj.core.groups.Tuple.tuple(12L, NbdConstants.REPLY_TYPE_NONE),
+                        org.assertj.core.groups.Tuple.tuple(13L, NbdConstants.REPLY_TYPE_BLOCK_STATUS_EXT));
         chunks.sort(java.util.Comparator.comparingLong(Chunk::cookie));
         assertThat(chunks).allMatch(Chunk::done);
         assertThat(chunks.get(0).offset()).isEqualTo(7L << 30); // the header echoes the request offset
@@ -267,8 +288,14 @@ class StructuredTransmissionTest {
         ByteBuf status = Unpooled.wrappedBuffer(chunks.get(3).payload());
         assertThat(status.readInt()).isEqualTo(1);
         assertThat(status.readInt()).isEqualTo(3);
-        assertThat(new long[] {status.readLong(), status.readLong(), status.readLong(), status.readLong(),
-                        status.readLong(), status.readLong()})
+        assertThat(new long[] {
+                    status.readLong(),
+                    status.readLong(),
+                    status.readLong(),
+                    status.readLong(),
+                    status.readLong(),
+                    status.readLong()
+                })
                 .containsExactly(4096, 3, 4096, 0, TransmissionHandler.MAX_BLOCK_STATUS_SPAN - 8192, 3);
     }
 
@@ -283,6 +310,7 @@ class StructuredTransmissionTest {
         assertThat(chunks.get(0).type()).isEqualTo(NbdConstants.REPLY_TYPE_ERROR);
         assertThat(Unpooled.wrappedBuffer(chunks.get(0).payload()).readInt()).isEqualTo(NbdError.EINVAL.code());
     }
+
     @Test
     void trimOverGigabytes_isSplitIntoPieces_answeredOnceAfterTheLast() throws Exception {
         connect(true, 1);
@@ -295,7 +323,8 @@ class StructuredTransmissionTest {
         ch.writeInbound(extendedRequest(0, TRIM, 2, 0, 6L << 30, null));
         List<Chunk> replies = chunks(true);
 
-        assertThat(replies).extracting(Chunk::cookie, Chunk::type)
+        assertThat(replies)
+                .extracting(Chunk::cookie, Chunk::type)
                 .containsExactly(org.assertj.core.groups.Tuple.tuple(2L, NbdConstants.REPLY_TYPE_NONE));
         assertThat(replies.get(0).offset()).isZero();
         // Pieces of at most MAX_ZERO_CHUNK: six of them, each a request of its own.

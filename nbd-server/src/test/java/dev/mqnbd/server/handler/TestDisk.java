@@ -27,8 +27,14 @@ final class TestDisk implements Operations<Object, Object, Object, Object> {
     }
 
     static QueueLimits limits(int size, boolean readOnly) {
-        return new QueueLimits(size, 1, 4096, 32 << 20, 4096,
-                EnumSet.of(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES), readOnly);
+        return new QueueLimits(
+                size,
+                1,
+                4096,
+                32 << 20,
+                4096,
+                EnumSet.of(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES),
+                readOnly);
     }
 
     @Override
@@ -43,8 +49,8 @@ final class TestDisk implements Operations<Object, Object, Object, Object> {
 
     @Override
     public Status queueRq(Object hw, Object queue, Request<Object> rq, boolean isLast) {
-        calls.add("queueRq " + rq.op() + " " + rq.offset() + "+" + rq.length() + " flags=" + rq.flags()
-                + " isLast=" + isLast);
+        calls.add("queueRq " + rq.op() + " " + rq.offset() + "+" + rq.length() + " flags=" + rq.flags() + " isLast="
+                + isLast);
         if (hold) {
             held.add(rq);
             return Status.OK;

@@ -11,9 +11,9 @@ import dev.mqnbd.server.protocol.NbdRequestDecoder;
 import dev.mqnbd.server.protocol.NbdSession;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
-import io.netty.channel.embedded.EmbeddedChannel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.embedded.EmbeddedChannel;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.AfterEach;
@@ -55,10 +55,15 @@ class TransmissionHandlerTest {
                 .build();
         queues.add(queue);
         Export export = Export.of(readOnly ? "ro" : "", "test disk", queue, MAX_PAYLOAD);
-        NbdSession session = new NbdSession(NbdConstants.CLIENT_FLAG_FIXED_NEWSTYLE,
-                export.info().transmissionFlags() & ~NbdConstants.FLAG_SEND_DF, true, false, false, 0);
-        ch.pipeline().addLast(
-                new NbdRequestDecoder(MAX_PAYLOAD), new TransmissionHandler(export, session, 0), new Closer());
+        NbdSession session = new NbdSession(
+                NbdConstants.CLIENT_FLAG_FIXED_NEWSTYLE,
+                export.info().transmissionFlags() & ~NbdConstants.FLAG_SEND_DF,
+                true,
+                false,
+                false,
+                0);
+        ch.pipeline()
+                .addLast(new NbdRequestDecoder(MAX_PAYLOAD), new TransmissionHandler(export, session, 0), new Closer());
         return ch;
     }
 
@@ -98,7 +103,10 @@ class TransmissionHandlerTest {
     record Reply(int error, long cookie, byte[] data) {
         @Override
         public boolean equals(Object o) {
-            return o instanceof Reply r && r.error == error && r.cookie == cookie && java.util.Arrays.equals(r.data, data);
+            return o instanceof Reply r
+                    && r.error == error
+                    && r.cookie == cookie
+                    && java.util.Arrays.equals(r.data, data);
         }
 
         @Override
@@ -198,15 +206,16 @@ class TransmissionHandlerTest {
     @Test
     void manyRequestsInOneRead_areOneBatch() throws Exception {
         EmbeddedChannel ch = connect();
-        ByteBuf batch = Unpooled.wrappedBuffer(
-                request(READ, 1, 0, 512), request(READ, 2, 512, 512), request(FLUSH, 3, 0, 0));
+        ByteBuf batch =
+                Unpooled.wrappedBuffer(request(READ, 1, 0, 512), request(READ, 2, 512, 512), request(FLUSH, 3, 0, 0));
 
         ch.writeInbound(batch);
 
-        assertThat(disk.calls).containsExactly(
-                "queueRq READ 0+512 flags=0 isLast=false",
-                "queueRq READ 512+512 flags=0 isLast=false",
-                "queueRq FLUSH 0+0 flags=0 isLast=true");
+        assertThat(disk.calls)
+                .containsExactly(
+                        "queueRq READ 0+512 flags=0 isLast=false",
+                        "queueRq READ 512+512 flags=0 isLast=false",
+                        "queueRq FLUSH 0+0 flags=0 isLast=true");
         assertThat(readReply(ch, 512).cookie()).isEqualTo(1);
         assertThat(readReply(ch, 512).cookie()).isEqualTo(2);
         assertThat(readReply(ch, 0).cookie()).isEqualTo(3);
@@ -333,8 +342,12 @@ class TransmissionHandlerTest {
         EmbeddedChannel ch = connect(false, 2);
         disk.hold = true;
 
-        ch.writeInbound(Unpooled.wrappedBuffer(request(READ, 1, 0, 8), request(READ, 2, 8, 8), request(READ, 3, 16, 8),
-                request(READ, 4, 24, 8), request(READ, 5, 32, 8)));
+        ch.writeInbound(Unpooled.wrappedBuffer(
+                request(READ, 1, 0, 8),
+                request(READ, 2, 8, 8),
+                request(READ, 3, 16, 8),
+                request(READ, 4, 24, 8),
+                request(READ, 5, 32, 8)));
 
         assertThat(disk.held).hasSize(2);
         assertThat(ch.config().isAutoRead()).isFalse();
@@ -357,8 +370,7 @@ class TransmissionHandlerTest {
         EmbeddedChannel ch = connect();
         disk.hold = true;
 
-        ch.writeInbound(Unpooled.wrappedBuffer(
-                request(READ, 1, 0, 8), request(DISC, 2, 0, 0), request(READ, 3, 0, 8)));
+        ch.writeInbound(Unpooled.wrappedBuffer(request(READ, 1, 0, 8), request(DISC, 2, 0, 0), request(READ, 3, 0, 8)));
 
         assertThat(disk.held).hasSize(1);
         assertThat(ch.isOpen()).isTrue();
@@ -460,9 +472,43 @@ class TransmissionHandlerTest {
         EmbeddedChannel ch = connect();
         disk.hold = true;
 
-        ch.writeInbound(Unpooled.wrappedBuffer(request(0, WRITE, 1, 0, 4, new byte[] {1, 2, 3, 4}),
-                request(DISC, 2, 0, 0), Unpooled.wrappedBuffer(new byte[] {(byte) 0xde, (byte) 0xad, 0, 0, 0, 0, 0, 0,
-                        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})));
+        ch.writeInbound(Unpooled.wrappedBuffer(
+                request(0, WRITE, 1, 0, 4, new byte[] {1, 2, 3, 4}),
+                request(DISC, 2, 0, 0),
+                Unpooled.wrappedBuffer(new byte[] {
+                    (byte) 0xde,
+                    (byte) 0xad,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0
+                })));
 
         assertThat(ch.isOpen()).as("open while the WRITE is in flight").isTrue();
         disk.releaseHeld();

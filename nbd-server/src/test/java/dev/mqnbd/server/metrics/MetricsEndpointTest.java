@@ -35,7 +35,8 @@ class MetricsEndpointTest {
     private static final short CMD_WRITE = 1;
     private static final short CMD_FLUSH = 3;
 
-    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+    private final HttpClient http =
+            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
     private NbdServer server;
     private MetricsEndpoint endpoint;
 
@@ -43,13 +44,24 @@ class MetricsEndpointTest {
     void setUp() throws Exception {
         EventLoopGroup group = NbdServer.newEventLoopGroup(2);
         ExportRegistry registry = new ExportRegistry(true);
-        registry.open("disk", "memory:1M", "a disk", new DeviceOptions(false),
-                new QueueSetup("disk", 2, 8, NbdServer.hctxExecutors(group), Duration.ZERO), 1 << 20);
-        registry.open("slow", "memory:1M", List.of(FilterSpec.parse("slow=rate,iops=1000,burst=1ms")), "rate-limited",
-                new DeviceOptions(false), new QueueSetup("slow", 1, 8, NbdServer.hctxExecutors(group), Duration.ZERO),
+        registry.open(
+                "disk",
+                "memory:1M",
+                "a disk",
+                new DeviceOptions(false),
+                new QueueSetup("disk", 2, 8, NbdServer.hctxExecutors(group), Duration.ZERO),
+                1 << 20);
+        registry.open(
+                "slow",
+                "memory:1M",
+                List.of(FilterSpec.parse("slow=rate,iops=1000,burst=1ms")),
+                "rate-limited",
+                new DeviceOptions(false),
+                new QueueSetup("slow", 1, 8, NbdServer.hctxExecutors(group), Duration.ZERO),
                 1 << 20);
         endpoint = new MetricsEndpoint(registry);
-        NbdServerConfig config = NbdServerConfig.builder().events(endpoint.connectionEvents()).build();
+        NbdServerConfig config =
+                NbdServerConfig.builder().events(endpoint.connectionEvents()).build();
         server = NbdServer.start(group, registry, List.of(new InetSocketAddress("127.0.0.1", 0)), config);
         endpoint.openConnections(server::connectionCount);
         endpoint.start(new InetSocketAddress("127.0.0.1", 0));
@@ -68,7 +80,8 @@ class MetricsEndpointTest {
     @Test
     void scrape_afterIo_countsRequestsBytesAndLatency() throws Exception {
         Map<String, Double> before = scrape();
-        assertThat(before).containsEntry("mqnbd_export_requests_total{export=\"disk\",op=\"write\",status=\"ok\"}", 0.0);
+        assertThat(before)
+                .containsEntry("mqnbd_export_requests_total{export=\"disk\",op=\"write\",status=\"ok\"}", 0.0);
         assertThat(before).containsEntry("mqnbd_connections_open", 0.0);
 
         try (Socket s = connect()) {
@@ -95,11 +108,14 @@ class MetricsEndpointTest {
             assertThat(m).containsEntry("mqnbd_export_read_bytes_total{export=\"disk\"}", 512.0);
             assertThat(m).containsEntry("mqnbd_export_fua_requests_total{export=\"disk\"}", 1.0);
             assertThat(m).containsEntry("mqnbd_export_requests_in_flight{export=\"disk\"}", 0.0);
-            assertThat(m).containsEntry(
-                    "mqnbd_export_request_duration_seconds_count{export=\"disk\",op=\"write\"}", 2.0);
-            assertThat(m).containsEntry(
-                    "mqnbd_export_request_duration_seconds_bucket{export=\"disk\",op=\"write\",le=\"+Inf\"}", 2.0);
-            assertThat(m.get("mqnbd_export_request_duration_seconds_sum{export=\"disk\",op=\"write\"}")).isPositive();
+            assertThat(m)
+                    .containsEntry("mqnbd_export_request_duration_seconds_count{export=\"disk\",op=\"write\"}", 2.0);
+            assertThat(m)
+                    .containsEntry(
+                            "mqnbd_export_request_duration_seconds_bucket{export=\"disk\",op=\"write\",le=\"+Inf\"}",
+                            2.0);
+            assertThat(m.get("mqnbd_export_request_duration_seconds_sum{export=\"disk\",op=\"write\"}"))
+                    .isPositive();
             assertThat(m).containsEntry("mqnbd_memory_allocated_bytes{export=\"disk\"}", 12288.0);
             assertThat(m).containsEntry("mqnbd_export_size_bytes{export=\"disk\"}", (double) (1 << 20));
             assertThat(m).containsEntry("mqnbd_connections_open", 1.0);
@@ -119,8 +135,10 @@ class MetricsEndpointTest {
     @Test
     void scrape_filters_reportTheirCounters() throws Exception {
         Map<String, Double> m = scrape();
-        assertThat(m).containsEntry(
-                "mqnbd_filter_events_total{event=\"deferred\",export=\"slow\",filter=\"rate\",layer=\"0\"}", 0.0);
+        assertThat(m)
+                .containsEntry(
+                        "mqnbd_filter_events_total{event=\"deferred\",export=\"slow\",filter=\"rate\",layer=\"0\"}",
+                        0.0);
         // The counting layer sits above the filters and counts the same way for every export.
         assertThat(m).containsEntry("mqnbd_export_requests_total{export=\"slow\",op=\"read\",status=\"ok\"}", 0.0);
     }
@@ -143,7 +161,8 @@ class MetricsEndpointTest {
     void scrape_openMetricsAccepted_answersOpenMetrics() throws Exception {
         HttpResponse<String> r = get("/metrics", "application/openmetrics-text; version=1.0.0; charset=utf-8");
         assertThat(r.statusCode()).isEqualTo(200);
-        assertThat(r.headers().firstValue("Content-Type")).hasValueSatisfying(t -> assertThat(t).contains("openmetrics"));
+        assertThat(r.headers().firstValue("Content-Type"))
+                .hasValueSatisfying(t -> assertThat(t).contains("openmetrics"));
         assertThat(r.body()).contains("# TYPE mqnbd_export_requests counter").endsWith("# EOF\n");
     }
 
@@ -189,8 +208,9 @@ class MetricsEndpointTest {
         request(out, type, flags, handle, offset, data, data == null ? 0 : data.length);
     }
 
-    private static void request(DataOutputStream out, short type, int flags, long handle, long offset, byte[] data,
-            int length) throws IOException {
+    private static void request(
+            DataOutputStream out, short type, int flags, long handle, long offset, byte[] data, int length)
+            throws IOException {
         out.writeInt(NbdConstants.REQUEST_MAGIC);
         out.writeShort(flags);
         out.writeShort(type);
@@ -227,7 +247,8 @@ class MetricsEndpointTest {
     private Map<String, Double> scrape() throws Exception {
         HttpResponse<String> r = get("/metrics", null);
         assertThat(r.statusCode()).isEqualTo(200);
-        assertThat(r.headers().firstValue("Content-Type")).hasValueSatisfying(t -> assertThat(t).startsWith("text/plain"));
+        assertThat(r.headers().firstValue("Content-Type"))
+                .hasValueSatisfying(t -> assertThat(t).startsWith("text/plain"));
         Map<String, Double> samples = new HashMap<>();
         for (String line : r.body().split("\n")) {
             if (line.isEmpty() || line.startsWith("#")) {

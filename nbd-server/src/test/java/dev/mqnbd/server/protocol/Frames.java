@@ -133,7 +133,10 @@ public final class Frames {
     /** An option request (proto.md "Option haggling"): u64 IHAVEOPT | u32 option | u32 length | data. */
     public static byte[] option(int option, byte[] data) {
         ByteBuf buf = Unpooled.buffer();
-        buf.writeLong(NbdConstants.IHAVEOPT).writeInt(option).writeInt(data.length).writeBytes(data);
+        buf.writeLong(NbdConstants.IHAVEOPT)
+                .writeInt(option)
+                .writeInt(data.length)
+                .writeBytes(data);
         return ByteBufUtil.getBytes(buf);
     }
 

@@ -39,10 +39,10 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class NbdAccessTest {
     private static final byte[] FLAGS = hex("00000003");
-    private static final NbdExportInfo OPEN = new NbdExportInfo("open", "open to all", 1 << 20,
-            NbdConstants.FLAG_HAS_FLAGS, 1, 4096, 1 << 20);
-    private static final NbdExportInfo SECRET = new NbdExportInfo("secret", "the secret one", 2 << 20,
-            NbdConstants.FLAG_HAS_FLAGS, 1, 4096, 1 << 20);
+    private static final NbdExportInfo OPEN =
+            new NbdExportInfo("open", "open to all", 1 << 20, NbdConstants.FLAG_HAS_FLAGS, 1, 4096, 1 << 20);
+    private static final NbdExportInfo SECRET =
+            new NbdExportInfo("secret", "the secret one", 2 << 20, NbdConstants.FLAG_HAS_FLAGS, 1, 4096, 1 << 20);
 
     private final Set<String> refused = new java.util.HashSet<>(Set.of("secret"));
     private final List<NbdPeer> peers = new ArrayList<>();
@@ -109,7 +109,8 @@ class NbdAccessTest {
     void list_nothingAllowed_onlyAck() {
         refused.add("open");
 
-        assertThat(Frames.optionReplies(run(option(OPT_LIST, new byte[0])))).extracting(OptionReply::type)
+        assertThat(Frames.optionReplies(run(option(OPT_LIST, new byte[0]))))
+                .extracting(OptionReply::type)
                 .containsExactly(REP_ACK);
     }
 
@@ -121,7 +122,8 @@ class NbdAccessTest {
         refused.clear();
         byte[] missingReply = run(option(opt, infoRequest("nosuch", NbdConstants.INFO_DESCRIPTION)));
 
-        assertThat(Frames.optionReplies(refusedReply)).extracting(OptionReply::option, OptionReply::type)
+        assertThat(Frames.optionReplies(refusedReply))
+                .extracting(OptionReply::option, OptionReply::type)
                 .containsExactly(tuple(opt, REP_ERR_UNKNOWN));
         // The same bytes, but for the name the client itself sent.
         String refusedText = Frames.optionReplies(refusedReply).getFirst().text();
@@ -152,15 +154,18 @@ class NbdAccessTest {
     @ParameterizedTest
     @ValueSource(ints = {OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT})
     void metaContext_refusedExport_errUnknown(int opt) {
-        List<OptionReply> replies = Frames.optionReplies(run(option(OPT_STRUCTURED_REPLY, new byte[0]),
+        List<OptionReply> replies = Frames.optionReplies(run(
+                option(OPT_STRUCTURED_REPLY, new byte[0]),
                 option(opt, metaQuery("secret", "base:allocation")),
                 option(opt, metaQuery("open", "base:allocation"))));
 
-        assertThat(replies).extracting(OptionReply::option, OptionReply::type).containsExactly(
-                tuple(OPT_STRUCTURED_REPLY, REP_ACK),
-                tuple(opt, REP_ERR_UNKNOWN),
-                tuple(opt, NbdConstants.REP_META_CONTEXT),
-                tuple(opt, REP_ACK));
+        assertThat(replies)
+                .extracting(OptionReply::option, OptionReply::type)
+                .containsExactly(
+                        tuple(OPT_STRUCTURED_REPLY, REP_ACK),
+                        tuple(opt, REP_ERR_UNKNOWN),
+                        tuple(opt, NbdConstants.REP_META_CONTEXT),
+                        tuple(opt, REP_ACK));
     }
 
     @Test

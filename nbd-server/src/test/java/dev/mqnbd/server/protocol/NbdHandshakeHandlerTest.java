@@ -45,11 +45,17 @@ class NbdHandshakeHandlerTest {
     private static final byte[] FLAGS_NONE = hex("00000000");
 
     // "disk": 1 MiB, HAS_FLAGS|SEND_FLUSH|SEND_FUA (0x0d), block sizes 1 / 4096 / 32 MiB. "" finds it too.
-    private static final NbdExportInfo DISK = new NbdExportInfo("disk", "the disk", 0x100000,
-            NbdConstants.FLAG_HAS_FLAGS | NbdConstants.FLAG_SEND_FLUSH | NbdConstants.FLAG_SEND_FUA, 1, 4096, 32 << 20);
+    private static final NbdExportInfo DISK = new NbdExportInfo(
+            "disk",
+            "the disk",
+            0x100000,
+            NbdConstants.FLAG_HAS_FLAGS | NbdConstants.FLAG_SEND_FLUSH | NbdConstants.FLAG_SEND_FUA,
+            1,
+            4096,
+            32 << 20);
     // "scratch": 2 MiB, READ_ONLY and SEND_DF (which must be masked: no structured replies were negotiated).
-    private static final NbdExportInfo SCRATCH = new NbdExportInfo("scratch", "", 0x200000,
-            NbdConstants.FLAG_READ_ONLY | NbdConstants.FLAG_SEND_DF, 512, 4096, 1 << 20);
+    private static final NbdExportInfo SCRATCH = new NbdExportInfo(
+            "scratch", "", 0x200000, NbdConstants.FLAG_READ_ONLY | NbdConstants.FLAG_SEND_DF, 512, 4096, 1 << 20);
     private static final NbdExports EXPORTS = new NbdExports() {
         @Override
         public NbdExportInfo find(String name) {
@@ -132,8 +138,8 @@ class NbdHandshakeHandlerTest {
         forEachFeed(stream, true, NbdHandshakeHandler.DEFAULT_MAXIMUM_OPTION_LENGTH, check);
     }
 
-    private static void forEachFeed(byte[] stream, boolean everySplit, int maximumOptionLength,
-            Consumer<Connection> check) {
+    private static void forEachFeed(
+            byte[] stream, boolean everySplit, int maximumOptionLength, Consumer<Connection> check) {
         for (Feed feed : Frames.feeds(stream, everySplit)) {
             Connection c = new Connection(maximumOptionLength);
             c.feed(feed);
@@ -221,7 +227,10 @@ class NbdHandshakeHandlerTest {
     void exportName_withoutNoZeroes_padded() {
         forEachFeed(concat(FLAGS_FIXED, EXPORT_NAME_DISK), c -> {
             assertThat(c.out()).isEqualTo(concat(EXPORT_NAME_DISK_REPLY, new byte[124]));
-            assertThat(c.sessions).singleElement().extracting(NbdSession::noZeroes).isEqualTo(false);
+            assertThat(c.sessions)
+                    .singleElement()
+                    .extracting(NbdSession::noZeroes)
+                    .isEqualTo(false);
         });
     }
 
@@ -299,7 +308,8 @@ class NbdHandshakeHandlerTest {
             assertThat(replies.get(0).option()).isEqualTo(OPT_LIST);
             assertThat(replies.get(0).type()).isEqualTo(REP_ERR_INVALID);
             assertThat(replies.get(0).text()).isEqualTo("option length: 1 (expected: 0)");
-            assertThat(Arrays.copyOfRange(out, out.length - LIST_REPLIES.length, out.length)).isEqualTo(LIST_REPLIES);
+            assertThat(Arrays.copyOfRange(out, out.length - LIST_REPLIES.length, out.length))
+                    .isEqualTo(LIST_REPLIES);
             assertThat(replies).hasSize(4);
             assertThat(c.ch.isOpen()).isTrue();
         });
@@ -344,8 +354,15 @@ class NbdHandshakeHandlerTest {
 
     @Test
     void info_descriptionRequested_unknownIgnored_duplicatesOnce_flagsMasked() {
-        byte[] info = option(OPT_INFO, infoRequest("scratch", 42, NbdConstants.INFO_DESCRIPTION,
-                NbdConstants.INFO_BLOCK_SIZE, NbdConstants.INFO_EXPORT, NbdConstants.INFO_DESCRIPTION));
+        byte[] info = option(
+                OPT_INFO,
+                infoRequest(
+                        "scratch",
+                        42,
+                        NbdConstants.INFO_DESCRIPTION,
+                        NbdConstants.INFO_BLOCK_SIZE,
+                        NbdConstants.INFO_EXPORT,
+                        NbdConstants.INFO_DESCRIPTION));
         forEachFeed(concat(FLAGS_NO_ZEROES, info), c -> {
             assertThat(c.out()).isEqualTo(hex("""
                     0003e889045565a9 | 00000006 | 00000003 | 0000000c | 0000 | 0000000000200000 | 0003
@@ -383,15 +400,16 @@ class NbdHandshakeHandlerTest {
     }
 
     static Stream<Arguments> malformedInfo() {
-        return Stream.of(OPT_INFO, OPT_GO).flatMap(opt -> Stream.of(
-                Arguments.of(opt, "too short for the name length and count", hex("000000")),
-                Arguments.of(opt, "too short for the count", hex("00000000 | 00")),
-                Arguments.of(opt, "name longer than the data", hex("00000010 | 6469736b | 0000")),
-                Arguments.of(opt, "name eats the count", hex("00000006 | 6469736b | 0000")),
-                Arguments.of(opt, "name length above u31", hex("ffffffff | 6469736b | 0000")),
-                Arguments.of(opt, "fewer requests than counted", hex("00000004 | 6469736b | 0002 | 0001")),
-                Arguments.of(opt, "more requests than counted", hex("00000004 | 6469736b | 0000 | 0001")),
-                Arguments.of(opt, "odd trailing byte", hex("00000004 | 6469736b | 0001 | 0001 | 00"))));
+        return Stream.of(OPT_INFO, OPT_GO)
+                .flatMap(opt -> Stream.of(
+                        Arguments.of(opt, "too short for the name length and count", hex("000000")),
+                        Arguments.of(opt, "too short for the count", hex("00000000 | 00")),
+                        Arguments.of(opt, "name longer than the data", hex("00000010 | 6469736b | 0000")),
+                        Arguments.of(opt, "name eats the count", hex("00000006 | 6469736b | 0000")),
+                        Arguments.of(opt, "name length above u31", hex("ffffffff | 6469736b | 0000")),
+                        Arguments.of(opt, "fewer requests than counted", hex("00000004 | 6469736b | 0002 | 0001")),
+                        Arguments.of(opt, "more requests than counted", hex("00000004 | 6469736b | 0000 | 0001")),
+                        Arguments.of(opt, "odd trailing byte", hex("00000004 | 6469736b | 0001 | 0001 | 00"))));
     }
 
     @ParameterizedTest(name = "{0}: {1}")
@@ -402,7 +420,8 @@ class NbdHandshakeHandlerTest {
             List<OptionReply> replies = Frames.optionReplies(out);
             assertThat(replies.get(0).option()).isEqualTo(opt);
             assertThat(replies.get(0).type()).isEqualTo(REP_ERR_INVALID);
-            assertThat(Arrays.copyOfRange(out, out.length - LIST_REPLIES.length, out.length)).isEqualTo(LIST_REPLIES);
+            assertThat(Arrays.copyOfRange(out, out.length - LIST_REPLIES.length, out.length))
+                    .isEqualTo(LIST_REPLIES);
             assertThat(c.startedExports).isEmpty();
             assertThat(c.ch.isOpen()).isTrue();
         });
@@ -436,7 +455,8 @@ class NbdHandshakeHandlerTest {
             List<OptionReply> replies = Frames.optionReplies(out);
             assertThat(replies.get(0).option()).isEqualTo(OPT_LIST);
             assertThat(replies.get(0).type()).isEqualTo(REP_ERR_TOO_BIG);
-            assertThat(Arrays.copyOfRange(out, out.length - LIST_REPLIES.length, out.length)).isEqualTo(LIST_REPLIES);
+            assertThat(Arrays.copyOfRange(out, out.length - LIST_REPLIES.length, out.length))
+                    .isEqualTo(LIST_REPLIES);
         });
         // A small maximum, so the drain can be checked at every split.
         forEachFeed(concat(FLAGS_NO_ZEROES, option(OPT_GO, infoRequest("disk")), GO_DISK, LIST), true, 9, c -> {

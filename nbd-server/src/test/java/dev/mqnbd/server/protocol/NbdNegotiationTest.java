@@ -32,10 +32,10 @@ import org.junit.jupiter.api.Test;
 /** Negotiation of structured replies, extended headers and metadata contexts (proto.md "Option types"). */
 class NbdNegotiationTest {
     private static final byte[] FLAGS = Frames.hex("00000003"); // C_FIXED_NEWSTYLE | C_NO_ZEROES
-    private static final NbdExportInfo DISK = new NbdExportInfo("disk", "", 1 << 20,
-            NbdConstants.FLAG_HAS_FLAGS | NbdConstants.FLAG_SEND_DF, 1, 4096, 1 << 20);
-    private static final NbdExportInfo OTHER = new NbdExportInfo("other", "", 1 << 20, NbdConstants.FLAG_HAS_FLAGS,
-            1, 4096, 1 << 20);
+    private static final NbdExportInfo DISK = new NbdExportInfo(
+            "disk", "", 1 << 20, NbdConstants.FLAG_HAS_FLAGS | NbdConstants.FLAG_SEND_DF, 1, 4096, 1 << 20);
+    private static final NbdExportInfo OTHER =
+            new NbdExportInfo("other", "", 1 << 20, NbdConstants.FLAG_HAS_FLAGS, 1, 4096, 1 << 20);
     private static final NbdExports EXPORTS = new NbdExports() {
         @Override
         public NbdExportInfo find(String name) {
@@ -100,33 +100,41 @@ class NbdNegotiationTest {
 
     @Test
     void withoutStructuredReplies_dfIsClearedAndMetaContextsInvalid() {
-        List<Frames.OptionReply> replies = negotiate(option(OPT_SET_META_CONTEXT, metaQuery("disk", "base:allocation")),
+        List<Frames.OptionReply> replies = negotiate(
+                option(OPT_SET_META_CONTEXT, metaQuery("disk", "base:allocation")),
                 option(OPT_GO, infoRequest("disk")));
 
         assertThat(replies.get(0).type()).isEqualTo(REP_ERR_INVALID);
-        assertThat(sessions.get(0).transmissionFlags() & NbdConstants.FLAG_SEND_DF).isZero();
+        assertThat(sessions.get(0).transmissionFlags() & NbdConstants.FLAG_SEND_DF)
+                .isZero();
         assertThat(sessions.get(0).baseAllocationContext()).isZero();
     }
 
     @Test
     void listMetaContext_noQueriesOrWildcard_listsBaseAllocation_otherNamespacesIgnored() {
-        List<Frames.OptionReply> replies = negotiate(option(OPT_STRUCTURED_REPLY, new byte[0]),
+        List<Frames.OptionReply> replies = negotiate(
+                option(OPT_STRUCTURED_REPLY, new byte[0]),
                 option(OPT_LIST_META_CONTEXT, metaQuery("disk")),
                 option(OPT_LIST_META_CONTEXT, metaQuery("disk", "base:")),
                 option(OPT_LIST_META_CONTEXT, metaQuery("disk", "qemu:dirty-bitmap:x", "base:nothing")));
 
-        assertThat(replies).extracting(Frames.OptionReply::option, Frames.OptionReply::type).containsExactly(
-                tuple(OPT_STRUCTURED_REPLY, REP_ACK),
-                tuple(OPT_LIST_META_CONTEXT, REP_META_CONTEXT), tuple(OPT_LIST_META_CONTEXT, REP_ACK),
-                tuple(OPT_LIST_META_CONTEXT, REP_META_CONTEXT), tuple(OPT_LIST_META_CONTEXT, REP_ACK),
-                tuple(OPT_LIST_META_CONTEXT, REP_ACK));
+        assertThat(replies)
+                .extracting(Frames.OptionReply::option, Frames.OptionReply::type)
+                .containsExactly(
+                        tuple(OPT_STRUCTURED_REPLY, REP_ACK),
+                        tuple(OPT_LIST_META_CONTEXT, REP_META_CONTEXT),
+                        tuple(OPT_LIST_META_CONTEXT, REP_ACK),
+                        tuple(OPT_LIST_META_CONTEXT, REP_META_CONTEXT),
+                        tuple(OPT_LIST_META_CONTEXT, REP_ACK),
+                        tuple(OPT_LIST_META_CONTEXT, REP_ACK));
         // u32 id (0 in LIST replies) | "base:allocation"
         assertThat(replies.get(1).data()).isEqualTo(concat(new byte[4], utf8("base:allocation")));
     }
 
     @Test
     void setMetaContext_selectsBaseAllocation_forThatExportOnly() {
-        List<Frames.OptionReply> replies = negotiate(option(OPT_STRUCTURED_REPLY, new byte[0]),
+        List<Frames.OptionReply> replies = negotiate(
+                option(OPT_STRUCTURED_REPLY, new byte[0]),
                 option(OPT_SET_META_CONTEXT, metaQuery("disk", "base:allocation")),
                 option(OPT_GO, infoRequest("disk")));
 
@@ -137,33 +145,40 @@ class NbdNegotiationTest {
 
         sessions.clear();
         ch.finishAndReleaseAll();
-        negotiate(option(OPT_STRUCTURED_REPLY, new byte[0]),
-                option(OPT_SET_META_CONTEXT, metaQuery("disk", "base:allocation")), option(OPT_GO, infoRequest("other")));
+        negotiate(
+                option(OPT_STRUCTURED_REPLY, new byte[0]),
+                option(OPT_SET_META_CONTEXT, metaQuery("disk", "base:allocation")),
+                option(OPT_GO, infoRequest("other")));
         assertThat(sessions.get(0).baseAllocationContext()).isZero();
     }
 
     @Test
     void setMetaContext_wildcardOrUnknownSelectsNothing_unknownExportAndMalformedData() {
         byte[] truncated = metaQuery("disk", "base:allocation");
-        List<Frames.OptionReply> replies = negotiate(option(OPT_STRUCTURED_REPLY, new byte[0]),
+        List<Frames.OptionReply> replies = negotiate(
+                option(OPT_STRUCTURED_REPLY, new byte[0]),
                 option(OPT_SET_META_CONTEXT, metaQuery("disk", "base:")),
                 option(OPT_SET_META_CONTEXT, metaQuery("nope", "base:allocation")),
                 option(OPT_SET_META_CONTEXT, java.util.Arrays.copyOf(truncated, truncated.length - 3)),
                 option(OPT_GO, infoRequest("disk")));
 
-        assertThat(replies).extracting(Frames.OptionReply::type).containsSubsequence(
-                REP_ACK, REP_ACK, REP_ERR_UNKNOWN, REP_ERR_INVALID, REP_INFO);
+        assertThat(replies)
+                .extracting(Frames.OptionReply::type)
+                .containsSubsequence(REP_ACK, REP_ACK, REP_ERR_UNKNOWN, REP_ERR_INVALID, REP_INFO);
         assertThat(sessions.get(0).baseAllocationContext()).isZero();
     }
 
     @Test
     void extendedHeaders_ackImpliesStructured_laterStructuredReplyRefused() {
-        List<Frames.OptionReply> replies = negotiate(option(OPT_EXTENDED_HEADERS, new byte[0]),
-                option(OPT_STRUCTURED_REPLY, new byte[0]), option(OPT_EXTENDED_HEADERS, new byte[1]),
+        List<Frames.OptionReply> replies = negotiate(
+                option(OPT_EXTENDED_HEADERS, new byte[0]),
+                option(OPT_STRUCTURED_REPLY, new byte[0]),
+                option(OPT_EXTENDED_HEADERS, new byte[1]),
                 option(OPT_GO, infoRequest("disk")));
 
-        assertThat(replies).extracting(Frames.OptionReply::type).startsWith(
-                REP_ACK, REP_ERR_EXT_HEADER_REQD, REP_ERR_INVALID);
+        assertThat(replies)
+                .extracting(Frames.OptionReply::type)
+                .startsWith(REP_ACK, REP_ERR_EXT_HEADER_REQD, REP_ERR_INVALID);
         assertThat(sessions.get(0).extendedHeaders()).isTrue();
         assertThat(sessions.get(0).structuredReplies()).isTrue();
     }

@@ -24,12 +24,17 @@ class NbdReplyEncoderTest {
 
     @Test
     void forSession_choosesTheNegotiatedFraming() {
-        assertThat(NbdReplyEncoder.forSession(new NbdSession(0, 0, true, false, false, 0)).mode()).isEqualTo(Mode.SIMPLE);
-        assertThat(NbdReplyEncoder.forSession(new NbdSession(0, 0, true, true, false, 0)).mode())
+        assertThat(NbdReplyEncoder.forSession(new NbdSession(0, 0, true, false, false, 0))
+                        .mode())
+                .isEqualTo(Mode.SIMPLE);
+        assertThat(NbdReplyEncoder.forSession(new NbdSession(0, 0, true, true, false, 0))
+                        .mode())
                 .isEqualTo(Mode.STRUCTURED);
-        assertThat(NbdReplyEncoder.forSession(new NbdSession(0, 0, true, true, true, 0)).mode()).isEqualTo(Mode.EXTENDED);
-        assertThat(NbdReplyEncoder.of(Mode.EXTENDED)).isSameAs(NbdReplyEncoder.forSession(
-                new NbdSession(0, 0, true, true, true, 0)));
+        assertThat(NbdReplyEncoder.forSession(new NbdSession(0, 0, true, true, true, 0))
+                        .mode())
+                .isEqualTo(Mode.EXTENDED);
+        assertThat(NbdReplyEncoder.of(Mode.EXTENDED))
+                .isSameAs(NbdReplyEncoder.forSession(new NbdSession(0, 0, true, true, true, 0)));
     }
 
     @Test
@@ -45,21 +50,24 @@ class NbdReplyEncoderTest {
     void succeeded_extendedNoneChunk() {
         ByteBuf reply = NbdReplyEncoder.of(Mode.EXTENDED).succeeded(ALLOC, 7, 4096);
         // u32 magic | u16 flags DONE | u16 type NONE | u64 cookie | u64 offset | u64 length
-        assertThat(bytesOf(reply)).isEqualTo(
-                hex("6e8a278c | 0001 | 0000 | 0000000000000007 | 0000000000001000 | 0000000000000000"));
+        assertThat(bytesOf(reply))
+                .isEqualTo(hex("6e8a278c | 0001 | 0000 | 0000000000000007 | 0000000000001000 | 0000000000000000"));
     }
 
     @Test
     void failed_simpleErrorOrStructuredErrorChunk() {
-        assertThat(bytesOf(NbdReplyEncoder.of(Mode.SIMPLE).failed(ALLOC, 1, 0, NbdCommand.READ, NbdError.EINVAL.code())))
+        assertThat(bytesOf(
+                        NbdReplyEncoder.of(Mode.SIMPLE).failed(ALLOC, 1, 0, NbdCommand.READ, NbdError.EINVAL.code())))
                 .isEqualTo(hex("67446698 | 00000016 | 0000000000000001"));
         assertThat(bytesOf(NbdReplyEncoder.of(Mode.STRUCTURED).failed(ALLOC, 1, 0, NbdCommand.WRITE, 5)))
                 .isEqualTo(hex("67446698 | 00000005 | 0000000000000001"));
         byte[] chunk = bytesOf(NbdReplyEncoder.of(Mode.STRUCTURED).failed(ALLOC, 1, 0, NbdCommand.READ, 5));
         String message = "READ failed: EIO";
         // u32 magic | u16 flags DONE | u16 type ERROR | u64 cookie | u32 length | u32 error | u16 message length
-        assertThat(chunk).startsWith(hex("668e33ef | 0001 | 8001 | 0000000000000001 | "
-                + String.format("%08x", 6 + message.length()) + " | 00000005 | " + String.format("%04x", message.length())));
+        assertThat(chunk)
+                .startsWith(
+                        hex("668e33ef | 0001 | 8001 | 0000000000000001 | " + String.format("%08x", 6 + message.length())
+                                + " | 00000005 | " + String.format("%04x", message.length())));
         assertThat(chunk).hasSize(20 + 6 + message.length());
     }
 
@@ -76,8 +84,9 @@ class NbdReplyEncoderTest {
                 case SIMPLE -> "67446698 | 00000000 | 0000000000000007";
                 // u32 magic | u16 flags DONE | u16 type OFFSET_DATA | u64 cookie | u32 length | u64 data offset
                 case STRUCTURED -> "668e33ef | 0001 | 0001 | 0000000000000007 | 0000000c | 0000000000000000";
-                case EXTENDED -> "6e8a278c | 0001 | 0001 | 0000000000000007 | 0000000000000000 | 000000000000000c"
-                        + " | 0000000000000000";
+                case EXTENDED ->
+                    "6e8a278c | 0001 | 0001 | 0000000000000007 | 0000000000000000 | 000000000000000c"
+                            + " | 0000000000000000";
             };
             assertThat(bytesOf(reply)).as("%s", mode).isEqualTo(hex(header + " | 01020304"));
         }
@@ -89,11 +98,12 @@ class NbdReplyEncoderTest {
         ByteBuf buffer = encoder.allocateRead(ALLOC, 4);
         buffer.setBytes(encoder.dataIndex(), new byte[] {1, 0, 0, 4});
         ByteBuf reply = encoder.readSucceeded(ALLOC, buffer, 7, 0, 4, new long[] {1, 2}, new int[] {0, 3}, 2);
-        assertThat(bytesOf(reply)).isEqualTo(hex(""
-                + "668e33ef | 0000 | 0001 | 0000000000000007 | 00000009 | 0000000000000000 | 01"
-                + "668e33ef | 0000 | 0002 | 0000000000000007 | 0000000c | 0000000000000001 | 00000002"
-                + "668e33ef | 0000 | 0001 | 0000000000000007 | 00000009 | 0000000000000003 | 04"
-                + "668e33ef | 0001 | 0000 | 0000000000000007 | 00000000"));
+        assertThat(bytesOf(reply))
+                .isEqualTo(hex(""
+                        + "668e33ef | 0000 | 0001 | 0000000000000007 | 00000009 | 0000000000000000 | 01"
+                        + "668e33ef | 0000 | 0002 | 0000000000000007 | 0000000c | 0000000000000001 | 00000002"
+                        + "668e33ef | 0000 | 0001 | 0000000000000007 | 00000009 | 0000000000000003 | 04"
+                        + "668e33ef | 0001 | 0000 | 0000000000000007 | 00000000"));
         assertThat(buffer.refCnt()).isZero();
     }
 
@@ -102,7 +112,8 @@ class NbdReplyEncoderTest {
         long[] lengths = {4096};
         int[] flags = {3};
         assertThat(bytesOf(NbdReplyEncoder.of(Mode.STRUCTURED).blockStatus(ALLOC, 7, 0, 1, lengths, flags, 1)))
-                .isEqualTo(hex("668e33ef | 0001 | 0005 | 0000000000000007 | 0000000c | 00000001 | 00001000 | 00000003"));
+                .isEqualTo(
+                        hex("668e33ef | 0001 | 0005 | 0000000000000007 | 0000000c | 00000001 | 00001000 | 00000003"));
         assertThat(bytesOf(NbdReplyEncoder.of(Mode.EXTENDED).blockStatus(ALLOC, 7, 0, 1, lengths, flags, 1)))
                 .isEqualTo(hex("6e8a278c | 0001 | 0006 | 0000000000000007 | 0000000000000000 | 0000000000000018"
                         + " | 00000001 | 00000001 | 0000000000001000 | 0000000000000003"));

@@ -32,7 +32,8 @@ class NbdRequestDecoderTest {
 
     @Test
     void requestHelper_matchesGoldenFrames() {
-        assertThat(request(1, 0, 0x0102030405060708L, 0x1000, 0x200, new byte[0])).isEqualTo(READ_FRAME);
+        assertThat(request(1, 0, 0x0102030405060708L, 0x1000, 0x200, new byte[0]))
+                .isEqualTo(READ_FRAME);
         assertThat(request(0, 1, 0xcafe, 0x200, 5, Frames.utf8("hello"))).isEqualTo(WRITE_FRAME);
     }
 
@@ -99,7 +100,8 @@ class NbdRequestDecoderTest {
         NbdRequest rq = ch.readInbound();
         // No copy: the payload shares the inbound buffer's memory, and holds the only reference to it.
         in.setByte(NbdConstants.REQUEST_HEADER_LENGTH, 'J');
-        assertThat(rq.payload().toString(java.nio.charset.StandardCharsets.US_ASCII)).isEqualTo("Jello");
+        assertThat(rq.payload().toString(java.nio.charset.StandardCharsets.US_ASCII))
+                .isEqualTo("Jello");
         assertThat(in.refCnt()).isEqualTo(1);
         assertThat(rq.refCnt()).isEqualTo(1);
 
@@ -158,7 +160,8 @@ class NbdRequestDecoderTest {
         NbdRequest write = ch.readInbound();
 
         assertThat(write.payload().nioBufferCount()).isEqualTo(1);
-        assertThat(write.payload().toString(java.nio.charset.StandardCharsets.US_ASCII)).isEqualTo("0123456789abcdef");
+        assertThat(write.payload().toString(java.nio.charset.StandardCharsets.US_ASCII))
+                .isEqualTo("0123456789abcdef");
         assertThat(first.refCnt()).isZero();
         assertThat(second.refCnt()).isZero();
         assertThat(write.release()).isTrue();
@@ -321,8 +324,7 @@ class NbdRequestDecoderTest {
         byte[] write =
                 hex("21e41c71 | 0020 | 0001 | 0000000000000003 | 0000000000000000 | 0000000000000004 | 61626364");
         assertThat(write)
-                .isEqualTo(Frames.extendedRequest(
-                        NbdConstants.CMD_FLAG_PAYLOAD_LEN, 1, 3, 0, 4, Frames.utf8("abcd")));
+                .isEqualTo(Frames.extendedRequest(NbdConstants.CMD_FLAG_PAYLOAD_LEN, 1, 3, 0, 4, Frames.utf8("abcd")));
         // TRIM of 8 GiB: an effect length, no payload.
         byte[] trim = Frames.extendedRequest(0, NbdCommand.TRIM.code(), 4, 4096, 1L << 33, new byte[0]);
         // WRITE above the maximum, drained.

@@ -59,10 +59,16 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class NbdStartTlsTest {
     private static final byte[] FLAGS = hex("00000003"); // C_FIXED_NEWSTYLE | C_NO_ZEROES
-    private static final NbdExportInfo DISK = new NbdExportInfo("disk", "secret description", 0x100000,
-            NbdConstants.FLAG_HAS_FLAGS | NbdConstants.FLAG_SEND_FLUSH, 1, 4096, 1 << 20);
-    private static final NbdExportInfo SCRATCH = new NbdExportInfo("scratch", "", 0x200000,
-            NbdConstants.FLAG_HAS_FLAGS, 1, 4096, 1 << 20);
+    private static final NbdExportInfo DISK = new NbdExportInfo(
+            "disk",
+            "secret description",
+            0x100000,
+            NbdConstants.FLAG_HAS_FLAGS | NbdConstants.FLAG_SEND_FLUSH,
+            1,
+            4096,
+            1 << 20);
+    private static final NbdExportInfo SCRATCH =
+            new NbdExportInfo("scratch", "", 0x200000, NbdConstants.FLAG_HAS_FLAGS, 1, 4096, 1 << 20);
     private static final byte[] STARTTLS = option(OPT_STARTTLS, new byte[0]);
     private static final byte[] LIST = option(OPT_LIST, new byte[0]);
 
@@ -153,7 +159,8 @@ class NbdStartTlsTest {
 
     /** Sends flags and STARTTLS in the clear, expects the ACK, then runs the TLS handshake. */
     private void startTls(SslContext clientContext) {
-        assertThat(plain(FLAGS, STARTTLS)).extracting(OptionReply::option, OptionReply::type)
+        assertThat(plain(FLAGS, STARTTLS))
+                .extracting(OptionReply::option, OptionReply::type)
                 .containsExactly(tuple(OPT_STARTTLS, REP_ACK));
         client = newClient(clientContext);
         shuttle();
@@ -164,7 +171,8 @@ class NbdStartTlsTest {
 
     /** A client channel: TLS that checks the server's name, as real clients do, and a recorder of errors. */
     private EmbeddedChannel newClient(SslContext context) {
-        return new EmbeddedChannel(context.newHandler(UnpooledByteBufAllocator.DEFAULT, "localhost", 10809),
+        return new EmbeddedChannel(
+                context.newHandler(UnpooledByteBufAllocator.DEFAULT, "localhost", 10809),
                 new io.netty.channel.ChannelInboundHandlerAdapter() {
                     @Override
                     public void exceptionCaught(io.netty.channel.ChannelHandlerContext ctx, Throwable cause) {
@@ -211,7 +219,9 @@ class NbdStartTlsTest {
     }
 
     private List<String> handlerNames() {
-        return server.pipeline().names().stream().filter(n -> !n.startsWith("DefaultChannelPipeline")).toList();
+        return server.pipeline().names().stream()
+                .filter(n -> !n.startsWith("DefaultChannelPipeline"))
+                .toList();
     }
 
     /* --------------- STARTTLS when TLS is off, or misused --------------- */
@@ -221,20 +231,27 @@ class NbdStartTlsTest {
         server = new EmbeddedChannel(new NbdHandshakeHandler(exports, (ctx, e, s) -> {}));
         ((ByteBuf) server.readOutbound()).release();
 
-        assertThat(plain(FLAGS, STARTTLS, LIST)).extracting(OptionReply::option, OptionReply::type)
-                .containsExactly(tuple(OPT_STARTTLS, REP_ERR_UNSUP), tuple(OPT_LIST, REP_SERVER),
-                        tuple(OPT_LIST, REP_SERVER), tuple(OPT_LIST, REP_ACK));
+        assertThat(plain(FLAGS, STARTTLS, LIST))
+                .extracting(OptionReply::option, OptionReply::type)
+                .containsExactly(
+                        tuple(OPT_STARTTLS, REP_ERR_UNSUP),
+                        tuple(OPT_LIST, REP_SERVER),
+                        tuple(OPT_LIST, REP_SERVER),
+                        tuple(OPT_LIST, REP_ACK));
         assertThat(server.pipeline().get(SslHandler.class)).isNull();
     }
 
     @ParameterizedTest
-    @EnumSource(value = NbdTlsMode.class, names = {"ON", "REQUIRE"})
+    @EnumSource(
+            value = NbdTlsMode.class,
+            names = {"ON", "REQUIRE"})
     void starttls_withData_errInvalid_staysInTheClear(NbdTlsMode mode) {
         startServer(mode, serverContext);
 
         List<OptionReply> replies = plain(FLAGS, option(OPT_STARTTLS, utf8("x")), STARTTLS);
 
-        assertThat(replies).extracting(OptionReply::option, OptionReply::type)
+        assertThat(replies)
+                .extracting(OptionReply::option, OptionReply::type)
                 .containsExactly(tuple(OPT_STARTTLS, REP_ERR_INVALID), tuple(OPT_STARTTLS, REP_ACK));
         assertThat(server.pipeline().get(SslHandler.class)).isNotNull();
     }
@@ -244,26 +261,45 @@ class NbdStartTlsTest {
         startServer(NbdTlsMode.ON, serverContext);
         startTls(ca.clientContext(null));
 
-        assertThat(secure(STARTTLS, LIST)).extracting(OptionReply::option, OptionReply::type)
-                .containsExactly(tuple(OPT_STARTTLS, REP_ERR_INVALID), tuple(OPT_LIST, REP_SERVER),
-                        tuple(OPT_LIST, REP_SERVER), tuple(OPT_LIST, REP_ACK));
+        assertThat(secure(STARTTLS, LIST))
+                .extracting(OptionReply::option, OptionReply::type)
+                .containsExactly(
+                        tuple(OPT_STARTTLS, REP_ERR_INVALID),
+                        tuple(OPT_LIST, REP_SERVER),
+                        tuple(OPT_LIST, REP_SERVER),
+                        tuple(OPT_LIST, REP_ACK));
     }
 
     /* --------------- TLS required: nothing before STARTTLS --------------- */
 
     @ParameterizedTest
-    @ValueSource(ints = {OPT_LIST, OPT_INFO, OPT_GO, OPT_STRUCTURED_REPLY, OPT_LIST_META_CONTEXT,
-        OPT_SET_META_CONTEXT, OPT_EXTENDED_HEADERS, 4, 12, 42, -1})
+    @ValueSource(
+            ints = {
+                OPT_LIST,
+                OPT_INFO,
+                OPT_GO,
+                OPT_STRUCTURED_REPLY,
+                OPT_LIST_META_CONTEXT,
+                OPT_SET_META_CONTEXT,
+                OPT_EXTENDED_HEADERS,
+                4,
+                12,
+                42,
+                -1
+            })
     void tlsRequired_everyOptionButStarttlsAndAbort_errTlsReqd_revealsNothing(int opt) {
         startServer(NbdTlsMode.REQUIRE, serverContext);
-        byte[] data = opt == OPT_INFO || opt == OPT_GO ? infoRequest("disk", 0, 1, 2, 3)
-                : opt == OPT_LIST || opt == OPT_STRUCTURED_REPLY || opt == OPT_EXTENDED_HEADERS ? new byte[0]
-                : utf8("disk");
+        byte[] data = opt == OPT_INFO || opt == OPT_GO
+                ? infoRequest("disk", 0, 1, 2, 3)
+                : opt == OPT_LIST || opt == OPT_STRUCTURED_REPLY || opt == OPT_EXTENDED_HEADERS
+                        ? new byte[0]
+                        : utf8("disk");
 
         server.writeInbound(Unpooled.wrappedBuffer(concat(FLAGS, option(opt, data), LIST)));
         byte[] out = Frames.readAllOutbound(server);
 
-        assertThat(Frames.optionReplies(out)).extracting(OptionReply::option, OptionReply::type)
+        assertThat(Frames.optionReplies(out))
+                .extracting(OptionReply::option, OptionReply::type)
                 .containsExactly(tuple(opt, REP_ERR_TLS_REQD), tuple(OPT_LIST, REP_ERR_TLS_REQD));
         String text = new String(out, java.nio.charset.StandardCharsets.ISO_8859_1);
         assertThat(text).doesNotContain("disk", "scratch", "secret");
@@ -275,8 +311,8 @@ class NbdStartTlsTest {
     @Test
     void tlsRequired_oversizedOption_errTlsReqdAfterDraining() {
         NbdTransmissionStarter starter = (ctx, e, s) -> {};
-        server = new EmbeddedChannel(new NbdHandshakeHandler(exports, starter, 16, NbdTls.of(NbdTlsMode.REQUIRE,
-                serverContext)));
+        server = new EmbeddedChannel(
+                new NbdHandshakeHandler(exports, starter, 16, NbdTls.of(NbdTlsMode.REQUIRE, serverContext)));
         ((ByteBuf) server.readOutbound()).release();
 
         assertThat(plain(FLAGS, option(OPT_INFO, infoRequest("disk-with-a-long-name", 0, 1, 2, 3)), LIST))
@@ -299,7 +335,8 @@ class NbdStartTlsTest {
     void tlsRequired_abort_acked() {
         startServer(NbdTlsMode.REQUIRE, serverContext);
 
-        assertThat(plain(FLAGS, option(OPT_ABORT, new byte[0]))).extracting(OptionReply::option, OptionReply::type)
+        assertThat(plain(FLAGS, option(OPT_ABORT, new byte[0])))
+                .extracting(OptionReply::option, OptionReply::type)
                 .containsExactly(tuple(OPT_ABORT, REP_ACK));
         assertThat(server.isOpen()).isFalse();
     }
@@ -331,7 +368,8 @@ class NbdStartTlsTest {
         startServer(NbdTlsMode.REQUIRE, serverContext);
         startTls(ca.clientContext(null));
 
-        assertThat(secure(option(OPT_INFO, infoRequest("disk")))).extracting(OptionReply::type)
+        assertThat(secure(option(OPT_INFO, infoRequest("disk"))))
+                .extracting(OptionReply::type)
                 .containsExactly(REP_INFO, REP_INFO, REP_ACK);
         assertThat(peers).singleElement().satisfies(p -> {
             assertThat(p.tls()).isTrue();
@@ -350,7 +388,8 @@ class NbdStartTlsTest {
         assertThat(peers).allSatisfy(p -> assertThat(p.tls()).isFalse());
 
         server.writeInbound(Unpooled.wrappedBuffer(STARTTLS));
-        assertThat(Frames.optionReplies(Frames.readAllOutbound(server))).extracting(OptionReply::type)
+        assertThat(Frames.optionReplies(Frames.readAllOutbound(server)))
+                .extracting(OptionReply::type)
                 .containsExactly(REP_ACK);
         client = newClient(ca.clientContext(null));
         shuttle();
@@ -384,12 +423,15 @@ class NbdStartTlsTest {
             server.writeInbound(Unpooled.wrappedBuffer(Arrays.copyOfRange(stream, cut, stream.length)));
             // The ACK comes first, in the clear; the rest is TLS.
             ByteBuf ack = server.readOutbound();
-            assertThat(Frames.optionReplies(ByteBufUtil.getBytes(ack))).extracting(OptionReply::type)
+            assertThat(Frames.optionReplies(ByteBufUtil.getBytes(ack)))
+                    .extracting(OptionReply::type)
                     .containsExactly(REP_ACK);
             ack.release();
             shuttle();
 
-            assertThat(secure(LIST)).as("split at %d", split).extracting(OptionReply::type)
+            assertThat(secure(LIST))
+                    .as("split at %d", split)
+                    .extracting(OptionReply::type)
                     .containsExactly(REP_SERVER, REP_SERVER, REP_ACK);
             tearDown();
         }
@@ -444,8 +486,7 @@ class NbdStartTlsTest {
         startTls(ca.clientContext(alice));
 
         assertThat(secure(LIST)).extracting(OptionReply::type).containsExactly(REP_SERVER, REP_SERVER, REP_ACK);
-        assertThat(peers).first().extracting(NbdPeer::subject)
-                .isEqualTo(new X500Principal("CN=alice,O=mqnbd test"));
+        assertThat(peers).first().extracting(NbdPeer::subject).isEqualTo(new X500Principal("CN=alice,O=mqnbd test"));
     }
 
     @Test
@@ -470,8 +511,9 @@ class NbdStartTlsTest {
         startServer(NbdTlsMode.ON, askingServerContext);
         startTls(ca.clientContext(alice));
         secure(LIST);
-        assertThat(peers).isNotEmpty().allSatisfy(
-                p -> assertThat(p.subject()).isEqualTo(new X500Principal("CN=alice,O=mqnbd test")));
+        assertThat(peers)
+                .isNotEmpty()
+                .allSatisfy(p -> assertThat(p.subject()).isEqualTo(new X500Principal("CN=alice,O=mqnbd test")));
     }
 
     @Test

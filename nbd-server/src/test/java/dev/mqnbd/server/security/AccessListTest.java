@@ -47,9 +47,11 @@ class AccessListTest {
         SocketAddress jdk = UnixDomainSocketAddress.of("/run/mqnbd.sock");
 
         for (SocketAddress unix : List.of(netty, jdk)) {
-            assertThat(addresses("127.0.0.0/8").allows(new NbdPeer(unix, false, null))).isTrue();
+            assertThat(addresses("127.0.0.0/8").allows(new NbdPeer(unix, false, null)))
+                    .isTrue();
             assertThat(addresses("::1").allows(new NbdPeer(unix, false, null))).isTrue();
-            assertThat(addresses("10.0.0.0/8").allows(new NbdPeer(unix, false, null))).isFalse();
+            assertThat(addresses("10.0.0.0/8").allows(new NbdPeer(unix, false, null)))
+                    .isFalse();
             assertThat(AccessList.ANYONE.allows(new NbdPeer(unix, false, null))).isTrue();
         }
     }
@@ -60,8 +62,10 @@ class AccessListTest {
             private static final long serialVersionUID = 1L;
         };
 
-        assertThat(addresses("0.0.0.0/0", "::/0").allows(new NbdPeer(odd, false, null))).isFalse();
-        assertThat(addresses("0.0.0.0/0").allows(new NbdPeer(null, false, null))).isFalse();
+        assertThat(addresses("0.0.0.0/0", "::/0").allows(new NbdPeer(odd, false, null)))
+                .isFalse();
+        assertThat(addresses("0.0.0.0/0").allows(new NbdPeer(null, false, null)))
+                .isFalse();
     }
 
     @Test

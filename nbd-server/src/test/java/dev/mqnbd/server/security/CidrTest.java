@@ -40,7 +40,9 @@ class CidrTest {
         "::/0, 10.0.0.1, false",
     })
     void contains(String cidr, String address, boolean expected) {
-        assertThat(Cidr.parse(cidr).contains(ip(address))).as("%s contains %s", cidr, address).isEqualTo(expected);
+        assertThat(Cidr.parse(cidr).contains(ip(address)))
+                .as("%s contains %s", cidr, address)
+                .isEqualTo(expected);
     }
 
     @Test
@@ -52,10 +54,25 @@ class CidrTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"", "localhost", "example.com", "10.1", "10.0.0.0/33", "10.0.0.0/-1", "10.0.0.0/x",
-        "::1/129", "256.0.0.1", "1.2.3.4.5", "10.0.0.0/8/8", "fe80::1%eth0", "*"})
+    @ValueSource(
+            strings = {
+                "",
+                "localhost",
+                "example.com",
+                "10.1",
+                "10.0.0.0/33",
+                "10.0.0.0/-1",
+                "10.0.0.0/x",
+                "::1/129",
+                "256.0.0.1",
+                "1.2.3.4.5",
+                "10.0.0.0/8/8",
+                "fe80::1%eth0",
+                "*"
+            })
     void parse_rejectsAnythingButLiterals(String text) {
-        assertThatThrownBy(() -> Cidr.parse(text)).isInstanceOf(IllegalArgumentException.class)
+        assertThatThrownBy(() -> Cidr.parse(text))
+                .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining(text.strip().isEmpty() ? "address" : text.strip());
     }
 

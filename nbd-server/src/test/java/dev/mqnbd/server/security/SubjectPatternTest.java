@@ -12,17 +12,19 @@ class SubjectPatternTest {
     private static final X500Principal ALICE = new X500Principal("CN=alice,OU=Storage,O=Example Corp,C=DE");
 
     @ParameterizedTest
-    @CsvSource(delimiter = ';', value = {
-        "alice; true",
-        "Alice; false",
-        "ali; false",
-        "Storage; false",
-        "CN=alice,OU=Storage,O=Example Corp,C=DE; true",
-        "cn=alice, ou=Storage, o=Example Corp, c=DE; true",
-        "CN=ALICE,OU=storage,O=example corp,C=de; true",
-        "CN=alice; false",
-        "CN=alice,OU=Storage,O=Example Corp,C=FR; false",
-    })
+    @CsvSource(
+            delimiter = ';',
+            value = {
+                "alice; true",
+                "Alice; false",
+                "ali; false",
+                "Storage; false",
+                "CN=alice,OU=Storage,O=Example Corp,C=DE; true",
+                "cn=alice, ou=Storage, o=Example Corp, c=DE; true",
+                "CN=ALICE,OU=storage,O=example corp,C=de; true",
+                "CN=alice; false",
+                "CN=alice,OU=Storage,O=Example Corp,C=FR; false",
+            })
     void matches(String pattern, boolean expected) {
         assertThat(SubjectPattern.parse(pattern).matches(ALICE)).as(pattern).isEqualTo(expected);
     }
@@ -34,13 +36,15 @@ class SubjectPatternTest {
         assertThat(SubjectPattern.parse("bob").matches(twoCns)).isTrue();
         assertThat(SubjectPattern.parse("backup, nightly").matches(twoCns)).isTrue();
         assertThat(SubjectPattern.parse("backup").matches(twoCns)).isFalse();
-        assertThat(SubjectPattern.parse("CN=backup\\, nightly,CN=bob,O=x").matches(twoCns)).isTrue();
+        assertThat(SubjectPattern.parse("CN=backup\\, nightly,CN=bob,O=x").matches(twoCns))
+                .isTrue();
     }
 
     @Test
     void parse_rejectsEmptyAndBadNames() {
         assertThatThrownBy(() -> SubjectPattern.parse(" ")).isInstanceOf(IllegalArgumentException.class);
-        assertThatThrownBy(() -> SubjectPattern.parse("CN=a,=b")).isInstanceOf(IllegalArgumentException.class)
+        assertThatThrownBy(() -> SubjectPattern.parse("CN=a,=b"))
+                .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("CN=a,=b");
     }
 

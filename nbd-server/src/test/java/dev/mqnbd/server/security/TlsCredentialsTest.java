@@ -26,9 +26,17 @@ class TlsCredentialsTest {
         TestPki.Ca ca = TestPki.newCa("CN=test CA", type);
         TestPki.Issued server = ca.server("CN=localhost");
         Path dir = ca.writeServerDirectory(tmp.resolve("tls"), server, format);
-        String label = Files.readString(dir.resolve("server-key.pem")).lines().findFirst().orElseThrow();
-        assertThat(label).isEqualTo(format == KeyFormat.PKCS8 ? "-----BEGIN PRIVATE KEY-----"
-                : type == KeyType.RSA_2048 ? "-----BEGIN RSA PRIVATE KEY-----" : "-----BEGIN EC PRIVATE KEY-----");
+        String label = Files.readString(dir.resolve("server-key.pem"))
+                .lines()
+                .findFirst()
+                .orElseThrow();
+        assertThat(label)
+                .isEqualTo(
+                        format == KeyFormat.PKCS8
+                                ? "-----BEGIN PRIVATE KEY-----"
+                                : type == KeyType.RSA_2048
+                                        ? "-----BEGIN RSA PRIVATE KEY-----"
+                                        : "-----BEGIN EC PRIVATE KEY-----");
 
         TlsCredentials credentials = TlsCredentials.fromDirectory(dir);
 
@@ -50,7 +58,8 @@ class TlsCredentialsTest {
         assertThat(credentials.hasCa()).isFalse();
         assertThat(credentials.serverContext(ClientAuth.NONE).isServer()).isTrue();
         assertThatThrownBy(() -> credentials.serverContext(ClientAuth.OPTIONAL))
-                .isInstanceOf(IllegalStateException.class).hasMessageContaining("ca-cert.pem");
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("ca-cert.pem");
     }
 
     @Test
@@ -76,7 +85,8 @@ class TlsCredentialsTest {
         writeUnchecked(otherKey, ca.server("CN=other").keyPem(KeyFormat.PKCS8));
 
         assertThatThrownBy(() -> TlsCredentials.load(dir.resolve("server-cert.pem"), otherKey, null))
-                .isInstanceOf(IOException.class).hasMessageContaining("does not belong");
+                .isInstanceOf(IOException.class)
+                .hasMessageContaining("does not belong");
     }
 
     @Test
@@ -87,17 +97,22 @@ class TlsCredentialsTest {
         Path key = dir.resolve("server-key.pem");
 
         assertThatThrownBy(() -> TlsCredentials.fromDirectory(tmp.resolve("nosuch")))
-                .isInstanceOf(IOException.class).hasMessageContaining("not a directory");
+                .isInstanceOf(IOException.class)
+                .hasMessageContaining("not a directory");
         assertThatThrownBy(() -> TlsCredentials.load(tmp.resolve("none.pem"), key, null))
-                .isInstanceOf(IOException.class).hasMessageContaining("none.pem: no such file");
+                .isInstanceOf(IOException.class)
+                .hasMessageContaining("none.pem: no such file");
         assertThatThrownBy(() -> TlsCredentials.load(key, key, null))
-                .isInstanceOf(IOException.class).hasMessageContaining("no PEM certificate");
+                .isInstanceOf(IOException.class)
+                .hasMessageContaining("no PEM certificate");
         assertThatThrownBy(() -> TlsCredentials.load(cert, cert, null))
-                .isInstanceOf(IOException.class).hasMessageContaining("no PEM private key");
+                .isInstanceOf(IOException.class)
+                .hasMessageContaining("no PEM private key");
         Path encrypted = tmp.resolve("encrypted.pem");
         writeUnchecked(encrypted, "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n");
         assertThatThrownBy(() -> TlsCredentials.load(cert, encrypted, null))
-                .isInstanceOf(IOException.class).hasMessageContaining("encrypted");
+                .isInstanceOf(IOException.class)
+                .hasMessageContaining("encrypted");
     }
 
     @Test
@@ -105,8 +120,8 @@ class TlsCredentialsTest {
         TestPki.Ca ca = TestPki.newCa("CN=test CA");
         Path dir = ca.writeServerDirectory(tmp.resolve("tls"), TestPki.expiredServer(ca, "CN=old"), KeyFormat.PKCS8);
 
-        assertThat(TlsCredentials.fromDirectory(dir).validityProblem()).hasValueSatisfying(
-                p -> assertThat(p).contains("expired"));
+        assertThat(TlsCredentials.fromDirectory(dir).validityProblem())
+                .hasValueSatisfying(p -> assertThat(p).contains("expired"));
     }
 
     private static void writeUnchecked(Path file, String text) {

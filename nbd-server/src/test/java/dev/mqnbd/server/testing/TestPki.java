@@ -14,17 +14,16 @@ import java.security.KeyPair;
 import java.security.KeyPairGenerator;
 import java.security.SecureRandom;
 import java.security.cert.X509Certificate;
+import java.security.interfaces.ECPrivateKey;
 import java.security.spec.ECGenParameterSpec;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Date;
 import java.util.concurrent.atomic.AtomicLong;
 import javax.security.auth.x500.X500Principal;
-import java.security.interfaces.ECPrivateKey;
 import org.bouncycastle.asn1.ASN1Encodable;
 import org.bouncycastle.asn1.DERBitString;
 import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
-import org.bouncycastle.asn1.x509.SubjectPublicKeyInfo;
 import org.bouncycastle.asn1.x500.X500Name;
 import org.bouncycastle.asn1.x509.BasicConstraints;
 import org.bouncycastle.asn1.x509.ExtendedKeyUsage;
@@ -33,6 +32,7 @@ import org.bouncycastle.asn1.x509.GeneralName;
 import org.bouncycastle.asn1.x509.GeneralNames;
 import org.bouncycastle.asn1.x509.KeyPurposeId;
 import org.bouncycastle.asn1.x509.KeyUsage;
+import org.bouncycastle.asn1.x509.SubjectPublicKeyInfo;
 import org.bouncycastle.cert.X509v3CertificateBuilder;
 import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
 import org.bouncycastle.cert.jcajce.JcaX509ExtensionUtils;
@@ -82,14 +82,15 @@ public final class TestPki {
                     // key, which the JDK's encoding leaves out.
                     PrivateKeyInfo info = PrivateKeyInfo.getInstance(ec.getEncoded());
                     ASN1Encodable curve = info.getPrivateKeyAlgorithm().getParameters();
-                    DERBitString point = new DERBitString(SubjectPublicKeyInfo.getInstance(keys.getPublic().getEncoded())
-                            .getPublicKeyData()
-                            .getBytes());
+                    DERBitString point = new DERBitString(
+                            SubjectPublicKeyInfo.getInstance(keys.getPublic().getEncoded())
+                                    .getPublicKeyData()
+                                    .getBytes());
                     int bits = ec.getParams().getOrder().bitLength();
                     var sec1 = new org.bouncycastle.asn1.sec.ECPrivateKey(bits, ec.getS(), point, curve);
                     if (format == KeyFormat.PKCS8) {
-                        return pem(new PemObject("PRIVATE KEY",
-                                new PrivateKeyInfo(info.getPrivateKeyAlgorithm(), sec1).getEncoded()));
+                        return pem(new PemObject(
+                                "PRIVATE KEY", new PrivateKeyInfo(info.getPrivateKeyAlgorithm(), sec1).getEncoded()));
                     }
                     return pem(new PemObject("EC PRIVATE KEY", sec1.getEncoded()));
                 }
@@ -194,7 +195,13 @@ public final class TestPki {
 
     /** Issues a certificate that expired a day ago, signed by {@code ca}. */
     public static Issued expiredServer(Ca ca, String subject) {
-        return issue(subject, newKeyPair(ca.keyType), ca.self, false, KeyPurposeId.id_kp_serverAuth, true,
+        return issue(
+                subject,
+                newKeyPair(ca.keyType),
+                ca.self,
+                false,
+                KeyPurposeId.id_kp_serverAuth,
+                true,
                 Duration.ofDays(-1));
     }
 
@@ -214,29 +221,48 @@ public final class TestPki {
     }
 
     /** Issues a certificate for {@code keys}; self-signed when {@code issuer} is null. */
-    private static Issued issue(String subject, KeyPair keys, Issued issuer, boolean ca, KeyPurposeId purpose,
-            boolean serverNames, Duration validFor) {
+    private static Issued issue(
+            String subject,
+            KeyPair keys,
+            Issued issuer,
+            boolean ca,
+            KeyPurposeId purpose,
+            boolean serverNames,
+            Duration validFor) {
         try {
             Instant now = Instant.now();
             // An expired certificate (negative validFor) ended |validFor| ago and began two days before that.
-            Instant notBefore = validFor.isNegative() ? now.plus(validFor).minus(Duration.ofDays(2)) : now.minus(Duration.ofDays(1));
+            Instant notBefore = validFor.isNegative()
+                    ? now.plus(validFor).minus(Duration.ofDays(2))
+                    : now.minus(Duration.ofDays(1));
             Instant notAfter = now.plus(validFor);
             // Through the JDK's parser: BouncyCastle's would store the RDNs in the reverse order.
             X500Name subjectName = X500Name.getInstance(new X500Principal(subject).getEncoded());
             X500Name issuerName = issuer == null
                     ? subjectName
-                    : X500Name.getInstance(issuer.certificate().getSubjectX500Principal().getEncoded());
-            X509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(issuerName,
-                    BigInteger.valueOf(SERIAL.incrementAndGet()), Date.from(notBefore), Date.from(notAfter), subjectName,
+                    : X500Name.getInstance(
+                            issuer.certificate().getSubjectX500Principal().getEncoded());
+            X509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(
+                    issuerName,
+                    BigInteger.valueOf(SERIAL.incrementAndGet()),
+                    Date.from(notBefore),
+                    Date.from(notAfter),
+                    subjectName,
                     keys.getPublic());
             JcaX509ExtensionUtils utils = new JcaX509ExtensionUtils();
             builder.addExtension(Extension.basicConstraints, true, new BasicConstraints(ca));
-            builder.addExtension(Extension.keyUsage, true, ca
-                    ? new KeyUsage(KeyUsage.keyCertSign | KeyUsage.cRLSign)
-                    : new KeyUsage(KeyUsage.digitalSignature | KeyUsage.keyEncipherment));
-            builder.addExtension(Extension.subjectKeyIdentifier, false, utils.createSubjectKeyIdentifier(keys.getPublic()));
+            builder.addExtension(
+                    Extension.keyUsage,
+                    true,
+                    ca
+                            ? new KeyUsage(KeyUsage.keyCertSign | KeyUsage.cRLSign)
+                            : new KeyUsage(KeyUsage.digitalSignature | KeyUsage.keyEncipherment));
+            builder.addExtension(
+                    Extension.subjectKeyIdentifier, false, utils.createSubjectKeyIdentifier(keys.getPublic()));
             if (issuer != null) {
-                builder.addExtension(Extension.authorityKeyIdentifier, false,
+                builder.addExtension(
+                        Extension.authorityKeyIdentifier,
+                        false,
                         utils.createAuthorityKeyIdentifier(issuer.certificate()));
             }
             if (purpose != null) {

@@ -120,7 +120,7 @@ final class ContextIo {
 
     /** Returns false, and tells the store to stop trying, when the mode is not supported here. */
     private boolean fallocate(int mode, long offset, long length, String what) throws IOException {
-        for (;;) {
+        for (; ; ) {
             if (libc.fallocate(fd, mode, offset, length) == 0) {
                 return true;
             }
@@ -184,8 +184,8 @@ final class ContextIo {
             if (n > 0) {
                 done += n;
             } else if (n == 0) {
-                throw new ErrnoException("pwrite " + store.path() + " at " + (offset + done) + " wrote nothing",
-                        LibC.ENOSPC);
+                throw new ErrnoException(
+                        "pwrite " + store.path() + " at " + (offset + done) + " wrote nothing", LibC.ENOSPC);
             } else if (libc.errno() != LibC.EINTR) {
                 throw new ErrnoException("pwrite " + store.path() + " at " + (offset + done), libc.errno());
             }

@@ -52,7 +52,8 @@ public final class FileBackend implements Backend {
     }
 
     /** Returns the device over {@code store}; closes the store if that fails. */
-    static Device<FileHwData, FileStore, FileStore, Void> device(FileStore store, QueueSetup setup, String description) {
+    static Device<FileHwData, FileStore, FileStore, Void> device(
+            FileStore store, QueueSetup setup, String description) {
         FileBlockDevice device;
         try {
             device = new FileBlockDevice(store, setup.queueDepth());

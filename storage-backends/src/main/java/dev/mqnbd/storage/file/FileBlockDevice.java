@@ -10,8 +10,8 @@ import dev.mqnbd.mq.Request;
 import dev.mqnbd.mq.Status;
 import dev.mqnbd.storage.RequestChecks;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.lang.System.Logger.Level;
+import java.nio.ByteBuffer;
 import java.util.EnumSet;
 import java.util.Objects;
 import org.jspecify.annotations.Nullable;
@@ -73,8 +73,14 @@ public final class FileBlockDevice implements Operations<FileHwData, FileStore, 
         int logical = store.direct() ? ContextIo.ALIGN : 1;
         // One file and one group commit behind every context: a FLUSH anywhere covers writes completed
         // everywhere (SHARED_FLUSH, NBD's multi-conn).
-        EnumSet<Feature> features = EnumSet.of(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES,
-                Feature.FAST_ZERO, Feature.BLOCK_STATUS, Feature.SHARED_FLUSH);
+        EnumSet<Feature> features = EnumSet.of(
+                Feature.FLUSH,
+                Feature.FUA,
+                Feature.DISCARD,
+                Feature.WRITE_ZEROES,
+                Feature.FAST_ZERO,
+                Feature.BLOCK_STATUS,
+                Feature.SHARED_FLUSH);
         if (store.rotational()) {
             features.add(Feature.ROTATIONAL);
         }
@@ -82,8 +88,8 @@ public final class FileBlockDevice implements Operations<FileHwData, FileStore, 
             // O_DIRECT needs every transfer aligned; network buffers are not.
             features.add(Feature.WRITE_SEGMENTS);
         }
-        this.limits = new QueueLimits(
-                store.capacity(), logical, 4096, MAX_TRANSFER_BYTES, 4096, features, store.readOnly());
+        this.limits =
+                new QueueLimits(store.capacity(), logical, 4096, MAX_TRANSFER_BYTES, 4096, features, store.readOnly());
     }
 
     /** Returns the device's limits, to build its {@link dev.mqnbd.mq.BlockQueue} with. */
@@ -192,7 +198,9 @@ public final class FileBlockDevice implements Operations<FileHwData, FileStore, 
                 case CACHE -> Status.OK; // advisory; the page cache fills on the read that follows
                 case BLOCK_STATUS -> {
                     Extents sink = Objects.requireNonNull(rq.extents());
-                    hw.io.extents(rq.offset(), rq.length(),
+                    hw.io.extents(
+                            rq.offset(),
+                            rq.length(),
                             (offset, length, hole) -> sink.add(length, hole ? Extents.HOLE | Extents.ZERO : 0));
                     yield Status.OK;
                 }
@@ -225,8 +233,11 @@ public final class FileBlockDevice implements Operations<FileHwData, FileStore, 
 
     private static void failed(FileHwData hw, Request<?> rq, Exception e) {
         if (hw.failed()) {
-            LOG.log(Level.WARNING, "file export: " + rq + " failed on hardware context " + hw.index()
-                    + " (later failures are logged at DEBUG)", e);
+            LOG.log(
+                    Level.WARNING,
+                    "file export: " + rq + " failed on hardware context " + hw.index()
+                            + " (later failures are logged at DEBUG)",
+                    e);
         } else {
             LOG.log(Level.DEBUG, "file export: " + rq + " failed: " + e.getMessage());
         }

@@ -51,6 +51,7 @@ public final class FileHwData implements AutoCloseable {
      * cleared by {@link #kick}. Read without the lock, as a hint only.
      */
     private volatile boolean ioIdle;
+
     private boolean closing;
 
     /** The batch the I/O thread is serving. I/O thread only. */
@@ -232,7 +233,7 @@ public final class FileHwData implements AutoCloseable {
     }
 
     private void run() {
-        for (;;) {
+        for (; ; ) {
             synchronized (lock) {
                 while (incoming.isEmpty() && !closing) {
                     ioIdle = true;

@@ -67,14 +67,17 @@ final class FileOpener {
                 fd = libc.open(path.toString(), base | LibC.O_RDONLY, 0);
                 if (fd >= 0) {
                     ro = true;
-                    LOG.log(Level.WARNING, "file export " + name + ": " + LibC.describe("cannot open " + path
-                            + " for writing", errno) + "; serving it read-only");
+                    LOG.log(
+                            Level.WARNING,
+                            "file export " + name + ": " + LibC.describe("cannot open " + path + " for writing", errno)
+                                    + "; serving it read-only");
                 }
             }
             if (fd < 0) {
                 int errno = libc.errno();
                 if (spec.direct() && errno == LibC.EINVAL) {
-                    throw new IOException("file " + path + ": the file system does not support O_DIRECT (drop ,direct)");
+                    throw new IOException(
+                            "file " + path + ": the file system does not support O_DIRECT (drop ,direct)");
                 }
                 throw new ErrnoException("cannot open file " + path, errno);
             }
@@ -89,8 +92,17 @@ final class FileOpener {
                             + ContextIo.ALIGN + " (expected with ,direct: O_DIRECT reads and writes whole blocks)");
                 }
                 int flags = base | (ro ? LibC.O_RDONLY : LibC.O_RDWR);
-                return new FileStore(name, path, fd, flags, capacity, ro, spec.direct(), blockDevice,
-                        rotational(path, blockDevice), sync);
+                return new FileStore(
+                        name,
+                        path,
+                        fd,
+                        flags,
+                        capacity,
+                        ro,
+                        spec.direct(),
+                        blockDevice,
+                        rotational(path, blockDevice),
+                        sync);
             } catch (IOException | RuntimeException e) {
                 libc.close(fd);
                 throw e;

@@ -47,8 +47,17 @@ public final class FileStore implements AutoCloseable {
     private long errors;
     private boolean closed;
 
-    FileStore(String name, Path path, int fd, int openFlags, long capacity, boolean readOnly, boolean direct,
-            boolean blockDevice, boolean rotational, GroupCommit.@Nullable SyncAction syncOverride) {
+    FileStore(
+            String name,
+            Path path,
+            int fd,
+            int openFlags,
+            long capacity,
+            boolean readOnly,
+            boolean direct,
+            boolean blockDevice,
+            boolean rotational,
+            GroupCommit.@Nullable SyncAction syncOverride) {
         this.name = name;
         this.path = path;
         this.fd = fd;
@@ -59,7 +68,8 @@ public final class FileStore implements AutoCloseable {
         this.blockDevice = blockDevice;
         this.rotational = rotational;
         GroupCommit.SyncAction sync = syncOverride != null ? syncOverride : this::fdatasync;
-        this.groupCommit = new GroupCommit<>(name, sync, (rq, durable) -> rq.end(durable ? Status.OK : Status.IO_ERROR));
+        this.groupCommit =
+                new GroupCommit<>(name, sync, (rq, durable) -> rq.end(durable ? Status.OK : Status.IO_ERROR));
     }
 
     /** Returns the export's name, used in logs and thread names. */
@@ -141,9 +151,12 @@ public final class FileStore implements AutoCloseable {
             zeroRangeSupported = false;
         }
         if (first) {
-            LOG.log(Level.INFO, "file export " + name + ": " + path + " refuses fallocate("
-                    + (punch ? "PUNCH_HOLE" : "ZERO_RANGE") + "): " + LibC.describe("", errno).substring(2)
-                    + "; writing zeroes instead");
+            LOG.log(
+                    Level.INFO,
+                    "file export " + name + ": " + path + " refuses fallocate("
+                            + (punch ? "PUNCH_HOLE" : "ZERO_RANGE") + "): "
+                            + LibC.describe("", errno).substring(2)
+                            + "; writing zeroes instead");
         }
     }
 
@@ -196,9 +209,12 @@ public final class FileStore implements AutoCloseable {
             LOG.log(Level.ERROR, "file export " + name + ": the last writes to " + path + " may not be durable");
         }
         groupCommit.close();
-        LOG.log(Level.INFO, "file export " + name + ": " + writes + " writes (" + fuaWrites + " with FUA), " + reads
-                + " reads, " + flushes + " flushes, " + zeroings + " trims and zeroings, " + errors + " errors, "
-                + groupCommit.syncs() + " fdatasync calls");
+        LOG.log(
+                Level.INFO,
+                "file export " + name + ": " + writes + " writes (" + fuaWrites + " with FUA), " + reads
+                        + " reads, " + flushes + " flushes, " + zeroings + " trims and zeroings, " + errors
+                        + " errors, "
+                        + groupCommit.syncs() + " fdatasync calls");
         try (Arena arena = Arena.ofConfined()) {
             new LibC(arena).close(fd);
         }

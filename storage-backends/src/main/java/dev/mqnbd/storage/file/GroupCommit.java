@@ -137,7 +137,7 @@ final class GroupCommit<W> implements AutoCloseable {
     }
 
     private void run() {
-        for (;;) {
+        for (; ; ) {
             synchronized (lock) {
                 while (next.isEmpty() && !closed) {
                     try {
@@ -186,8 +186,11 @@ final class GroupCommit<W> implements AutoCloseable {
             return true;
         } catch (IOException | RuntimeException e) {
             failed = true;
-            LOG.log(Level.ERROR, "file export " + name + ": fdatasync failed; every later FLUSH and FUA write"
-                    + " fails with EIO until the export is reopened", e);
+            LOG.log(
+                    Level.ERROR,
+                    "file export " + name + ": fdatasync failed; every later FLUSH and FUA write"
+                            + " fails with EIO until the export is reopened",
+                    e);
             return false;
         } finally {
             syncs++;

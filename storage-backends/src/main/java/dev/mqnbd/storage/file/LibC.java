@@ -75,8 +75,7 @@ final class LibC {
     private static final Linker LINKER = Linker.nativeLinker();
     private static final SymbolLookup LOOKUP = LINKER.defaultLookup();
     private static final StructLayout STATE_LAYOUT = Linker.Option.captureStateLayout();
-    private static final VarHandle ERRNO =
-            STATE_LAYOUT.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    private static final VarHandle ERRNO = STATE_LAYOUT.varHandle(MemoryLayout.PathElement.groupElement("errno"));
     private static final Linker.Option ERRNO_OPTION = Linker.Option.captureCallState("errno");
 
     private static final MethodHandle OPEN = downcall(
@@ -85,7 +84,8 @@ final class LibC {
     private static final MethodHandle PREAD =
             downcall("pread", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
     // Never blocks (RWF_NOWAIT is its only use): a critical downcall skips the thread-state transitions.
-    private static final MethodHandle PREADV2 = downcall("preadv2",
+    private static final MethodHandle PREADV2 = downcall(
+            "preadv2",
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_INT),
             Linker.Option.critical(false));
     private static final MethodHandle PWRITE =
@@ -98,8 +98,8 @@ final class LibC {
     private static final MethodHandle FTRUNCATE =
             downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
     private static final MethodHandle FLOCK = downcall("flock", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
-    private static final MethodHandle STRERROR = LINKER.downcallHandle(
-            LOOKUP.find("strerror").orElseThrow(), FunctionDescriptor.of(ADDRESS, JAVA_INT));
+    private static final MethodHandle STRERROR =
+            LINKER.downcallHandle(LOOKUP.find("strerror").orElseThrow(), FunctionDescriptor.of(ADDRESS, JAVA_INT));
 
     private final MemorySegment state;
 
@@ -112,8 +112,7 @@ final class LibC {
         Linker.Option[] options = new Linker.Option[extra.length + 1];
         options[0] = ERRNO_OPTION;
         System.arraycopy(extra, 0, options, 1, extra.length);
-        MemorySegment symbol = LOOKUP.find(name)
-                .orElseThrow(() -> new UnsatisfiedLinkError("libc: no symbol " + name));
+        MemorySegment symbol = LOOKUP.find(name).orElseThrow(() -> new UnsatisfiedLinkError("libc: no symbol " + name));
         return LINKER.downcallHandle(symbol, descriptor, options);
     }
 

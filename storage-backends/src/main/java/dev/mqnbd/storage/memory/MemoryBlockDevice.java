@@ -74,10 +74,18 @@ public final class MemoryBlockDevice implements Operations<MemoryHwData, MemoryS
                 MemoryStore.PAGE_SIZE,
                 // Zeroing releases or clears pages in memory: always fast. Every context shares one store, and
                 // memory needs no flush, so a FLUSH anywhere covers writes completed everywhere.
-                EnumSet.of(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES, Feature.FAST_ZERO,
-                        Feature.CACHE, Feature.BLOCK_STATUS, Feature.SHARED_FLUSH,
+                EnumSet.of(
+                        Feature.FLUSH,
+                        Feature.FUA,
+                        Feature.DISCARD,
+                        Feature.WRITE_ZEROES,
+                        Feature.FAST_ZERO,
+                        Feature.CACHE,
+                        Feature.BLOCK_STATUS,
+                        Feature.SHARED_FLUSH,
                         // Pages are garbage-collected and never reused: READs may send views of them.
-                        Feature.WRITE_SEGMENTS, Feature.READ_SEGMENTS),
+                        Feature.WRITE_SEGMENTS,
+                        Feature.READ_SEGMENTS),
                 readOnly);
     }
 
@@ -140,8 +148,11 @@ public final class MemoryBlockDevice implements Operations<MemoryHwData, MemoryS
             case WRITE -> {
                 if (!write(store, offset, rq)) {
                     if (hw.allocationFailed()) {
-                        LOG.log(Level.WARNING, "memory device: out of memory for a page; writes that need new"
-                                + " pages fail with NO_SPACE (hardware context " + hw.index() + ", " + store + ")");
+                        LOG.log(
+                                Level.WARNING,
+                                "memory device: out of memory for a page; writes that need new"
+                                        + " pages fail with NO_SPACE (hardware context " + hw.index() + ", " + store
+                                        + ")");
                     }
                     yield Status.NO_SPACE;
                 }

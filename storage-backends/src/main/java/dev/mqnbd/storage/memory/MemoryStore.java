@@ -1,8 +1,8 @@
 package dev.mqnbd.storage.memory;
 
-import dev.mqnbd.storage.Sizes;
 import dev.mqnbd.mq.Extents;
 import dev.mqnbd.mq.Segments;
+import dev.mqnbd.storage.Sizes;
 import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.atomic.LongAdder;
@@ -48,7 +48,8 @@ public final class MemoryStore implements AutoCloseable {
     private static final int LEAF_SHIFT_MIN = 10;
 
     /** Zeroes for reads of holes and for zeroing in place; read-only and never repositioned, so shareable. */
-    private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(PAGE_SIZE).asReadOnlyBuffer();
+    private static final ByteBuffer ZEROES =
+            ByteBuffer.allocateDirect(PAGE_SIZE).asReadOnlyBuffer();
     /**
      * Zeroes handed out by {@link #readSegments} over holes. Writable (network code sends writable direct
      * buffers without a copy) but never written: INVARIANT: nothing in this class or elsewhere puts into it.

@@ -62,7 +62,7 @@ final class Barrier {
             b.retryAtNanos = start;
         }
         writeback.wake();
-        for (;;) {
+        for (; ; ) {
             int pending = 0;
             for (int i = 0; i < blocks.length; i++) {
                 Block b = blocks[i];

@@ -67,8 +67,14 @@ final class BlockCache {
     private final BiFunction<Long, Block, Block> pinner = this::pinned;
     private final BiFunction<Long, Block, Block> unpinner = this::unpinned;
 
-    BlockCache(String exportName, ObjectNames names, ObjectStore store, S3Stats stats, ExportMetadata meta,
-            BlockMap map, S3Settings settings) {
+    BlockCache(
+            String exportName,
+            ObjectNames names,
+            ObjectStore store,
+            S3Stats stats,
+            ExportMetadata meta,
+            BlockMap map,
+            S3Settings settings) {
         this.exportName = exportName;
         this.names = names;
         this.store = store;
@@ -96,7 +102,8 @@ final class BlockCache {
     }
 
     /** Returns the block of {@code index} if it is pinned or dirty now, else {@code null}; a hint, unlocked. */
-    @Nullable Block live(long index) {
+    @Nullable
+    Block live(long index) {
         return live.get(index);
     }
 

@@ -24,7 +24,8 @@ final class BlockMap {
      */
     BlockMap(long blocks) {
         if (blocks < 0 || blocks > ExportMetadata.MAX_BLOCKS) {
-            throw new IllegalArgumentException("blocks: " + blocks + " (expected: 0 to " + ExportMetadata.MAX_BLOCKS + ")");
+            throw new IllegalArgumentException(
+                    "blocks: " + blocks + " (expected: 0 to " + ExportMetadata.MAX_BLOCKS + ")");
         }
         this.blocks = blocks;
         this.words = new AtomicLongArray((int) ((blocks + 63) >>> 6));

@@ -39,7 +39,8 @@ final class BlockStatus {
                 while (next < liveIndexes.length && liveIndexes[next] <= index) {
                     next++;
                 }
-                long candidate = Math.min(cache.map.nextSet(index + 1, lastBlock),
+                long candidate = Math.min(
+                        cache.map.nextSet(index + 1, lastBlock),
                         next < liveIndexes.length ? liveIndexes[next] : lastBlock);
                 segmentEnd = Math.min(end, candidate * bs);
             }

@@ -117,7 +117,8 @@ final class DirtyBlocks {
      * Starts an upload of {@code b}: marks it uploading and returns the snapshot to store, or {@code null}
      * when it is clean or already being uploaded. The caller holds a pin.
      */
-    @Nullable Snapshot beginUpload(Block b) {
+    @Nullable
+    Snapshot beginUpload(Block b) {
         b.lock.lock();
         try {
             if (!b.dirty || b.uploading) {

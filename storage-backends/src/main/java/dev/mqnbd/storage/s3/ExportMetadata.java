@@ -79,7 +79,8 @@ record ExportMetadata(long size, int blockSize, int version, Instant created) {
             long size = Long.parseLong(fields.getOrDefault("size", "?"));
             long blockSize = Long.parseLong(fields.getOrDefault("blockSize", "?"));
             Instant created = fields.containsKey("created") ? Instant.parse(fields.get("created")) : Instant.EPOCH;
-            if (blockSize < S3Spec.MIN_BLOCK_SIZE || blockSize > S3Spec.MAX_BLOCK_SIZE
+            if (blockSize < S3Spec.MIN_BLOCK_SIZE
+                    || blockSize > S3Spec.MAX_BLOCK_SIZE
                     || Long.bitCount(blockSize) != 1) {
                 throw new IOException("metadata " + where + ": blockSize " + blockSize
                         + " (expected: a power of two from 64K to 64M)");

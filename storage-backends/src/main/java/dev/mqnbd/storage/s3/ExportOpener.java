@@ -46,8 +46,10 @@ final class ExportOpener {
             ExportMetadata meta = readMetadata(store, names, timeout);
             if (meta != null && spec.overwrite()) {
                 int deleted = deleteExport(store, names, timeout);
-                LOG.log(Level.WARNING, "s3 export " + name + ": overwrote " + names + " (" + meta.describe()
-                        + ", created " + meta.created() + "): deleted " + deleted + " objects");
+                LOG.log(
+                        Level.WARNING,
+                        "s3 export " + name + ": overwrote " + names + " (" + meta.describe() + ", created "
+                                + meta.created() + "): deleted " + deleted + " objects");
                 meta = null;
             }
             BlockMap map;
@@ -60,11 +62,18 @@ final class ExportOpener {
             }
             if (!readOnly && settings.maxDirtyBytes() < meta.blockSize()) {
                 throw new IllegalArgumentException(S3Settings.MAX_DIRTY + ": " + Sizes.format(settings.maxDirtyBytes())
-                        + " (expected: at least the block size " + Sizes.format(meta.blockSize()) + " of " + names + ")");
+                        + " (expected: at least the block size " + Sizes.format(meta.blockSize()) + " of " + names
+                        + ")");
             }
-            LOG.log(Level.INFO, "s3 export " + name + ": opened " + names + " in " + store.describe() + " ("
-                    + meta.describe() + ", " + map.count() + " of " + meta.blockCount() + " blocks stored"
-                    + (readOnly ? ", read-only" : ", write lease held by " + Objects.requireNonNull(lease).holder()) + ")");
+            LOG.log(
+                    Level.INFO,
+                    "s3 export " + name + ": opened " + names + " in " + store.describe() + " ("
+                            + meta.describe() + ", " + map.count() + " of " + meta.blockCount() + " blocks stored"
+                            + (readOnly
+                                    ? ", read-only"
+                                    : ", write lease held by "
+                                            + Objects.requireNonNull(lease).holder())
+                            + ")");
             return new S3Export(name, names, store, settings, meta, map, lease, readOnly);
         } catch (IOException | RuntimeException e) {
             if (lease != null) {
@@ -75,13 +84,16 @@ final class ExportOpener {
     }
 
     /** Reads the metadata object; returns {@code null} when it does not exist. */
-    static @Nullable ExportMetadata readMetadata(ObjectStore store, ObjectNames names, Duration timeout) throws IOException {
+    static @Nullable ExportMetadata readMetadata(ObjectStore store, ObjectNames names, Duration timeout)
+            throws IOException {
         ObjectStore.StoredObject object = store.get(names.metadata(), timeout);
-        return object == null ? null : ExportMetadata.parse("s3://" + names.bucket() + "/" + names.metadata(), object.data());
+        return object == null
+                ? null
+                : ExportMetadata.parse("s3://" + names.bucket() + "/" + names.metadata(), object.data());
     }
 
-    private static ExportMetadata create(ObjectStore store, S3Spec spec, boolean readOnly, String name, Duration timeout)
-            throws IOException {
+    private static ExportMetadata create(
+            ObjectStore store, S3Spec spec, boolean readOnly, String name, Duration timeout) throws IOException {
         ObjectNames names = spec.names();
         if (spec.createSize().isEmpty()) {
             throw new IOException("s3 export " + names + " does not exist (no " + names.metadata() + " in "
@@ -101,16 +113,20 @@ final class ExportOpener {
         // Block objects left by an export whose metadata was deleted would read as its data: remove them.
         int stale = deleteKeys(store, listBlockKeys(store, names, timeout), timeout);
         if (stale > 0) {
-            LOG.log(Level.WARNING, "s3 export " + name + ": deleted " + stale + " block objects left under " + names
-                    + " without metadata");
+            LOG.log(
+                    Level.WARNING,
+                    "s3 export " + name + ": deleted " + stale + " block objects left under " + names
+                            + " without metadata");
         }
         ExportMetadata meta = new ExportMetadata(size, blockSize, ExportMetadata.VERSION, Instant.now());
         try {
             store.putIfAbsent(names.metadata(), meta.toJson(), timeout);
         } catch (StoreException e) {
             if (e.preconditionFailed()) {
-                throw new IOException("s3 export " + names + " was created by someone else while this server created"
-                        + " it; open it again", e);
+                throw new IOException(
+                        "s3 export " + names + " was created by someone else while this server created"
+                                + " it; open it again",
+                        e);
             }
             throw new IOException("s3 export " + names + ": cannot create its metadata: " + e.getMessage(), e);
         }
@@ -134,17 +150,22 @@ final class ExportOpener {
             throws IOException {
         BlockMap map = new BlockMap(meta.blockCount());
         long[] ignored = {0};
-        store.list(names.blocks(), key -> {
-            long index = names.blockIndex(key);
-            if (index >= 0 && index < meta.blockCount()) {
-                map.set(index);
-            } else {
-                ignored[0]++;
-            }
-        }, timeout);
+        store.list(
+                names.blocks(),
+                key -> {
+                    long index = names.blockIndex(key);
+                    if (index >= 0 && index < meta.blockCount()) {
+                        map.set(index);
+                    } else {
+                        ignored[0]++;
+                    }
+                },
+                timeout);
         if (ignored[0] > 0) {
-            LOG.log(Level.WARNING, "s3 export " + names + ": ignored " + ignored[0] + " objects under " + names.blocks()
-                    + " that are not blocks of this export");
+            LOG.log(
+                    Level.WARNING,
+                    "s3 export " + names + ": ignored " + ignored[0] + " objects under " + names.blocks()
+                            + " that are not blocks of this export");
         }
         return map;
     }

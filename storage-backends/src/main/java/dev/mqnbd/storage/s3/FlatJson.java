@@ -43,7 +43,7 @@ final class FlatJson {
         if (p.peek() == '}') {
             p.pos++;
         } else {
-            for (;;) {
+            for (; ; ) {
                 p.skip();
                 String key = p.string();
                 p.skip();
@@ -128,7 +128,7 @@ final class FlatJson {
         String string() {
             expect('"');
             StringBuilder out = new StringBuilder();
-            for (;;) {
+            for (; ; ) {
                 char c = next();
                 if (c == '"') {
                     return out.toString();

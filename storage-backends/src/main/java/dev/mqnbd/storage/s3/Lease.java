@@ -63,8 +63,15 @@ final class Lease implements AutoCloseable {
     // Renewer thread only.
     private boolean warned;
 
-    private Lease(ObjectStore store, ObjectNames names, String exportName, String holder, Duration ttl,
-            Duration timeout, String etag, long sentNanos) {
+    private Lease(
+            ObjectStore store,
+            ObjectNames names,
+            String exportName,
+            String holder,
+            Duration ttl,
+            Duration timeout,
+            String etag,
+            long sentNanos) {
         this.store = store;
         this.names = names;
         this.exportName = exportName;
@@ -95,8 +102,8 @@ final class Lease implements AutoCloseable {
                 return started(new Lease(store, names, exportName, holder, ttl, timeout, etag, sent));
             } catch (StoreException e) {
                 if (!e.preconditionFailed()) {
-                    throw new IOException("s3 export " + names + ": cannot take the write lease " + key + ": "
-                            + e.getMessage(), e);
+                    throw new IOException(
+                            "s3 export " + names + ": cannot take the write lease " + key + ": " + e.getMessage(), e);
                 }
             }
             ObjectStore.StoredObject current = store.get(key, timeout);
@@ -112,22 +119,26 @@ final class Lease implements AutoCloseable {
             sent = System.nanoTime();
             try {
                 String etag = store.putIfMatch(key, record(holder, ttl), current.etag(), timeout);
-                LOG.log(Level.WARNING, "s3 export " + exportName + " (" + names + "): took over the expired write"
-                        + " lease of " + held.holder + " (it expired at " + held.expires + "; that server stopped"
-                        + " without releasing it)");
+                LOG.log(
+                        Level.WARNING,
+                        "s3 export " + exportName + " (" + names + "): took over the expired write"
+                                + " lease of " + held.holder + " (it expired at " + held.expires
+                                + "; that server stopped"
+                                + " without releasing it)");
                 return started(new Lease(store, names, exportName, holder, ttl, timeout, etag, sent));
             } catch (StoreException e) {
                 if (!e.preconditionFailed()) {
-                    throw new IOException("s3 export " + names + ": cannot take over the expired write lease " + key
-                            + ": " + e.getMessage(), e);
+                    throw new IOException(
+                            "s3 export " + names + ": cannot take over the expired write lease " + key + ": "
+                                    + e.getMessage(),
+                            e);
                 }
                 // Someone else took it over first: look again.
             }
         }
         ObjectStore.StoredObject current = store.get(key, timeout);
         String who = current == null ? "another server" : Held.parse(current.data()).holder;
-        throw new IOException("s3 export " + names + ": the write lease " + key + " is contended; last held by "
-                + who);
+        throw new IOException("s3 export " + names + ": the write lease " + key + " is contended; last held by " + who);
     }
 
     private static Lease started(Lease lease) {
@@ -180,14 +191,16 @@ final class Lease implements AutoCloseable {
         try {
             store.deleteIfMatch(names.lease(), etag, timeout);
         } catch (StoreException e) {
-            LOG.log(Level.WARNING, "s3 export " + exportName + " (" + names + "): could not release the write lease ("
-                    + e.getMessage() + "); it expires by itself within " + ttl.toSeconds() + " s");
+            LOG.log(
+                    Level.WARNING,
+                    "s3 export " + exportName + " (" + names + "): could not release the write lease (" + e.getMessage()
+                            + "); it expires by itself within " + ttl.toSeconds() + " s");
         }
     }
 
     private void renewLoop() {
         long interval = ttl.toNanos() / 3;
-        for (;;) {
+        for (; ; ) {
             synchronized (lock) {
                 long end = System.nanoTime() + interval;
                 long left;
@@ -234,8 +247,10 @@ final class Lease implements AutoCloseable {
             }
             if (!warned) {
                 warned = true;
-                LOG.log(Level.WARNING, "s3 export " + exportName + " (" + names + "): could not renew the write lease"
-                        + " (" + e.getMessage() + "); retrying");
+                LOG.log(
+                        Level.WARNING,
+                        "s3 export " + exportName + " (" + names + "): could not renew the write lease" + " ("
+                                + e.getMessage() + "); retrying");
             }
             return true;
         }
@@ -243,8 +258,10 @@ final class Lease implements AutoCloseable {
 
     private void lose(String reason) {
         lostReason = reason;
-        LOG.log(Level.ERROR, "s3 export " + exportName + " (" + names + "): " + reason + "; from now on every write,"
-                + " trim and flush fails with EIO (reopen the export to serve it again)");
+        LOG.log(
+                Level.ERROR,
+                "s3 export " + exportName + " (" + names + "): " + reason + "; from now on every write,"
+                        + " trim and flush fails with EIO (reopen the export to serve it again)");
     }
 
     private String currentHolder() {
@@ -279,7 +296,8 @@ final class Lease implements AutoCloseable {
         }
         byte[] id = new byte[4];
         ThreadLocalRandom.current().nextBytes(id);
-        return "mqnbd on " + host + ", pid " + ProcessHandle.current().pid() + ", lease " + HexFormat.of().formatHex(id);
+        return "mqnbd on " + host + ", pid " + ProcessHandle.current().pid() + ", lease "
+                + HexFormat.of().formatHex(id);
     }
 
     /** What a lease object says. An unreadable one names itself and counts as unexpired. */
@@ -287,11 +305,12 @@ final class Lease implements AutoCloseable {
         static Held parse(byte[] json) {
             try {
                 Map<String, String> fields = FlatJson.read(new String(json, StandardCharsets.UTF_8));
-                return new Held(fields.getOrDefault("holder", "an unnamed holder"),
+                return new Held(
+                        fields.getOrDefault("holder", "an unnamed holder"),
                         Instant.ofEpochMilli(Long.parseLong(fields.get("expires"))));
             } catch (RuntimeException e) {
-                return new Held("an unreadable lease object (delete it by hand if no server uses the export)",
-                        Instant.MAX);
+                return new Held(
+                        "an unreadable lease object (delete it by hand if no server uses the export)", Instant.MAX);
             }
         }
     }

@@ -31,7 +31,8 @@ interface ObjectStore extends AutoCloseable {
     record StoredObject(byte[] data, String etag, Map<String, String> metadata) {}
 
     /** Reads {@code key}; returns {@code null} when it does not exist. */
-    @Nullable StoredObject get(String key, Duration timeout) throws StoreException;
+    @Nullable
+    StoredObject get(String key, Duration timeout) throws StoreException;
 
     /**
      * Stores {@code data} as {@code key} with user {@code metadata}, replacing what was there. The upload

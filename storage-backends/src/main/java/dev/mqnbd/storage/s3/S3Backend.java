@@ -50,22 +50,25 @@ public final class S3Backend implements Backend {
      * @throws MqException if a hardware context cannot be set up
      */
     @Override
-    public Device<S3HwData, S3Export, S3Export, S3RequestData> open(String spec, DeviceOptions options,
-            QueueSetup setup) throws IOException {
+    public Device<S3HwData, S3Export, S3Export, S3RequestData> open(
+            String spec, DeviceOptions options, QueueSetup setup) throws IOException {
         return device(spec, options, setup, UnaryOperator.identity());
     }
 
     /** Opens and builds like {@link #open(String, DeviceOptions, QueueSetup)}, with the store wrapped by {@code decorate} (tests). */
-    static BlockQueue<S3HwData, S3Export, S3Export, S3RequestData> open(String spec, DeviceOptions options,
-            QueueSetup setup, UnaryOperator<ObjectStore> decorate) throws IOException, MqException {
+    static BlockQueue<S3HwData, S3Export, S3Export, S3RequestData> open(
+            String spec, DeviceOptions options, QueueSetup setup, UnaryOperator<ObjectStore> decorate)
+            throws IOException, MqException {
         return device(spec, options, setup, decorate).build(setup);
     }
 
-    private static Device<S3HwData, S3Export, S3Export, S3RequestData> device(String spec, DeviceOptions options,
-            QueueSetup setup, UnaryOperator<ObjectStore> decorate) throws IOException {
+    private static Device<S3HwData, S3Export, S3Export, S3RequestData> device(
+            String spec, DeviceOptions options, QueueSetup setup, UnaryOperator<ObjectStore> decorate)
+            throws IOException {
         S3Spec parsed = S3Spec.parse(spec);
         S3Settings settings = S3Settings.parse(options);
-        ObjectStore store = decorate.apply(new SdkObjectStore(S3Clients.acquire(settings), parsed.names().bucket()));
+        ObjectStore store = decorate.apply(
+                new SdkObjectStore(S3Clients.acquire(settings), parsed.names().bucket()));
         S3Export export;
         try {
             export = ExportOpener.open(store, parsed, settings, options.readOnly(), setup.name());

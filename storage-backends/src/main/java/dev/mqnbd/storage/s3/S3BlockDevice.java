@@ -77,8 +77,15 @@ public final class S3BlockDevice implements Operations<S3HwData, S3Export, S3Exp
                 export.blockSize(),
                 MAX_TRANSFER_BYTES,
                 export.blockSize(),
-                EnumSet.of(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES, Feature.FAST_ZERO,
-                        Feature.CACHE, Feature.BLOCK_STATUS, Feature.SHARED_FLUSH),
+                EnumSet.of(
+                        Feature.FLUSH,
+                        Feature.FUA,
+                        Feature.DISCARD,
+                        Feature.WRITE_ZEROES,
+                        Feature.FAST_ZERO,
+                        Feature.CACHE,
+                        Feature.BLOCK_STATUS,
+                        Feature.SHARED_FLUSH),
                 export.readOnly());
     }
 
@@ -133,7 +140,8 @@ public final class S3BlockDevice implements Operations<S3HwData, S3Export, S3Exp
                     export.cache.read(rq.offset(), dst, dst.position(), (int) rq.length(), deadline);
                     if (rq.extents() != null) {
                         // Tell the front end which parts were holes, so it can send them as such.
-                        BlockStatus.report(export.cache, rq.offset(), rq.length(), Objects.requireNonNull(rq.extents()));
+                        BlockStatus.report(
+                                export.cache, rq.offset(), rq.length(), Objects.requireNonNull(rq.extents()));
                     }
                     hw.read();
                     yield Status.OK;
@@ -152,7 +160,8 @@ public final class S3BlockDevice implements Operations<S3HwData, S3Export, S3Exp
                 }
                 case DISCARD, WRITE_ZEROES -> {
                     export.checkWritable();
-                    if (rq.op() == ReqOp.WRITE_ZEROES && rq.hasFlag(ReqFlags.FAST_ZERO)
+                    if (rq.op() == ReqOp.WRITE_ZEROES
+                            && rq.hasFlag(ReqFlags.FAST_ZERO)
                             && !Zeroing.canZeroFast(export.cache, rq.offset(), rq.length())) {
                         // A partial block would have to be read and written back: not fast; nothing changed.
                         yield Status.NOT_SUPPORTED;
@@ -212,9 +221,11 @@ public final class S3BlockDevice implements Operations<S3HwData, S3Export, S3Exp
 
     private void failed(S3HwData hw, Request<?> rq, IOException e) {
         if (hw.failed()) {
-            LOG.log(Level.WARNING, "s3 export " + export.name() + ": " + rq.op() + " at " + rq.offset() + "+"
-                    + rq.length() + " failed with EIO on hardware context " + hw.index() + ": " + e.getMessage()
-                    + " (later failures of this context are logged at DEBUG)");
+            LOG.log(
+                    Level.WARNING,
+                    "s3 export " + export.name() + ": " + rq.op() + " at " + rq.offset() + "+"
+                            + rq.length() + " failed with EIO on hardware context " + hw.index() + ": " + e.getMessage()
+                            + " (later failures of this context are logged at DEBUG)");
         } else {
             LOG.log(Level.DEBUG, () -> "s3 export " + export.name() + ": " + rq + " failed: " + e.getMessage());
         }

@@ -99,8 +99,9 @@ final class S3Clients {
         }
         if (settings.endpoint().isPresent()) {
             try {
-                Region found = new AwsRegionProviderChain(new SystemSettingsRegionProvider(),
-                        new AwsProfileRegionProvider()).getRegion();
+                Region found = new AwsRegionProviderChain(
+                                new SystemSettingsRegionProvider(), new AwsProfileRegionProvider())
+                        .getRegion();
                 if (found != null) {
                     return found;
                 }
@@ -112,8 +113,10 @@ final class S3Clients {
         try {
             return DefaultAwsRegionProviderChain.builder().build().getRegion();
         } catch (SdkClientException e) {
-            throw new IOException("s3: no AWS region found (expected: the setting " + S3Settings.REGION
-                    + ", AWS_REGION, or a profile; or " + S3Settings.ENDPOINT + " for an S3-compatible store)", e);
+            throw new IOException(
+                    "s3: no AWS region found (expected: the setting " + S3Settings.REGION
+                            + ", AWS_REGION, or a profile; or " + S3Settings.ENDPOINT + " for an S3-compatible store)",
+                    e);
         }
     }
 
@@ -123,7 +126,8 @@ final class S3Clients {
     @SuppressWarnings("deprecation")
     private static Entry build(Key key) {
         long start = System.nanoTime();
-        DefaultCredentialsProvider credentials = DefaultCredentialsProvider.builder().build();
+        DefaultCredentialsProvider credentials =
+                DefaultCredentialsProvider.builder().build();
         S3ClientBuilder builder = S3Client.builder()
                 .region(key.region())
                 .forcePathStyle(key.pathStyle())
@@ -139,8 +143,10 @@ final class S3Clients {
                 .addPlugin(LegacyMd5Plugin.create());
         key.endpoint().ifPresent(builder::endpointOverride);
         S3Client client = builder.build();
-        LOG.log(Level.DEBUG, () -> "s3: built a client for " + key + " in "
-                + Duration.ofNanos(System.nanoTime() - start).toMillis() + " ms");
+        LOG.log(
+                Level.DEBUG,
+                () -> "s3: built a client for " + key + " in "
+                        + Duration.ofNanos(System.nanoTime() - start).toMillis() + " ms");
         return new Entry(client, credentials);
     }
 

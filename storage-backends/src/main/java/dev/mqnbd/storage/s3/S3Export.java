@@ -51,8 +51,15 @@ public final class S3Export implements AutoCloseable {
      *
      * <p><b>Ownership:</b> takes over {@code store} and {@code lease} ({@code null} when read-only).
      */
-    S3Export(String name, ObjectNames names, ObjectStore store, S3Settings settings, ExportMetadata metadata,
-            BlockMap map, @Nullable Lease lease, boolean readOnly) {
+    S3Export(
+            String name,
+            ObjectNames names,
+            ObjectStore store,
+            S3Settings settings,
+            ExportMetadata metadata,
+            BlockMap map,
+            @Nullable Lease lease,
+            boolean readOnly) {
         this.name = name;
         this.names = names;
         this.store = store;
@@ -61,7 +68,9 @@ public final class S3Export implements AutoCloseable {
         this.readOnly = readOnly;
         this.lease = lease;
         this.cache = new BlockCache(name, names, store, stats, metadata, map, settings);
-        this.writeback = readOnly ? null : new Writeback(name, names, store, cache, stats, Objects.requireNonNull(lease), settings);
+        this.writeback = readOnly
+                ? null
+                : new Writeback(name, names, store, cache, stats, Objects.requireNonNull(lease), settings);
         this.threads = Thread.ofVirtual().name("mqnbd-s3-" + name + "-", 0).factory();
         this.prefetches = new Semaphore(Math.max(1, Math.max(settings.readAhead(), settings.uploads())));
     }
@@ -134,7 +143,8 @@ public final class S3Export implements AutoCloseable {
         return store;
     }
 
-    @Nullable Lease lease() {
+    @Nullable
+    Lease lease() {
         return lease;
     }
 
@@ -183,8 +193,10 @@ public final class S3Export implements AutoCloseable {
                 try {
                     cache.fetch(index, index + 1, deadline);
                 } catch (IOException e) {
-                    LOG.log(Level.DEBUG, () -> "s3 export " + name + ": read-ahead of block " + index + " failed: "
-                            + e.getMessage());
+                    LOG.log(
+                            Level.DEBUG,
+                            () -> "s3 export " + name + ": read-ahead of block " + index + " failed: "
+                                    + e.getMessage());
                 } finally {
                     prefetches.release();
                 }
@@ -222,14 +234,22 @@ public final class S3Export implements AutoCloseable {
                 long written = writeback.storedBlocks() - storedBefore;
                 writeback.close();
                 if (lost > 0) {
-                    LOG.log(Level.ERROR, "s3 export " + name + ": closing with " + lost + " of " + dirtyAtClose
-                            + " dirty blocks not stored in " + names + " (" + (writable() ? "the store made no progress"
-                            : Objects.requireNonNull(lease).invalidReason()) + "): their last writes are lost");
+                    LOG.log(
+                            Level.ERROR,
+                            "s3 export " + name + ": closing with " + lost + " of " + dirtyAtClose
+                                    + " dirty blocks not stored in " + names + " ("
+                                    + (writable()
+                                            ? "the store made no progress"
+                                            : Objects.requireNonNull(lease).invalidReason())
+                                    + "): their last writes are lost");
                 } else {
-                    LOG.log(Level.INFO, "s3 export " + name + ": wrote " + written + " dirty blocks to " + names
-                            + " on close (" + dirtyAtClose + " were dirty) in "
-                            + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start) + " ms; everything written"
-                            + " is stored");
+                    LOG.log(
+                            Level.INFO,
+                            "s3 export " + name + ": wrote " + written + " dirty blocks to " + names
+                                    + " on close (" + dirtyAtClose + " were dirty) in "
+                                    + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start)
+                                    + " ms; everything written"
+                                    + " is stored");
                 }
             }
         } finally {
@@ -238,9 +258,12 @@ public final class S3Export implements AutoCloseable {
             }
             store.close();
         }
-        LOG.log(Level.INFO, "s3 export " + name + " (" + names + "): " + writes + " writes (" + fuaWrites + " with FUA), "
-                + reads + " reads, " + flushes + " flushes, " + zeroings + " trims and zeroings, " + errors + " errors; "
-                + stats);
+        LOG.log(
+                Level.INFO,
+                "s3 export " + name + " (" + names + "): " + writes + " writes (" + fuaWrites + " with FUA), "
+                        + reads + " reads, " + flushes + " flushes, " + zeroings + " trims and zeroings, " + errors
+                        + " errors; "
+                        + stats);
     }
 
     @Override

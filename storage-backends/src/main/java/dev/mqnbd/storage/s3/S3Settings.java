@@ -103,19 +103,26 @@ public record S3Settings(
     public static S3Settings parse(DeviceOptions options) {
         for (String key : options.settings().keySet()) {
             if (key.startsWith("s3.") && !KEYS.contains(key)) {
-                throw new IllegalArgumentException("setting " + key + ": unknown (expected: one of "
-                        + String.join(", ", KEYS) + ")");
+                throw new IllegalArgumentException(
+                        "setting " + key + ": unknown (expected: one of " + String.join(", ", KEYS) + ")");
             }
         }
-        Optional<URI> endpoint = Optional.ofNullable(options.settings().get(ENDPOINT)).map(S3Settings::parseEndpoint);
-        Optional<String> region = Optional.ofNullable(options.settings().get(REGION)).map(S3Settings::parseRegion);
+        Optional<URI> endpoint =
+                Optional.ofNullable(options.settings().get(ENDPOINT)).map(S3Settings::parseEndpoint);
+        Optional<String> region =
+                Optional.ofNullable(options.settings().get(REGION)).map(S3Settings::parseRegion);
         boolean pathStyle = parseBoolean(PATH_STYLE, options.setting(PATH_STYLE, "false"));
         long cache = parseBytes(CACHE, options.setting(CACHE, "256M"), 0);
         long maxDirty = parseBytes(MAX_DIRTY, options.setting(MAX_DIRTY, "64M"), 1);
         int uploads = parseInt(UPLOADS, options.setting(UPLOADS, "16"), 1, 1024);
-        Duration timeout = parseDuration(TIMEOUT, options.setting(TIMEOUT, "20s"), MIN_TIMEOUT, MAX_TIMEOUT,
+        Duration timeout = parseDuration(
+                TIMEOUT,
+                options.setting(TIMEOUT, "20s"),
+                MIN_TIMEOUT,
+                MAX_TIMEOUT,
                 ", so that every request ends before the kernel client's 30 s timeout");
-        Duration leaseTtl = parseDuration(LEASE_TTL, options.setting(LEASE_TTL, "30s"), MIN_LEASE_TTL, MAX_LEASE_TTL, "");
+        Duration leaseTtl =
+                parseDuration(LEASE_TTL, options.setting(LEASE_TTL, "30s"), MIN_LEASE_TTL, MAX_LEASE_TTL, "");
         int readAhead = parseInt(READ_AHEAD, options.setting(READ_AHEAD, "4"), 0, 1024);
         return new S3Settings(endpoint, region, pathStyle, cache, maxDirty, uploads, timeout, leaseTtl, readAhead);
     }
@@ -137,8 +144,10 @@ public record S3Settings(
 
     private static String parseRegion(String text) {
         String region = text.strip();
-        if (region.isEmpty() || !region.chars().allMatch(c -> (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
-            throw new IllegalArgumentException(REGION + ": \"" + text + "\" (expected: a region name such as eu-west-1)");
+        if (region.isEmpty()
+                || !region.chars().allMatch(c -> (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
+            throw new IllegalArgumentException(
+                    REGION + ": \"" + text + "\" (expected: a region name such as eu-west-1)");
         }
         return region;
     }
@@ -169,8 +178,8 @@ public record S3Settings(
         try {
             value = Integer.parseInt(text.strip());
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException(key + ": \"" + text + "\" (expected: a number from " + min + " to "
-                    + max + ")");
+            throw new IllegalArgumentException(
+                    key + ": \"" + text + "\" (expected: a number from " + min + " to " + max + ")");
         }
         if (value < min || value > max) {
             throw new IllegalArgumentException(key + ": " + value + " (expected: " + min + " to " + max + ")");

@@ -101,8 +101,10 @@ record S3Spec(ObjectNames names, OptionalLong createSize, OptionalInt blockSize,
                     }
                     blockSize = OptionalInt.of(parseBlockSize(spec, option.substring("block-size=".length())));
                 } else {
-                    throw bad(spec, "unknown option \"" + option + "\" (expected: create=SIZE, block-size=SIZE or"
-                            + " overwrite)");
+                    throw bad(
+                            spec,
+                            "unknown option \"" + option + "\" (expected: create=SIZE, block-size=SIZE or"
+                                    + " overwrite)");
                 }
             }
         }
@@ -116,12 +118,17 @@ record S3Spec(ObjectNames names, OptionalLong createSize, OptionalInt blockSize,
         boolean ok = bucket.length() >= 3 && bucket.length() <= 63;
         for (int i = 0; ok && i < bucket.length(); i++) {
             char c = bucket.charAt(i);
-            ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-'
+            ok = (c >= 'a' && c <= 'z')
+                    || (c >= 'A' && c <= 'Z')
+                    || (c >= '0' && c <= '9')
+                    || c == '.'
+                    || c == '-'
                     || c == '_';
         }
         if (!ok) {
-            throw bad(spec, "bucket \"" + bucket + "\" (expected: 3 to 63 letters, digits, dots, hyphens or"
-                    + " underscores)");
+            throw bad(
+                    spec,
+                    "bucket \"" + bucket + "\" (expected: 3 to 63 letters, digits, dots, hyphens or" + " underscores)");
         }
     }
 
@@ -131,15 +138,18 @@ record S3Spec(ObjectNames names, OptionalLong createSize, OptionalInt blockSize,
         }
         for (String segment : prefix.split("/", -1)) {
             if (segment.isEmpty()) {
-                throw bad(spec, "prefix \"" + prefix + "\" has an empty segment (expected: no \"//\" and no"
-                        + " leading \"/\")");
+                throw bad(
+                        spec,
+                        "prefix \"" + prefix + "\" has an empty segment (expected: no \"//\" and no"
+                                + " leading \"/\")");
             }
         }
-        int keyBytes = prefix.getBytes(StandardCharsets.UTF_8).length + 1
-                + ObjectNames.BLOCKS.length() + 16;
+        int keyBytes = prefix.getBytes(StandardCharsets.UTF_8).length + 1 + ObjectNames.BLOCKS.length() + 16;
         if (keyBytes > MAX_KEY_BYTES) {
-            throw bad(spec, "prefix of " + prefix.length() + " characters is too long (expected: block keys of at"
-                    + " most " + MAX_KEY_BYTES + " bytes)");
+            throw bad(
+                    spec,
+                    "prefix of " + prefix.length() + " characters is too long (expected: block keys of at" + " most "
+                            + MAX_KEY_BYTES + " bytes)");
         }
     }
 

@@ -64,7 +64,8 @@ final class SdkObjectStore implements ObjectStore {
             ResponseBytes<GetObjectResponse> r =
                     s3.getObjectAsBytes(b -> b.bucket(bucket).key(key).overrideConfiguration(timeouts(timeout)));
             // OWNERSHIP: the SDK hands over its array; nothing else refers to it.
-            return new StoredObject(r.asByteArrayUnsafe(), r.response().eTag(), r.response().metadata());
+            return new StoredObject(
+                    r.asByteArrayUnsafe(), r.response().eTag(), r.response().metadata());
         } catch (NoSuchKeyException e) {
             return null;
         } catch (SdkException e) {
@@ -95,8 +96,16 @@ final class SdkObjectStore implements ObjectStore {
         }
     }
 
-    private String put(String key, byte[] data, Map<String, String> metadata, String type, @Nullable String ifNoneMatch,
-            @Nullable String ifMatch, Duration timeout, String what) throws StoreException {
+    private String put(
+            String key,
+            byte[] data,
+            Map<String, String> metadata,
+            String type,
+            @Nullable String ifNoneMatch,
+            @Nullable String ifMatch,
+            Duration timeout,
+            String what)
+            throws StoreException {
         PutObjectRequest.Builder request = PutObjectRequest.builder()
                 .bucket(bucket)
                 .key(key)
@@ -113,8 +122,10 @@ final class SdkObjectStore implements ObjectStore {
         }
         try {
             // OWNERSHIP: the SDK reads data (possibly again, on a retry) only during this call.
-            return s3.putObject(request.build(), RequestBody.fromContentProvider(
-                            ContentStreamProvider.fromByteArrayUnsafe(data), data.length, type))
+            return s3.putObject(
+                            request.build(),
+                            RequestBody.fromContentProvider(
+                                    ContentStreamProvider.fromByteArrayUnsafe(data), data.length, type))
                     .eTag();
         } catch (SdkException e) {
             throw failure(what, key, e);
@@ -164,9 +175,12 @@ final class SdkObjectStore implements ObjectStore {
         }
         if (r.hasErrors() && !r.errors().isEmpty()) {
             S3Error error = r.errors().getFirst();
-            throw new StoreException("DELETE of " + keys.size() + " objects from " + where(first) + ": "
-                    + r.errors().size() + " failed, e.g. " + error.key() + ": " + error.code() + " " + error.message(),
-                    0, true);
+            throw new StoreException(
+                    "DELETE of " + keys.size() + " objects from " + where(first) + ": "
+                            + r.errors().size() + " failed, e.g. " + error.key() + ": " + error.code() + " "
+                            + error.message(),
+                    0,
+                    true);
         }
     }
 
@@ -193,8 +207,10 @@ final class SdkObjectStore implements ObjectStore {
 
     @Override
     public String describe() {
-        return handle.key().endpoint().map(Object::toString).orElse("AWS S3 (" + handle.key().region() + ")")
-                + ", bucket " + bucket;
+        return handle.key()
+                        .endpoint()
+                        .map(Object::toString)
+                        .orElse("AWS S3 (" + handle.key().region() + ")") + ", bucket " + bucket;
     }
 
     @Override
@@ -218,13 +234,21 @@ final class SdkObjectStore implements ObjectStore {
     private StoreException failure(String what, String key, SdkException e) {
         if (e instanceof AwsServiceException service) {
             int status = service.statusCode();
-            String code = service.awsErrorDetails() == null ? "" : service.awsErrorDetails().errorCode();
-            String message = service.awsErrorDetails() == null ? service.getMessage()
+            String code = service.awsErrorDetails() == null
+                    ? ""
+                    : service.awsErrorDetails().errorCode();
+            String message = service.awsErrorDetails() == null
+                    ? service.getMessage()
                     : service.awsErrorDetails().errorMessage();
-            boolean retryable = status >= 500 || status == 408 || status == 409 || status == 429
-                    || service.isThrottlingException() || "BadDigest".equals(code) || "RequestTimeout".equals(code);
-            return new StoreException(what + " " + where(key) + ": " + status + " " + code + " ("
-                    + message + ")", status, retryable, e);
+            boolean retryable = status >= 500
+                    || status == 408
+                    || status == 409
+                    || status == 429
+                    || service.isThrottlingException()
+                    || "BadDigest".equals(code)
+                    || "RequestTimeout".equals(code);
+            return new StoreException(
+                    what + " " + where(key) + ": " + status + " " + code + " (" + message + ")", status, retryable, e);
         }
         // A client-side failure: timeout, connection refused or reset, interrupted.
         return new StoreException(what + " " + where(key) + ": no reply (" + e.getMessage() + ")", 0, true, e);
@@ -232,7 +256,8 @@ final class SdkObjectStore implements ObjectStore {
 
     static String md5(byte[] data) {
         try {
-            return Base64.getEncoder().encodeToString(MessageDigest.getInstance("MD5").digest(data));
+            return Base64.getEncoder()
+                    .encodeToString(MessageDigest.getInstance("MD5").digest(data));
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException("MD5 is missing from this JDK", e);
         }

@@ -75,7 +75,13 @@ final class Writeback implements AutoCloseable {
     private volatile boolean closing;
     private volatile @Nullable String lastFailure;
 
-    Writeback(String exportName, ObjectNames names, ObjectStore store, BlockCache cache, S3Stats stats, Lease lease,
+    Writeback(
+            String exportName,
+            ObjectNames names,
+            ObjectStore store,
+            BlockCache cache,
+            S3Stats stats,
+            Lease lease,
             S3Settings settings) {
         this.exportName = exportName;
         this.names = names;
@@ -123,7 +129,7 @@ final class Writeback implements AutoCloseable {
         long lastStored = -1;
         int lastLeft = Integer.MAX_VALUE;
         long progressAt = System.nanoTime();
-        for (;;) {
+        for (; ; ) {
             int left = cache.dirty.count();
             if (left == 0) {
                 return 0;
@@ -172,7 +178,7 @@ final class Writeback implements AutoCloseable {
     }
 
     private void run() {
-        for (;;) {
+        for (; ; ) {
             synchronized (wakeLock) {
                 if (!woken && !stopped) {
                     try {
@@ -218,8 +224,8 @@ final class Writeback implements AutoCloseable {
         }
         if (pressure && !optional.isEmpty()) {
             optional.sort(Comparator.comparingLong(b -> b.dirtySinceNanos));
-            long excess = cache.dirty.bytes() - uploadingBytes.get() - (long) due.size() * cache.blockSize
-                    - maxDirty / 8;
+            long excess =
+                    cache.dirty.bytes() - uploadingBytes.get() - (long) due.size() * cache.blockSize - maxDirty / 8;
             for (Block b : optional) {
                 if (excess <= 0) {
                     break;
@@ -384,8 +390,10 @@ final class Writeback implements AutoCloseable {
         }
         lastFailure = failure.getMessage();
         if (failing.compareAndSet(false, true)) {
-            LOG.log(Level.WARNING, "s3 export " + exportName + ": upload failed (" + failure.getMessage() + "); the"
-                    + " block stays dirty and is retried; FLUSH and FUA fail with EIO if it is not stored in time");
+            LOG.log(
+                    Level.WARNING,
+                    "s3 export " + exportName + ": upload failed (" + failure.getMessage() + "); the"
+                            + " block stays dirty and is retried; FLUSH and FUA fail with EIO if it is not stored in time");
         } else {
             LOG.log(Level.DEBUG, () -> "s3 export " + exportName + ": upload failed again: " + failure.getMessage());
         }

@@ -61,8 +61,8 @@ class FileBackendTest {
     private TestDevice open(String spec, boolean readOnly) throws Exception {
         ThreadHctxExecutor ex = new ThreadHctxExecutor("hctx");
         executors.add(ex);
-        BlockQueue<?, ?, ?, ?> q = Backends.open(spec, new DeviceOptions(readOnly),
-                new QueueSetup("t", 1, 8, i -> ex, Duration.ZERO));
+        BlockQueue<?, ?, ?, ?> q =
+                Backends.open(spec, new DeviceOptions(readOnly), new QueueSetup("t", 1, 8, i -> ex, Duration.ZERO));
         queues.add(q);
         return new TestDevice(q);
     }
@@ -130,7 +130,8 @@ class FileBackendTest {
     void fileLockedByAnotherProcess_isRefused_andFreeOnceItExits() throws Exception {
         Path image = FileTestSupport.sparse(dir.resolve("child.img"), 1 << 20);
         // flock(1) takes the same kind of lock (flock(2), exclusive) that a read-write mqnbd takes.
-        child = new ProcessBuilder("flock", "--exclusive", "--close", image.toString(), "sh", "-c", "echo locked; sleep 60")
+        child = new ProcessBuilder(
+                        "flock", "--exclusive", "--close", image.toString(), "sh", "-c", "echo locked; sleep 60")
                 .redirectErrorStream(true)
                 .start();
         var out = new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8));
@@ -217,16 +218,20 @@ class FileBackendTest {
         assertThat(dev.queue().limits().logicalBlockSize()).isEqualTo(4096);
         byte[] data = TestDevice.random(3, 3 * 4096);
         // A direct buffer whose data starts 1 byte past an allocation: never 4 KiB aligned.
-        ByteBuffer unaligned = ByteBuffer.allocateDirect(data.length + 1).position(1).slice();
+        ByteBuffer unaligned =
+                ByteBuffer.allocateDirect(data.length + 1).position(1).slice();
         unaligned.put(0, data);
 
-        assertThat(dev.submit(ReqOp.WRITE, ReqFlags.FUA, 8192, data.length, unaligned)).isEqualTo(Status.OK);
-        assertThat(dev.submit(ReqOp.WRITE, 0, 65536, data.length, ByteBuffer.wrap(data))).isEqualTo(Status.OK);
+        assertThat(dev.submit(ReqOp.WRITE, ReqFlags.FUA, 8192, data.length, unaligned))
+                .isEqualTo(Status.OK);
+        assertThat(dev.submit(ReqOp.WRITE, 0, 65536, data.length, ByteBuffer.wrap(data)))
+                .isEqualTo(Status.OK);
 
         assertThat(dev.read(8192, data.length)).isEqualTo(data);
         assertThat(dev.read(65536, data.length)).isEqualTo(data);
         assertThat(dev.tryRead(0, 100, 4096)).isEqualTo(Status.INVALID);
-        assertThat(dev.noData(ReqOp.WRITE_ZEROES, ReqFlags.NO_UNMAP, 8192, 4096)).isEqualTo(Status.OK);
+        assertThat(dev.noData(ReqOp.WRITE_ZEROES, ReqFlags.NO_UNMAP, 8192, 4096))
+                .isEqualTo(Status.OK);
         assertThat(dev.read(8192, 4096)).isEqualTo(new byte[4096]);
     }
 

@@ -46,7 +46,8 @@ class FileBlockDeviceTest extends BlockDeviceContract {
 
     @Override
     protected String spec(long size) throws Exception {
-        return FileTestSupport.sparse(dir.resolve("disk-" + files.incrementAndGet() + ".img"), size).toString();
+        return FileTestSupport.sparse(dir.resolve("disk-" + files.incrementAndGet() + ".img"), size)
+                .toString();
     }
 
     @Override
@@ -67,8 +68,15 @@ class FileBlockDeviceTest extends BlockDeviceContract {
         assertThat(dev.queue().limits().logicalBlockSize()).isEqualTo(1);
         assertThat(dev.queue().limits().physicalBlockSize()).isEqualTo(4096);
         assertThat(dev.queue().limits().maxTransferBytes()).isEqualTo(64 << 20);
-        assertThat(dev.queue().limits().features()).contains(Feature.FLUSH, Feature.FUA, Feature.DISCARD,
-                Feature.WRITE_ZEROES, Feature.FAST_ZERO, Feature.BLOCK_STATUS, Feature.SHARED_FLUSH);
+        assertThat(dev.queue().limits().features())
+                .contains(
+                        Feature.FLUSH,
+                        Feature.FUA,
+                        Feature.DISCARD,
+                        Feature.WRITE_ZEROES,
+                        Feature.FAST_ZERO,
+                        Feature.BLOCK_STATUS,
+                        Feature.SHARED_FLUSH);
     }
 
     /* --------------- data reaches the file --------------- */
@@ -97,7 +105,9 @@ class FileBlockDeviceTest extends BlockDeviceContract {
         awaitIdle(hw);
 
         assertThat(dev.read(8192 + 100, 60_000)).isEqualTo(java.util.Arrays.copyOfRange(data, 100, 60_100));
-        assertThat(hw.cachedReads()).as("served from the page cache without the I/O thread").isEqualTo(1);
+        assertThat(hw.cachedReads())
+                .as("served from the page cache without the I/O thread")
+                .isEqualTo(1);
 
         // Past the end of a file that shrank: preadv2 reads short, so the I/O thread serves it (zeroes).
         Files.write(store(dev).path(), new byte[4096]);
@@ -118,7 +128,9 @@ class FileBlockDeviceTest extends BlockDeviceContract {
         };
 
         assertThat(dev.queue().limits().features()).contains(Feature.WRITE_SEGMENTS);
-        assertThat(dev.submit(0, rq -> rq.prepare(ReqOp.WRITE, 0, 1000, all.length, null).segments(segments, 3)))
+        assertThat(dev.submit(
+                        0,
+                        rq -> rq.prepare(ReqOp.WRITE, 0, 1000, all.length, null).segments(segments, 3)))
                 .isEqualTo(Status.OK);
 
         byte[] file = Files.readAllBytes(store(dev).path());
@@ -129,7 +141,9 @@ class FileBlockDeviceTest extends BlockDeviceContract {
     private static void awaitIdle(FileHwData hw) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
         while (!hw.ioIdle()) {
-            assertThat(System.nanoTime() - deadline).as("the I/O thread goes idle").isNegative();
+            assertThat(System.nanoTime() - deadline)
+                    .as("the I/O thread goes idle")
+                    .isNegative();
             Thread.sleep(1);
         }
     }
@@ -139,8 +153,7 @@ class FileBlockDeviceTest extends BlockDeviceContract {
         Path image = dir.resolve("existing.img");
         byte[] content = TestDevice.random(2, 300_000);
         Files.write(image, content);
-        TestDevice dev = new TestDevice(closeAfterTest(
-                openQueue(image.toString(), DeviceOptions.DEFAULT, 2)));
+        TestDevice dev = new TestDevice(closeAfterTest(openQueue(image.toString(), DeviceOptions.DEFAULT, 2)));
 
         assertThat(dev.queue().limits().capacity()).isEqualTo(300_000);
         assertThat(dev.read(1, 0, 300_000)).isEqualTo(content);
@@ -168,7 +181,8 @@ class FileBlockDeviceTest extends BlockDeviceContract {
         Path file = store(dev).path();
         dev.write(0, TestDevice.random(4, 8 << 20));
 
-        assertThat(dev.noData(ReqOp.WRITE_ZEROES, ReqFlags.NO_UNMAP, 0, 4 << 20)).isEqualTo(Status.OK);
+        assertThat(dev.noData(ReqOp.WRITE_ZEROES, ReqFlags.NO_UNMAP, 0, 4 << 20))
+                .isEqualTo(Status.OK);
         assertThat(FileTestSupport.allocated(file)).as("NO_UNMAP keeps blocks").isGreaterThanOrEqualTo(8L << 20);
         assertThat(dev.noData(ReqOp.WRITE_ZEROES, 0, 4 << 20, 4 << 20)).isEqualTo(Status.OK);
 
@@ -181,7 +195,8 @@ class FileBlockDeviceTest extends BlockDeviceContract {
         TestDevice dev = open(1 << 20);
         dev.write(0, TestDevice.random(5, 64 << 10));
 
-        assertThat(dev.noData(ReqOp.WRITE_ZEROES, ReqFlags.FAST_ZERO, 0, 32 << 10)).isEqualTo(Status.OK);
+        assertThat(dev.noData(ReqOp.WRITE_ZEROES, ReqFlags.FAST_ZERO, 0, 32 << 10))
+                .isEqualTo(Status.OK);
         assertThat(dev.noData(ReqOp.WRITE_ZEROES, ReqFlags.FAST_ZERO | ReqFlags.NO_UNMAP, 32 << 10, 32 << 10))
                 .isEqualTo(Status.OK);
 
@@ -210,12 +225,13 @@ class FileBlockDeviceTest extends BlockDeviceContract {
         assertThat(blockStatus(dev, 0, 4L << 20, sink)).isEqualTo(Status.OK);
 
         int hole = Extents.HOLE | Extents.ZERO;
-        assertThat(sink.runs).containsExactly(
-                new long[] {1 << 20, hole},
-                new long[] {64 << 10, 0},
-                new long[] {(2L << 20) - (64 << 10), hole},
-                new long[] {4096, 0},
-                new long[] {(1L << 20) - 4096, hole});
+        assertThat(sink.runs)
+                .containsExactly(
+                        new long[] {1 << 20, hole},
+                        new long[] {64 << 10, 0},
+                        new long[] {(2L << 20) - (64 << 10), hole},
+                        new long[] {4096, 0},
+                        new long[] {(1L << 20) - 4096, hole});
     }
 
     /* --------------- durability --------------- */
@@ -223,7 +239,8 @@ class FileBlockDeviceTest extends BlockDeviceContract {
     @Test
     void fuaWritesFromManyThreadsOnFourContexts_shareFdatasyncs() throws Exception {
         FileStore store = FileOpener.open(FileSpec.parse(spec(8L << 20)), false, "gc", null);
-        BlockQueue<FileHwData, FileStore, FileStore, Void> queue = closeAfterTest(FileBackend.open(store, queueSetup(4)));
+        BlockQueue<FileHwData, FileStore, FileStore, Void> queue =
+                closeAfterTest(FileBackend.open(store, queueSetup(4)));
         TestDevice dev = new TestDevice(queue);
         int threads = 32;
         int writesEach = 40;
@@ -278,8 +295,7 @@ class FileBlockDeviceTest extends BlockDeviceContract {
         dev.queue().close();
 
         assertThat(store.fdatasyncCalls()).isEqualTo(1);
-        BlockQueue<?, ?, ?, ?> again = closeAfterTest(
-                openQueue(store.path().toString(), DeviceOptions.DEFAULT, 1));
+        BlockQueue<?, ?, ?, ?> again = closeAfterTest(openQueue(store.path().toString(), DeviceOptions.DEFAULT, 1));
         assertThat(new TestDevice(again).read(0, 4096)).isEqualTo(TestDevice.random(10, 4096));
     }
 }

@@ -70,16 +70,18 @@ class FileStoreExtentsTest {
         writeAt(file, 6 << 20, 4096);
         FileStore store = store(file);
 
-        assertThat(runs(store, 0, 8 << 20)).containsExactly(
-                new Run(0, 1 << 20, true),
-                new Run(1 << 20, 128 << 10, false),
-                new Run((1 << 20) + (128 << 10), (5 << 20) - (128 << 10), true),
-                new Run(6 << 20, 4096, false),
-                new Run((6 << 20) + 4096, (2 << 20) - 4096, true));
+        assertThat(runs(store, 0, 8 << 20))
+                .containsExactly(
+                        new Run(0, 1 << 20, true),
+                        new Run(1 << 20, 128 << 10, false),
+                        new Run((1 << 20) + (128 << 10), (5 << 20) - (128 << 10), true),
+                        new Run(6 << 20, 4096, false),
+                        new Run((6 << 20) + 4096, (2 << 20) - 4096, true));
         // A window that starts inside data and ends inside a hole; and one past the end is clipped.
-        assertThat(runs(store, (1 << 20) + 4096, 1 << 20)).containsExactly(
-                new Run((1 << 20) + 4096, (128 << 10) - 4096, false),
-                new Run((1 << 20) + (128 << 10), (1 << 20) - (124 << 10), true));
+        assertThat(runs(store, (1 << 20) + 4096, 1 << 20))
+                .containsExactly(
+                        new Run((1 << 20) + 4096, (128 << 10) - 4096, false),
+                        new Run((1 << 20) + (128 << 10), (1 << 20) - (124 << 10), true));
         assertThat(runs(store, (8 << 20) - 4096, 1 << 20)).containsExactly(new Run((8 << 20) - 4096, 4096, true));
     }
 

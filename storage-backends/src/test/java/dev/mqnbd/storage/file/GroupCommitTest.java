@@ -135,14 +135,17 @@ class GroupCommitTest {
         GroupCommit<Waiter>.Writer writer = gc.newWriter();
         List<Boolean> results = new ArrayList<>();
         gc.close();
-        this.gc = new GroupCommit<>("test", () -> {
-            throw new IOException("test: EIO");
-        }, (w, durable) -> {
-            synchronized (results) {
-                results.add(durable);
-            }
-            endedLatch.countDown();
-        });
+        this.gc = new GroupCommit<>(
+                "test",
+                () -> {
+                    throw new IOException("test: EIO");
+                },
+                (w, durable) -> {
+                    synchronized (results) {
+                        results.add(durable);
+                    }
+                    endedLatch.countDown();
+                });
         writer = this.gc.newWriter();
         endedLatch = new CountDownLatch(2);
         write(writer);

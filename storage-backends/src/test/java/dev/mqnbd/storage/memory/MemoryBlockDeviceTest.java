@@ -115,7 +115,8 @@ class MemoryBlockDeviceTest extends BlockDeviceContract {
         MemoryStore store = store(dev);
         dev.write(0, TestDevice.random(4, 8 * PAGE));
 
-        assertThat(dev.noData(ReqOp.WRITE_ZEROES, ReqFlags.NO_UNMAP, 0, 4 * PAGE)).isEqualTo(Status.OK);
+        assertThat(dev.noData(ReqOp.WRITE_ZEROES, ReqFlags.NO_UNMAP, 0, 4 * PAGE))
+                .isEqualTo(Status.OK);
         assertThat(store.allocatedBytes()).as("NO_UNMAP keeps the pages").isEqualTo(8 * PAGE);
         assertThat(dev.read(0, 4 * PAGE)).isEqualTo(new byte[4 * PAGE]);
 
@@ -147,9 +148,17 @@ class MemoryBlockDeviceTest extends BlockDeviceContract {
         assertThat(dev.queue().limits().discardGranularity()).isEqualTo(PAGE);
         assertThat(dev.queue().limits().maxTransferBytes()).isEqualTo(64 << 20);
         assertThat(dev.queue().limits().features())
-                .containsExactlyInAnyOrder(Feature.FLUSH, Feature.FUA, Feature.DISCARD, Feature.WRITE_ZEROES,
-                        Feature.FAST_ZERO, Feature.CACHE, Feature.BLOCK_STATUS, Feature.SHARED_FLUSH,
-                        Feature.WRITE_SEGMENTS, Feature.READ_SEGMENTS);
+                .containsExactlyInAnyOrder(
+                        Feature.FLUSH,
+                        Feature.FUA,
+                        Feature.DISCARD,
+                        Feature.WRITE_ZEROES,
+                        Feature.FAST_ZERO,
+                        Feature.CACHE,
+                        Feature.BLOCK_STATUS,
+                        Feature.SHARED_FLUSH,
+                        Feature.WRITE_SEGMENTS,
+                        Feature.READ_SEGMENTS);
     }
 
     @Test
@@ -162,7 +171,8 @@ class MemoryBlockDeviceTest extends BlockDeviceContract {
             TestDevice.direct(Arrays.copyOfRange(all, 6000, 6003)),
         };
 
-        Status status = dev.submit(0, rq -> rq.prepare(ReqOp.WRITE, 0, 4090, 6003, null).segments(segments, 3));
+        Status status =
+                dev.submit(0, rq -> rq.prepare(ReqOp.WRITE, 0, 4090, 6003, null).segments(segments, 3));
 
         assertThat(status).isEqualTo(Status.OK);
         assertThat(dev.read(4090, 6003)).isEqualTo(all);
@@ -176,7 +186,8 @@ class MemoryBlockDeviceTest extends BlockDeviceContract {
         dev.write(PAGE, data); // pages 1-3 hold data; 0 and 4.. are holes
         List<ByteBuffer> views = new ArrayList<>();
 
-        Status status = dev.submit(0, rq -> rq.prepare(ReqOp.READ, 0, 100, 5 * PAGE, null).readSegments(views::add));
+        Status status = dev.submit(
+                0, rq -> rq.prepare(ReqOp.READ, 0, 100, 5 * PAGE, null).readSegments(views::add));
 
         assertThat(status).isEqualTo(Status.OK);
         ByteArrayOutputStream out = new ByteArrayOutputStream();
@@ -199,7 +210,8 @@ class MemoryBlockDeviceTest extends BlockDeviceContract {
         TestDevice dev = open(1 << 20);
         ByteBuffer[] two = {TestDevice.direct(new byte[10]), TestDevice.direct(new byte[10])};
 
-        Status status = dev.submit(0, rq -> rq.prepare(ReqOp.READ, 0, 0, 20, null).segments(two, 2));
+        Status status =
+                dev.submit(0, rq -> rq.prepare(ReqOp.READ, 0, 0, 20, null).segments(two, 2));
 
         assertThat(status).as("segments are for WRITE only").isEqualTo(Status.INVALID);
     }
@@ -341,7 +353,9 @@ class MemoryBlockDeviceTest extends BlockDeviceContract {
     void open_badSize_isRejected(String spec, String message) {
         QueueSetup setup = queueSetup(1);
 
-        assertThatThrownBy(() -> new MemoryBackend().open(spec, DeviceOptions.DEFAULT, setup).build(setup))
+        assertThatThrownBy(() -> new MemoryBackend()
+                        .open(spec, DeviceOptions.DEFAULT, setup)
+                        .build(setup))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessage(message);
     }
@@ -362,7 +376,8 @@ class MemoryBlockDeviceTest extends BlockDeviceContract {
         MemoryStore store = new MemoryStore(1 << 20);
         assertThat(store.write(0, ByteBuffer.allocate(PAGE), 0, PAGE)).isTrue();
         QueueSetup one = queueSetup(1);
-        QueueSetup bad = new QueueSetup("bad", 2, 4, i -> i == 0 ? one.executors().apply(0) : null, Duration.ZERO);
+        QueueSetup bad =
+                new QueueSetup("bad", 2, 4, i -> i == 0 ? one.executors().apply(0) : null, Duration.ZERO);
 
         assertThatThrownBy(() -> MemoryBackend.open(store, DeviceOptions.DEFAULT, bad))
                 .isInstanceOf(MqException.class)

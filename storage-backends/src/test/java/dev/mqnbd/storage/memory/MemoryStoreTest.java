@@ -57,7 +57,8 @@ class MemoryStoreTest {
         long leafBytes = (long) store.leafPages() * PAGE;
         byte[] data = random(1, 3 * PAGE);
 
-        assertThat(store.write(leafBytes - PAGE - 1, ByteBuffer.wrap(data), 0, data.length)).isTrue();
+        assertThat(store.write(leafBytes - PAGE - 1, ByteBuffer.wrap(data), 0, data.length))
+                .isTrue();
 
         assertThat(store.allocatedBytes()).isEqualTo(4 * PAGE);
         ByteBuffer dst = ByteBuffer.allocate(data.length);
@@ -178,8 +179,13 @@ class MemoryStoreTest {
         RecordingExtents runs = new RecordingExtents(16);
         store.extents(100, (1L << 30) + 2 * PAGE, runs);
 
-        assertThat(runs.described()).containsExactly(
-                (PAGE - 100) + ":3", PAGE + ":0", ((1L << 30) - 2 * PAGE) + ":3", PAGE + ":0", (PAGE + 100) + ":3");
+        assertThat(runs.described())
+                .containsExactly(
+                        (PAGE - 100) + ":3",
+                        PAGE + ":0",
+                        ((1L << 30) - 2 * PAGE) + ":3",
+                        PAGE + ":0",
+                        (PAGE + 100) + ":3");
     }
 
     @Test

@@ -127,7 +127,8 @@ final class FaultyStore implements ObjectStore {
             sleep(timesOut ? timeout : delay);
             if (timesOut) {
                 f.injected.incrementAndGet();
-                throw new StoreException("injected: " + what + " timed out after " + timeout.toMillis() + " ms", 0, true);
+                throw new StoreException(
+                        "injected: " + what + " timed out after " + timeout.toMillis() + " ms", 0, true);
             }
         }
         if (f.failAlways || decrementIfPositive(f.failNext)) {

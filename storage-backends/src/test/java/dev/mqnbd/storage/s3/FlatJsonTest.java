@@ -19,8 +19,11 @@ class FlatJsonTest {
 
         Map<String, String> read = FlatJson.read(FlatJson.write(fields));
 
-        assertThat(read).containsExactly(Map.entry("holder", "mqnbd on \"host\", pid 1\\2\n"),
-                Map.entry("expires", "1795129200000"), Map.entry("small", "-3"));
+        assertThat(read)
+                .containsExactly(
+                        Map.entry("holder", "mqnbd on \"host\", pid 1\\2\n"),
+                        Map.entry("expires", "1795129200000"),
+                        Map.entry("small", "-3"));
     }
 
     @Test
@@ -40,11 +43,13 @@ class FlatJsonTest {
         assertThat(meta.blockCount()).isEqualTo(10240);
         assertThatThrownBy(() -> ExportMetadata.parse("m", bytes("{\"format\": \"other\"}")))
                 .hasMessageContaining("format \"other\" (expected: \"mqnbd-s3-export\"");
-        assertThatThrownBy(() -> ExportMetadata.parse("m", bytes(
-                        "{\"format\": \"mqnbd-s3-export\", \"version\": 2, \"size\": 1, \"blockSize\": 65536}")))
+        assertThatThrownBy(() -> ExportMetadata.parse(
+                        "m",
+                        bytes("{\"format\": \"mqnbd-s3-export\", \"version\": 2, \"size\": 1, \"blockSize\": 65536}")))
                 .hasMessageContaining("format version 2 (expected: 1; written by a newer mqnbd?)");
-        assertThatThrownBy(() -> ExportMetadata.parse("m", bytes(
-                        "{\"format\": \"mqnbd-s3-export\", \"version\": 1, \"size\": 1, \"blockSize\": 1000}")))
+        assertThatThrownBy(() -> ExportMetadata.parse(
+                        "m",
+                        bytes("{\"format\": \"mqnbd-s3-export\", \"version\": 1, \"size\": 1, \"blockSize\": 1000}")))
                 .hasMessageContaining("blockSize 1000");
         assertThatThrownBy(() -> ExportMetadata.parse("m", bytes("not json")))
                 .hasMessageContaining("is not valid JSON");

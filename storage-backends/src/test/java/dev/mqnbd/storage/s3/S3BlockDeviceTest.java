@@ -53,7 +53,9 @@ class S3BlockDeviceTest extends BlockDeviceContract {
     protected void cleanup() {
         for (String prefix : prefixes) {
             for (String key : S3TestBase.keys(prefix + "/")) {
-                S3ProxyExtension.server().s3().deleteObject(b -> b.bucket(S3TestBase.BUCKET).key(key));
+                S3ProxyExtension.server()
+                        .s3()
+                        .deleteObject(b -> b.bucket(S3TestBase.BUCKET).key(key));
             }
         }
     }
@@ -66,7 +68,15 @@ class S3BlockDeviceTest extends BlockDeviceContract {
         assertThat(dev.queue().limits().physicalBlockSize()).isEqualTo(S3TestBase.K64);
         assertThat(dev.queue().limits().discardGranularity()).isEqualTo(S3TestBase.K64);
         assertThat(dev.queue().limits().maxTransferBytes()).isEqualTo(64 << 20);
-        assertThat(dev.queue().limits().features()).contains(Feature.FLUSH, Feature.FUA, Feature.DISCARD,
-                Feature.WRITE_ZEROES, Feature.FAST_ZERO, Feature.CACHE, Feature.BLOCK_STATUS, Feature.SHARED_FLUSH);
+        assertThat(dev.queue().limits().features())
+                .contains(
+                        Feature.FLUSH,
+                        Feature.FUA,
+                        Feature.DISCARD,
+                        Feature.WRITE_ZEROES,
+                        Feature.FAST_ZERO,
+                        Feature.CACHE,
+                        Feature.BLOCK_STATUS,
+                        Feature.SHARED_FLUSH);
     }
 }

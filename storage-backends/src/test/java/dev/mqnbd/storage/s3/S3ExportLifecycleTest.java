@@ -26,11 +26,17 @@ class S3ExportLifecycleTest extends S3TestBase {
         assertThat(o.queue().limits().capacity()).isEqualTo(10L << 30);
         assertThat(o.export().blockSize()).isEqualTo(4 << 20);
         String json = new String(object(prefix + "/mqnbd-export.json"), StandardCharsets.UTF_8);
-        assertThat(json).contains("\"format\": \"mqnbd-s3-export\"", "\"version\": 1", "\"size\": 10737418240",
-                "\"blockSize\": 4194304", "\"created\": ");
-        assertThat(keys(prefix + "/")).containsExactlyInAnyOrder(prefix + "/mqnbd-export.json",
-                prefix + "/mqnbd-lease.json");
-        assertThat(logs.messages(Level.INFO)).anySatisfy(m -> assertThat(m).contains("created s3://mqnbd-test/" + prefix));
+        assertThat(json)
+                .contains(
+                        "\"format\": \"mqnbd-s3-export\"",
+                        "\"version\": 1",
+                        "\"size\": 10737418240",
+                        "\"blockSize\": 4194304",
+                        "\"created\": ");
+        assertThat(keys(prefix + "/"))
+                .containsExactlyInAnyOrder(prefix + "/mqnbd-export.json", prefix + "/mqnbd-lease.json");
+        assertThat(logs.messages(Level.INFO))
+                .anySatisfy(m -> assertThat(m).contains("created s3://mqnbd-test/" + prefix));
     }
 
     @Test
@@ -92,8 +98,8 @@ class S3ExportLifecycleTest extends S3TestBase {
         assertThatThrownBy(() -> open(spec(prefix, "")))
                 .isInstanceOf(IOException.class)
                 .hasMessageContaining("s3 export s3://mqnbd-test/" + prefix + " does not exist")
-                .hasMessageContaining("add ,create=SIZE to the spec to create it, e.g. s3://mqnbd-test/" + prefix
-                        + ",create=10G");
+                .hasMessageContaining(
+                        "add ,create=SIZE to the spec to create it, e.g. s3://mqnbd-test/" + prefix + ",create=10G");
         // The lease taken for the attempt was given back.
         assertThat(object(prefix + "/mqnbd-lease.json")).isNull();
     }
@@ -152,8 +158,10 @@ class S3ExportLifecycleTest extends S3TestBase {
     @Test
     void open_damagedMetadata_isRefused() throws Exception {
         String prefix = newPrefix("damaged");
-        putObject(prefix + "/mqnbd-export.json", "{\"format\": \"mqnbd-s3-export\", \"version\": 9}".getBytes(
-                StandardCharsets.UTF_8), Map.of());
+        putObject(
+                prefix + "/mqnbd-export.json",
+                "{\"format\": \"mqnbd-s3-export\", \"version\": 9}".getBytes(StandardCharsets.UTF_8),
+                Map.of());
 
         assertThatThrownBy(() -> open(spec(prefix, ""), true, 1, false))
                 .isInstanceOf(IOException.class)
@@ -183,12 +191,14 @@ class S3ExportLifecycleTest extends S3TestBase {
 
         o.queue().close();
 
-        assertThat(logs.messages(Level.INFO)).anySatisfy(m -> assertThat(m)
-                .matches("s3 export test: wrote \\d dirty blocks to s3://mqnbd-test/" + prefix + " on close \\(\\d were"
-                        + " dirty\\).*everything written is stored"));
+        assertThat(logs.messages(Level.INFO))
+                .anySatisfy(m -> assertThat(m)
+                        .matches("s3 export test: wrote \\d dirty blocks to s3://mqnbd-test/" + prefix
+                                + " on close \\(\\d were" + " dirty\\).*everything written is stored"));
         assertThat(o.stats().puts()).isEqualTo(5);
         for (int i = 0; i < 5; i++) {
-            assertThat(object(blockKey(prefix, i))).isEqualTo(java.util.Arrays.copyOfRange(data, i * K64, (i + 1) * K64));
+            assertThat(object(blockKey(prefix, i)))
+                    .isEqualTo(java.util.Arrays.copyOfRange(data, i * K64, (i + 1) * K64));
         }
         // The lease is released, so another server may write at once.
         assertThat(object(prefix + "/mqnbd-lease.json")).isNull();

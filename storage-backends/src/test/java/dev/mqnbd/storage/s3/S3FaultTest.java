@@ -28,7 +28,9 @@ class S3FaultTest extends S3TestBase {
 
     /** Reads the export under {@code prefix} from a fresh read-only instance, straight from the store. */
     private byte[] stored(String prefix, long offset, int length) throws Exception {
-        return open(spec(prefix, ""), true, 1, false, "s3.read-ahead", "0").dev().read(offset, length);
+        return open(spec(prefix, ""), true, 1, false, "s3.read-ahead", "0")
+                .dev()
+                .read(offset, length);
     }
 
     @Test
@@ -41,7 +43,8 @@ class S3FaultTest extends S3TestBase {
         // The write is acknowledged from the cache; the FLUSH cannot be, and says so in time.
         o.dev().write(0, data);
         assertThat(flush(o.dev())).isEqualTo(Status.IO_ERROR);
-        assertThat(o.dev().tryWrite(1, ReqFlags.FUA, 5L * K64, TestDevice.random(2, 10))).isEqualTo(Status.IO_ERROR);
+        assertThat(o.dev().tryWrite(1, ReqFlags.FUA, 5L * K64, TestDevice.random(2, 10)))
+                .isEqualTo(Status.IO_ERROR);
         assertThat(o.stats().uploadFailures()).isPositive();
         assertThat(logs.messages(Level.WARNING)).anySatisfy(m -> assertThat(m).contains("upload failed (injected"));
 
@@ -169,8 +172,9 @@ class S3FaultTest extends S3TestBase {
 
         o.queue().close();
 
-        assertThat(logs.messages(Level.SEVERE)).anySatisfy(m -> assertThat(m)
-                .contains("closing with 2 of 2 dirty blocks not stored")
-                .contains("their last writes are lost"));
+        assertThat(logs.messages(Level.SEVERE))
+                .anySatisfy(m -> assertThat(m)
+                        .contains("closing with 2 of 2 dirty blocks not stored")
+                        .contains("their last writes are lost"));
     }
 }

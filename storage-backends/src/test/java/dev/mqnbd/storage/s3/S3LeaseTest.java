@@ -15,7 +15,8 @@ import org.junit.jupiter.api.Test;
 /** One writer at a time: the write lease, its renewal, takeover and loss. */
 class S3LeaseTest extends S3TestBase {
     private static void putLease(String prefix, String holder, Instant expires) {
-        String json = "{\"holder\": \"" + holder + "\", \"expires\": " + expires.toEpochMilli() + ", \"ttlMillis\": 30000}";
+        String json =
+                "{\"holder\": \"" + holder + "\", \"expires\": " + expires.toEpochMilli() + ", \"ttlMillis\": 30000}";
         putObject(prefix + "/mqnbd-lease.json", json.getBytes(StandardCharsets.UTF_8), Map.of());
     }
 
@@ -30,12 +31,15 @@ class S3LeaseTest extends S3TestBase {
         Opened first = open(spec(prefix, "create=1M,block-size=64K"));
         String holder = first.export().leaseHolder().orElseThrow();
 
-        assertThat(holder).contains("mqnbd on ").contains("pid " + ProcessHandle.current().pid()).contains("lease ");
+        assertThat(holder)
+                .contains("mqnbd on ")
+                .contains("pid " + ProcessHandle.current().pid())
+                .contains("lease ");
         assertThat(leaseJson(prefix)).contains(holder);
         assertThatThrownBy(() -> open(spec(prefix, "")))
                 .isInstanceOf(IOException.class)
-                .hasMessageContaining("s3 export s3://mqnbd-test/" + prefix + " is being served for writing by "
-                        + holder)
+                .hasMessageContaining(
+                        "s3 export s3://mqnbd-test/" + prefix + " is being served for writing by " + holder)
                 .hasMessageContaining("serve the export read-only");
         // The refused server did not disturb the holder.
         assertThat(first.dev().tryWrite(0, 0, 0, TestDevice.random(1, 10))).isEqualTo(Status.OK);
@@ -65,9 +69,11 @@ class S3LeaseTest extends S3TestBase {
         Opened o = open(spec(prefix, ""));
 
         assertThat(o.export().writable()).isTrue();
-        assertThat(leaseJson(prefix)).contains(o.export().leaseHolder().orElseThrow()).doesNotContain("ghost-server");
-        assertThat(logs.messages(Level.WARNING)).anySatisfy(m -> assertThat(m)
-                .contains("took over the expired write lease of ghost-server"));
+        assertThat(leaseJson(prefix))
+                .contains(o.export().leaseHolder().orElseThrow())
+                .doesNotContain("ghost-server");
+        assertThat(logs.messages(Level.WARNING))
+                .anySatisfy(m -> assertThat(m).contains("took over the expired write lease of ghost-server"));
     }
 
     @Test
@@ -89,7 +95,9 @@ class S3LeaseTest extends S3TestBase {
 
         await("two renewals", 15, () -> o.export().lease().renewals() >= 2);
 
-        assertThat(leaseJson(prefix)).isNotEqualTo(before).contains(o.export().leaseHolder().orElseThrow());
+        assertThat(leaseJson(prefix))
+                .isNotEqualTo(before)
+                .contains(o.export().leaseHolder().orElseThrow());
         assertThat(o.export().writable()).isTrue();
         assertThat(o.dev().tryWrite(0, 0, 0, TestDevice.random(3, 10))).isEqualTo(Status.OK);
     }
@@ -106,9 +114,10 @@ class S3LeaseTest extends S3TestBase {
         await("the lease to be lost", 15, () -> !o.export().writable());
         assertThat(o.dev().tryWrite(0, 0, 0, TestDevice.random(5, 10))).isEqualTo(Status.IO_ERROR);
         assertThat(flush(o.dev())).isEqualTo(Status.IO_ERROR);
-        assertThat(logs.messages(Level.SEVERE)).anySatisfy(m -> assertThat(m)
-                .contains("its write lease was taken by thief-server")
-                .contains("every write, trim and flush fails with EIO"));
+        assertThat(logs.messages(Level.SEVERE))
+                .anySatisfy(m -> assertThat(m)
+                        .contains("its write lease was taken by thief-server")
+                        .contains("every write, trim and flush fails with EIO"));
         assertThat(logs.messages(Level.WARNING)).anySatisfy(m -> assertThat(m).contains("refuses writes"));
         // Reads still work, and the new holder's lease is left alone on close.
         assertThat(o.dev().read(0, 10)).hasSize(10);
@@ -125,8 +134,12 @@ class S3LeaseTest extends S3TestBase {
         await("the lease to expire", 15, () -> !o.export().writable());
         assertThat(o.dev().tryWrite(0, 0, 0, TestDevice.random(6, 10))).isEqualTo(Status.IO_ERROR);
 
-        await("the loss to be logged", 15, () -> logs.messages(Level.SEVERE).stream()
-                .anyMatch(m -> m.contains("its write lease expired: it could not be renewed in time")));
-        assertThat(logs.messages(Level.WARNING)).anySatisfy(m -> assertThat(m).contains("could not renew the write lease"));
+        await(
+                "the loss to be logged",
+                15,
+                () -> logs.messages(Level.SEVERE).stream()
+                        .anyMatch(m -> m.contains("its write lease expired: it could not be renewed in time")));
+        assertThat(logs.messages(Level.WARNING))
+                .anySatisfy(m -> assertThat(m).contains("could not renew the write lease"));
     }
 }

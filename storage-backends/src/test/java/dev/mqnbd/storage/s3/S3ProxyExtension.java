@@ -8,13 +8,15 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  * when the whole run ends (it lives in the root context's store, which closes it).
  */
 final class S3ProxyExtension implements BeforeAllCallback {
-    private static final ExtensionContext.Namespace NAMESPACE = ExtensionContext.Namespace.create(S3ProxyExtension.class);
+    private static final ExtensionContext.Namespace NAMESPACE =
+            ExtensionContext.Namespace.create(S3ProxyExtension.class);
 
     private static volatile S3ProxyServer server;
 
     @Override
     public void beforeAll(ExtensionContext context) {
-        server = context.getRoot().getStore(NAMESPACE)
+        server = context.getRoot()
+                .getStore(NAMESPACE)
                 .getOrComputeIfAbsent(S3ProxyServer.class, k -> S3ProxyServer.start(), S3ProxyServer.class);
     }
 

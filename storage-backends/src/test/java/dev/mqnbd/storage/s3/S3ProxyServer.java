@@ -67,7 +67,9 @@ final class S3ProxyServer implements AutoCloseable {
             throw new IllegalStateException("S3Proxy jar not found at " + jar + " (expected: copied there by"
                     + " maven-dependency-plugin in generate-test-resources; run the tests with ./mvnw)");
         }
-        String java = ProcessHandle.current().info().command()
+        String java = ProcessHandle.current()
+                .info()
+                .command()
                 .orElseThrow(() -> new IllegalStateException("cannot tell which java runs this JVM"));
         IllegalStateException failure = null;
         for (int attempt = 0; attempt < 3; attempt++) {
@@ -78,16 +80,21 @@ final class S3ProxyServer implements AutoCloseable {
                 URI endpoint = URI.create("http://127.0.0.1:" + port);
                 Path properties = dir.resolve("s3proxy-" + port + ".properties");
                 Path log = dir.resolve("s3proxy-" + port + ".log");
-                Files.writeString(properties, String.join("\n",
-                        "s3proxy.endpoint=" + endpoint,
-                        "s3proxy.authorization=aws-v2-or-v4",
-                        "s3proxy.identity=" + IDENTITY,
-                        "s3proxy.credential=" + CREDENTIAL,
-                        "jclouds.provider=transient",
-                        "jclouds.identity=" + IDENTITY,
-                        "jclouds.credential=" + CREDENTIAL,
-                        ""), StandardCharsets.UTF_8);
-                process = new ProcessBuilder(java, "-Xmx1g", "-jar", jar.toString(), "--properties", properties.toString())
+                Files.writeString(
+                        properties,
+                        String.join(
+                                "\n",
+                                "s3proxy.endpoint=" + endpoint,
+                                "s3proxy.authorization=aws-v2-or-v4",
+                                "s3proxy.identity=" + IDENTITY,
+                                "s3proxy.credential=" + CREDENTIAL,
+                                "jclouds.provider=transient",
+                                "jclouds.identity=" + IDENTITY,
+                                "jclouds.credential=" + CREDENTIAL,
+                                ""),
+                        StandardCharsets.UTF_8);
+                process = new ProcessBuilder(
+                                java, "-Xmx1g", "-jar", jar.toString(), "--properties", properties.toString())
                         .redirectErrorStream(true)
                         .redirectOutput(log.toFile())
                         .start();

@@ -131,14 +131,14 @@ class S3ReadTest extends S3TestBase {
         RecordingExtents extents = blockStatus(o, 100, (1 << 20) - 100);
 
         int hole = Extents.HOLE | Extents.ZERO;
-        assertThat(extents.described()).containsExactly((2 * K64 - 100) + ":" + hole, (3 * K64) + ":0",
-                (11 * K64) + ":" + hole);
+        assertThat(extents.described())
+                .containsExactly((2 * K64 - 100) + ":" + hole, (3 * K64) + ":0", (11 * K64) + ":" + hole);
         assertThat(flush(o.dev())).isEqualTo(Status.OK);
 
         // The same once stored, from the listing of a fresh instance.
         Opened fresh = open(spec(prefix, ""), true, 1, false);
-        assertThat(blockStatus(fresh, 0, 1 << 20).described()).containsExactly((2 * K64) + ":" + hole,
-                (3 * K64) + ":0", (11 * K64) + ":" + hole);
+        assertThat(blockStatus(fresh, 0, 1 << 20).described())
+                .containsExactly((2 * K64) + ":" + hole, (3 * K64) + ":0", (11 * K64) + ":" + hole);
         assertThat(fresh.stats().gets()).isZero();
     }
 
@@ -169,9 +169,10 @@ class S3ReadTest extends S3TestBase {
         assertThat(o.dev().tryRead(0, 6L * K64, 10)).isEqualTo(Status.IO_ERROR);
 
         assertThat(o.stats().checksumFailures()).isEqualTo(1);
-        assertThat(logs.messages(Level.SEVERE)).anySatisfy(m -> assertThat(m)
-                .contains("block object s3://mqnbd-test/" + key + " is corrupt: CRC32C")
-                .contains("expected: " + meta.get("crc32c")));
+        assertThat(logs.messages(Level.SEVERE))
+                .anySatisfy(m -> assertThat(m)
+                        .contains("block object s3://mqnbd-test/" + key + " is corrupt: CRC32C")
+                        .contains("expected: " + meta.get("crc32c")));
         // The other blocks are fine.
         assertThat(o.dev().read(5L * K64, 10)).isEqualTo(java.util.Arrays.copyOfRange(data, 5 * K64, 5 * K64 + 10));
     }
@@ -191,15 +192,21 @@ class S3ReadTest extends S3TestBase {
         String key = newPrefix("md5") + "/object";
         byte[] bytes = TestDevice.random(9, 1000);
 
-        assertThatThrownBy(() -> proxy().s3().putObject(b -> b.bucket(BUCKET).key(key)
-                                .contentMD5(SdkObjectStore.md5(TestDevice.random(10, 1000))),
-                        RequestBody.fromBytes(bytes)))
+        assertThatThrownBy(() -> proxy().s3()
+                        .putObject(
+                                b -> b.bucket(BUCKET)
+                                        .key(key)
+                                        .contentMD5(SdkObjectStore.md5(TestDevice.random(10, 1000))),
+                                RequestBody.fromBytes(bytes)))
                 .isInstanceOf(S3Exception.class)
-                .satisfies(e -> assertThat(((S3Exception) e).awsErrorDetails().errorCode()).isEqualTo("BadDigest"));
+                .satisfies(e -> assertThat(((S3Exception) e).awsErrorDetails().errorCode())
+                        .isEqualTo("BadDigest"));
         assertThat(object(key)).isNull();
 
-        proxy().s3().putObject(b -> b.bucket(BUCKET).key(key).contentMD5(SdkObjectStore.md5(bytes)),
-                RequestBody.fromBytes(bytes));
+        proxy().s3()
+                .putObject(
+                        b -> b.bucket(BUCKET).key(key).contentMD5(SdkObjectStore.md5(bytes)),
+                        RequestBody.fromBytes(bytes));
         assertThat(object(key)).isEqualTo(bytes);
     }
 }

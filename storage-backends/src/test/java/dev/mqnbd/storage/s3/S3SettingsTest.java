@@ -68,22 +68,24 @@ class S3SettingsTest {
     }
 
     @ParameterizedTest
-    @CsvSource(delimiter = '|', value = {
-        "s3.endpoint   | localhost:9000 | s3.endpoint: \"localhost:9000\" (expected: an http or https URL",
-        "s3.endpoint   | ftp://host     | (expected: an http or https URL",
-        "s3.region     | EU WEST        | s3.region: \"EU WEST\" (expected: a region name",
-        "s3.path-style | yes            | s3.path-style: \"yes\" (expected: true or false)",
-        "s3.cache      | lots           | s3.cache: \"lots\" (expected: a size such as 64M)",
-        "s3.max-dirty  | 0              | s3.max-dirty: \"0\" (expected: at least 1 bytes)",
-        "s3.uploads    | 0              | s3.uploads: 0 (expected: 1 to 1024)",
-        "s3.uploads    | many           | s3.uploads: \"many\" (expected: a number from 1 to 1024)",
-        "s3.timeout    | 30s            | s3.timeout: \"30s\" (expected: 100ms to 25s, so that every request ends before",
-        "s3.timeout    | 10ms           | s3.timeout: \"10ms\" (expected: 100ms to 25s",
-        "s3.timeout    | soon           | s3.timeout: \"soon\" (expected: a duration such as 20s or 500ms)",
-        "s3.lease-ttl  | 500ms          | s3.lease-ttl: \"500ms\" (expected: 1s to 1h)",
-        "s3.read-ahead | -1             | s3.read-ahead: -1 (expected: 0 to 1024)",
-        "s3.cahce      | 1G             | setting s3.cahce: unknown (expected: one of s3.endpoint, s3.region",
-    })
+    @CsvSource(
+            delimiter = '|',
+            value = {
+                "s3.endpoint   | localhost:9000 | s3.endpoint: \"localhost:9000\" (expected: an http or https URL",
+                "s3.endpoint   | ftp://host     | (expected: an http or https URL",
+                "s3.region     | EU WEST        | s3.region: \"EU WEST\" (expected: a region name",
+                "s3.path-style | yes            | s3.path-style: \"yes\" (expected: true or false)",
+                "s3.cache      | lots           | s3.cache: \"lots\" (expected: a size such as 64M)",
+                "s3.max-dirty  | 0              | s3.max-dirty: \"0\" (expected: at least 1 bytes)",
+                "s3.uploads    | 0              | s3.uploads: 0 (expected: 1 to 1024)",
+                "s3.uploads    | many           | s3.uploads: \"many\" (expected: a number from 1 to 1024)",
+                "s3.timeout    | 30s            | s3.timeout: \"30s\" (expected: 100ms to 25s, so that every request ends before",
+                "s3.timeout    | 10ms           | s3.timeout: \"10ms\" (expected: 100ms to 25s",
+                "s3.timeout    | soon           | s3.timeout: \"soon\" (expected: a duration such as 20s or 500ms)",
+                "s3.lease-ttl  | 500ms          | s3.lease-ttl: \"500ms\" (expected: 1s to 1h)",
+                "s3.read-ahead | -1             | s3.read-ahead: -1 (expected: 0 to 1024)",
+                "s3.cahce      | 1G             | setting s3.cahce: unknown (expected: one of s3.endpoint, s3.region",
+            })
     void parse_malformed_throwsNamingTheKey(String key, String value, String message) {
         assertThatThrownBy(() -> parse(key, value))
                 .isInstanceOf(IllegalArgumentException.class)
@@ -95,12 +97,16 @@ class S3SettingsTest {
         String old = System.getProperty("aws.region");
         try {
             System.setProperty("aws.region", "eu-west-3");
-            assertThat(S3Clients.region(parse("s3.endpoint", "http://127.0.0.1:1")).id()).isEqualTo("eu-west-3");
-            assertThat(S3Clients.region(parse("s3.region", "eu-central-1")).id()).isEqualTo("eu-central-1");
+            assertThat(S3Clients.region(parse("s3.endpoint", "http://127.0.0.1:1"))
+                            .id())
+                    .isEqualTo("eu-west-3");
+            assertThat(S3Clients.region(parse("s3.region", "eu-central-1")).id())
+                    .isEqualTo("eu-central-1");
 
             System.clearProperty("aws.region");
             String env = System.getenv("AWS_REGION");
-            assertThat(S3Clients.region(parse("s3.endpoint", "http://127.0.0.1:1")).id())
+            assertThat(S3Clients.region(parse("s3.endpoint", "http://127.0.0.1:1"))
+                            .id())
                     .isEqualTo(env != null ? env : "us-east-1");
         } finally {
             if (old != null) {

@@ -51,24 +51,26 @@ class S3SpecTest {
     /* --------------- refused --------------- */
 
     @ParameterizedTest
-    @CsvSource(delimiter = '|', value = {
-        "bucket/p                       | missing \"//\"",
-        "//                             | bucket \"\"",
-        "//ab                           | bucket \"ab\"",
-        "//bad bucket/p                 | bucket \"bad bucket\"",
-        "//bucket//p                    | empty segment",
-        "//bucket/a//b                  | empty segment",
-        "//bucket/p,create=0            | create=0 (expected: a positive multiple of 512)",
-        "//bucket/p,create=1000         | create=1000",
-        "//bucket/p,create=lots         | size: \"lots\"",
-        "//bucket/p,block-size=4K       | block-size=4K (expected: a power of two from 64K to 64M)",
-        "//bucket/p,block-size=128M     | block-size=128M",
-        "//bucket/p,block-size=96K      | block-size=96K",
-        "//bucket/p,create=1G,create=2G | option create given twice",
-        "//bucket/p,overwrite           | overwrite needs create=SIZE",
-        "//bucket/p,create=1G,fast      | unknown option \"fast\"",
-        "//bucket/p,                    | unknown option \"\"",
-    })
+    @CsvSource(
+            delimiter = '|',
+            value = {
+                "bucket/p                       | missing \"//\"",
+                "//                             | bucket \"\"",
+                "//ab                           | bucket \"ab\"",
+                "//bad bucket/p                 | bucket \"bad bucket\"",
+                "//bucket//p                    | empty segment",
+                "//bucket/a//b                  | empty segment",
+                "//bucket/p,create=0            | create=0 (expected: a positive multiple of 512)",
+                "//bucket/p,create=1000         | create=1000",
+                "//bucket/p,create=lots         | size: \"lots\"",
+                "//bucket/p,block-size=4K       | block-size=4K (expected: a power of two from 64K to 64M)",
+                "//bucket/p,block-size=128M     | block-size=128M",
+                "//bucket/p,block-size=96K      | block-size=96K",
+                "//bucket/p,create=1G,create=2G | option create given twice",
+                "//bucket/p,overwrite           | overwrite needs create=SIZE",
+                "//bucket/p,create=1G,fast      | unknown option \"fast\"",
+                "//bucket/p,                    | unknown option \"\"",
+            })
     void parse_malformed_throwsWithReason(String text, String reason) {
         assertThatThrownBy(() -> S3Spec.parse(text))
                 .isInstanceOf(IllegalArgumentException.class)

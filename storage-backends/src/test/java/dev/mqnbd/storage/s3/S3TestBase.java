@@ -122,7 +122,8 @@ abstract class S3TestBase {
     /** Returns the bytes of object {@code key}, or {@code null} when it does not exist. */
     static byte[] object(String key) {
         try {
-            ResponseBytes<GetObjectResponse> r = proxy().s3().getObjectAsBytes(b -> b.bucket(BUCKET).key(key));
+            ResponseBytes<GetObjectResponse> r =
+                    proxy().s3().getObjectAsBytes(b -> b.bucket(BUCKET).key(key));
             return r.asByteArray();
         } catch (NoSuchKeyException e) {
             return null;
@@ -136,8 +137,10 @@ abstract class S3TestBase {
 
     /** Stores {@code bytes} as {@code key} directly, with {@code metadata}. */
     static void putObject(String key, byte[] bytes, Map<String, String> metadata) {
-        proxy().s3().putObject(b -> b.bucket(BUCKET).key(key).metadata(metadata),
-                software.amazon.awssdk.core.sync.RequestBody.fromBytes(bytes));
+        proxy().s3()
+                .putObject(
+                        b -> b.bucket(BUCKET).key(key).metadata(metadata),
+                        software.amazon.awssdk.core.sync.RequestBody.fromBytes(bytes));
     }
 
     /** Returns the keys under {@code prefix}. */

@@ -118,13 +118,17 @@ class S3WritebackTest extends S3TestBase {
         o.dev().write(0, data);
         assertThat(flush(o.dev())).isEqualTo(Status.OK);
 
-        assertThat(o.dev().noData(ReqOp.WRITE_ZEROES, ReqFlags.FAST_ZERO, 100, K64)).isEqualTo(Status.NOT_SUPPORTED);
+        assertThat(o.dev().noData(ReqOp.WRITE_ZEROES, ReqFlags.FAST_ZERO, 100, K64))
+                .isEqualTo(Status.NOT_SUPPORTED);
         assertThat(o.dev().read(0, 2 * K64)).isEqualTo(data);
 
         // Whole blocks, and partial ends in blocks known not to exist, are fast.
-        assertThat(o.dev().noData(ReqOp.WRITE_ZEROES, ReqFlags.FAST_ZERO, K64, K64)).isEqualTo(Status.OK);
-        assertThat(o.dev().noData(ReqOp.WRITE_ZEROES, ReqFlags.FAST_ZERO, 5 * K64 + 1, 10)).isEqualTo(Status.OK);
-        assertThat(o.dev().noData(ReqOp.WRITE_ZEROES, ReqFlags.FUA | ReqFlags.NO_UNMAP, 0, K64)).isEqualTo(Status.OK);
+        assertThat(o.dev().noData(ReqOp.WRITE_ZEROES, ReqFlags.FAST_ZERO, K64, K64))
+                .isEqualTo(Status.OK);
+        assertThat(o.dev().noData(ReqOp.WRITE_ZEROES, ReqFlags.FAST_ZERO, 5 * K64 + 1, 10))
+                .isEqualTo(Status.OK);
+        assertThat(o.dev().noData(ReqOp.WRITE_ZEROES, ReqFlags.FUA | ReqFlags.NO_UNMAP, 0, K64))
+                .isEqualTo(Status.OK);
         assertThat(keys(prefix + "/blocks/")).isEmpty();
     }
 
