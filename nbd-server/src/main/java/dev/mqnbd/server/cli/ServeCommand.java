@@ -314,7 +314,7 @@ final class ServeCommand implements Callable<Integer> {
             if (endpoint != null) {
                 endpoint.openConnections(server::connectionCount);
                 try {
-                    endpoint.start(metricsAddress);
+                    endpoint.start(Objects.requireNonNull(metricsAddress));
                 } catch (Exception | Error e) {
                     server.close();
                     throw e;

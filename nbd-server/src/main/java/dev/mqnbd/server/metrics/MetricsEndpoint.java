@@ -20,6 +20,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.function.IntSupplier;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The {@code /metrics} endpoint: the Prometheus text format (OpenMetrics when the scraper asks for it)
@@ -50,7 +51,7 @@ public final class MetricsEndpoint implements AutoCloseable {
     private final PrometheusRegistry registry = new PrometheusRegistry();
     private final ConnectionMetrics connections = new ConnectionMetrics();
     private volatile IntSupplier openConnections = () -> 0;
-    private HTTPServer http;
+    private @Nullable HTTPServer http;
 
     /** Creates the endpoint over the exports of {@code exports}. */
     public MetricsEndpoint(ExportRegistry exports) {

@@ -4,4 +4,7 @@
  * path (per-export request counters of {@link dev.mqnbd.filter.ExportStats}, the hardware queues' counters,
  * the backends' own) and from connection events. The README lists every metric.
  */
+@NullMarked
 package dev.mqnbd.server.metrics;
+
+import org.jspecify.annotations.NullMarked;
