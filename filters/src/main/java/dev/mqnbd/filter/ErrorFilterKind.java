@@ -52,7 +52,7 @@ public final class ErrorFilterKind implements FilterKind {
         }
         List<ReqOp> ops = ops(settings, "ops", List.of(ReqOp.READ, ReqOp.WRITE));
         Status status = status(settings);
-        long seed = settings.get("seed").isPresent() ? settings.positive("seed", 1) : 1;
+        long seed = settings.positive("seed", 1);
         FaultInjectingOperations<N, Q, T, R> filter =
                 FaultInjectingOperations.wrap(next, below, "error(" + settings + ")");
         filter.add(FaultRule.on(ops.getFirst(), ops.subList(1, ops.size()).toArray(ReqOp[]::new))

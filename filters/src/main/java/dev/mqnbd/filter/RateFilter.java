@@ -126,7 +126,7 @@ final class RateFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> 
         @Override
         public <N, Q, T, R> Filter<?, N, Q, T, R> create(
                 Operations<N, Q, T, R> next, QueueLimits below, FilterSettings settings, StackContext context) {
-            long iops = settings.get("iops").isPresent() ? settings.positive("iops", 0) : 0;
+            long iops = settings.positive("iops", 0);
             long bandwidth = 0;
             String bw = settings.get("bandwidth").orElse(null);
             if (bw != null) {
