@@ -122,6 +122,7 @@ final class ContextIo {
     private boolean fallocate(int mode, long offset, long length, String what) throws IOException {
         for (; ; ) {
             if (libc.fallocate(fd, mode, offset, length) == 0) {
+                store.fallocated(mode);
                 return true;
             }
             int errno = libc.errno();
@@ -144,6 +145,7 @@ final class ContextIo {
             pwriteFully(ZEROES.asSlice(0, n), offset + done);
             done += n;
         }
+        store.wroteZeroes(length);
         return true;
     }
 

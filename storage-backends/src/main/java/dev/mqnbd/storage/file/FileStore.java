@@ -2,11 +2,13 @@ package dev.mqnbd.storage.file;
 
 import dev.mqnbd.mq.Request;
 import dev.mqnbd.mq.Status;
+import dev.mqnbd.storage.Histogram;
 import dev.mqnbd.storage.Sizes;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
+import java.util.concurrent.atomic.LongAdder;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -37,6 +39,9 @@ public final class FileStore implements AutoCloseable {
     private final GroupCommit<Request<?>> groupCommit;
     private volatile boolean punchSupported = true;
     private volatile boolean zeroRangeSupported = true;
+    private final LongAdder punchHoles = new LongAdder();
+    private final LongAdder zeroRanges = new LongAdder();
+    private final LongAdder zeroesWritten = new LongAdder();
 
     // Totals of the contexts that have exited; guarded by this.
     private long reads;
@@ -113,6 +118,29 @@ public final class FileStore implements AutoCloseable {
     }
 
     /**
+     * Returns the sizes of the group commit's batches: per {@code fdatasync} the syncer made, the number of
+     * FLUSH and FUA requests it covered.
+     */
+    public Histogram fdatasyncBatchSizes() {
+        return groupCommit.batchSizes();
+    }
+
+    /** Returns the number of {@code fallocate(PUNCH_HOLE)} calls that succeeded (DISCARD, WRITE_ZEROES). */
+    public long punchHoleCalls() {
+        return punchHoles.sum();
+    }
+
+    /** Returns the number of {@code fallocate(ZERO_RANGE)} calls that succeeded (WRITE_ZEROES with NO_HOLE). */
+    public long zeroRangeCalls() {
+        return zeroRanges.sum();
+    }
+
+    /** Returns the bytes of zeroes written where the file system refused {@code fallocate}. */
+    public long zeroesWrittenBytes() {
+        return zeroesWritten.sum();
+    }
+
+    /**
      * Reports the data and hole runs of {@code [offset, offset + length)} to {@code out}, in order, from
      * {@code lseek(SEEK_DATA / SEEK_HOLE)}; the range is clipped to the capacity. Where the file system
      * cannot tell (it refuses SEEK_DATA), the whole range is reported as data, which is always safe.
@@ -139,6 +167,16 @@ public final class FileStore implements AutoCloseable {
 
     boolean zeroRangeSupported() {
         return zeroRangeSupported;
+    }
+
+    /** Counts a {@code fallocate} call in {@code mode} that succeeded. */
+    void fallocated(int mode) {
+        ((mode & LibC.FALLOC_FL_PUNCH_HOLE) != 0 ? punchHoles : zeroRanges).increment();
+    }
+
+    /** Counts {@code bytes} of zeroes written instead of a {@code fallocate}. */
+    void wroteZeroes(long bytes) {
+        zeroesWritten.add(bytes);
     }
 
     /** Records that {@code fallocate} mode {@code mode} is not supported here; logs it once. */

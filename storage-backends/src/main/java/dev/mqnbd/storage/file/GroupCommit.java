@@ -1,5 +1,6 @@
 package dev.mqnbd.storage.file;
 
+import dev.mqnbd.storage.Histogram;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.util.ArrayDeque;
@@ -43,6 +44,9 @@ import java.util.List;
 final class GroupCommit<W> implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(GroupCommit.class.getName());
 
+    /** Upper bounds of the batch-size buckets: waiters covered by one sync, 1 to 1024 in powers of two. */
+    private static final long[] BATCH_BOUNDS = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+
     /** Makes the file's completed writes durable; {@code fdatasync} in production. */
     @FunctionalInterface
     interface SyncAction {
@@ -74,6 +78,7 @@ final class GroupCommit<W> implements AutoCloseable {
 
     private volatile long syncs;
     private volatile long waitersServed;
+    private final Histogram batchSizes = new Histogram(1, BATCH_BOUNDS);
 
     /** Creates the group commit and starts its syncer thread, named after {@code name}. */
     GroupCommit(String name, SyncAction action, Completer<W> completer) {
@@ -102,6 +107,14 @@ final class GroupCommit<W> implements AutoCloseable {
     /** Returns the number of waiters ended by a sync (not those that needed none). */
     long waitersServed() {
         return waitersServed;
+    }
+
+    /**
+     * Returns the sizes of the batches the syncer ran: one observation per sync it made, of the number of
+     * waiters that sync ended (the sync on close, which no waiter asked for, is not in it).
+     */
+    Histogram batchSizes() {
+        return batchSizes;
     }
 
     /** Returns whether a sync failed; every later waiter then fails too. */
@@ -155,6 +168,7 @@ final class GroupCommit<W> implements AutoCloseable {
                 next = swap;
                 clearDirty();
                 running = true;
+                batchSizes.record(current.size());
             }
             boolean durable = !failed && syncOnce();
             synchronized (lock) {

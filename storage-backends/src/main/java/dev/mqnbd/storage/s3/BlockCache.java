@@ -175,12 +175,14 @@ final class BlockCache {
             int n = Math.min(length, blockSize - in);
             if (knownZero(index)) {
                 // Known not to exist and not in memory: zeroes, without a GET.
+                stats.cacheHits.increment();
                 Bytes.zero(dst, dstIndex, n);
             } else {
                 Block b = pin(index);
                 try {
                     lock(b, deadline);
                     try {
+                        (b.loaded || !map.mayExist(index) ? stats.cacheHits : stats.cacheMisses).increment();
                         load(b, deadline);
                         if (b.data == null) {
                             Bytes.zero(dst, dstIndex, n);

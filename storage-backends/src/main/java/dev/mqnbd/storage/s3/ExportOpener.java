@@ -33,7 +33,8 @@ final class ExportOpener {
      *     cannot be reached
      * @throws IllegalArgumentException if {@code s3.max-dirty} is smaller than the export's block size
      */
-    static S3Export open(ObjectStore store, S3Spec spec, S3Settings settings, boolean readOnly, String name)
+    static S3Export open(
+            ObjectStore store, S3Spec spec, S3Settings settings, boolean readOnly, String name, S3Stats stats)
             throws IOException {
         ObjectNames names = spec.names();
         Duration timeout = settings.timeout();
@@ -74,7 +75,7 @@ final class ExportOpener {
                                     : ", write lease held by "
                                             + Objects.requireNonNull(lease).holder())
                             + ")");
-            return new S3Export(name, names, store, settings, meta, map, lease, readOnly);
+            return new S3Export(name, names, store, settings, meta, map, lease, readOnly, stats);
         } catch (IOException | RuntimeException e) {
             if (lease != null) {
                 lease.close();

@@ -67,11 +67,12 @@ public final class S3Backend implements Backend {
             throws IOException {
         S3Spec parsed = S3Spec.parse(spec);
         S3Settings settings = S3Settings.parse(options);
+        S3Stats stats = new S3Stats();
         ObjectStore store = decorate.apply(
-                new SdkObjectStore(S3Clients.acquire(settings), parsed.names().bucket()));
+                new SdkObjectStore(S3Clients.acquire(settings), parsed.names().bucket(), stats.requests()));
         S3Export export;
         try {
-            export = ExportOpener.open(store, parsed, settings, options.readOnly(), setup.name());
+            export = ExportOpener.open(store, parsed, settings, options.readOnly(), setup.name(), stats);
         } catch (IOException | RuntimeException e) {
             store.close();
             throw e;

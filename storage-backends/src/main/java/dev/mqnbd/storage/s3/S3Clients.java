@@ -137,7 +137,8 @@ final class S3Clients {
                         .connectionTimeout(Duration.ofSeconds(5))
                         .connectionAcquisitionTimeout(S3Settings.MAX_TIMEOUT)
                         .socketTimeout(S3Settings.MAX_TIMEOUT))
-                .overrideConfiguration(o -> o.retryStrategy(RetryMode.STANDARD))
+                .overrideConfiguration(
+                        o -> o.retryStrategy(RetryMode.STANDARD).addExecutionInterceptor(new RetryCounter()))
                 .requestChecksumCalculation(RequestChecksumCalculation.WHEN_REQUIRED)
                 .responseChecksumValidation(ResponseChecksumValidation.WHEN_REQUIRED)
                 .addPlugin(LegacyMd5Plugin.create());

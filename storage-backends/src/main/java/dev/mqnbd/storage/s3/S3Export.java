@@ -31,7 +31,7 @@ public final class S3Export implements AutoCloseable {
     private final ExportMetadata metadata;
     private final boolean readOnly;
     private final @Nullable Lease lease;
-    private final S3Stats stats = new S3Stats();
+    private final S3Stats stats;
     final BlockCache cache;
     final @Nullable Writeback writeback;
     private final ThreadFactory threads;
@@ -49,7 +49,8 @@ public final class S3Export implements AutoCloseable {
     /**
      * Assembles an opened export and starts its writeback (when writable).
      *
-     * <p><b>Ownership:</b> takes over {@code store} and {@code lease} ({@code null} when read-only).
+     * <p><b>Ownership:</b> takes over {@code store} and {@code lease} ({@code null} when read-only);
+     * {@code stats} are the counters {@code store} already counts its requests in.
      */
     S3Export(
             String name,
@@ -59,7 +60,8 @@ public final class S3Export implements AutoCloseable {
             ExportMetadata metadata,
             BlockMap map,
             @Nullable Lease lease,
-            boolean readOnly) {
+            boolean readOnly,
+            S3Stats stats) {
         this.name = name;
         this.names = names;
         this.store = store;
@@ -67,6 +69,7 @@ public final class S3Export implements AutoCloseable {
         this.metadata = metadata;
         this.readOnly = readOnly;
         this.lease = lease;
+        this.stats = stats;
         this.cache = new BlockCache(name, names, store, stats, metadata, map, settings);
         this.writeback = readOnly
                 ? null
@@ -105,7 +108,7 @@ public final class S3Export implements AutoCloseable {
         return settings;
     }
 
-    /** Returns the store request counters. */
+    /** Returns the store request and cache counters. */
     public S3Stats stats() {
         return stats;
     }
@@ -118,6 +121,11 @@ public final class S3Export implements AutoCloseable {
     /** Returns whether writes are accepted: writable, with a valid lease. */
     public boolean writable() {
         return lease != null && lease.valid();
+    }
+
+    /** Returns how many times the write lease was renewed; 0 when read-only. */
+    public long leaseRenewals() {
+        return lease == null ? 0 : lease.renewals();
     }
 
     /** Returns the bytes of written data not yet stored. */

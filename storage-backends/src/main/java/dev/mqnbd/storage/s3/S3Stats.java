@@ -4,10 +4,11 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
- * What one S3 export asked of the store, and how its cache fared: the counters tests and logs read.
- * Block requests only (PUTs, GETs and DELETEs of {@code PREFIX/blocks/...}); the metadata, lease and
- * listing requests are not counted here. A request counts once however many times the SDK retried it,
- * and counts whether or not it succeeded.
+ * What one S3 export asked of the store, and how its cache fared: the counters tests, logs and metrics
+ * read. The block counters count block requests only (PUTs, GETs and DELETEs of {@code
+ * PREFIX/blocks/...}), once however many times the SDK retried them, whether or not they succeeded;
+ * {@link #requests()} counts every request the export made, metadata, lease and listing included, by
+ * type and HTTP status.
  *
  * <p><b>Threading:</b> safe for concurrent use; readings are a moment's snapshot.
  */
@@ -23,9 +24,27 @@ public final class S3Stats {
     final LongAdder dirtyWaits = new LongAdder();
     final LongAdder readAheads = new LongAdder();
     final LongAdder flushBarriers = new LongAdder();
+    final LongAdder cacheHits = new LongAdder();
+    final LongAdder cacheMisses = new LongAdder();
     final AtomicLong maxDirtyBytes = new AtomicLong();
+    private final S3Requests requests = new S3Requests();
 
     S3Stats() {}
+
+    /** Returns the counters of every request made of the store. */
+    public S3Requests requests() {
+        return requests;
+    }
+
+    /** Returns the number of blocks READ requests read without a GET: in memory, or known never written. */
+    public long cacheHits() {
+        return cacheHits.sum();
+    }
+
+    /** Returns the number of blocks READ requests had to GET from the store (read-ahead not included). */
+    public long cacheMisses() {
+        return cacheMisses.sum();
+    }
 
     /** Returns the number of block PUT requests. */
     public long puts() {

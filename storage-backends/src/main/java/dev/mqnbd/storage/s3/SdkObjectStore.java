@@ -1,5 +1,6 @@
 package dev.mqnbd.storage.s3;
 
+import dev.mqnbd.storage.s3.S3Requests.Type;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
@@ -24,6 +25,7 @@ import software.amazon.awssdk.services.s3.model.ListObjectsV2Response;
 import software.amazon.awssdk.services.s3.model.NoSuchKeyException;
 import software.amazon.awssdk.services.s3.model.ObjectIdentifier;
 import software.amazon.awssdk.services.s3.model.PutObjectRequest;
+import software.amazon.awssdk.services.s3.model.PutObjectResponse;
 import software.amazon.awssdk.services.s3.model.S3Error;
 import software.amazon.awssdk.services.s3.model.S3Object;
 
@@ -33,7 +35,8 @@ import software.amazon.awssdk.services.s3.model.S3Object;
  * <p>Each request gets {@code apiCallTimeout = timeout} (the whole call, the SDK's retries included)
  * and {@code apiCallAttemptTimeout} of half of it (at least the whole of it below two seconds), so one
  * stuck attempt still leaves time for a retry. Uploads carry {@code Content-MD5} of their bytes. SDK
- * exceptions become {@link StoreException}s that say whether a retry may help.
+ * exceptions become {@link StoreException}s that say whether a retry may help. Every request is counted
+ * in the export's {@link S3Requests}: type, HTTP status, latency, body bytes and the SDK's retries.
  *
  * <p><b>Ownership:</b> holds one reference to the shared client; {@link #close()} drops it.
  *
@@ -46,47 +49,66 @@ final class SdkObjectStore implements ObjectStore {
     private final S3Clients.Handle handle;
     private final S3Client s3;
     private final String bucket;
+    private final S3Requests requests;
 
     /**
-     * Wraps {@code handle}'s client for {@code bucket}.
+     * Wraps {@code handle}'s client for {@code bucket}, counting its requests in {@code requests}.
      *
      * <p><b>Ownership:</b> takes over {@code handle}; {@link #close()} closes it.
      */
-    SdkObjectStore(S3Clients.Handle handle, String bucket) {
+    SdkObjectStore(S3Clients.Handle handle, String bucket, S3Requests requests) {
         this.handle = handle;
         this.s3 = handle.client();
         this.bucket = bucket;
+        this.requests = requests;
     }
 
     @Override
     public @Nullable StoredObject get(String key, Duration timeout) throws StoreException {
+        long start = requests.begin(Type.GET);
+        int status = 0;
         try {
-            ResponseBytes<GetObjectResponse> r =
-                    s3.getObjectAsBytes(b -> b.bucket(bucket).key(key).overrideConfiguration(timeouts(timeout)));
+            ResponseBytes<GetObjectResponse> r = s3.getObjectAsBytes(
+                    b -> b.bucket(bucket).key(key).overrideConfiguration(timeouts(timeout, Type.GET)));
+            status = r.response().sdkHttpResponse().statusCode();
+            requests.downloaded(r.asByteArrayUnsafe().length);
             // OWNERSHIP: the SDK hands over its array; nothing else refers to it.
             return new StoredObject(
                     r.asByteArrayUnsafe(), r.response().eTag(), r.response().metadata());
         } catch (NoSuchKeyException e) {
+            status = status(e);
             return null;
         } catch (SdkException e) {
+            status = status(e);
             throw failure("GET", key, e);
+        } finally {
+            requests.end(Type.GET, start, status);
         }
     }
 
     @Override
     public String put(String key, byte[] data, Map<String, String> metadata, Duration timeout) throws StoreException {
-        return put(key, data, metadata, BINARY, null, null, timeout, "PUT");
+        return put(key, data, metadata, BINARY, null, null, timeout, Type.PUT, "PUT");
     }
 
     @Override
     public String putIfAbsent(String key, byte[] data, Duration timeout) throws StoreException {
-        return put(key, data, Map.of(), JSON, "*", null, timeout, "PUT (If-None-Match: *)");
+        return put(key, data, Map.of(), JSON, "*", null, timeout, Type.CONDITIONAL_PUT, "PUT (If-None-Match: *)");
     }
 
     @Override
     public String putIfMatch(String key, byte[] data, String etag, Duration timeout) throws StoreException {
         try {
-            return put(key, data, Map.of(), JSON, null, etag, timeout, "PUT (If-Match: " + etag + ")");
+            return put(
+                    key,
+                    data,
+                    Map.of(),
+                    JSON,
+                    null,
+                    etag,
+                    timeout,
+                    Type.CONDITIONAL_PUT,
+                    "PUT (If-Match: " + etag + ")");
         } catch (StoreException e) {
             if (e.status() == 404) {
                 // AWS answers If-Match on a missing object with 404: the object is not the one we expected.
@@ -100,55 +122,82 @@ final class SdkObjectStore implements ObjectStore {
             String key,
             byte[] data,
             Map<String, String> metadata,
-            String type,
+            String contentType,
             @Nullable String ifNoneMatch,
             @Nullable String ifMatch,
             Duration timeout,
+            Type type,
             String what)
             throws StoreException {
         PutObjectRequest.Builder request = PutObjectRequest.builder()
                 .bucket(bucket)
                 .key(key)
-                .contentType(type)
+                .contentType(contentType)
                 .contentLength((long) data.length)
                 .contentMD5(md5(data))
                 .metadata(metadata)
-                .overrideConfiguration(timeouts(timeout));
+                .overrideConfiguration(timeouts(timeout, type));
         if (ifNoneMatch != null) {
             request.ifNoneMatch(ifNoneMatch);
         }
         if (ifMatch != null) {
             request.ifMatch(ifMatch);
         }
+        long start = requests.begin(type);
+        int status = 0;
         try {
             // OWNERSHIP: the SDK reads data (possibly again, on a retry) only during this call.
-            return s3.putObject(
-                            request.build(),
-                            RequestBody.fromContentProvider(
-                                    ContentStreamProvider.fromByteArrayUnsafe(data), data.length, type))
-                    .eTag();
+            PutObjectResponse r = s3.putObject(
+                    request.build(),
+                    RequestBody.fromContentProvider(
+                            ContentStreamProvider.fromByteArrayUnsafe(data), data.length, contentType));
+            status = r.sdkHttpResponse().statusCode();
+            requests.uploaded(data.length);
+            return r.eTag();
         } catch (SdkException e) {
+            status = status(e);
             throw failure(what, key, e);
+        } finally {
+            requests.end(type, start, status);
         }
     }
 
     @Override
     public void delete(String key, Duration timeout) throws StoreException {
+        long start = requests.begin(Type.DELETE);
+        int status = 0;
         try {
-            s3.deleteObject(b -> b.bucket(bucket).key(key).overrideConfiguration(timeouts(timeout)));
+            status = s3.deleteObject(
+                            b -> b.bucket(bucket).key(key).overrideConfiguration(timeouts(timeout, Type.DELETE)))
+                    .sdkHttpResponse()
+                    .statusCode();
         } catch (SdkException e) {
+            status = status(e);
             throw failure("DELETE", key, e);
+        } finally {
+            requests.end(Type.DELETE, start, status);
         }
     }
 
     @Override
     public void deleteIfMatch(String key, String etag, Duration timeout) throws StoreException {
+        long start = requests.begin(Type.CONDITIONAL_DELETE);
+        int status = 0;
         try {
-            s3.deleteObject(b -> b.bucket(bucket).key(key).ifMatch(etag).overrideConfiguration(timeouts(timeout)));
+            status = s3.deleteObject(b -> b.bucket(bucket)
+                            .key(key)
+                            .ifMatch(etag)
+                            .overrideConfiguration(timeouts(timeout, Type.CONDITIONAL_DELETE)))
+                    .sdkHttpResponse()
+                    .statusCode();
         } catch (NoSuchKeyException e) {
             // Already gone: nothing to delete.
+            status = status(e);
         } catch (SdkException e) {
+            status = status(e);
             throw failure("DELETE (If-Match: " + etag + ")", key, e);
+        } finally {
+            requests.end(Type.CONDITIONAL_DELETE, start, status);
         }
     }
 
@@ -166,12 +215,18 @@ final class SdkObjectStore implements ObjectStore {
         }
         String first = keys.iterator().next();
         DeleteObjectsResponse r;
+        long start = requests.begin(Type.BATCH_DELETE);
+        int status = 0;
         try {
             r = s3.deleteObjects(b -> b.bucket(bucket)
                     .delete(Delete.builder().objects(ids).quiet(true).build())
-                    .overrideConfiguration(timeouts(timeout)));
+                    .overrideConfiguration(timeouts(timeout, Type.BATCH_DELETE)));
+            status = r.sdkHttpResponse().statusCode();
         } catch (SdkException e) {
+            status = status(e);
             throw failure("DELETE of " + keys.size() + " objects from", first, e);
+        } finally {
+            requests.end(Type.BATCH_DELETE, start, status);
         }
         if (r.hasErrors() && !r.errors().isEmpty()) {
             S3Error error = r.errors().getFirst();
@@ -190,13 +245,19 @@ final class SdkObjectStore implements ObjectStore {
         do {
             String continuation = token;
             ListObjectsV2Response page;
+            long start = requests.begin(Type.LIST);
+            int status = 0;
             try {
                 page = s3.listObjectsV2(b -> b.bucket(bucket)
                         .prefix(prefix)
                         .continuationToken(continuation)
-                        .overrideConfiguration(timeouts(timeout)));
+                        .overrideConfiguration(timeouts(timeout, Type.LIST)));
+                status = page.sdkHttpResponse().statusCode();
             } catch (SdkException e) {
+                status = status(e);
                 throw failure("LIST", prefix, e);
+            } finally {
+                requests.end(Type.LIST, start, status);
             }
             for (S3Object object : page.contents()) {
                 keys.accept(object.key());
@@ -218,12 +279,19 @@ final class SdkObjectStore implements ObjectStore {
         handle.close();
     }
 
-    private static AwsRequestOverrideConfiguration timeouts(Duration timeout) {
+    /** Returns a request's time limits, with the counter its retries go to. */
+    private AwsRequestOverrideConfiguration timeouts(Duration timeout, Type type) {
         Duration attempt = timeout.compareTo(Duration.ofSeconds(2)) < 0 ? timeout : timeout.dividedBy(2);
         return AwsRequestOverrideConfiguration.builder()
                 .apiCallTimeout(timeout)
                 .apiCallAttemptTimeout(attempt)
+                .putExecutionAttribute(RetryCounter.RETRIES, requests.retryCounter(type))
                 .build();
+    }
+
+    /** Returns the HTTP status of a failed request, or 0 when no reply came. */
+    private static int status(SdkException e) {
+        return e instanceof AwsServiceException service ? service.statusCode() : 0;
     }
 
     private String where(String key) {
