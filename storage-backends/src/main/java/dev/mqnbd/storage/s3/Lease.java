@@ -41,7 +41,6 @@ import org.jspecify.annotations.Nullable;
 final class Lease implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(Lease.class.getName());
 
-    private static final int TAKE_ATTEMPTS = 3;
     private static final long MAX_BACKOFF_NANOS = TimeUnit.SECONDS.toNanos(2);
     private static final long FIRST_BACKOFF_NANOS = TimeUnit.MILLISECONDS.toNanos(125);
     /** Renewal slack kept beyond {@code s3.timeout}: one retry's worth. */
@@ -77,7 +76,7 @@ final class Lease implements AutoCloseable {
     private boolean warned;
     private boolean lapseLogged;
 
-    private Lease(
+    Lease(
             ObjectStore store,
             ObjectNames names,
             String exportName,
@@ -109,7 +108,8 @@ final class Lease implements AutoCloseable {
     }
 
     /**
-     * Takes the write lease of the export at {@code names} and starts renewing it.
+     * Takes the write lease of the export at {@code names} and starts renewing it ({@link
+     * LeaseAcquisition}).
      *
      * <p><b>Ownership:</b> the caller closes the returned lease.
      *
@@ -118,59 +118,11 @@ final class Lease implements AutoCloseable {
      */
     static Lease acquire(ObjectStore store, ObjectNames names, String exportName, Duration ttl, Duration timeout)
             throws IOException {
-        LeaseHolder holder = LeaseHolder.local();
-        String key = names.lease();
-        for (int attempt = 0; attempt < TAKE_ATTEMPTS; attempt++) {
-            long sent = System.nanoTime();
-            try {
-                String etag = store.putIfAbsent(key, holder.record(ttl), timeout);
-                return started(new Lease(store, names, exportName, holder, ttl, timeout, etag, sent));
-            } catch (StoreException e) {
-                if (!e.preconditionFailed()) {
-                    throw new IOException(
-                            "s3 export " + names + ": cannot take the write lease " + key + ": " + e.getMessage(), e);
-                }
-            }
-            ObjectStore.StoredObject current = store.get(key, timeout);
-            if (current == null) {
-                continue; // Released meanwhile: try to create it again.
-            }
-            LeaseHolder.Held held = LeaseHolder.Held.parse(current.data());
-            boolean crashed = !held.expired() && held.holder().deadHere();
-            if (!held.expired() && !crashed) {
-                throw new IOException("s3 export " + names + " is being served for writing by " + held.holder()
-                        + " (its lease " + key + " runs until " + held.expires() + "); stop that server, or serve"
-                        + " the export read-only; a lease that is not renewed expires by itself");
-            }
-            sent = System.nanoTime();
-            try {
-                String etag = store.putIfMatch(key, holder.record(ttl), current.etag(), timeout);
-                LOG.log(
-                        Level.WARNING,
-                        "s3 export " + exportName + " (" + names + "): took over the "
-                                + (crashed
-                                        ? "write lease of " + held.holder() + " at once: that process (pid "
-                                                + held.holder().pid() + " on this machine) no longer runs"
-                                        : "expired write lease of " + held.holder() + " (it expired at "
-                                                + held.expires() + "; that server stopped without releasing it)"));
-                return started(new Lease(store, names, exportName, holder, ttl, timeout, etag, sent));
-            } catch (StoreException e) {
-                if (!e.preconditionFailed()) {
-                    throw new IOException(
-                            "s3 export " + names + ": cannot take over the write lease " + key + ": " + e.getMessage(),
-                            e);
-                }
-                // Someone else took it over first: look again.
-            }
-        }
-        ObjectStore.StoredObject current = store.get(key, timeout);
-        String who = current == null
-                ? "another server"
-                : LeaseHolder.Held.parse(current.data()).holder().name();
-        throw new IOException("s3 export " + names + ": the write lease " + key + " is contended; last held by " + who);
+        return LeaseAcquisition.acquire(store, names, exportName, ttl, timeout);
     }
 
-    private static Lease started(Lease lease) {
+    /** Starts renewing {@code lease}, just taken; warns if its lifetime is too short for s3.timeout. */
+    static Lease started(Lease lease) {
         if (lease.trustedNanos() - lease.intervalNanos < lease.timeout.toNanos()) {
             LOG.log(
                     Level.WARNING,
