@@ -73,14 +73,7 @@ public final class FileBlockDevice implements Operations<FileHwData, FileStore, 
         int logical = store.direct() ? ContextIo.ALIGN : 1;
         // One file and one group commit behind every context: a FLUSH anywhere covers writes completed
         // everywhere (SHARED_FLUSH, NBD's multi-conn).
-        EnumSet<Feature> features = EnumSet.of(
-                Feature.FLUSH,
-                Feature.FUA,
-                Feature.DISCARD,
-                Feature.WRITE_ZEROES,
-                Feature.FAST_ZERO,
-                Feature.BLOCK_STATUS,
-                Feature.SHARED_FLUSH);
+        EnumSet<Feature> features = Feature.writableDisk();
         if (store.rotational()) {
             features.add(Feature.ROTATIONAL);
         }
