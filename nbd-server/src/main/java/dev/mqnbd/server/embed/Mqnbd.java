@@ -33,7 +33,7 @@ import org.jspecify.annotations.Nullable;
  * try (EmbeddedServer server = Mqnbd.newServer()
  *         .export("disk", "memory:1G")                    // any backend spec: memory:, file:, s3://
  *         .export("img", "file:/tmp/vm.img,create=8G")
- *         .filter("img", "delay,rw=5ms")                   // any filter: cow, rate, error, delay, log
+ *         .filter("img", "delay,write=5ms")                // any filter: cow, rate, error, delay, log
  *         .faultInjection("disk")                          // rules a test adds while requests flow
  *         .start()) {                                     // loopback, a free port
  *     URI disk = server.uri("disk");                      // nbd://127.0.0.1:PORT/disk
