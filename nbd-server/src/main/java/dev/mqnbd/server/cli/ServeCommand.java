@@ -257,7 +257,9 @@ final class ServeCommand implements Callable<Integer> {
         try {
             server = configure().start();
         } catch (IllegalArgumentException e) {
-            throw new MqnbdCommand.UsageException(String.valueOf(e.getMessage()));
+            // start() names a bad export "export NAME=SPEC: ...", which is the --export option given.
+            String message = String.valueOf(e.getMessage());
+            throw new MqnbdCommand.UsageException(message.startsWith("export ") ? "--" + message : message);
         }
         CountDownLatch stopped = new CountDownLatch(1);
         Thread hook = new Thread(
