@@ -8,6 +8,7 @@ import dev.mqnbd.server.ExportRegistry;
 import dev.mqnbd.server.NbdServer;
 import dev.mqnbd.server.NbdServerConfig;
 import dev.mqnbd.server.handler.Export;
+import dev.mqnbd.server.lifecycle.Lifecycle;
 import dev.mqnbd.server.metrics.MetricsEndpoint;
 import dev.mqnbd.server.security.AccessList;
 import dev.mqnbd.storage.Backends;
@@ -224,6 +225,9 @@ final class ServeCommand implements Callable<Integer> {
     @ArgGroup(validate = false, heading = "%nS3 exports (s3://BUCKET/PREFIX):%n", order = 4)
     S3Options s3 = new S3Options();
 
+    @ArgGroup(validate = false, heading = "%nRestarting and upgrading:%n", order = 5)
+    LifecycleOptions lifecycleOptions = new LifecycleOptions();
+
     static {
         System.setProperty("mqnbd.cpus", Integer.toString(Runtime.getRuntime().availableProcessors()));
     }
@@ -282,7 +286,8 @@ final class ServeCommand implements Callable<Integer> {
         if (port < 0 || port > 65535) {
             throw new MqnbdCommand.UsageException("--port " + port + " (expected: 0..65535)");
         }
-        List<SocketAddress> addresses = listenAddresses();
+        Lifecycle.Settings lifecycleSettings = lifecycleOptions.settings();
+        List<SocketAddress> configured = listenAddresses();
         InetSocketAddress metricsAddress = metrics == null ? null : metricsAddress(metrics);
         Map<String, AccessList> acls =
                 access.build(specs.stream().map(ExportSpec::name).toList());
@@ -295,8 +300,12 @@ final class ServeCommand implements Callable<Integer> {
         }
         NbdServerConfig config = configBuilder.build();
 
+        // Socket activation or a take-over decides the sockets; a take-over returns once the exports are free.
+        Lifecycle lifecycle = Lifecycle.begin(lifecycleSettings, configured);
+        List<SocketAddress> addresses = lifecycle.addresses();
         EventLoopGroup group = NbdServer.newEventLoopGroup(loops);
         NbdServer server;
+        CountDownLatch stopped = new CountDownLatch(1);
         try {
             for (ExportSpec spec : specs) {
                 List<FilterSpec> stack = filterSpecs.stream()
@@ -324,6 +333,12 @@ final class ServeCommand implements Callable<Integer> {
                         "metrics on http://" + describe(Objects.requireNonNull(metricsAddress), endpoint.port())
                                 + "/metrics");
             }
+            try {
+                lifecycle.serving(server, () -> closeQuietly(endpoint), stopped::countDown);
+            } catch (Exception | Error e) {
+                server.close();
+                throw e;
+            }
         } catch (Exception | Error e) {
             if (endpoint != null) {
                 endpoint.close();
@@ -332,14 +347,11 @@ final class ServeCommand implements Callable<Integer> {
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw e;
         }
-        CountDownLatch stopped = new CountDownLatch(1);
         Thread hook = new Thread(
                 () -> {
                     LOG.log(Level.INFO, "stopping: finishing requests in flight");
-                    server.close();
-                    if (endpoint != null) {
-                        endpoint.close();
-                    }
+                    lifecycle.stop(server);
+                    closeQuietly(endpoint);
                     stopped.countDown();
                 },
                 "mqnbd-shutdown");
@@ -357,6 +369,12 @@ final class ServeCommand implements Callable<Integer> {
                                 : ""));
         stopped.await();
         return 0;
+    }
+
+    private static void closeQuietly(@Nullable MetricsEndpoint endpoint) {
+        if (endpoint != null) {
+            endpoint.close();
+        }
     }
 
     private List<ExportSpec> parseExports() {
