@@ -6,6 +6,7 @@ import dev.mqnbd.filter.Filters;
 import dev.mqnbd.server.NbdServerConfig;
 import dev.mqnbd.server.embed.EmbeddedServer;
 import dev.mqnbd.server.embed.Mqnbd;
+import dev.mqnbd.server.lifecycle.Lifecycle;
 import dev.mqnbd.server.protocol.NbdTls;
 import dev.mqnbd.storage.Sizes;
 import java.io.IOException;
@@ -209,6 +210,9 @@ final class ServeCommand implements Callable<Integer> {
     @ArgGroup(validate = false, heading = "%nS3 exports (s3://BUCKET/PREFIX):%n", order = 4)
     S3Options s3 = new S3Options();
 
+    @ArgGroup(validate = false, heading = "%nRestarting and upgrading:%n", order = 5)
+    LifecycleOptions lifecycleOptions = new LifecycleOptions();
+
     static {
         System.setProperty("mqnbd.cpus", Integer.toString(Runtime.getRuntime().availableProcessors()));
     }
@@ -253,18 +257,29 @@ final class ServeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         LogSetup.configure(verbose);
+        Lifecycle.Settings lifecycleSettings = lifecycleOptions.settings();
+        Mqnbd configured = configure();
+        // Socket activation or a take-over decides the sockets; a take-over returns once the exports are free.
+        Lifecycle lifecycle = Lifecycle.begin(lifecycleSettings, configured.addresses());
         EmbeddedServer server;
         try {
-            server = configure().start();
+            server = configured.listenOn(lifecycle.addresses()).start();
         } catch (IllegalArgumentException e) {
             // start() names a bad export "export NAME=SPEC: ...", which is the --export option given.
             String message = String.valueOf(e.getMessage());
             throw new MqnbdCommand.UsageException(message.startsWith("export ") ? "--" + message : message);
         }
         CountDownLatch stopped = new CountDownLatch(1);
+        try {
+            lifecycle.serving(server.nbdServer(), server::closeMetrics, stopped::countDown);
+        } catch (IOException | RuntimeException e) {
+            server.close();
+            throw e;
+        }
         Thread hook = new Thread(
                 () -> {
                     LOG.log(Level.INFO, "stopping: finishing requests in flight");
+                    lifecycle.stop(server.nbdServer());
                     server.close();
                     stopped.countDown();
                 },

@@ -116,6 +116,21 @@ public final class EmbeddedServer implements AutoCloseable {
         return metrics == null ? -1 : metrics.port();
     }
 
+    /**
+     * Returns the NBD server underneath: its listening sockets, {@link NbdServer#pauseAccepting()} and {@link
+     * NbdServer#handOver()}, for handing the clients over to a next process.
+     */
+    public NbdServer nbdServer() {
+        return server;
+    }
+
+    /** Closes the metrics endpoint now, freeing its port for a next process; {@link #close()} would too. */
+    public void closeMetrics() {
+        if (metrics != null) {
+            metrics.close();
+        }
+    }
+
     /** Returns the number of client connections open now. */
     public int connectionCount() {
         return server.connectionCount();
@@ -129,9 +144,7 @@ public final class EmbeddedServer implements AutoCloseable {
     @Override
     public void close() {
         server.close();
-        if (metrics != null) {
-            metrics.close();
-        }
+        closeMetrics();
     }
 
     private Export requireExport(String name) {

@@ -1,6 +1,7 @@
 package dev.mqnbd.server.embed;
 
 import dev.mqnbd.filter.FilterSpec;
+import dev.mqnbd.server.InheritedSocket;
 import dev.mqnbd.server.NbdServerConfig;
 import dev.mqnbd.server.protocol.NbdTls;
 import dev.mqnbd.server.security.AccessList;
@@ -68,6 +69,9 @@ public final class Mqnbd {
 
     @Nullable
     InetSocketAddress metrics;
+
+    @Nullable
+    List<SocketAddress> sockets;
 
     int port;
     boolean readOnly;
@@ -314,8 +318,25 @@ public final class Mqnbd {
         return exports.isEmpty() ? Map.of("", DEFAULT_EXPORT_SPEC) : exports;
     }
 
-    /** Returns the addresses to bind. */
-    List<SocketAddress> addresses() {
+    /**
+     * Serves on exactly {@code addresses} instead of those {@link #listen}, {@link #port} and {@link
+     * #unixSocket} describe: addresses to bind, or listening sockets already open ({@link
+     * InheritedSocket}, as a service manager or a server handing over passes them).
+     */
+    public Mqnbd listenOn(List<? extends SocketAddress> addresses) {
+        if (addresses.isEmpty()) {
+            throw new IllegalArgumentException("no address to listen on");
+        }
+        this.sockets = List.copyOf(addresses);
+        return this;
+    }
+
+    /** Returns the addresses {@link #start()} binds (or the sockets it serves on, after {@link #listenOn}). */
+    public List<SocketAddress> addresses() {
+        List<SocketAddress> given = sockets;
+        if (given != null) {
+            return given;
+        }
         List<SocketAddress> result = new ArrayList<>();
         if (socket != null) {
             result.add(UnixDomainSocketAddress.of(socket));
