@@ -22,7 +22,8 @@ import org.junit.jupiter.api.io.TempDir;
  * in which requests hang rather than fail) while clients write, with the server's default settings
  * ({@code --s3-timeout 20s}, {@code --s3-lease-ttl 30s}). A pause shorter than the timeout is invisible to
  * the client; a longer one fails writes, but loses no acknowledged byte; a SIGTERM during an outage saves
- * what it cannot store to a rescue file and says where. One store container serves the class.
+ * what it cannot store to a rescue file and says where; a restart after {@code kill -9} takes over its own
+ * lease at once. One store container serves the class.
  */
 class S3OutageIT {
     private static S3Server s3;
@@ -74,13 +75,25 @@ class S3OutageIT {
 
     /**
      * Writes {@code length} bytes of {@code pattern} at {@code offset} in 1 MiB requests, one after another,
-     * without FUA or FLUSH (nbdsh sends neither, not even at exit), so they stay dirty in the server.
+     * without FUA or FLUSH (nbdsh sends neither, not even at exit), so they stay dirty in the server. Prints
+     * the end of each write once the server has acknowledged it ({@link #acknowledgedEnd}).
      */
     private static Tool.Result writeWithoutFlush(String uri, int pattern, long offset, long length) {
         String script = "buf = bytes([" + pattern + "]) * (1 << 20)\n"
                 + "for off in range(" + offset + ", " + (offset + length) + ", 1 << 20):\n"
-                + "    h.pwrite(buf, off)\n";
+                + "    h.pwrite(buf, off)\n"
+                + "    print('acked', off + (1 << 20), flush=True)\n";
         return Tool.run(Duration.ofMinutes(2), "nbdsh", "-u", uri, "-c", script);
+    }
+
+    /** Returns the end of the last write {@link #writeWithoutFlush} saw acknowledged, or {@code from} if none. */
+    private static long acknowledgedEnd(Tool.Result writes, long from) {
+        Matcher m = Pattern.compile("(?m)^acked (\\d+)$").matcher(writes.stdout());
+        long end = from;
+        while (m.find()) {
+            end = Long.parseLong(m.group(1));
+        }
+        return end;
     }
 
     @Test
@@ -118,6 +131,7 @@ class S3OutageIT {
     @Test
     void storePaused60s_writesFailAfterTheTimeout_thenTheServerRecovers_andNoAcknowledgedByteIsLost() throws Exception {
         String export = "q=s3://" + S3Server.BUCKET + "/pause60,create=192M";
+        long ackedEnd;
         try (ServerProcess server = serve("--export", export)) {
             // Acknowledged from the write-back cache: dirty, and partly not stored when the store freezes.
             writeWithoutFlush(uri(server, "q"), 0xa1, 0, 48 << 20).assertSuccess();
@@ -130,6 +144,8 @@ class S3OutageIT {
             failed.assertFailure();
             assertThat(failed.stderr()).contains("Input/output error");
             assertThat(waited).isGreaterThanOrEqualTo(18_000);
+            ackedEnd = acknowledgedEnd(failed, 48 << 20);
+            assertThat(ackedEnd).as(failed.stdout()).isGreaterThanOrEqualTo(64L << 20);
             long left = 60_000 - (System.nanoTime() - paused) / 1_000_000;
             Thread.sleep(Math.max(0, left));
             assertThat(server.log()).contains("its write lease lapsed");
@@ -144,7 +160,10 @@ class S3OutageIT {
             assertThat(server.log()).doesNotContain("rescue").doesNotContain("are lost");
         }
         try (ServerProcess again = serve("--read-only", "--export", "q=s3://" + S3Server.BUCKET + "/pause60")) {
-            String out = qemuIo(uri(again, "q"), "read -P 0xa1 0 48M", "read -P 0xc3 160M 1M");
+            List<String> reads = new ArrayList<>(List.of("read -P 0xa1 0 48M", "read -P 0xc3 160M 1M"));
+            // The second writer's writes acknowledged before the one that failed (at least the 16M below the limit).
+            reads.add("read -P 0xb2 48M " + (ackedEnd - (48 << 20)));
+            String out = qemuIo(uri(again, "q"), reads.toArray(String[]::new));
             assertThat(out).doesNotContain("Pattern verification failed").doesNotContain("error");
         }
     }
@@ -202,6 +221,23 @@ class S3OutageIT {
             }
             assertThat(qemuIo(uri(again, "r"), reads.toArray(String[]::new)))
                     .as("blocks neither rescued nor stored: %s", reads)
+                    .doesNotContain("Pattern verification failed")
+                    .doesNotContain("error");
+            again.stop(Duration.ofSeconds(60));
+        }
+    }
+
+    @Test
+    void restartAfterKill9_takesOverItsOwnLeaseAtOnce_andFlushedDataIsThere() throws Exception {
+        String export = "k=s3://" + S3Server.BUCKET + "/kill9,create=32M";
+        // A lease far longer than the start-up wait: only a takeover at once lets the restart serve.
+        try (ServerProcess server = serve("--s3-lease-ttl", "120s", "--export", export)) {
+            assertThat(qemuIo(uri(server, "k"), "write -P 0x5e 1M 3M", "flush")).doesNotContain("error");
+            server.process().destroyForcibly().waitFor();
+        }
+        try (ServerProcess again = serve("--s3-lease-ttl", "120s", "--export", export)) {
+            assertThat(again.log()).contains("at once: that process").contains("no longer runs");
+            assertThat(qemuIo(uri(again, "k"), "read -P 0x5e 1M 3M", "read -P 0 0 1M", "write -P 0x6f 8M 1M", "flush"))
                     .doesNotContain("Pattern verification failed")
                     .doesNotContain("error");
             again.stop(Duration.ofSeconds(60));
