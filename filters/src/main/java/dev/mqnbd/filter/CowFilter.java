@@ -80,15 +80,8 @@ final class CowFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> {
     static QueueLimits limits(QueueLimits below, boolean readOnly) {
         EnumSet<Feature> features =
                 below.features().isEmpty() ? EnumSet.noneOf(Feature.class) : EnumSet.copyOf(below.features());
-        features.addAll(EnumSet.of(
-                Feature.FLUSH,
-                Feature.FUA,
-                Feature.DISCARD,
-                Feature.WRITE_ZEROES,
-                Feature.FAST_ZERO,
-                Feature.BLOCK_STATUS,
-                Feature.SHARED_FLUSH,
-                Feature.WRITE_SEGMENTS));
+        features.addAll(Feature.writableDisk());
+        features.add(Feature.WRITE_SEGMENTS);
         features.remove(Feature.READ_SEGMENTS);
         int logical = below.logicalBlockSize();
         return new QueueLimits(
@@ -299,30 +292,16 @@ final class CowFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> {
     }
 
     /** The {@code cow} kind. */
-    public static final class Kind implements FilterKind {
+    public static final class Kind extends DescribedFilterKind {
         /** Creates the kind; {@link java.util.ServiceLoader} calls this. */
-        public Kind() {}
-
-        @Override
-        public String name() {
-            return "cow";
-        }
-
-        @Override
-        public String summary() {
-            return "copy-on-write: writes go to an overlay, the export below is never modified";
-        }
-
-        @Override
-        public List<String> keys() {
-            return List.of("overlay=memory|file:PATH  where written data lives: RAM (default), or a scratch file"
-                    + " that must not exist, created at start and unlinked at once (its space is freed when the"
-                    + " server stops, however it stops)");
-        }
-
-        @Override
-        public String example() {
-            return "vm1=cow,overlay=file:/var/tmp/vm1.overlay";
+        public Kind() {
+            super(
+                    "cow",
+                    "copy-on-write: writes go to an overlay, the export below is never modified",
+                    List.of("overlay=memory|file:PATH  where written data lives: RAM (default), or a scratch file"
+                            + " that must not exist, created at start and unlinked at once (its space is freed when the"
+                            + " server stops, however it stops)"),
+                    "vm1=cow,overlay=file:/var/tmp/vm1.overlay");
         }
 
         @Override

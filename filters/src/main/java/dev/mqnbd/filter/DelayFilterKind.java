@@ -11,32 +11,18 @@ import java.util.Objects;
  * {@code delay}: adds a fixed delay to the requests of each kind named, without holding up any thread
  * (the request waits on a timer); nbdkit's delay filter.
  */
-public final class DelayFilterKind implements FilterKind {
+public final class DelayFilterKind extends DescribedFilterKind {
     private static final List<String> OPS = List.of("read", "write", "flush", "trim", "zero", "cache", "block-status");
 
     /** Creates the kind; {@link java.util.ServiceLoader} calls this. */
-    public DelayFilterKind() {}
-
-    @Override
-    public String name() {
-        return "delay";
-    }
-
-    @Override
-    public String summary() {
-        return "adds a delay to requests, per kind of request";
-    }
-
-    @Override
-    public List<String> keys() {
-        return OPS.stream()
-                .map(op -> op + "=DURATION  delay of each " + op + " request, e.g. 10ms")
-                .toList();
-    }
-
-    @Override
-    public String example() {
-        return "vm=delay,read=5ms,write=20ms";
+    public DelayFilterKind() {
+        super(
+                "delay",
+                "adds a delay to requests, per kind of request",
+                OPS.stream()
+                        .map(op -> op + "=DURATION  delay of each " + op + " request, e.g. 10ms")
+                        .toList(),
+                "vm=delay,read=5ms,write=20ms");
     }
 
     @Override

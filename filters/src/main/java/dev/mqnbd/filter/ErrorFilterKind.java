@@ -14,32 +14,18 @@ import org.jspecify.annotations.Nullable;
  * software above the disk handles I/O errors; nbdkit's error filter. With one connection, the same seed
  * fails the same requests every run.
  */
-public final class ErrorFilterKind implements FilterKind {
+public final class ErrorFilterKind extends DescribedFilterKind {
     /** Creates the kind; {@link java.util.ServiceLoader} calls this. */
-    public ErrorFilterKind() {}
-
-    @Override
-    public String name() {
-        return "error";
-    }
-
-    @Override
-    public String summary() {
-        return "fails a random share of requests with an error";
-    }
-
-    @Override
-    public List<String> keys() {
-        return List.of(
-                "rate=P  share of the chosen requests to fail, 0 to 1 or a percentage (required)",
-                "ops=OP[|OP...]  which requests: " + opNames() + " (default: read|write)",
-                "status=ERR  the error: EIO, ENOSPC, EINVAL, ENOTSUP, EPERM, ESHUTDOWN (default: EIO)",
-                "seed=N  seed of the coin; the same seed fails the same requests (default: 1)");
-    }
-
-    @Override
-    public String example() {
-        return "*=error,rate=1%,ops=write,status=ENOSPC,seed=42";
+    public ErrorFilterKind() {
+        super(
+                "error",
+                "fails a random share of requests with an error",
+                List.of(
+                        "rate=P  share of the chosen requests to fail, 0 to 1 or a percentage (required)",
+                        "ops=OP[|OP...]  which requests: " + opNames() + " (default: read|write)",
+                        "status=ERR  the error: EIO, ENOSPC, EINVAL, ENOTSUP, EPERM, ESHUTDOWN (default: EIO)",
+                        "seed=N  seed of the coin; the same seed fails the same requests (default: 1)"),
+                "*=error,rate=1%,ops=write,status=ENOSPC,seed=42");
     }
 
     @Override

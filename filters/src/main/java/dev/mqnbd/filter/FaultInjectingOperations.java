@@ -263,7 +263,7 @@ public final class FaultInjectingOperations<N, Q, T, R> extends Filter<FilterCon
                     .schedule(() -> passDelayed(hw, queue, rq, generation), BUSY_RETRY_NANOS, TimeUnit.NANOSECONDS);
         } else if (status != Status.OK) {
             try {
-                rq.end(status);
+                rq.end(generation, status);
             } catch (IllegalStateException alreadyEnded) {
                 // The next layer ended it before it threw: it ended once, which is all that matters.
             }

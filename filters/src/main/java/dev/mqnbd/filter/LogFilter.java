@@ -116,28 +116,14 @@ final class LogFilter<N, Q, T, R> extends Filter<LogFilter.Context<N>, N, Q, T, 
     }
 
     /** The {@code log} kind. */
-    public static final class Kind implements FilterKind {
+    public static final class Kind extends DescribedFilterKind {
         /** Creates the kind; {@link java.util.ServiceLoader} calls this. */
-        public Kind() {}
-
-        @Override
-        public String name() {
-            return "log";
-        }
-
-        @Override
-        public String summary() {
-            return "writes one line per request to a file, off the request path";
-        }
-
-        @Override
-        public List<String> keys() {
-            return List.of("file=PATH  the file lines are appended to (required)");
-        }
-
-        @Override
-        public String example() {
-            return "*=log,file=/var/log/mqnbd-requests.log";
+        public Kind() {
+            super(
+                    "log",
+                    "writes one line per request to a file, off the request path",
+                    List.of("file=PATH  the file lines are appended to (required)"),
+                    "*=log,file=/var/log/mqnbd-requests.log");
         }
 
         @Override

@@ -96,31 +96,17 @@ final class RateFilter<N, Q, T, R> extends Filter<FilterContext<N>, N, Q, T, R> 
     }
 
     /** The {@code rate} kind. */
-    public static final class Kind implements FilterKind {
+    public static final class Kind extends DescribedFilterKind {
         /** Creates the kind; {@link java.util.ServiceLoader} calls this. */
-        public Kind() {}
-
-        @Override
-        public String name() {
-            return "rate";
-        }
-
-        @Override
-        public String summary() {
-            return "limits requests and bytes per second, shared by every connection of the export";
-        }
-
-        @Override
-        public List<String> keys() {
-            return List.of(
-                    "iops=N  requests per second (flushes are not counted)",
-                    "bandwidth=SIZE/s  bytes read and written per second, e.g. 50M/s",
-                    "burst=DURATION  how much unused rate may be spent at once after an idle spell (default: 100ms)");
-        }
-
-        @Override
-        public String example() {
-            return "tenant=rate,iops=5000,bandwidth=100M/s";
+        public Kind() {
+            super(
+                    "rate",
+                    "limits requests and bytes per second, shared by every connection of the export",
+                    List.of(
+                            "iops=N  requests per second (flushes are not counted)",
+                            "bandwidth=SIZE/s  bytes read and written per second, e.g. 50M/s",
+                            "burst=DURATION  how much unused rate may be spent at once after an idle spell (default: 100ms)"),
+                    "tenant=rate,iops=5000,bandwidth=100M/s");
         }
 
         @Override

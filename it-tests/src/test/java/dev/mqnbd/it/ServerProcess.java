@@ -65,7 +65,13 @@ final class ServerProcess implements AutoCloseable {
     /** As {@link #start(List, String...)}, with {@code env} added to the server's environment. */
     static ServerProcess start(java.util.Map<String, String> env, List<String> jvmOptions, String... args)
             throws IOException, InterruptedException {
-        ProcessBuilder builder = new ProcessBuilder(command(jvmOptions, args)).redirectErrorStream(true);
+        return startCommand(env, command(jvmOptions, args));
+    }
+
+    /** Runs {@code command} (one that runs the CLI jar, perhaps through a launcher) and waits until it is ready. */
+    static ServerProcess startCommand(java.util.Map<String, String> env, List<String> command)
+            throws IOException, InterruptedException {
+        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
         builder.environment().putAll(env);
         ServerProcess server = new ServerProcess(builder.start());
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);

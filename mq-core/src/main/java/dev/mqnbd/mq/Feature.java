@@ -1,5 +1,8 @@
 package dev.mqnbd.mq;
 
+import java.util.Arrays;
+import java.util.EnumSet;
+
 /** What a device supports beyond reads and writes; advertised to clients through {@link QueueLimits}. */
 public enum Feature {
     /** {@link ReqOp#FLUSH} makes completed writes durable (a volatile write cache is present). */
@@ -33,5 +36,16 @@ public enum Feature {
      * The driver may answer a READ given a {@link Request#readSegments() segment sink} with views of its
      * own memory, which the front end sends as they are: no copy into a reply buffer.
      */
-    READ_SEGMENTS
+    READ_SEGMENTS;
+
+    /**
+     * Returns a new set of what every writable disk of ours offers: {@link #FLUSH}, {@link #FUA}, {@link
+     * #DISCARD}, {@link #WRITE_ZEROES}, {@link #FAST_ZERO}, {@link #BLOCK_STATUS} and {@link
+     * #SHARED_FLUSH}, plus {@code more}: what else the driver does.
+     */
+    public static EnumSet<Feature> writableDisk(Feature... more) {
+        EnumSet<Feature> set = EnumSet.of(FLUSH, FUA, DISCARD, WRITE_ZEROES, FAST_ZERO, BLOCK_STATUS, SHARED_FLUSH);
+        set.addAll(Arrays.asList(more));
+        return set;
+    }
 }

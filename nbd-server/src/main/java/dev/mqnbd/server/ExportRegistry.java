@@ -102,7 +102,25 @@ public final class ExportRegistry implements NbdExports, AutoCloseable {
         if (exports.containsKey(name)) {
             throw new IllegalArgumentException("export name: \"" + name + "\" (expected: unique)");
         }
-        Device<?, ?, ?, ?> device = Filters.open(name, spec, filters, options, setup);
+        return open(name, Filters.open(name, spec, filters, options, setup), description, setup, maxPayload);
+    }
+
+    /**
+     * Builds the queue of {@code device}, a backend with whatever filters the caller stacked on it, and adds
+     * it as export {@code name}; its filters become {@link #filters(String)}.
+     *
+     * <p><b>Ownership:</b> takes {@code device}: it is built into the export's queue, or closed if that fails.
+     *
+     * @throws IllegalArgumentException if the name is taken; the device is closed then
+     * @throws MqException if the export's queue cannot be set up
+     */
+    public Export open(String name, Device<?, ?, ?, ?> opened, String description, QueueSetup setup, int maxPayload)
+            throws MqException {
+        if (exports.containsKey(name)) {
+            opened.close();
+            throw new IllegalArgumentException("export name: \"" + name + "\" (expected: unique)");
+        }
+        Device<?, ?, ?, ?> device = opened;
         String stack = device.description();
         List<Filter<?, ?, ?, ?, ?>> filterLayers = new ArrayList<>();
         for (Operations<?, ?, ?, ?> layer = device.driver();

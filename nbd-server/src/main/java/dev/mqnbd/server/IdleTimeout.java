@@ -2,13 +2,8 @@ package dev.mqnbd.server;
 
 import dev.mqnbd.server.handler.TransmissionHandler;
 import dev.mqnbd.server.log.RateLimitedLog;
-import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
-import io.netty.util.concurrent.ScheduledFuture;
-import java.lang.System.Logger.Level;
-import java.util.concurrent.TimeUnit;
-import org.jspecify.annotations.Nullable;
 
 /**
  * Closes a connection in transmission that has been idle for a timeout: no whole request arrived, no
@@ -19,18 +14,11 @@ import org.jspecify.annotations.Nullable;
  * <p>Sits between the request decoder and the {@link TransmissionHandler}, so it sees decoded requests
  * and replies, not bytes. <b>Threading:</b> one instance per channel, used on its event loop only.
  */
-final class IdleTimeout extends ChannelDuplexHandler {
-    private final long timeoutNanos;
-    private final RateLimitedLog log;
+final class IdleTimeout extends ConnectionTimer {
     private long lastActivity;
-    private @Nullable ScheduledFuture<?> timer;
 
     IdleTimeout(long timeoutNanos, RateLimitedLog log) {
-        if (timeoutNanos <= 0) {
-            throw new IllegalArgumentException("timeoutNanos: " + timeoutNanos + " (expected: > 0)");
-        }
-        this.timeoutNanos = timeoutNanos;
-        this.log = log;
+        super(timeoutNanos, log);
     }
 
     @Override
@@ -51,36 +39,16 @@ final class IdleTimeout extends ChannelDuplexHandler {
         ctx.write(msg, promise);
     }
 
-    private void schedule(ChannelHandlerContext ctx, long delayNanos) {
-        timer = ctx.executor().schedule(() -> check(ctx), delayNanos, TimeUnit.NANOSECONDS);
-    }
-
-    private void check(ChannelHandlerContext ctx) {
-        if (ctx.isRemoved() || !ctx.channel().isOpen()) {
-            return;
-        }
+    @Override
+    void check(ChannelHandlerContext ctx) {
         long idle = System.nanoTime() - lastActivity;
         TransmissionHandler transmission = ctx.pipeline().get(TransmissionHandler.class);
         if (transmission != null && transmission.busy()) {
             schedule(ctx, timeoutNanos);
-            return;
-        }
-        if (idle < timeoutNanos) {
+        } else if (idle < timeoutNanos) {
             schedule(ctx, timeoutNanos - idle);
-            return;
-        }
-        log.log(
-                Level.INFO,
-                () -> "closing connection from "
-                        + NbdServer.describe(ctx.channel().remoteAddress()) + ": idle for "
-                        + HandshakeDeadline.format(timeoutNanos) + " (idle timeout)");
-        ctx.close();
-    }
-
-    @Override
-    public void handlerRemoved(ChannelHandlerContext ctx) {
-        if (timer != null) {
-            timer.cancel(false);
+        } else {
+            close(ctx, "idle for " + format(timeoutNanos) + " (idle timeout)");
         }
     }
 }

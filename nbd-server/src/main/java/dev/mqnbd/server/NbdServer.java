@@ -12,6 +12,7 @@ import dev.mqnbd.server.protocol.NbdSession;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelFactory;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
@@ -19,10 +20,12 @@ import io.netty.channel.ChannelPipeline;
 import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.ServerChannel;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.channel.unix.DomainSocketAddress;
+import io.netty.channel.unix.UnixChannel;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.GlobalEventExecutor;
@@ -39,6 +42,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.function.IntFunction;
 
 /**
@@ -47,6 +51,11 @@ import java.util.function.IntFunction;
  *
  * <p>Each event loop is a submitter of blk-mq: a connection is served by its channel's event loop, and
  * event loop {@code i} maps to hardware context {@code i mod hwQueues} of every export.
+ *
+ * <p>Why one file of this length: binding (addresses, Unix sockets, inherited sockets), the channel
+ * initializer, connection accounting and the three ways to stop (close, hand over, pause accepting) all
+ * act on the same listeners and connection group; split apart they would share that state through
+ * accessors and lose the one place that shows the order in which a stop undoes a start.
  *
  * <p><b>Ownership:</b> the server owns its event loops and, from {@link #start} on, the registry: {@link
  * #close()} closes both. <b>Threading:</b> {@code start} and {@code close} are called from one thread.
@@ -137,7 +146,8 @@ public final class NbdServer implements AutoCloseable {
      * Binds every listen address and starts serving.
      *
      * @param group the event loops from {@link #newEventLoopGroup}; the server shuts it down on close
-     * @param listen TCP ({@link InetSocketAddress}) or Unix ({@link UnixDomainSocketAddress}) addresses
+     * @param listen TCP ({@link InetSocketAddress}) or Unix ({@link UnixDomainSocketAddress}) addresses, or
+     *     listening sockets to serve on as they are ({@link InheritedSocket})
      * @param config the payload limit, TLS, and connection limits
      * @throws IOException if an address cannot be bound; nothing is left listening then
      */
@@ -192,6 +202,18 @@ public final class NbdServer implements AutoCloseable {
                     .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, WATER_MARK)
                     .option(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT);
             SocketAddress bindAddress = address;
+            if (address instanceof InheritedSocket inherited) {
+                ChannelFactory<ServerChannel> factory = inherited::newChannel;
+                bootstrap.channelFactory(factory);
+                if (!inherited.unix()) {
+                    bootstrap.childOption(ChannelOption.TCP_NODELAY, true);
+                }
+                // Registered, not bound: the socket listens already, and accepting starts at once.
+                Channel listener = bootstrap.register().syncUninterruptibly().channel();
+                listeners.add(listener);
+                LOG.log(Level.INFO, "listening on " + describe(localAddress(listener, address)) + ", " + inherited);
+                continue;
+            }
             if (address instanceof UnixDomainSocketAddress unix) {
                 Path path = unix.getPath();
                 if (Files.exists(path) && !Files.isDirectory(path)) {
@@ -281,20 +303,65 @@ public final class NbdServer implements AutoCloseable {
     }
 
     /**
+     * Stops accepting new connections while the listening sockets stay open: connections wait in their
+     * backlog for whoever serves them next. Returns the listening sockets' descriptors, in listen order, for
+     * handing them to the next server process.
+     *
+     * @throws IOException if a listener is not an epoll channel (only those have a descriptor to hand over)
+     */
+    public List<Integer> pauseAccepting() throws IOException {
+        List<Integer> fds = new ArrayList<>();
+        for (Channel listener : listeners) {
+            if (!(listener instanceof UnixChannel unix)) {
+                throw new IOException("cannot hand over " + describe(listener.localAddress())
+                        + ": only the epoll transport's sockets can be passed on");
+            }
+            listener.eventLoop()
+                    .submit(() -> listener.config().setAutoRead(false))
+                    .syncUninterruptibly();
+            fds.add(unix.fd().intValue());
+        }
+        return fds;
+    }
+
+    /**
      * Stops gracefully: stops accepting; lets every connection finish and answer what it has in flight,
      * then closes it (waiting up to 30 s); closes the exports; stops the event loops.
      */
     @Override
     public void close() {
+        stop(false);
+    }
+
+    /**
+     * Stops for a hand-over to the next server process, as {@link #close()} but: commands each connection has
+     * read are answered, later ones are left unanswered for the client to resend after it reconnects, and no
+     * connection gets an error reply; Unix socket paths are left to the next process. Returns the number of
+     * requests answered while draining; after it returns, the exports are closed and their locks released.
+     */
+    public long handOver() {
+        return stop(true);
+    }
+
+    private long stop(boolean handOver) {
         if (closed) {
-            return;
+            return 0;
         }
         closed = true;
-        closeListeners();
+        if (handOver) {
+            for (Channel listener : listeners) {
+                listener.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+            }
+        } else {
+            closeListeners();
+        }
         int open = connections.size();
+        LongAdder answered = new LongAdder();
         for (Channel ch : connections) {
             TransmissionHandler handler = ch.pipeline().get(TransmissionHandler.class);
-            if (handler != null) {
+            if (handler != null && handOver) {
+                handler.handOver(answered);
+            } else if (handler != null) {
                 handler.shutdown();
             } else {
                 ch.close();
@@ -318,6 +385,7 @@ public final class NbdServer implements AutoCloseable {
         exports.close();
         group.shutdownGracefully(0, 2, TimeUnit.SECONDS).awaitUninterruptibly(10, TimeUnit.SECONDS);
         LOG.log(Level.INFO, "stopped; " + open + " connections were open");
+        return answered.sum();
     }
 
     private void closeListeners() {

@@ -4,6 +4,7 @@ import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.testcontainers.DockerClientFactory;
 import org.testcontainers.containers.GenericContainer;
 import org.testcontainers.containers.Network;
 import org.testcontainers.containers.wait.strategy.Wait;
@@ -26,6 +27,7 @@ public final class S3Server implements AutoCloseable {
     private static final int PORT = 9000;
 
     private final GenericContainer<?> container;
+    private volatile boolean paused;
 
     private S3Server(GenericContainer<?> container) {
         this.container = container;
@@ -90,6 +92,29 @@ public final class S3Server implements AutoCloseable {
         return Map.of("AWS_ACCESS_KEY_ID", IDENTITY, "AWS_SECRET_ACCESS_KEY", CREDENTIAL);
     }
 
+    /**
+     * Freezes the server ({@code docker pause}): a real outage, in which requests hang rather than fail;
+     * {@link #unpause} ends it.
+     */
+    public void pause() {
+        DockerClientFactory.instance()
+                .client()
+                .pauseContainerCmd(container.getContainerId())
+                .exec();
+        paused = true;
+    }
+
+    /** Ends a {@link #pause}; does nothing when the server is not paused. */
+    public void unpause() {
+        if (paused) {
+            DockerClientFactory.instance()
+                    .client()
+                    .unpauseContainerCmd(container.getContainerId())
+                    .exec();
+            paused = false;
+        }
+    }
+
     /** Returns the server's log so far, for failure messages. */
     public String logs() {
         return container.getLogs();
@@ -97,6 +122,7 @@ public final class S3Server implements AutoCloseable {
 
     @Override
     public void close() {
+        unpause();
         container.stop();
     }
 }

@@ -80,6 +80,17 @@ final class S3Options {
     @Nullable
     String readAhead;
 
+    @Option(
+            names = "--s3-rescue-dir",
+            paramLabel = "DIR",
+            description = {
+                "Where written blocks that cannot be stored are saved, with the commands to apply them (the"
+                        + " write lease went to another server, or the store stayed down through a shutdown;"
+                        + " default: $XDG_STATE_HOME/mqnbd/rescue, else ~/.local/state/mqnbd/rescue)."
+            })
+    @Nullable
+    String rescueDir;
+
     /** Returns the settings given, by backend key ({@code s3.endpoint}, ...). */
     Map<String, String> settings() {
         Map<String, String> settings = new LinkedHashMap<>();
@@ -94,6 +105,7 @@ final class S3Options {
         put(settings, S3Settings.TIMEOUT, timeout);
         put(settings, S3Settings.LEASE_TTL, leaseTtl);
         put(settings, S3Settings.READ_AHEAD, readAhead);
+        put(settings, S3Settings.RESCUE_DIR, rescueDir);
         return settings;
     }
 

@@ -3,37 +3,23 @@ package dev.mqnbd.server.cli;
 import dev.mqnbd.filter.FilterKind;
 import dev.mqnbd.filter.FilterSpec;
 import dev.mqnbd.filter.Filters;
-import dev.mqnbd.mq.QueueLimits;
-import dev.mqnbd.server.ExportRegistry;
-import dev.mqnbd.server.NbdServer;
 import dev.mqnbd.server.NbdServerConfig;
-import dev.mqnbd.server.handler.Export;
-import dev.mqnbd.server.metrics.MetricsEndpoint;
-import dev.mqnbd.server.security.AccessList;
-import dev.mqnbd.storage.Backends;
-import dev.mqnbd.storage.DeviceOptions;
-import dev.mqnbd.storage.QueueSetup;
+import dev.mqnbd.server.embed.EmbeddedServer;
+import dev.mqnbd.server.embed.Mqnbd;
+import dev.mqnbd.server.lifecycle.Lifecycle;
+import dev.mqnbd.server.protocol.NbdTls;
 import dev.mqnbd.storage.Sizes;
-import io.netty.channel.EventLoopGroup;
+import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.SocketAddress;
-import java.net.UnixDomainSocketAddress;
 import java.net.UnknownHostException;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
-import java.util.Map;
-import java.util.Objects;
-import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
-import java.util.stream.Collectors;
+import java.util.function.Supplier;
 import org.jspecify.annotations.Nullable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -224,6 +210,9 @@ final class ServeCommand implements Callable<Integer> {
     @ArgGroup(validate = false, heading = "%nS3 exports (s3://BUCKET/PREFIX):%n", order = 4)
     S3Options s3 = new S3Options();
 
+    @ArgGroup(validate = false, heading = "%nRestarting and upgrading:%n", order = 5)
+    LifecycleOptions lifecycleOptions = new LifecycleOptions();
+
     static {
         System.setProperty("mqnbd.cpus", Integer.toString(Runtime.getRuntime().availableProcessors()));
     }
@@ -268,231 +257,99 @@ final class ServeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         LogSetup.configure(verbose);
-        List<ExportSpec> specs = parseExports();
-        List<FilterSpec> filterSpecs = parseFilters(specs);
-        Map<String, String> texts = parseDescriptions(specs);
-        int payload = parseMaxPayload();
-        int loops = eventLoops != null
-                ? positive("--event-loops", eventLoops)
-                : Runtime.getRuntime().availableProcessors();
-        int queues = hwQueues != null ? positive("--hw-queues", hwQueues) : loops;
-        if (queueDepth < 1 || queueDepth > 4096) {
-            throw new MqnbdCommand.UsageException("--queue-depth " + queueDepth + " (expected: 1..4096)");
-        }
-        if (port < 0 || port > 65535) {
-            throw new MqnbdCommand.UsageException("--port " + port + " (expected: 0..65535)");
-        }
-        List<SocketAddress> addresses = listenAddresses();
-        InetSocketAddress metricsAddress = metrics == null ? null : metricsAddress(metrics);
-        Map<String, AccessList> acls =
-                access.build(specs.stream().map(ExportSpec::name).toList());
-        ExportRegistry registry = new ExportRegistry(metricsAddress != null);
-        MetricsEndpoint endpoint = metricsAddress == null ? null : new MetricsEndpoint(registry);
-        NbdServerConfig.Builder configBuilder =
-                limits.applyTo(NbdServerConfig.builder()).maxPayload(payload).tls(tls.build(access.hasSubjects()));
-        if (endpoint != null) {
-            configBuilder.events(endpoint.connectionEvents());
-        }
-        NbdServerConfig config = configBuilder.build();
-
-        EventLoopGroup group = NbdServer.newEventLoopGroup(loops);
-        NbdServer server;
+        Lifecycle.Settings lifecycleSettings = lifecycleOptions.settings();
+        Mqnbd configured = configure();
+        // Socket activation or a take-over decides the sockets; a take-over returns once the exports are free.
+        Lifecycle lifecycle = Lifecycle.begin(lifecycleSettings, configured.addresses());
+        EmbeddedServer server;
         try {
-            for (ExportSpec spec : specs) {
-                List<FilterSpec> stack = filterSpecs.stream()
-                        .filter(f -> f.appliesTo(spec.name()))
-                        .toList();
-                // No default text: the spec names host paths and buckets, which clients need not learn.
-                open(registry, spec, stack, texts.getOrDefault(spec.name(), ""), group, queues, payload);
-                AccessList acl = acls.get(spec.name());
-                if (acl != null) {
-                    registry.restrict(spec.name(), acl);
-                    LOG.log(Level.INFO, "export " + spec.displayName() + " admits only: " + acl);
-                }
-            }
-            server = NbdServer.start(group, registry, addresses, config);
-            if (endpoint != null) {
-                endpoint.openConnections(server::connectionCount);
-                try {
-                    endpoint.start(Objects.requireNonNull(metricsAddress));
-                } catch (Exception | Error e) {
-                    server.close();
-                    throw e;
-                }
-                LOG.log(
-                        Level.INFO,
-                        "metrics on http://" + describe(Objects.requireNonNull(metricsAddress), endpoint.port())
-                                + "/metrics");
-            }
-        } catch (Exception | Error e) {
-            if (endpoint != null) {
-                endpoint.close();
-            }
-            registry.close();
-            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
-            throw e;
+            server = configured.listenOn(lifecycle.addresses()).start();
+        } catch (IllegalArgumentException e) {
+            // start() names a bad export "export NAME=SPEC: ...", which is the --export option given.
+            String message = String.valueOf(e.getMessage());
+            throw new MqnbdCommand.UsageException(message.startsWith("export ") ? "--" + message : message);
         }
         CountDownLatch stopped = new CountDownLatch(1);
+        try {
+            lifecycle.serving(server.nbdServer(), server::closeMetrics, stopped::countDown);
+        } catch (IOException | RuntimeException e) {
+            server.close();
+            throw e;
+        }
         Thread hook = new Thread(
                 () -> {
                     LOG.log(Level.INFO, "stopping: finishing requests in flight");
+                    lifecycle.stop(server.nbdServer());
                     server.close();
-                    if (endpoint != null) {
-                        endpoint.close();
-                    }
                     stopped.countDown();
                 },
                 "mqnbd-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
-        LOG.log(
-                Level.INFO,
-                "ready: " + specs.size() + (specs.size() == 1 ? " export" : " exports") + ", "
-                        + loops + " event loops, " + queues + " hardware queues x depth " + queueDepth + "; TLS "
-                        + config.tls()
-                        + ", handshake timeout " + describe(config.handshakeTimeout()) + ", at most "
-                        + config.maxConnections()
-                        + " connections"
-                        + (config.maxConnectionsPerClient() > 0
-                                ? ", " + config.maxConnectionsPerClient() + " per client"
-                                : ""));
         stopped.await();
         return 0;
     }
 
-    private List<ExportSpec> parseExports() {
-        if (exports.isEmpty()) {
-            return List.of(ExportSpec.DEFAULT);
-        }
-        List<ExportSpec> result = new ArrayList<>();
-        Set<String> names = new HashSet<>();
+    /** Turns the options into the server they describe; a bad option is a {@link MqnbdCommand.UsageException}. */
+    Mqnbd configure() throws IOException {
+        Mqnbd server = Mqnbd.newServer();
+        List<String> names = new ArrayList<>();
         for (String text : exports) {
             ExportSpec spec = ExportSpec.parse(text);
-            if (!names.add(spec.name())) {
-                throw new MqnbdCommand.UsageException(
-                        "--export " + text + ": export name " + spec.displayName() + " is given twice");
-            }
-            try {
-                Backends.forSpec(spec.spec());
-            } catch (IllegalArgumentException e) {
-                throw new MqnbdCommand.UsageException("--export " + text + ": " + e.getMessage());
-            }
-            result.add(spec);
+            option("--export " + text, () -> server.export(spec.name(), spec.spec()));
+            names.add(spec.name());
         }
-        return result;
-    }
-
-    private List<FilterSpec> parseFilters(List<ExportSpec> specs) {
-        List<FilterSpec> result = new ArrayList<>();
+        if (names.isEmpty()) {
+            server.export("", Mqnbd.DEFAULT_EXPORT_SPEC);
+            names.add("");
+        }
         for (String text : filters) {
-            FilterSpec spec;
-            try {
-                spec = FilterSpec.parse(text);
-            } catch (IllegalArgumentException e) {
-                String message = String.valueOf(e.getMessage());
-                throw new MqnbdCommand.UsageException(
-                        message.startsWith("--filter") ? message : "--filter " + text + ": " + message);
-            }
-            if (!spec.export().equals(FilterSpec.EVERY_EXPORT)
-                    && specs.stream().noneMatch(s -> s.name().equals(spec.export()))) {
-                throw new MqnbdCommand.UsageException("--filter " + text + ": no export is named \"" + spec.export()
-                        + "\" (expected: an export's name, or * for every export)");
-            }
-            result.add(spec);
+            option("--filter " + text, () -> server.filter(FilterSpec.parse(text)));
         }
-        return result;
-    }
-
-    private void open(
-            ExportRegistry registry,
-            ExportSpec spec,
-            List<FilterSpec> stack,
-            String description,
-            EventLoopGroup group,
-            int queues,
-            int payload)
-            throws Exception {
-        QueueSetup setup = new QueueSetup(
-                spec.name().isEmpty() ? "default" : spec.name(),
-                queues,
-                queueDepth,
-                NbdServer.hctxExecutors(group),
-                Duration.ZERO);
-        Export export;
-        try {
-            export = registry.open(
-                    spec.name(),
-                    spec.spec(),
-                    stack,
-                    description,
-                    new DeviceOptions(readOnly, s3.settings()),
-                    setup,
-                    payload);
-        } catch (IllegalArgumentException e) {
-            throw new MqnbdCommand.UsageException(
-                    "--export " + spec.name() + "=" + spec.spec() + ": " + e.getMessage());
-        }
-        QueueLimits limits = export.queue().limits();
-        LOG.log(
-                Level.INFO,
-                "export " + spec.displayName() + ": " + registry.stack(spec.name()) + ", size "
-                        + Sizes.format(limits.capacity())
-                        + ", " + (limits.readOnly() ? "read-only" : "read-write"));
-    }
-
-    private Map<String, String> parseDescriptions(List<ExportSpec> specs) {
-        Map<String, String> texts = new HashMap<>();
         for (String text : descriptions) {
             int eq = text.indexOf('=');
             if (eq < 0) {
                 throw new MqnbdCommand.UsageException("--description " + text + ": expected NAME=TEXT");
             }
-            String name = text.substring(0, eq);
-            if (specs.stream().noneMatch(s -> s.name().equals(name))) {
-                throw new MqnbdCommand.UsageException(
-                        "--description " + text + ": no export is named \"" + name + "\"");
-            }
-            if (text.length() - eq - 1 > 4096) {
-                throw new MqnbdCommand.UsageException("--description " + name + "=...: at most 4096 bytes (proto.md)");
-            }
-            texts.put(name, text.substring(eq + 1));
+            option("--description " + text, () -> server.description(text.substring(0, eq), text.substring(eq + 1)));
         }
-        return texts;
-    }
-
-    private int parseMaxPayload() {
-        long value;
-        try {
-            value = Sizes.parse(maxPayload);
-        } catch (IllegalArgumentException e) {
-            throw new MqnbdCommand.UsageException("--max-payload " + maxPayload + ": " + e.getMessage());
-        }
-        if (value < 4096 || value > NbdServerConfig.MAX_PAYLOAD_LIMIT) {
+        access.build(names).forEach(server::restrict);
+        long payload = option("--max-payload " + maxPayload, () -> Sizes.parse(maxPayload));
+        if (payload < 4096 || payload > NbdServerConfig.MAX_PAYLOAD_LIMIT) {
             throw new MqnbdCommand.UsageException("--max-payload " + maxPayload + " (expected: 4K..64M)");
         }
-        return (int) value;
+        NbdTls tlsSetting = tls.build(access.hasSubjects());
+        server.config(c -> limits.applyTo(c).maxPayload((int) payload).tls(tlsSetting));
+        Integer loops = eventLoops;
+        if (loops != null) {
+            option("--event-loops", () -> server.eventLoops(loops));
+        }
+        Integer queues = hwQueues;
+        if (queues != null) {
+            option("--hw-queues", () -> server.hwQueues(queues));
+        }
+        option("--queue-depth", () -> server.queueDepth(queueDepth));
+        option("--port", () -> server.port(port));
+        if (socket != null) {
+            server.unixSocket(socket);
+        }
+        for (String host : listen.isEmpty() && socket == null ? List.of("localhost") : listen) {
+            option("--listen " + host, () -> server.listen(host));
+        }
+        if (metrics != null) {
+            server.metrics(metricsAddress(metrics));
+        }
+        s3.settings().forEach(server::backendSetting);
+        return server.readOnly(readOnly);
     }
 
-    private List<SocketAddress> listenAddresses() {
-        List<SocketAddress> result = new ArrayList<>();
-        if (socket != null) {
-            result.add(UnixDomainSocketAddress.of(socket));
+    /** Runs one builder call for {@code option}; its {@link IllegalArgumentException} becomes a usage error. */
+    private static <T> T option(String option, Supplier<T> call) {
+        try {
+            return call.get();
+        } catch (IllegalArgumentException e) {
+            String message = String.valueOf(e.getMessage());
+            throw new MqnbdCommand.UsageException(message.startsWith("--") ? message : option + ": " + message);
         }
-        List<String> hosts = listen;
-        if (hosts.isEmpty() && socket == null) {
-            hosts = List.of("localhost");
-        }
-        for (String host : hosts) {
-            try {
-                InetAddress[] all = InetAddress.getAllByName(host);
-                // "localhost" may resolve to 127.0.0.1 and ::1; listen on each so either works.
-                for (InetAddress address : all) {
-                    result.add(new InetSocketAddress(address, port));
-                }
-            } catch (UnknownHostException e) {
-                throw new MqnbdCommand.UsageException("--listen " + host + ": unknown host");
-            }
-        }
-        return result.stream().distinct().collect(Collectors.toList());
     }
 
     /** Parses --metrics: {@code PORT} (loopback), {@code HOST:PORT} or {@code [IPv6]:PORT}. */
@@ -516,24 +373,5 @@ final class ServeCommand implements Callable<Integer> {
         } catch (UnknownHostException e) {
             throw new MqnbdCommand.UsageException("--metrics " + text + ": unknown host");
         }
-    }
-
-    private static String describe(InetSocketAddress address, int port) {
-        String host = address.getAddress().getHostAddress();
-        return (host.contains(":") ? "[" + host + "]" : host) + ":" + port;
-    }
-
-    private static String describe(Duration timeout) {
-        if (timeout.isZero()) {
-            return "none";
-        }
-        return timeout.toMillis() % 1000 == 0 ? timeout.toSeconds() + " s" : timeout.toMillis() + " ms";
-    }
-
-    private static int positive(String option, int value) {
-        if (value < 1 || value > 1024) {
-            throw new MqnbdCommand.UsageException(option + " " + value + " (expected: 1..1024)");
-        }
-        return value;
     }
 }

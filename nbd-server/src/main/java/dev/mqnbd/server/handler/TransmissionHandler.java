@@ -16,6 +16,7 @@ import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.util.ArrayDeque;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * The transmission phase of one connection: each decoded {@link NbdRequest} becomes one mq-core {@link
@@ -139,8 +140,9 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
             ctx.fireChannelRead(msg);
             return;
         }
-        if (end.disconnecting || end.closed) {
-            // proto.md: after NBD_CMD_DISC the client sends nothing more; drop what it sent anyway.
+        if (end.disconnecting || end.closed || end.handingOver) {
+            // proto.md: after NBD_CMD_DISC the client sends nothing more; drop what it sent anyway. After a
+            // hand-over began, what the client sends is left to the next server: a reconnecting client resends it.
             rq.release();
             return;
         }
@@ -286,6 +288,19 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
             return;
         }
         end.shutdown();
+    }
+
+    /**
+     * Starts handing this connection over to the next server process: commands already read finish and are
+     * answered (added to {@code answered}), later ones are dropped unanswered, then the connection closes
+     * without an error reply. Runs on the channel's event loop.
+     */
+    public void handOver(LongAdder answered) {
+        if (!ctx.executor().inEventLoop()) {
+            ctx.executor().execute(() -> handOver(answered));
+            return;
+        }
+        end.handOver(answered);
     }
 
     @Override

@@ -48,6 +48,11 @@ import org.jspecify.annotations.Nullable;
  * the cumulation). Replies are handed to the channel.
  *
  * <p><b>Threading:</b> one instance per channel, used on its event loop only.
+ *
+ * <p><b>Length:</b> about 440 lines, over the ~400 the project aims at, on purpose: what is left after
+ * the option families moved out is one state machine (greeting, client flags, option header, option
+ * data, drain) whose every transition carries an abuse bound (option count, length limits, pausing on
+ * an unwritable channel). Splitting it would spread one set of invariants over several files.
  */
 public final class NbdHandshakeHandler extends ByteToMessageDecoder {
     /** The default largest option data buffered: room for INFO/GO and meta-context queries of long names. */

@@ -16,6 +16,7 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.embedded.EmbeddedChannel;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.atomic.LongAdder;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -396,6 +397,32 @@ class TransmissionHandlerTest {
         ch.runPendingTasks();
         assertThat(ch.isOpen()).isFalse();
         assertThat(disk.data[0]).isEqualTo((byte) 5);
+    }
+
+    @Test
+    void handOver_answersWhatWasReadDropsTheRestThenCloses() throws Exception {
+        EmbeddedChannel ch = connect();
+        disk.hold = true;
+        ch.writeInbound(request(0, WRITE, 1, 0, 1, new byte[] {5}));
+        LongAdder answered = new LongAdder();
+
+        ch.pipeline().get(TransmissionHandler.class).handOver(answered);
+        ch.writeInbound(request(0, WRITE, 2, 1, 1, new byte[] {6}));
+        assertThat(ch.isOpen()).isTrue();
+        disk.releaseHeld();
+
+        // The request read before the hand-over succeeds (no ESHUTDOWN); the later one gets no reply at all.
+        assertThat(readReply(ch, 0)).isEqualTo(new Reply(0, 1, new byte[0]));
+        ch.runPendingTasks();
+        for (ByteBuf rest; (rest = ch.readOutbound()) != null; rest.release()) {
+            assertThat(rest.readableBytes())
+                    .as("bytes written after the last reply")
+                    .isZero();
+        }
+        assertThat(ch.isOpen()).isFalse();
+        assertThat(answered.sum()).isEqualTo(1);
+        assertThat(disk.data[0]).isEqualTo((byte) 5);
+        assertThat(disk.data[1]).isZero();
     }
 
     @Test

@@ -73,14 +73,7 @@ public final class FileBlockDevice implements Operations<FileHwData, FileStore, 
         int logical = store.direct() ? ContextIo.ALIGN : 1;
         // One file and one group commit behind every context: a FLUSH anywhere covers writes completed
         // everywhere (SHARED_FLUSH, NBD's multi-conn).
-        EnumSet<Feature> features = EnumSet.of(
-                Feature.FLUSH,
-                Feature.FUA,
-                Feature.DISCARD,
-                Feature.WRITE_ZEROES,
-                Feature.FAST_ZERO,
-                Feature.BLOCK_STATUS,
-                Feature.SHARED_FLUSH);
+        EnumSet<Feature> features = Feature.writableDisk();
         if (store.rotational()) {
             features.add(Feature.ROTATIONAL);
         }
@@ -149,7 +142,7 @@ public final class FileBlockDevice implements Operations<FileHwData, FileStore, 
     }
 
     /** Serves one request on {@code hw}'s I/O thread; ends it, or hands it to the group commit. */
-    void serve(FileHwData hw, Request<?> rq) {
+    void serve(FileHwData hw, Request<?> rq, int generation) {
         Status status;
         try {
             status = switch (rq.op()) {
@@ -172,11 +165,11 @@ public final class FileBlockDevice implements Operations<FileHwData, FileStore, 
                         hw.writer.markDirty();
                     }
                     hw.wrote(rq.length(), rq.hasFlag(ReqFlags.FUA));
-                    yield durable(hw, rq, rq.hasFlag(ReqFlags.FUA));
+                    yield durable(hw, rq, generation, rq.hasFlag(ReqFlags.FUA));
                 }
                 case FLUSH -> {
                     hw.flushed();
-                    yield durable(hw, rq, !limits.readOnly());
+                    yield durable(hw, rq, generation, !limits.readOnly());
                 }
                 case DISCARD, WRITE_ZEROES -> {
                     boolean fast = rq.hasFlag(ReqFlags.FAST_ZERO);
@@ -193,7 +186,7 @@ public final class FileBlockDevice implements Operations<FileHwData, FileStore, 
                         yield Status.NOT_SUPPORTED;
                     }
                     hw.zeroed();
-                    yield durable(hw, rq, rq.hasFlag(ReqFlags.FUA));
+                    yield durable(hw, rq, generation, rq.hasFlag(ReqFlags.FUA));
                 }
                 case CACHE -> Status.OK; // advisory; the page cache fills on the read that follows
                 case BLOCK_STATUS -> {
@@ -217,17 +210,17 @@ public final class FileBlockDevice implements Operations<FileHwData, FileStore, 
         }
         if (status != null) {
             // OWNERSHIP: the request goes back to mq-core, which completes it on the context's event loop.
-            rq.end(status);
+            rq.end(generation, status);
         }
     }
 
     /** Returns null after handing {@code rq} to the group commit when it must be durable, else OK. */
-    private static @Nullable Status durable(FileHwData hw, Request<?> rq, boolean mustSync) {
+    private static @Nullable Status durable(FileHwData hw, Request<?> rq, int generation, boolean mustSync) {
         if (!mustSync) {
             return Status.OK;
         }
         // OWNERSHIP: the group commit ends rq once a sync covers it.
-        hw.durable.addLast(rq);
+        hw.durable.add(rq, generation);
         return null;
     }
 

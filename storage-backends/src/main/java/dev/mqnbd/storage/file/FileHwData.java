@@ -6,7 +6,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
-import java.util.ArrayDeque;
 
 /**
  * The per-hardware-context data {@code H} of {@link FileBlockDevice}: the context's own descriptor of
@@ -37,14 +36,14 @@ public final class FileHwData implements AutoCloseable {
     final GroupCommit<Request<?>>.Writer writer;
 
     /** FLUSH and FUA requests of the batch being served, handed to the group commit after it. I/O thread only. */
-    final ArrayDeque<Request<?>> durable;
+    final Held<Request<?>> durable;
 
     /** Requests of the batch the event loop is building. Executor only. */
-    private final ArrayDeque<Request<?>> staged;
+    private final Held<Request<?>> staged;
 
     private final Object lock = new Object();
     // Guarded by lock.
-    private ArrayDeque<Request<?>> incoming;
+    private Held<Request<?>> incoming;
     private boolean sleeping;
     /**
      * Whether the I/O thread waits with nothing to do: set by it just before it sleeps on an empty queue,
@@ -55,7 +54,7 @@ public final class FileHwData implements AutoCloseable {
     private boolean closing;
 
     /** The batch the I/O thread is serving. I/O thread only. */
-    private ArrayDeque<Request<?>> working;
+    private Held<Request<?>> working;
 
     // The event loop's own libc state and iovec, for reads served from the page cache (executor only).
     private final LibC cachedLibc;
@@ -99,10 +98,10 @@ public final class FileHwData implements AutoCloseable {
         // O_DIRECT bypasses the page cache: there is nothing to serve without waiting.
         this.cachedReadsOff = store.direct();
         this.writer = store.groupCommit().newWriter();
-        this.durable = new ArrayDeque<>(depth);
-        this.staged = new ArrayDeque<>(depth);
-        this.incoming = new ArrayDeque<>(depth);
-        this.working = new ArrayDeque<>(depth);
+        this.durable = new Held<>(depth);
+        this.staged = new Held<>(depth);
+        this.incoming = new Held<>(depth);
+        this.working = new Held<>(depth);
         this.thread = new Thread(this::run, "mqnbd-file-io-" + store.name() + "-" + index);
         thread.setDaemon(true);
         thread.start();
@@ -212,7 +211,7 @@ public final class FileHwData implements AutoCloseable {
     /** Adds {@code rq} to the batch being built. */
     void stage(Request<?> rq) {
         // OWNERSHIP: the driver owns rq until the I/O thread or the group commit ends it.
-        staged.addLast(rq);
+        staged.add(rq, rq.generation());
     }
 
     /** Hands the staged batch to the I/O thread; cheap when nothing is staged. */
@@ -221,10 +220,7 @@ public final class FileHwData implements AutoCloseable {
             return;
         }
         synchronized (lock) {
-            Request<?> rq;
-            while ((rq = staged.pollFirst()) != null) {
-                incoming.addLast(rq);
-            }
+            staged.drainTo(incoming);
             ioIdle = false;
             if (sleeping) {
                 lock.notify();
@@ -249,13 +245,15 @@ public final class FileHwData implements AutoCloseable {
                 if (incoming.isEmpty()) {
                     return;
                 }
-                ArrayDeque<Request<?>> swap = working;
+                Held<Request<?>> swap = working;
                 working = incoming;
                 incoming = swap;
             }
-            Request<?> rq;
-            while ((rq = working.pollFirst()) != null) {
-                device.serve(this, rq);
+            while (!working.isEmpty()) {
+                Request<?> rq = working.first();
+                int generation = working.firstGeneration();
+                working.removeFirst();
+                device.serve(this, rq, generation);
             }
             if (!durable.isEmpty()) {
                 writer.commit(durable);

@@ -73,8 +73,8 @@ public final class FileStore implements AutoCloseable {
         this.blockDevice = blockDevice;
         this.rotational = rotational;
         GroupCommit.SyncAction sync = syncOverride != null ? syncOverride : this::fdatasync;
-        this.groupCommit =
-                new GroupCommit<>(name, sync, (rq, durable) -> rq.end(durable ? Status.OK : Status.IO_ERROR));
+        this.groupCommit = new GroupCommit<>(
+                name, sync, (rq, generation, durable) -> rq.end(generation, durable ? Status.OK : Status.IO_ERROR));
     }
 
     /** Returns the export's name, used in logs and thread names. */

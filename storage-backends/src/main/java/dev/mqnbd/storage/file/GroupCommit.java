@@ -3,7 +3,6 @@ package dev.mqnbd.storage.file;
 import dev.mqnbd.storage.Histogram;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -54,10 +53,13 @@ final class GroupCommit<W> implements AutoCloseable {
         void sync() throws IOException;
     }
 
-    /** Ends a waiter; {@code durable} is false when the covering sync failed. */
+    /**
+     * Ends a waiter, kept at {@code generation} (see {@link Held}); {@code durable} is false when the
+     * covering sync failed.
+     */
     @FunctionalInterface
     interface Completer<W> {
-        void complete(W waiter, boolean durable);
+        void complete(W waiter, int generation, boolean durable);
     }
 
     private final String name;
@@ -68,9 +70,9 @@ final class GroupCommit<W> implements AutoCloseable {
     private final Thread syncer;
 
     // Guarded by lock.
-    private ArrayDeque<W> current = new ArrayDeque<>();
-    private ArrayDeque<W> next = new ArrayDeque<>();
-    private ArrayDeque<W> finished = new ArrayDeque<>();
+    private Held<W> current = new Held<>(16);
+    private Held<W> next = new Held<>(16);
+    private Held<W> finished = new Held<>(16);
     private boolean running;
     private boolean initiallyDirty = true;
     private boolean closed;
@@ -163,7 +165,7 @@ final class GroupCommit<W> implements AutoCloseable {
                     return;
                 }
                 // INVARIANT: current is empty here; the waiters of the previous sync were moved to finished.
-                ArrayDeque<W> swap = current;
+                Held<W> swap = current;
                 current = next;
                 next = swap;
                 clearDirty();
@@ -173,7 +175,7 @@ final class GroupCommit<W> implements AutoCloseable {
             boolean durable = !failed && syncOnce();
             synchronized (lock) {
                 running = false;
-                ArrayDeque<W> swap = finished;
+                Held<W> swap = finished;
                 finished = current;
                 current = swap;
             }
@@ -211,11 +213,13 @@ final class GroupCommit<W> implements AutoCloseable {
         }
     }
 
-    private void endAll(ArrayDeque<W> waiters, boolean durable) {
-        W w;
-        while ((w = waiters.pollFirst()) != null) {
+    private void endAll(Held<W> waiters, boolean durable) {
+        while (!waiters.isEmpty()) {
+            W w = waiters.first();
+            int generation = waiters.firstGeneration();
+            waiters.removeFirst();
             waitersServed++;
-            completer.complete(w, durable);
+            completer.complete(w, generation, durable);
         }
     }
 
@@ -227,7 +231,7 @@ final class GroupCommit<W> implements AutoCloseable {
      */
     final class Writer {
         volatile boolean dirty;
-        private final ArrayDeque<W> ready = new ArrayDeque<>();
+        private final Held<W> ready = new Held<>(16);
 
         private Writer() {}
 
@@ -242,7 +246,7 @@ final class GroupCommit<W> implements AutoCloseable {
          * Hands {@code waiters} (drained) to the group commit; each is ended once a sync covers it,
          * perhaps before this returns when no sync is needed.
          */
-        void commit(ArrayDeque<W> waiters) {
+        void commit(Held<W> waiters) {
             boolean fail;
             synchronized (lock) {
                 fail = failed || closed;
@@ -260,9 +264,11 @@ final class GroupCommit<W> implements AutoCloseable {
             if (fail) {
                 moveAll(waiters, ready);
             }
-            W w;
-            while ((w = ready.pollFirst()) != null) {
-                completer.complete(w, !fail);
+            while (!ready.isEmpty()) {
+                W w = ready.first();
+                int generation = ready.firstGeneration();
+                ready.removeFirst();
+                completer.complete(w, generation, !fail);
             }
         }
 
@@ -276,10 +282,7 @@ final class GroupCommit<W> implements AutoCloseable {
         }
     }
 
-    private static <T> void moveAll(ArrayDeque<T> from, ArrayDeque<T> to) {
-        T t;
-        while ((t = from.pollFirst()) != null) {
-            to.addLast(t);
-        }
+    private static <T> void moveAll(Held<T> from, Held<T> to) {
+        from.drainTo(to);
     }
 }

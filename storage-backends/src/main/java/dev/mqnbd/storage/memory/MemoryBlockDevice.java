@@ -9,7 +9,6 @@ import dev.mqnbd.mq.Status;
 import dev.mqnbd.storage.RequestChecks;
 import java.lang.System.Logger.Level;
 import java.nio.ByteBuffer;
-import java.util.EnumSet;
 import java.util.Objects;
 
 /**
@@ -74,18 +73,8 @@ public final class MemoryBlockDevice implements Operations<MemoryHwData, MemoryS
                 MemoryStore.PAGE_SIZE,
                 // Zeroing releases or clears pages in memory: always fast. Every context shares one store, and
                 // memory needs no flush, so a FLUSH anywhere covers writes completed everywhere.
-                EnumSet.of(
-                        Feature.FLUSH,
-                        Feature.FUA,
-                        Feature.DISCARD,
-                        Feature.WRITE_ZEROES,
-                        Feature.FAST_ZERO,
-                        Feature.CACHE,
-                        Feature.BLOCK_STATUS,
-                        Feature.SHARED_FLUSH,
-                        // Pages are garbage-collected and never reused: READs may send views of them.
-                        Feature.WRITE_SEGMENTS,
-                        Feature.READ_SEGMENTS),
+                // Pages are garbage-collected and never reused: READs may send views of them.
+                Feature.writableDisk(Feature.CACHE, Feature.WRITE_SEGMENTS, Feature.READ_SEGMENTS),
                 readOnly);
     }
 

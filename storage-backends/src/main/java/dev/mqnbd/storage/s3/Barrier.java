@@ -15,7 +15,7 @@ import java.util.concurrent.TimeUnit;
  * they are old enough (a block in its retry backoff is tried again at once, once per barrier), and
  * returns when each block's stored version has reached its target. It fails (the requests end with EIO)
  * when the deadline ({@code s3.timeout} after the batch started) passes first, when the write lease is
- * lost, or when an upload made for it failed in a way retrying cannot fix (e.g. access denied).
+ * lost to another server (a lapsed lease is waited for: renewal may succeed in time), or when an upload made for it failed in a way retrying cannot fix (e.g. access denied).
  * Transient upload failures (after the SDK's own retries) are retried by the writeback meanwhile, so a
  * store that recovers within the deadline costs no error; a failed barrier leaves the blocks dirty, and
  * the next FLUSH tries again.
@@ -81,13 +81,14 @@ final class Barrier {
             if (pending == 0) {
                 return;
             }
-            if (lease != null && !lease.valid()) {
+            if (lease.lost()) {
                 throw new IOException(pending + " blocks are not stored and cannot be: " + lease.invalidReason());
             }
             long left = deadline - System.nanoTime();
             if (left <= 0) {
                 throw new IOException(pending + " of " + blocks.length + " blocks still not stored when the request's"
-                        + " time (s3.timeout) ran out" + writeback.lastFailureHint());
+                        + " time (s3.timeout) ran out"
+                        + (lease.valid() ? writeback.lastFailureHint() : ": " + lease.invalidReason()));
             }
             writeback.wake();
             synchronized (cache.dirty.progress) {

@@ -11,7 +11,6 @@ import dev.mqnbd.storage.RequestChecks;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.nio.ByteBuffer;
-import java.util.EnumSet;
 import java.util.List;
 import java.util.Objects;
 
@@ -77,15 +76,7 @@ public final class S3BlockDevice implements Operations<S3HwData, S3Export, S3Exp
                 export.blockSize(),
                 MAX_TRANSFER_BYTES,
                 export.blockSize(),
-                EnumSet.of(
-                        Feature.FLUSH,
-                        Feature.FUA,
-                        Feature.DISCARD,
-                        Feature.WRITE_ZEROES,
-                        Feature.FAST_ZERO,
-                        Feature.CACHE,
-                        Feature.BLOCK_STATUS,
-                        Feature.SHARED_FLUSH),
+                Feature.writableDisk(Feature.CACHE),
                 export.readOnly());
     }
 

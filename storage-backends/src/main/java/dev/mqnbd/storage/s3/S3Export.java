@@ -17,7 +17,8 @@ import org.jspecify.annotations.Nullable;
  *
  * <p><b>Ownership:</b> the export's {@link dev.mqnbd.mq.BlockQueue} owns it and closes it last, after
  * every request ended: the close uploads every dirty block (and logs how many), stops the writeback,
- * releases the lease and the shared SDK client.
+ * releases the lease and the shared SDK client. Dirty blocks that cannot be stored (the lease went to
+ * another server, or the store stayed down through the close) are saved to a {@link Rescue} file.
  *
  * <p><b>Threading:</b> safe for use from every hardware context and every request thread.
  */
@@ -36,6 +37,10 @@ public final class S3Export implements AutoCloseable {
     final @Nullable Writeback writeback;
     private final ThreadFactory threads;
     private final Semaphore prefetches;
+    private final Object rescueLock = new Object();
+
+    // Guarded by rescueLock.
+    private Rescue.@Nullable Saved rescued;
 
     // Totals of the contexts that have exited; guarded by this.
     private long reads;
@@ -74,6 +79,13 @@ public final class S3Export implements AutoCloseable {
         this.writeback = readOnly
                 ? null
                 : new Writeback(name, names, store, cache, stats, Objects.requireNonNull(lease), settings);
+        if (lease != null) {
+            Writeback wb = Objects.requireNonNull(writeback);
+            lease.listen(
+                    wb::wake,
+                    () -> rescue("its write lease went to another server (" + lease.invalidReason()
+                            + "), so they can never be stored there"));
+        }
         this.threads = Thread.ofVirtual().name("mqnbd-s3-" + name + "-", 0).factory();
         this.prefetches = new Semaphore(Math.max(1, Math.max(settings.readAhead(), settings.uploads())));
     }
@@ -233,23 +245,25 @@ public final class S3Export implements AutoCloseable {
             return;
         }
         closed = true;
+        boolean release = true;
         try {
             if (writeback != null) {
+                Lease held = Objects.requireNonNull(lease);
                 int dirtyAtClose = cache.dirty.count();
                 long start = System.nanoTime();
                 long storedBefore = writeback.storedBlocks();
-                int lost = writeback.drain();
+                int left = writeback.drain();
                 long written = writeback.storedBlocks() - storedBefore;
                 writeback.close();
-                if (lost > 0) {
-                    LOG.log(
-                            Level.ERROR,
-                            "s3 export " + name + ": closing with " + lost + " of " + dirtyAtClose
-                                    + " dirty blocks not stored in " + names + " ("
-                                    + (writable()
-                                            ? "the store made no progress"
-                                            : Objects.requireNonNull(lease).invalidReason())
-                                    + "): their last writes are lost");
+                if (left > 0) {
+                    // Keep the lease: the store does not hold the export's last state (a restart here takes
+                    // the lease over at once; another server waits for it to expire).
+                    release = false;
+                    rescue("closing with " + left + " of " + dirtyAtClose + " dirty blocks not stored ("
+                            + (held.valid()
+                                    ? "the store made no progress for s3.timeout" + writeback.lastFailureHint()
+                                    : held.invalidReason())
+                            + ")");
                 } else {
                     LOG.log(
                             Level.INFO,
@@ -262,7 +276,7 @@ public final class S3Export implements AutoCloseable {
             }
         } finally {
             if (lease != null) {
-                lease.close();
+                lease.close(release);
             }
             store.close();
         }
@@ -272,6 +286,43 @@ public final class S3Export implements AutoCloseable {
                         + reads + " reads, " + flushes + " flushes, " + zeroings + " trims and zeroings, " + errors
                         + " errors; "
                         + stats);
+    }
+
+    /**
+     * Saves the dirty blocks to a rescue file unless a rescue file already holds them all as they are now,
+     * and logs where, or, if they cannot be saved either, that their last writes are lost. Runs on the
+     * lease's thread when the lease is lost, and on close.
+     */
+    private void rescue(String why) {
+        synchronized (rescueLock) {
+            Rescue.Saved before = rescued;
+            int count = cache.dirty.count();
+            if (count == 0 || (before != null && Rescue.covers(before, cache))) {
+                return;
+            }
+            try {
+                Rescue.Saved saved = Rescue.save(
+                        settings.rescueDir(),
+                        name,
+                        names,
+                        cache,
+                        why,
+                        Objects.requireNonNull(lease).holder());
+                rescued = saved;
+                LOG.log(
+                        Level.ERROR,
+                        "s3 export " + name + ": " + why + ": saved " + saved.blocks() + " dirty blocks that are not"
+                                + " stored in " + names + " to the rescue file " + saved.index() + " (with "
+                                + saved.index().getFileName().toString().replace(".txt", ".blocks")
+                                + "); nothing acknowledged is lost: apply them with the dd commands in it");
+            } catch (IOException | RuntimeException e) {
+                LOG.log(
+                        Level.ERROR,
+                        "s3 export " + name + ": " + why + ": " + count + " dirty blocks are not stored in " + names
+                                + " and could not be saved to a rescue file either (" + e.getMessage()
+                                + "): their last writes are lost");
+            }
+        }
     }
 
     @Override

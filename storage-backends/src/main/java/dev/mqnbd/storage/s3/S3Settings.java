@@ -4,6 +4,8 @@ import dev.mqnbd.storage.DeviceOptions;
 import dev.mqnbd.storage.Sizes;
 import java.net.URI;
 import java.net.URISyntaxException;
+import java.nio.file.InvalidPathException;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
@@ -33,6 +35,9 @@ import java.util.Optional;
  *       of it (1s to 1h)</td></tr>
  *   <tr><td>{@code s3.read-ahead}</td><td>4</td><td>blocks fetched ahead of sequential reads (0 to
  *       1024)</td></tr>
+ *   <tr><td>{@code s3.rescue-dir}</td><td>{@code $XDG_STATE_HOME/mqnbd/rescue} (else {@code
+ *       ~/.local/state/mqnbd/rescue})</td><td>where dirty blocks that cannot be stored are saved (the
+ *       lease went to another server, or the store stayed down through a shutdown)</td></tr>
  * </table>
  *
  * Credentials are not settings: the SDK's default chain finds them ({@code AWS_ACCESS_KEY_ID} and
@@ -48,6 +53,7 @@ import java.util.Optional;
  * @param timeout the longest a request waits for the store
  * @param leaseTtl the write lease's lifetime
  * @param readAhead blocks fetched ahead of a sequential read
+ * @param rescueDir where dirty blocks that cannot be stored are saved
  */
 public record S3Settings(
         Optional<URI> endpoint,
@@ -58,7 +64,8 @@ public record S3Settings(
         int uploads,
         Duration timeout,
         Duration leaseTtl,
-        int readAhead) {
+        int readAhead,
+        Path rescueDir) {
     /** Key of the endpoint URL. */
     public static final String ENDPOINT = "s3.endpoint";
     /** Key of the region. */
@@ -77,10 +84,12 @@ public record S3Settings(
     public static final String LEASE_TTL = "s3.lease-ttl";
     /** Key of the read-ahead in blocks. */
     public static final String READ_AHEAD = "s3.read-ahead";
+    /** Key of the rescue directory. */
+    public static final String RESCUE_DIR = "s3.rescue-dir";
 
     /** Every key this backend reads. */
-    public static final List<String> KEYS =
-            List.of(ENDPOINT, REGION, PATH_STYLE, CACHE, MAX_DIRTY, UPLOADS, TIMEOUT, LEASE_TTL, READ_AHEAD);
+    public static final List<String> KEYS = List.of(
+            ENDPOINT, REGION, PATH_STYLE, CACHE, MAX_DIRTY, UPLOADS, TIMEOUT, LEASE_TTL, READ_AHEAD, RESCUE_DIR);
 
     /** Shortest {@code s3.timeout}. */
     static final Duration MIN_TIMEOUT = Duration.ofMillis(100);
@@ -124,7 +133,31 @@ public record S3Settings(
         Duration leaseTtl =
                 parseDuration(LEASE_TTL, options.setting(LEASE_TTL, "30s"), MIN_LEASE_TTL, MAX_LEASE_TTL, "");
         int readAhead = parseInt(READ_AHEAD, options.setting(READ_AHEAD, "4"), 0, 1024);
-        return new S3Settings(endpoint, region, pathStyle, cache, maxDirty, uploads, timeout, leaseTtl, readAhead);
+        Path rescueDir = parseDirectory(
+                RESCUE_DIR,
+                options.settings().getOrDefault(RESCUE_DIR, defaultRescueDir().toString()));
+        return new S3Settings(
+                endpoint, region, pathStyle, cache, maxDirty, uploads, timeout, leaseTtl, readAhead, rescueDir);
+    }
+
+    /** Returns {@code $XDG_STATE_HOME/mqnbd/rescue}, or {@code ~/.local/state/mqnbd/rescue} without it. */
+    static Path defaultRescueDir() {
+        String state = System.getenv("XDG_STATE_HOME");
+        Path base = state != null && !state.isBlank()
+                ? Path.of(state)
+                : Path.of(System.getProperty("user.home", "."), ".local", "state");
+        return base.resolve("mqnbd").resolve("rescue");
+    }
+
+    private static Path parseDirectory(String key, String text) {
+        try {
+            if (!text.isBlank()) {
+                return Path.of(text.strip()).toAbsolutePath();
+            }
+        } catch (InvalidPathException e) {
+            // Reported below.
+        }
+        throw new IllegalArgumentException(key + ": \"" + text + "\" (expected: a directory path)");
     }
 
     private static URI parseEndpoint(String text) {

@@ -34,7 +34,8 @@ import org.jspecify.annotations.Nullable;
  * metadata and Content-MD5), or, when they are all zeroes, DELETEs the object, or does nothing when the
  * object is known not to exist. Then {@link DirtyBlocks#finishUpload} raises the block's stored version,
  * or leaves it dirty to be retried after a backoff (50 ms doubling to 1 s; a FLUSH or FUA waiting for
- * it asks for one attempt at once). No upload starts while the write lease is not valid. One block is
+ * it asks for one attempt at once). No upload starts while the write lease is not valid (lapsed or lost);
+ * a lapsed lease that is renewed again wakes the loop. One block is
  * never uploaded twice at once, so its PUTs reach the store in order. The first failure of a run is
  * logged as a warning, and the recovery after it.
  *
@@ -120,9 +121,10 @@ final class Writeback implements AutoCloseable {
 
     /**
      * Uploads every dirty block and waits until none is left, giving up when no block was stored for
-     * {@code s3.timeout} (or at once when the lease is lost).
+     * {@code s3.timeout} (or at once when the lease is lost). A lapsed lease is waited for like a store
+     * that makes no progress: renewal goes on meanwhile, and once it succeeds the uploads resume.
      *
-     * @return the number of blocks that could not be stored (their last writes are lost)
+     * @return the number of blocks that could not be stored (the export saves them to a rescue file)
      */
     int drain() {
         closing = true;
@@ -134,7 +136,7 @@ final class Writeback implements AutoCloseable {
             if (left == 0) {
                 return 0;
             }
-            if (lease != null && !lease.valid()) {
+            if (lease.lost()) {
                 return left;
             }
             long stored = storedBlocks.get();
@@ -202,7 +204,8 @@ final class Writeback implements AutoCloseable {
 
     /** Picks the blocks to upload now and starts their uploads while permits last. */
     private void round() {
-        if (cache.dirty.count() == 0) {
+        if (cache.dirty.count() == 0 || !lease.valid()) {
+            // Without a valid lease nothing is uploaded; renewal wakes the loop once it is valid again.
             return;
         }
         long now = System.nanoTime();
@@ -329,8 +332,8 @@ final class Writeback implements AutoCloseable {
     }
 
     private @Nullable StoreException put(Block b, byte[] data) {
-        if (lease != null && !lease.valid()) {
-            return new StoreException(lease.invalidReason(), 0, false);
+        if (!lease.valid()) {
+            return new StoreException(lease.invalidReason(), 0, !lease.lost());
         }
         // INVARIANT: the bit is set before the PUT, so a PUT whose reply is lost still counts as stored.
         cache.map.set(b.index);
@@ -351,8 +354,8 @@ final class Writeback implements AutoCloseable {
     }
 
     private @Nullable StoreException delete(List<Block> blocks) {
-        if (lease != null && !lease.valid()) {
-            return new StoreException(lease.invalidReason(), 0, false);
+        if (!lease.valid()) {
+            return new StoreException(lease.invalidReason(), 0, !lease.lost());
         }
         stats.deleteRequests.increment();
         stats.deletes.add(blocks.size());

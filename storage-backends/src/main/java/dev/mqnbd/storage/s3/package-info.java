@@ -22,7 +22,8 @@
  *
  * <p><b>Settings</b> ({@link dev.mqnbd.storage.DeviceOptions#settings()}): {@code s3.endpoint}, {@code
  * s3.region}, {@code s3.path-style}, {@code s3.cache}, {@code s3.max-dirty}, {@code s3.uploads}, {@code
- * s3.timeout}, {@code s3.lease-ttl}, {@code s3.read-ahead}; see {@link dev.mqnbd.storage.s3.S3Settings}.
+ * s3.timeout}, {@code s3.lease-ttl}, {@code s3.read-ahead}, {@code s3.rescue-dir}; see {@link
+ * dev.mqnbd.storage.s3.S3Settings}.
  * Credentials come from the AWS SDK's default chain ({@code AWS_ACCESS_KEY_ID}/{@code
  * AWS_SECRET_ACCESS_KEY}, a profile, a role).
  *
@@ -30,8 +31,9 @@
  *
  * <ul>
  *   <li>{@code mqnbd-export.json}: size, block size, format version, creation time; written once;
- *   <li>{@code mqnbd-lease.json}: the write lease (holder: host, pid, random id; expiry), renewed with
- *       conditional PUTs while the export is served for writing;
+ *   <li>{@code mqnbd-lease.json}: the write lease (holder: host, pid, random id, boot id and pid
+ *       namespace; expiry), renewed with conditional PUTs while the export is served for writing (see
+ *       {@link dev.mqnbd.storage.s3.Lease});
  *   <li>{@code blocks/0000000000000000} ...: one object per block that holds data, named by its index in
  *       16 hex digits, each exactly one block long, with its CRC32C in the user metadata {@code
  *       x-amz-meta-crc32c}. A block without an object reads as zeroes; a block that becomes all zeroes is
@@ -47,8 +49,11 @@
  * their CRC32C. The SDK retries throttling and 5xx with backoff; a request the store cannot serve within
  * {@code s3.timeout} (20 s by default, at most 25 s) ends with EIO. Only one server may serve an export
  * for writing (the lease); read-only servers may run alongside, each seeing the export as it was stored
- * when it read it (they are not kept coherent with the writer's later changes). On stop, every dirty
- * block is uploaded and the log says how many.
+ * when it read it (they are not kept coherent with the writer's later changes). A lease that cannot be
+ * renewed in time lapses (writes fail, dirty data is kept) and is renewed again once the store answers;
+ * one taken by another server is lost, and the dirty blocks go to a rescue file ({@code
+ * s3.rescue-dir}). On stop, every dirty block is uploaded and the log says how many; what the store does
+ * not take within {@code s3.timeout} goes to a rescue file, named in the log.
  *
  * <p><b>Example:</b> a 100 GiB export in MinIO or S3Proxy on this host:
  *

@@ -3,7 +3,6 @@ package dev.mqnbd.storage.file;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Queue;
@@ -49,7 +48,10 @@ class GroupCommitTest {
             }
             lastCompletedSyncStart.accumulateAndGet(start, Math::max);
         };
-        gc = new GroupCommit<>("test", sync, (w, durable) -> {
+        gc = new GroupCommit<>("test", sync, (w, generation, durable) -> {
+            if (generation != System.identityHashCode(w)) {
+                violations.add(w + " ended with generation " + generation + ", not the one it was kept at");
+            }
             if (durable && lastCompletedSyncStart.get() <= w.mustCoverStamp()) {
                 violations.add(w + " ended after syncs started up to " + lastCompletedSyncStart.get());
             }
@@ -78,8 +80,13 @@ class GroupCommitTest {
         return new Waiter("flush", maxWriteStamp.get());
     }
 
-    private static ArrayDeque<Waiter> batch(Waiter... waiters) {
-        return new ArrayDeque<>(List.of(waiters));
+    /** Keeps each waiter at a generation of its own, which the completer checks it gets back. */
+    private static Held<Waiter> batch(Waiter... waiters) {
+        Held<Waiter> held = new Held<>(waiters.length);
+        for (Waiter w : waiters) {
+            held.add(w, System.identityHashCode(w));
+        }
+        return held;
     }
 
     @Test
@@ -140,7 +147,7 @@ class GroupCommitTest {
                 () -> {
                     throw new IOException("test: EIO");
                 },
-                (w, durable) -> {
+                (w, generation, durable) -> {
                     synchronized (results) {
                         results.add(durable);
                     }
@@ -174,12 +181,14 @@ class GroupCommitTest {
             Thread t = new Thread(() -> {
                 ThreadLocalRandom random = ThreadLocalRandom.current();
                 for (int b = 0; b < batches; b++) {
-                    ArrayDeque<Waiter> waiters = new ArrayDeque<>();
+                    Held<Waiter> waiters = new Held<>(perBatch);
                     for (int i = 0; i < perBatch; i++) {
                         if (random.nextInt(4) == 0) {
-                            waiters.add(flush());
+                            Waiter w = flush();
+                            waiters.add(w, System.identityHashCode(w));
                         } else {
-                            waiters.add(new Waiter("fua", write(writer)));
+                            Waiter w = new Waiter("fua", write(writer));
+                            waiters.add(w, System.identityHashCode(w));
                         }
                     }
                     writer.commit(waiters);

@@ -8,6 +8,7 @@ import dev.mqnbd.mq.Status;
 import dev.mqnbd.storage.TestDevice;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.Map;
 import java.util.logging.Level;
 import org.junit.jupiter.api.Test;
 
@@ -164,17 +165,24 @@ class S3FaultTest extends S3TestBase {
     }
 
     @Test
-    void close_withStoreDown_givesUp_andLogsWhatIsLost() throws Exception {
+    void close_withStoreDown_savesTheDirtyBlocksToARescueFile_andKeepsTheLease() throws Exception {
         String prefix = newPrefix("close-down");
         Opened o = faulty(prefix);
-        o.dev().write(0, TestDevice.random(11, 2 * K64));
+        byte[] data = TestDevice.random(11, 2 * K64);
+        o.dev().write(0, data);
         o.faults().failAlways(FaultyStore.Op.PUT);
 
         o.queue().close();
 
-        assertThat(logs.messages(Level.SEVERE))
-                .anySatisfy(m -> assertThat(m)
-                        .contains("closing with 2 of 2 dirty blocks not stored")
-                        .contains("their last writes are lost"));
+        String line = logs.messages(Level.SEVERE).stream()
+                .filter(m -> m.contains("closing with 2 of 2 dirty blocks not stored"))
+                .findFirst()
+                .orElseThrow(() -> new AssertionError("no rescue logged: " + logs.messages(Level.SEVERE)));
+        assertThat(line).contains("saved 2 dirty blocks").contains("nothing acknowledged is lost");
+        Map<Long, byte[]> rescued = rescued(line);
+        assertThat(rescued.get(0L)).isEqualTo(Arrays.copyOfRange(data, 0, K64));
+        assertThat(rescued.get(1L)).isEqualTo(Arrays.copyOfRange(data, K64, 2 * K64));
+        // The store does not hold the export's last state: the lease stays, to expire by itself.
+        assertThat(object(prefix + "/mqnbd-lease.json")).isNotNull();
     }
 }

@@ -8,6 +8,7 @@ import dev.mqnbd.storage.TestDevice;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
+import java.util.Arrays;
 import java.util.Map;
 import java.util.logging.Level;
 import org.junit.jupiter.api.Test;
@@ -126,20 +127,71 @@ class S3LeaseTest extends S3TestBase {
     }
 
     @Test
-    void leaseThatCannotBeRenewed_expires_andStopsWrites() throws Exception {
+    void leaseThatCannotBeRenewed_lapses_refusesWrites_andIsRenewedOnceTheStoreAnswers() throws Exception {
         String prefix = newPrefix("unrenewable");
         Opened o = open(spec(prefix, "create=1M,block-size=64K"), false, 1, true, "s3.lease-ttl", "2s");
+        byte[] data = TestDevice.random(6, 3 * K64);
+        o.faults().failAlways(FaultyStore.Op.PUT);
+        o.dev().write(0, data);
         o.faults().failAlways(FaultyStore.Op.CONDITIONAL_PUT);
 
-        await("the lease to expire", 15, () -> !o.export().writable());
-        assertThat(o.dev().tryWrite(0, 0, 0, TestDevice.random(6, 10))).isEqualTo(Status.IO_ERROR);
-
+        await("the lease to lapse", 15, () -> !o.export().writable());
+        assertThat(o.dev().tryWrite(0, 0, 0, TestDevice.random(7, 10))).isEqualTo(Status.IO_ERROR);
         await(
-                "the loss to be logged",
+                "the lapse to be logged",
                 15,
                 () -> logs.messages(Level.SEVERE).stream()
-                        .anyMatch(m -> m.contains("its write lease expired: it could not be renewed in time")));
+                        .anyMatch(m -> m.contains("its write lease lapsed: it could not be renewed in time")
+                                && m.contains("the dirty data is kept")));
+        assertThat(o.export().dirtyBlocks()).isEqualTo(3);
+
+        o.faults().clear();
+        await("the lease to be renewed again", 15, () -> o.export().writable());
+        assertThat(flush(o.dev())).isEqualTo(Status.OK);
+        assertThat(o.dev().tryWrite(0, 0, 0, TestDevice.random(7, 10))).isEqualTo(Status.OK);
+        assertThat(flush(o.dev())).isEqualTo(Status.OK);
+        o.queue().close();
+
+        byte[] expected = data.clone();
+        System.arraycopy(TestDevice.random(7, 10), 0, expected, 0, 10);
+        assertThat(open(spec(prefix, ""), true, 1, false).dev().read(0, data.length))
+                .isEqualTo(expected);
         assertThat(logs.messages(Level.WARNING))
-                .anySatisfy(m -> assertThat(m).contains("could not renew the write lease"));
+                .anySatisfy(m -> assertThat(m).contains("renewed the write lease again after it lapsed"));
+    }
+
+    @Test
+    void lostLease_savesTheDirtyBlocksToARescueFile_andSaysWhere() throws Exception {
+        String prefix = newPrefix("rescue");
+        Opened o = open(spec(prefix, "create=1M,block-size=64K"), false, 1, true, "s3.lease-ttl", "3s");
+        byte[] data = TestDevice.random(8, 2 * K64);
+        o.faults().failAlways(FaultyStore.Op.PUT);
+        o.dev().write(3L * K64, data);
+
+        putLease(prefix, "thief-server", Instant.now().plusSeconds(60));
+
+        await(
+                "the rescue to be logged",
+                15,
+                () -> logs.messages(Level.SEVERE).stream().anyMatch(m -> m.contains("rescue file")));
+        String line = logs.messages(Level.SEVERE).stream()
+                .filter(m -> m.contains("rescue file"))
+                .findFirst()
+                .orElseThrow();
+        assertThat(line)
+                .contains("its write lease went to another server")
+                .contains("saved 2 dirty blocks")
+                .contains("nothing acknowledged is lost");
+        Map<Long, byte[]> rescued = rescued(line);
+        assertThat(rescued).containsOnlyKeys(3L, 4L);
+        assertThat(rescued.get(3L)).isEqualTo(Arrays.copyOfRange(data, 0, K64));
+        assertThat(rescued.get(4L)).isEqualTo(Arrays.copyOfRange(data, K64, 2 * K64));
+
+        // Closing saves nothing twice, and leaves the new holder's lease and data alone.
+        o.queue().close();
+        assertThat(logs.messages(Level.SEVERE).stream().filter(m -> m.contains("rescue file")))
+                .hasSize(1);
+        assertThat(leaseJson(prefix)).contains("thief-server");
+        assertThat(keys(prefix + "/blocks/")).isEmpty();
     }
 }

@@ -7,15 +7,21 @@ import dev.mqnbd.mq.ThreadHctxExecutor;
 import dev.mqnbd.storage.DeviceOptions;
 import dev.mqnbd.storage.QueueSetup;
 import dev.mqnbd.storage.TestDevice;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.BooleanSupplier;
 import java.util.function.UnaryOperator;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.extension.ExtendWith;
 import software.amazon.awssdk.core.ResponseBytes;
@@ -34,6 +40,9 @@ abstract class S3TestBase {
     static final int QUEUE_DEPTH = 16;
     static final int K64 = 64 << 10;
     static final int M1 = 1 << 20;
+
+    /** Where exports opened here save blocks they cannot store: under the build's target directory. */
+    static final Path RESCUE_DIR = Path.of("target", "s3-rescue").toAbsolutePath();
 
     private static final AtomicInteger PREFIXES = new AtomicInteger();
 
@@ -83,6 +92,7 @@ abstract class S3TestBase {
     /** Returns options pointing at the proxy, plus {@code settings} given as key, value, key, value... */
     static DeviceOptions options(boolean readOnly, String... settings) {
         Map<String, String> all = new HashMap<>(proxy().settings());
+        all.put(S3Settings.RESCUE_DIR, RESCUE_DIR.toString());
         for (int i = 0; i < settings.length; i += 2) {
             all.put(settings[i], settings[i + 1]);
         }
@@ -169,6 +179,32 @@ abstract class S3TestBase {
     /** Returns the key of block {@code index} of the export under {@code prefix}. */
     static String blockKey(String prefix, long index) {
         return new ObjectNames(BUCKET, prefix).block(index);
+    }
+
+    /**
+     * Returns the blocks of the rescue file that {@code logLine} names, by block index, as the rescue's
+     * index file and its {@code .blocks} file say.
+     */
+    static Map<Long, byte[]> rescued(String logLine) throws IOException {
+        Matcher file = Pattern.compile("rescue file (\\S+\\.txt)").matcher(logLine);
+        if (!file.find()) {
+            throw new AssertionError("no rescue file named in: " + logLine);
+        }
+        Path index = Path.of(file.group(1));
+        byte[] blocks = Files.readAllBytes(Path.of(index.toString().replaceFirst("\\.txt$", ".blocks")));
+        Pattern line = Pattern.compile("^block (\\d+) offset \\d+ length (\\d+) at (\\d+): dd ");
+        Map<Long, byte[]> result = new LinkedHashMap<>();
+        for (String l : Files.readAllLines(index)) {
+            Matcher m = line.matcher(l);
+            if (m.find()) {
+                int length = Integer.parseInt(m.group(2));
+                int at = Integer.parseInt(m.group(3));
+                byte[] data = new byte[length];
+                System.arraycopy(blocks, at, data, 0, length);
+                result.put(Long.parseLong(m.group(1)), data);
+            }
+        }
+        return result;
     }
 
     /** Waits until {@code condition} holds, failing after {@code seconds}; for background work, not timings. */
