@@ -8,9 +8,6 @@ import dev.mqnbd.mq.ReqOp;
 import dev.mqnbd.mq.Status;
 import dev.mqnbd.server.ExportRegistry;
 import dev.mqnbd.server.handler.Export;
-import io.prometheus.metrics.model.snapshots.ClassicHistogramBuckets;
-import io.prometheus.metrics.model.snapshots.HistogramSnapshot;
-import io.prometheus.metrics.model.snapshots.HistogramSnapshot.HistogramDataPointSnapshot;
 import io.prometheus.metrics.model.snapshots.Labels;
 import io.prometheus.metrics.model.snapshots.MetricSnapshot;
 import java.util.Arrays;
@@ -54,11 +51,10 @@ final class ExportCollector {
         var inFlight = new Snapshots.Gauge(
                 "mqnbd_export_requests_in_flight", "Requests taken by the export and not yet ended.");
         var size = new Snapshots.Gauge("mqnbd_export_size_bytes", "The export's size.");
-        HistogramSnapshot.Builder latency = HistogramSnapshot.builder()
-                .name("mqnbd_export_request_duration_seconds")
-                .help("Request latency by export and operation, from when the export takes the request to its end"
+        var latency = new Snapshots.Distribution(
+                "mqnbd_export_request_duration_seconds",
+                "Request latency by export and operation, from when the export takes the request to its end"
                         + " (before the reply is encoded).");
-        boolean anyLatency = false;
         var dispatched = new Snapshots.Counter(
                 "mqnbd_hw_queue_dispatched",
                 "Requests handed to the export's driver stack by hardware queue, BUSY retries included.");
@@ -103,13 +99,11 @@ final class ExportCollector {
                                     n);
                         }
                     }
-                    // The client's model takes per-bucket (not cumulative) counts, +Inf last.
-                    latency.dataPoint(HistogramDataPointSnapshot.builder()
-                            .labels(Labels.of("export", name, "op", opName))
-                            .classicHistogramBuckets(ClassicHistogramBuckets.of(BOUNDS, stats.latencyBuckets(op)))
-                            .sum(stats.latencySumSeconds(op))
-                            .build());
-                    anyLatency = true;
+                    latency.add(
+                            Labels.of("export", name, "op", opName),
+                            BOUNDS,
+                            stats.latencyBuckets(op),
+                            stats.latencySumSeconds(op));
                 }
                 readBytes.add(exportLabel, stats.bytes(ReqOp.READ));
                 writtenBytes.add(exportLabel, stats.bytes(ReqOp.WRITE));
@@ -144,9 +138,7 @@ final class ExportCollector {
         writtenBytes.addTo(out);
         fua.addTo(out);
         inFlight.addTo(out);
-        if (anyLatency) {
-            out.add(latency.build());
-        }
+        latency.addTo(out);
         size.addTo(out);
         dispatched.addTo(out);
         busy.addTo(out);

@@ -113,7 +113,9 @@ final class GroupCommit<W> implements AutoCloseable {
 
     /**
      * Returns the sizes of the batches the syncer ran: one observation per sync it made, of the number of
-     * waiters that sync ended (the sync on close, which no waiter asked for, is not in it).
+     * waiters that sync ended, those that joined while it ran included; the observations add up to {@link
+     * #waitersServed()}. The sync on close, which no waiter asked for, is not in it, nor are waiters that
+     * needed no sync.
      */
     Histogram batchSizes() {
         return batchSizes;
@@ -170,7 +172,6 @@ final class GroupCommit<W> implements AutoCloseable {
                 next = swap;
                 clearDirty();
                 running = true;
-                batchSizes.record(current.size());
             }
             boolean durable = !failed && syncOnce();
             synchronized (lock) {
@@ -178,6 +179,8 @@ final class GroupCommit<W> implements AutoCloseable {
                 Held<W> swap = finished;
                 finished = current;
                 current = swap;
+                // Those that joined while the sync ran included.
+                batchSizes.record(finished.size());
             }
             endAll(finished, durable);
         }

@@ -67,6 +67,7 @@ final class Lease implements AutoCloseable {
     private volatile @Nullable String lostReason;
     private volatile @Nullable String failure;
     private volatile long renewals;
+    private volatile long renewalFailures;
     private volatile long adoptions;
     private volatile Runnable onRenewed = () -> {};
     private volatile Runnable onLost = () -> {};
@@ -170,6 +171,11 @@ final class Lease implements AutoCloseable {
     /** Returns how many renewals succeeded. */
     long renewals() {
         return renewals;
+    }
+
+    /** Returns how many renewal attempts failed (each is retried). */
+    long renewalFailures() {
+        return renewalFailures;
     }
 
     /** Returns how many times a changed lease object still naming this holder was adopted. */
@@ -351,6 +357,7 @@ final class Lease implements AutoCloseable {
 
     private Outcome failed(StoreException e) {
         failure = e.getMessage();
+        renewalFailures++;
         if (!warned) {
             warned = true;
             LOG.log(

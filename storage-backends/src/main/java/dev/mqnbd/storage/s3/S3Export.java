@@ -140,6 +140,16 @@ public final class S3Export implements AutoCloseable {
         return lease == null ? 0 : lease.renewals();
     }
 
+    /** Returns how many attempts to renew the write lease failed (each is retried); 0 when read-only. */
+    public long leaseRenewalFailures() {
+        return lease == null ? 0 : lease.renewalFailures();
+    }
+
+    /** Returns whether another server took the write lease (for good, unlike a lapse); false when read-only. */
+    public boolean leaseLost() {
+        return lease != null && lease.lost();
+    }
+
     /** Returns the bytes of written data not yet stored. */
     public long dirtyBytes() {
         return cache.dirty.bytes();

@@ -41,7 +41,7 @@ public final class S3Requests {
     }
 
     /** HTTP statuses counted: 100 to 599, and 0 for no reply; anything else counts as 0. */
-    static final int STATUSES = 600;
+    public static final int STATUSES = 600;
 
     /** Upper bounds of the latency buckets, in nanoseconds: 1 ms to 60 s. */
     private static final long[] LATENCY_BOUNDS_NANOS = {

@@ -99,6 +99,8 @@ class GroupCommitTest {
 
         assertThat(endedLatch.await(5, TimeUnit.SECONDS)).isTrue();
         assertThat(syncCalls).hasValue(1);
+        assertThat(gc.batchSizes().counts()).startsWith(1L, 0L);
+        assertThat(gc.batchSizes().sum()).isEqualTo(1.0);
     }
 
     @Test
@@ -210,6 +212,10 @@ class GroupCommitTest {
         assertThat(ended).hasSize(contexts * batches * perBatch);
         // 4800 waiters; each 2 ms sync covers all that arrive meanwhile.
         assertThat(syncCalls.get()).isLessThan(contexts * batches * perBatch / 8);
+        // One batch per sync, each of the waiters it ended (those that needed no sync are in none).
+        assertThat(gc.batchSizes().count()).isEqualTo(syncCalls.get());
+        assertThat((long) gc.batchSizes().sum()).isEqualTo(gc.waitersServed());
+        assertThat(gc.waitersServed()).isPositive();
     }
 
     @Test
