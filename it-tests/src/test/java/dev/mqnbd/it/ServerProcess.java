@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -59,17 +60,17 @@ final class ServerProcess implements AutoCloseable {
      * and waits until it logs that it is ready.
      */
     static ServerProcess start(List<String> jvmOptions, String... args) throws IOException, InterruptedException {
-        return start(java.util.Map.of(), jvmOptions, args);
+        return start(Map.of(), jvmOptions, args);
     }
 
     /** As {@link #start(List, String...)}, with {@code env} added to the server's environment. */
-    static ServerProcess start(java.util.Map<String, String> env, List<String> jvmOptions, String... args)
+    static ServerProcess start(Map<String, String> env, List<String> jvmOptions, String... args)
             throws IOException, InterruptedException {
         return startCommand(env, command(jvmOptions, args));
     }
 
     /** Runs {@code command} (one that runs the CLI jar, perhaps through a launcher) and waits until it is ready. */
-    static ServerProcess startCommand(java.util.Map<String, String> env, List<String> command)
+    static ServerProcess startCommand(Map<String, String> env, List<String> command)
             throws IOException, InterruptedException {
         ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
         builder.environment().putAll(env);
