@@ -1,5 +1,7 @@
 package dev.mqnbd.it.container;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -112,6 +114,30 @@ public final class S3Server implements AutoCloseable {
                     .unpauseContainerCmd(container.getContainerId())
                     .exec();
             paused = false;
+        }
+    }
+
+    /**
+     * Returns the keys of the objects the server holds in {@value #BUCKET} under {@code prefix}, sorted, as
+     * its own store sees them (the files of its filesystem store), not through the S3 API.
+     */
+    public List<String> objectKeys(String prefix) {
+        String root = "/data/" + BUCKET + "/";
+        try {
+            var found = container.execInContainer("find", root + prefix, "-type", "f");
+            if (found.getExitCode() != 0) {
+                throw new AssertionError("find in the S3 server's store failed: " + found.getStderr());
+            }
+            return found.getStdout()
+                    .lines()
+                    .map(path -> path.substring(root.length()))
+                    .sorted()
+                    .toList();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError("interrupted while listing the S3 server's store", e);
         }
     }
 
