@@ -37,6 +37,11 @@ import org.jspecify.annotations.Nullable;
  *
  * <p><b>Threading:</b> renewal runs on a virtual thread of its own; {@link #valid()} is lock-free and
  * safe from any thread; the listeners run on the renewal thread.
+ *
+ * <p><b>Length:</b> a little over the ~400 lines the project aims at, on purpose: renewal, its retries,
+ * the lapse, the adoption of our own changed object and the loss are one state machine over the volatile
+ * fields above; acquisition and the holder record already live in {@link LeaseAcquisition} and {@link
+ * LeaseHolder}.
  */
 final class Lease implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(Lease.class.getName());
