@@ -15,7 +15,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /** The {@code mqnbd} jar run as its own process, as a user runs it; its log is collected. */
-final class ServerProcess implements AutoCloseable {
+public final class ServerProcess implements AutoCloseable {
     private static final Pattern LISTENING = Pattern.compile("listening on 127\\.0\\.0\\.1:(\\d+)");
 
     private final Process process;
@@ -51,7 +51,7 @@ final class ServerProcess implements AutoCloseable {
     }
 
     /** Starts {@code mqnbd ARGS} and waits until it logs that it is ready. */
-    static ServerProcess start(String... args) throws IOException, InterruptedException {
+    public static ServerProcess start(String... args) throws IOException, InterruptedException {
         return start(List.of(), args);
     }
 
@@ -64,7 +64,7 @@ final class ServerProcess implements AutoCloseable {
     }
 
     /** As {@link #start(List, String...)}, with {@code env} added to the server's environment. */
-    static ServerProcess start(Map<String, String> env, List<String> jvmOptions, String... args)
+    public static ServerProcess start(Map<String, String> env, List<String> jvmOptions, String... args)
             throws IOException, InterruptedException {
         return startCommand(env, command(jvmOptions, args));
     }
@@ -108,7 +108,7 @@ final class ServerProcess implements AutoCloseable {
         }
     }
 
-    int port() {
+    public int port() {
         return port;
     }
 
@@ -126,7 +126,7 @@ final class ServerProcess implements AutoCloseable {
     }
 
     /** Waits up to {@code timeout} for {@code text} to appear in the log; returns whether it did. */
-    boolean awaitLog(String text, Duration timeout) throws InterruptedException {
+    public boolean awaitLog(String text, Duration timeout) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (!log().contains(text)) {
             if (System.nanoTime() - deadline > 0) {
@@ -137,16 +137,16 @@ final class ServerProcess implements AutoCloseable {
         return true;
     }
 
-    String log() {
+    public String log() {
         return log.toString();
     }
 
-    Process process() {
+    public Process process() {
         return process;
     }
 
     /** Sends SIGTERM and waits for the process to end; returns its exit status. */
-    int stop(Duration timeout) throws InterruptedException {
+    public int stop(Duration timeout) throws InterruptedException {
         // ProcessHandle.destroy sends SIGTERM without closing our end of the log pipe (Process.destroy does).
         process.toHandle().destroy();
         if (!process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
