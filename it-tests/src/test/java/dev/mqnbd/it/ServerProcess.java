@@ -15,7 +15,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /** The {@code mqnbd} jar run as its own process, as a user runs it; its log is collected. */
-final class ServerProcess implements AutoCloseable {
+public final class ServerProcess implements AutoCloseable {
     private static final Pattern LISTENING = Pattern.compile("listening on 127\\.0\\.0\\.1:(\\d+)");
 
     private final Process process;
@@ -51,7 +51,7 @@ final class ServerProcess implements AutoCloseable {
     }
 
     /** Starts {@code mqnbd ARGS} and waits until it logs that it is ready. */
-    static ServerProcess start(String... args) throws IOException, InterruptedException {
+    public static ServerProcess start(String... args) throws IOException, InterruptedException {
         return start(List.of(), args);
     }
 
@@ -108,7 +108,7 @@ final class ServerProcess implements AutoCloseable {
         }
     }
 
-    int port() {
+    public int port() {
         return port;
     }
 
@@ -137,11 +137,11 @@ final class ServerProcess implements AutoCloseable {
         return true;
     }
 
-    String log() {
+    public String log() {
         return log.toString();
     }
 
-    Process process() {
+    public Process process() {
         return process;
     }
 
