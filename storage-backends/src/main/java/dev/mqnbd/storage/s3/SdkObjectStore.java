@@ -1,6 +1,8 @@
 package dev.mqnbd.storage.s3;
 
 import dev.mqnbd.storage.s3.S3Requests.Type;
+import java.io.IOException;
+import java.io.InputStream;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
@@ -13,7 +15,6 @@ import java.util.function.Consumer;
 import org.jspecify.annotations.Nullable;
 import software.amazon.awssdk.awscore.AwsRequestOverrideConfiguration;
 import software.amazon.awssdk.awscore.exception.AwsServiceException;
-import software.amazon.awssdk.core.ResponseBytes;
 import software.amazon.awssdk.core.exception.SdkException;
 import software.amazon.awssdk.core.sync.RequestBody;
 import software.amazon.awssdk.http.ContentStreamProvider;
@@ -68,13 +69,16 @@ final class SdkObjectStore implements ObjectStore {
         long start = requests.begin(Type.GET);
         int status = 0;
         try {
-            ResponseBytes<GetObjectResponse> r = s3.getObjectAsBytes(
-                    b -> b.bucket(bucket).key(key).overrideConfiguration(timeouts(timeout, Type.GET)));
-            status = r.response().sdkHttpResponse().statusCode();
-            requests.downloaded(r.asByteArrayUnsafe().length);
-            // OWNERSHIP: the SDK hands over its array; nothing else refers to it.
-            return new StoredObject(
-                    r.asByteArrayUnsafe(), r.response().eTag(), r.response().metadata());
+            int[] replied = {0};
+            StoredObject stored = s3.getObject(
+                    b -> b.bucket(bucket).key(key).overrideConfiguration(timeouts(timeout, Type.GET)),
+                    (response, in) -> {
+                        replied[0] = response.sdkHttpResponse().statusCode();
+                        return readBody(response, in);
+                    });
+            status = replied[0];
+            requests.downloaded(stored.data().length);
+            return stored;
         } catch (NoSuchKeyException e) {
             status = status(e);
             return null;
@@ -84,6 +88,29 @@ final class SdkObjectStore implements ObjectStore {
         } finally {
             requests.end(Type.GET, start, status);
         }
+    }
+
+    /**
+     * Reads a GET's body straight into an array of the length the reply announced (a block: the block
+     * size), without the growing and copying buffer of {@code getObjectAsBytes}.
+     */
+    static StoredObject readBody(GetObjectResponse response, InputStream in) throws IOException {
+        Long announced = response.contentLength();
+        byte[] data;
+        if (announced == null || announced < 0 || announced > Integer.MAX_VALUE - 8) {
+            data = in.readAllBytes();
+        } else {
+            data = new byte[announced.intValue()];
+            int n = 0;
+            for (int r; n < data.length && (r = in.read(data, n, data.length - n)) >= 0; ) {
+                n += r;
+            }
+            if (n != data.length || in.read() != -1) {
+                throw new IOException("object body of " + n + " bytes where Content-Length said " + announced);
+            }
+        }
+        // OWNERSHIP: the array is ours alone.
+        return new StoredObject(data, response.eTag(), response.metadata());
     }
 
     @Override
