@@ -16,6 +16,9 @@ import java.util.List;
 final class BackendCollector {
     private static final S3Requests.Type[] TYPES = S3Requests.Type.values();
 
+    /** Every family below, in the order the scrape lists them. */
+    private final List<Snapshots.Family<?>> families;
+
     private final Snapshots.Counter fdatasyncs = new Snapshots.Counter(
             "mqnbd_file_fdatasync_calls",
             "fdatasync calls made by a file export (group commit and close); one covers every FLUSH and FUA write"
@@ -82,6 +85,39 @@ final class BackendCollector {
     private final Snapshots.Gauge s3Lost = new Snapshots.Gauge(
             "mqnbd_s3_lease_lost", "1 once another server took the export's write lease (for good), else 0.");
 
+    BackendCollector() {
+        families = List.of(
+                fdatasyncs,
+                fdatasyncBatches,
+                punchHoles,
+                zeroRanges,
+                zeroesWritten,
+                memoryBytes,
+                s3Requests,
+                s3Up,
+                s3Down,
+                s3Deleted,
+                s3Failures,
+                s3Checksum,
+                s3DirtyWaits,
+                s3ReadAheads,
+                s3Barriers,
+                s3CacheHits,
+                s3CacheMisses,
+                s3HttpRequests,
+                s3HttpLatency,
+                s3Retries,
+                s3InFlight,
+                s3BodyUp,
+                s3BodyDown,
+                s3Renewals,
+                s3RenewalFailures,
+                s3Dirty,
+                s3Cached,
+                s3Writable,
+                s3Lost);
+    }
+
     /** Adds export {@code name}'s backend counters; backends without any add nothing. */
     void add(String name, Object queueData) {
         Labels export = Labels.of("export", name);
@@ -140,35 +176,8 @@ final class BackendCollector {
     }
 
     void addTo(List<MetricSnapshot> out) {
-        fdatasyncs.addTo(out);
-        fdatasyncBatches.addTo(out);
-        punchHoles.addTo(out);
-        zeroRanges.addTo(out);
-        zeroesWritten.addTo(out);
-        memoryBytes.addTo(out);
-        for (Snapshots.Counter c : List.of(
-                s3Requests,
-                s3Up,
-                s3Down,
-                s3Deleted,
-                s3Failures,
-                s3Checksum,
-                s3DirtyWaits,
-                s3ReadAheads,
-                s3Barriers,
-                s3CacheHits,
-                s3CacheMisses,
-                s3HttpRequests,
-                s3Retries,
-                s3BodyUp,
-                s3BodyDown,
-                s3Renewals,
-                s3RenewalFailures)) {
-            c.addTo(out);
-        }
-        s3HttpLatency.addTo(out);
-        for (Snapshots.Gauge g : List.of(s3InFlight, s3Dirty, s3Cached, s3Writable, s3Lost)) {
-            g.addTo(out);
+        for (Snapshots.Family<?> family : families) {
+            family.addTo(out);
         }
     }
 }

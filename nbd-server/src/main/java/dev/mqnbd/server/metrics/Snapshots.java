@@ -4,11 +4,13 @@ import dev.mqnbd.storage.Histogram;
 import io.prometheus.metrics.model.snapshots.ClassicHistogramBuckets;
 import io.prometheus.metrics.model.snapshots.CounterSnapshot;
 import io.prometheus.metrics.model.snapshots.CounterSnapshot.CounterDataPointSnapshot;
+import io.prometheus.metrics.model.snapshots.DataPointSnapshot;
 import io.prometheus.metrics.model.snapshots.GaugeSnapshot;
 import io.prometheus.metrics.model.snapshots.GaugeSnapshot.GaugeDataPointSnapshot;
 import io.prometheus.metrics.model.snapshots.HistogramSnapshot;
 import io.prometheus.metrics.model.snapshots.HistogramSnapshot.HistogramDataPointSnapshot;
 import io.prometheus.metrics.model.snapshots.Labels;
+import io.prometheus.metrics.model.snapshots.MetricMetadata;
 import io.prometheus.metrics.model.snapshots.MetricSnapshot;
 import java.util.ArrayList;
 import java.util.List;
@@ -25,15 +27,31 @@ final class Snapshots {
         return GaugeDataPointSnapshot.builder().labels(labels).value(value).build();
     }
 
-    /** Collects the data points of one counter family, in the order added; empty families are left out. */
-    static final class Counter {
-        private final String name;
-        private final String help;
-        private final List<CounterDataPointSnapshot> points = new ArrayList<>();
+    /**
+     * The data points of one metric family, in the order added; an empty family is left out of the scrape
+     * (an error series, for instance, appears with its first error).
+     */
+    abstract static class Family<P extends DataPointSnapshot> {
+        private final MetricMetadata metadata;
+        final List<P> points = new ArrayList<>();
 
+        Family(String name, String help) {
+            this.metadata = new MetricMetadata(name, help);
+        }
+
+        abstract MetricSnapshot snapshot(MetricMetadata metadata, List<P> points);
+
+        void addTo(List<MetricSnapshot> out) {
+            if (!points.isEmpty()) {
+                out.add(snapshot(metadata, points));
+            }
+        }
+    }
+
+    /** A counter family. */
+    static final class Counter extends Family<CounterDataPointSnapshot> {
         Counter(String name, String help) {
-            this.name = name;
-            this.help = help;
+            super(name, help);
         }
 
         Counter add(Labels labels, double value) {
@@ -41,24 +59,16 @@ final class Snapshots {
             return this;
         }
 
-        void addTo(List<MetricSnapshot> out) {
-            if (!points.isEmpty()) {
-                CounterSnapshot.Builder b = CounterSnapshot.builder().name(name).help(help);
-                points.forEach(b::dataPoint);
-                out.add(b.build());
-            }
+        @Override
+        MetricSnapshot snapshot(MetricMetadata metadata, List<CounterDataPointSnapshot> points) {
+            return new CounterSnapshot(metadata, points);
         }
     }
 
-    /** Collects the data points of one gauge family, in the order added; empty families are left out. */
-    static final class Gauge {
-        private final String name;
-        private final String help;
-        private final List<GaugeDataPointSnapshot> points = new ArrayList<>();
-
+    /** A gauge family. */
+    static final class Gauge extends Family<GaugeDataPointSnapshot> {
         Gauge(String name, String help) {
-            this.name = name;
-            this.help = help;
+            super(name, help);
         }
 
         Gauge add(Labels labels, double value) {
@@ -66,24 +76,16 @@ final class Snapshots {
             return this;
         }
 
-        void addTo(List<MetricSnapshot> out) {
-            if (!points.isEmpty()) {
-                GaugeSnapshot.Builder b = GaugeSnapshot.builder().name(name).help(help);
-                points.forEach(b::dataPoint);
-                out.add(b.build());
-            }
+        @Override
+        MetricSnapshot snapshot(MetricMetadata metadata, List<GaugeDataPointSnapshot> points) {
+            return new GaugeSnapshot(metadata, points);
         }
     }
 
-    /** Collects the data points of one classic histogram family, in the order added; empty families are left out. */
-    static final class Distribution {
-        private final String name;
-        private final String help;
-        private final List<HistogramDataPointSnapshot> points = new ArrayList<>();
-
+    /** A classic histogram family. */
+    static final class Distribution extends Family<HistogramDataPointSnapshot> {
         Distribution(String name, String help) {
-            this.name = name;
-            this.help = help;
+            super(name, help);
         }
 
         /**
@@ -104,13 +106,9 @@ final class Snapshots {
             return add(labels, h.upperBounds(), h.counts(), h.sum());
         }
 
-        void addTo(List<MetricSnapshot> out) {
-            if (!points.isEmpty()) {
-                HistogramSnapshot.Builder b =
-                        HistogramSnapshot.builder().name(name).help(help);
-                points.forEach(b::dataPoint);
-                out.add(b.build());
-            }
+        @Override
+        MetricSnapshot snapshot(MetricMetadata metadata, List<HistogramDataPointSnapshot> points) {
+            return new HistogramSnapshot(metadata, points);
         }
     }
 }
