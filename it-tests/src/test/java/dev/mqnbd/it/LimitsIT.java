@@ -196,6 +196,7 @@ class LimitsIT {
                 // Generous: the deadline is 2 s from the connection; the machine may be busy.
                 assertThat(closedAfter).isLessThan(Duration.ofSeconds(30));
             }
+            server.awaitLog("no export chosen within 2 s (handshake timeout)", Duration.ofSeconds(10));
             assertThat(server.log()).contains("no export chosen within 2 s (handshake timeout)");
 
             // The idle client has now sat in transmission for more than twice the deadline.
@@ -220,6 +221,8 @@ class LimitsIT {
             Socket third = connect(server.port());
             assertThat(greeted(third)).as("the third connection got a greeting").isTrue();
             assertThat(awaitClosedByServer(stalled)).isLessThan(Duration.ofSeconds(30));
+            // The server logs the eviction as it closes; the log reader may see the line a moment later.
+            server.awaitLog("still in the handshake, to make room for", Duration.ofSeconds(10));
             assertThat(server.log()).contains("still in the handshake, to make room for", "(--max-connections)");
             third.close();
 
