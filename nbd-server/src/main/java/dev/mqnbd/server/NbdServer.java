@@ -249,7 +249,8 @@ public final class NbdServer implements AutoCloseable {
             pipeline.remove(HandshakeDeadline.class);
         }
         limiter.transmissionStarted(ctx.channel());
-        pipeline.addAfter(ctx.name(), "transmission", new TransmissionHandler(export, session, hctx));
+        pipeline.addAfter(
+                ctx.name(), "transmission", new TransmissionHandler(export, session, hctx, config.spreadMin()));
         long idle = config.idleTimeout().toNanos();
         if (idle > 0) {
             pipeline.addAfter(ctx.name(), "idle", new IdleTimeout(idle, idleTimeouts));

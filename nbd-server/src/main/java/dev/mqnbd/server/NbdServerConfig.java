@@ -21,6 +21,7 @@ import java.util.Objects;
  *   <tr><td>{@link Builder#maxConnections}</td><td>1024</td></tr>
  *   <tr><td>{@link Builder#maxConnectionsPerClient}</td><td>64</td></tr>
  *   <tr><td>{@link Builder#idleTimeout}</td><td>off</td></tr>
+ *   <tr><td>{@link Builder#spreadMin}</td><td>{@value #DEFAULT_SPREAD_MIN} bytes</td></tr>
  * </table>
  *
  * <p><b>Threading:</b> immutable.
@@ -37,6 +38,8 @@ public final class NbdServerConfig {
      * negotiated (the reference client's tests, nbdkit), and what the backends accept in one request.
      */
     public static final int MAX_PAYLOAD_LIMIT = 64 << 20;
+    /** The smallest READ or WRITE that may leave its connection's hardware context, by default: 128 KiB. */
+    public static final int DEFAULT_SPREAD_MIN = 128 << 10;
 
     private final int maxPayload;
     private final NbdTls tls;
@@ -44,6 +47,7 @@ public final class NbdServerConfig {
     private final int maxConnections;
     private final int maxConnectionsPerClient;
     private final Duration idleTimeout;
+    private final int spreadMin;
     private final ConnectionEvents events;
 
     private NbdServerConfig(Builder builder) {
@@ -53,6 +57,7 @@ public final class NbdServerConfig {
         this.maxConnections = builder.maxConnections;
         this.maxConnectionsPerClient = builder.maxConnectionsPerClient;
         this.idleTimeout = builder.idleTimeout;
+        this.spreadMin = builder.spreadMin;
         this.events = builder.events;
     }
 
@@ -92,6 +97,14 @@ public final class NbdServerConfig {
     }
 
     /** Returns who is told of connections accepted, refused, failed and negotiated. */
+    /**
+     * Returns the smallest READ or WRITE that goes to the export's hardware contexts in turn rather than to
+     * its connection's own; 0: every request stays on its connection's context.
+     */
+    public int spreadMin() {
+        return spreadMin;
+    }
+
     public ConnectionEvents events() {
         return events;
     }
@@ -104,6 +117,7 @@ public final class NbdServerConfig {
         private int maxConnections = DEFAULT_MAX_CONNECTIONS;
         private int maxConnectionsPerClient = DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
         private Duration idleTimeout = Duration.ZERO;
+        private int spreadMin = DEFAULT_SPREAD_MIN;
         private ConnectionEvents events = ConnectionEvents.NONE;
 
         private Builder() {}
@@ -180,6 +194,22 @@ public final class NbdServerConfig {
                 throw new IllegalArgumentException("idleTimeout: " + timeout + " (expected: >= 0)");
             }
             this.idleTimeout = timeout;
+            return this;
+        }
+
+        /**
+         * Sets the smallest READ or WRITE that goes to the export's hardware contexts in turn, so that one
+         * connection's large transfers are copied on several threads while its event loop reads on; 0
+         * keeps every request on the connection's own context. Only on exports where a FLUSH covers every
+         * context (multi-conn), and with more than one hardware queue.
+         *
+         * @throws IllegalArgumentException if {@code bytes} is negative
+         */
+        public Builder spreadMin(int bytes) {
+            if (bytes < 0) {
+                throw new IllegalArgumentException("spreadMin: " + bytes + " (expected: >= 0)");
+            }
+            this.spreadMin = bytes;
             return this;
         }
 

@@ -35,12 +35,16 @@ import org.junit.jupiter.api.Test;
  * pipelined per connection, tags are reused while earlier hand-offs may still be queued, which exercises
  * the claim path. Every reply must carry its own handle and status, every READ the bytes its WRITE put
  * there, and no buffer may leak (the leak extension fails the test otherwise).
+ *
+ * <p>The second case spreads one connection's large requests over three hardware contexts on loops of
+ * their own ({@code spreadMin}): the same checks, and every context must have served some of them.
  */
 class CrossLoopCompletionTest {
     private static final short CMD_READ = 0;
     private static final short CMD_WRITE = 1;
     private static final short CMD_FLUSH = 3;
-    private static final int BLOCK = 4096;
+    private static final int SMALL = 4096;
+    private static final int LARGE = 128 << 10;
     private static final int PER_CONNECTION = 32;
     private static final int CONNECTIONS = 3;
 
@@ -63,26 +67,52 @@ class CrossLoopCompletionTest {
     void completionsOnAnotherLoop_answerEveryRequestOnItsConnection() throws Exception {
         EventLoopGroup channelLoops = NbdServer.newEventLoopGroup(2);
         hctxGroup = NbdServer.newEventLoopGroup(1);
+        start(channelLoops, 1, NbdServerConfig.builder().build());
+        roundTrips(SMALL);
+    }
+
+    @Test
+    void largeRequestsOfOneConnection_spreadOverEveryContext_andAreAnsweredOnIt() throws Exception {
+        EventLoopGroup channelLoops = NbdServer.newEventLoopGroup(1);
+        hctxGroup = NbdServer.newEventLoopGroup(3);
+        ExportRegistry registry = start(
+                channelLoops, 3, NbdServerConfig.builder().spreadMin(LARGE).build());
+        roundTrips(LARGE);
+        var queue = registry.get("disk").queue();
+        // The one channel loop maps to context 0; contexts 1 and 2 see only what was spread to them (a turn
+        // whose context has no free tag falls back to context 0).
+        long total = 0;
+        for (int i = 0; i < 3; i++) {
+            total += queue.hctx(i).dispatched();
+            if (i > 0) {
+                assertThat(queue.hctx(i).dispatched())
+                        .as("requests context %d served", i)
+                        .isGreaterThan(0);
+            }
+        }
+        assertThat(total).isEqualTo(CONNECTIONS * (2L * PER_CONNECTION + 1));
+    }
+
+    private ExportRegistry start(EventLoopGroup channelLoops, int contexts, NbdServerConfig config) throws Exception {
         IntFunction<HctxExecutor> elsewhere = NbdServer.hctxExecutors(hctxGroup);
         ExportRegistry registry = new ExportRegistry();
         registry.open(
                 "disk",
-                "memory:4M",
+                "memory:16M",
                 "a disk",
                 new DeviceOptions(false),
-                new QueueSetup("disk", 1, 4, elsewhere, Duration.ZERO),
+                new QueueSetup("disk", contexts, 4, elsewhere, Duration.ZERO),
                 1 << 20);
-        server = NbdServer.start(
-                channelLoops,
-                registry,
-                List.of(new InetSocketAddress("127.0.0.1", 0)),
-                NbdServerConfig.builder().build());
+        server = NbdServer.start(channelLoops, registry, List.of(new InetSocketAddress("127.0.0.1", 0)), config);
+        return registry;
+    }
 
+    private void roundTrips(int block) throws Exception {
         List<Future<?>> runs = new ArrayList<>();
         for (int c = 0; c < CONNECTIONS; c++) {
             int connection = c;
             runs.add(clients.submit(() -> {
-                roundTrip(connection);
+                roundTrip(connection, block);
                 return null;
             }));
         }
@@ -92,24 +122,24 @@ class CrossLoopCompletionTest {
     }
 
     /** Pipelines 32 WRITEs and a FLUSH, then 32 READs, from one thread while another reads the replies. */
-    private void roundTrip(int connection) throws Exception {
+    private void roundTrip(int connection, int block) throws Exception {
         try (Socket s = new Socket("127.0.0.1", server.port())) {
             s.setSoTimeout(30_000);
             DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream()));
             DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream()));
             handshake(in, out);
-            long base = (long) connection * PER_CONNECTION * BLOCK;
+            long base = (long) connection * PER_CONNECTION * block;
             CountDownLatch written = new CountDownLatch(1);
             Future<?> sender = clients.submit(() -> {
                 for (int i = 0; i < PER_CONNECTION; i++) {
-                    request(out, CMD_WRITE, i, base + (long) i * BLOCK, pattern(connection, i));
+                    request(out, CMD_WRITE, i, base + (long) i * block, pattern(connection, i, block));
                 }
                 request(out, CMD_FLUSH, PER_CONNECTION, 0, null);
                 out.flush();
                 // A READ must not overlap a WRITE still in flight (NBD does not order them): wait for the replies.
                 assertThat(written.await(30, TimeUnit.SECONDS)).isTrue();
                 for (int i = 0; i < PER_CONNECTION; i++) {
-                    readRequest(out, PER_CONNECTION + 1 + i, base + (long) i * BLOCK);
+                    readRequest(out, PER_CONNECTION + 1 + i, base + (long) i * block, block);
                 }
                 out.flush();
                 return null;
@@ -133,8 +163,8 @@ class CrossLoopCompletionTest {
                 assertThat(i).isBetween(0, PER_CONNECTION - 1);
                 assertThat(read[i]).isFalse();
                 read[i] = true;
-                byte[] data = in.readNBytes(BLOCK);
-                assertThat(Arrays.equals(data, pattern(connection, i)))
+                byte[] data = in.readNBytes(block);
+                assertThat(Arrays.equals(data, pattern(connection, i, block)))
                         .as("connection %d block %d", connection, i)
                         .isTrue();
             }
@@ -142,9 +172,9 @@ class CrossLoopCompletionTest {
         }
     }
 
-    private static byte[] pattern(int connection, int i) {
-        byte[] data = new byte[BLOCK];
-        for (int k = 0; k < BLOCK; k++) {
+    private static byte[] pattern(int connection, int i, int block) {
+        byte[] data = new byte[block];
+        for (int k = 0; k < block; k++) {
             data[k] = (byte) (connection * 31 + i * 7 + k);
         }
         return data;
@@ -161,7 +191,7 @@ class CrossLoopCompletionTest {
         out.writeInt(name.length);
         out.write(name);
         out.flush();
-        assertThat(in.readLong()).isEqualTo(4L << 20);
+        assertThat(in.readLong()).isEqualTo(16L << 20);
         in.readShort(); // transmission flags
     }
 
@@ -178,12 +208,12 @@ class CrossLoopCompletionTest {
         }
     }
 
-    private static void readRequest(DataOutputStream out, long handle, long offset) throws IOException {
+    private static void readRequest(DataOutputStream out, long handle, long offset, int block) throws IOException {
         out.writeInt(NbdConstants.REQUEST_MAGIC);
         out.writeShort(0);
         out.writeShort(CMD_READ);
         out.writeLong(handle);
         out.writeLong(offset);
-        out.writeInt(BLOCK);
+        out.writeInt(block);
     }
 }

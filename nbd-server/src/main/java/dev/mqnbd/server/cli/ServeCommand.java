@@ -175,6 +175,16 @@ final class ServeCommand implements Callable<Integer> {
     int queueDepth;
 
     @Option(
+            names = "--spread-min",
+            paramLabel = "SIZE",
+            defaultValue = "128K",
+            description = "READs and WRITEs of at least SIZE go to the hardware queues in turn, so one "
+                    + "connection's large transfers use several threads; 0 keeps each connection on its "
+                    + "own queue (default: ${DEFAULT-VALUE}).")
+    @SuppressWarnings("NullAway.Init") // picocli sets it: it has a default value
+    String spreadMin;
+
+    @Option(
             names = "--max-payload",
             paramLabel = "SIZE",
             defaultValue = "32M",
@@ -317,8 +327,15 @@ final class ServeCommand implements Callable<Integer> {
         if (payload < 4096 || payload > NbdServerConfig.MAX_PAYLOAD_LIMIT) {
             throw new MqnbdCommand.UsageException("--max-payload " + maxPayload + " (expected: 4K..64M)");
         }
+        long spread = option("--spread-min " + spreadMin, () -> Sizes.parse(spreadMin));
+        if (spread > NbdServerConfig.MAX_PAYLOAD_LIMIT) {
+            throw new MqnbdCommand.UsageException("--spread-min " + spreadMin + " (expected: 0..64M)");
+        }
         NbdTls tlsSetting = tls.build(access.hasSubjects());
-        server.config(c -> limits.applyTo(c).maxPayload((int) payload).tls(tlsSetting));
+        server.config(c -> limits.applyTo(c)
+                .maxPayload((int) payload)
+                .spreadMin((int) spread)
+                .tls(tlsSetting));
         Integer loops = eventLoops;
         if (loops != null) {
             option("--event-loops", () -> server.eventLoops(loops));

@@ -35,7 +35,7 @@ final class ReplyDispatch implements RequestCompletion {
     /** Runs on the hardware context's executor, once per request; the tag frees when it returns. */
     @Override
     public void completed(Request<?> request) {
-        Slot slot = h.slot(request.tag());
+        Slot slot = h.slot(request);
         slot.error = NbdErrors.code(request.status(), slot.command);
         slot.completedLength = request.length();
         EventExecutor loop = h.ctx.executor();
@@ -60,8 +60,8 @@ final class ReplyDispatch implements RequestCompletion {
      * Returns the slot of a tag the connection just took, after completing the outcome of its previous
      * request if that still waits for {@link Slot#completionTask}. On the channel's event loop.
      */
-    Slot claim(int tag) {
-        Slot slot = h.slot(tag);
+    Slot claim(Request<?> request) {
+        Slot slot = h.newSlot(request);
         completeOnLoop(slot);
         return slot;
     }

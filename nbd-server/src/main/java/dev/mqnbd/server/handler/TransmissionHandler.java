@@ -17,11 +17,13 @@ import java.net.SocketAddress;
 import java.util.ArrayDeque;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.LongAdder;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The transmission phase of one connection: each decoded {@link NbdRequest} becomes one mq-core {@link
- * Request} on the hardware context that serves this connection's event loop, and each completion
- * becomes a reply in the framing the handshake negotiated ({@link NbdReplyEncoder}).
+ * Request} on the hardware context that serves this connection's event loop (large READs and WRITEs
+ * may go to the other contexts in turn, see {@link #allocate}), and each completion becomes a reply in
+ * the framing the handshake negotiated ({@link NbdReplyEncoder}).
  *
  * <p>This class takes the commands in and submits them; each other job has its own class: preparing a
  * request for a command ({@link RequestPreparer}), back-pressure ({@link BackPressure}), splitting long
@@ -68,8 +70,16 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     private final boolean backendExtents;
     /** Commands decoded and not yet submitted or answered. */
     final ArrayDeque<NbdRequest> pending = new ArrayDeque<>();
-    /** Per-tag state of the requests this connection has in flight; tags are unique while in flight. */
-    private final Slot[] slots;
+    /**
+     * Per-tag state of the requests this connection has in flight, per hardware context (tags are unique
+     * within a context while in flight); a context's slots are made when the connection first uses it,
+     * and it has none until then.
+     */
+    private final Slot[][] slots;
+    /** READs and WRITEs of at least this many bytes may go to any hardware context; 0: never. */
+    private final int spreadMin;
+    /** The context the next large request goes to, in turn. */
+    private int spreadNext;
     /** Reused for BLOCK_STATUS on backends that cannot tell allocation. */
     private final ExtentList allData = new ExtentList(1);
 
@@ -96,21 +106,37 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
      *
      * @param session what the handshake negotiated (reply framing, metadata context)
      * @param hctx the hardware context serving this connection's event loop
+     * @param spreadMin READs and WRITEs of at least this many bytes go to the export's hardware contexts
+     *     in turn, so one connection's large transfers run on several threads; 0 keeps every request on
+     *     {@code hctx}. Only where a FLUSH on one context covers writes completed on every other ({@link
+     *     Feature#SHARED_FLUSH}).
      */
-    public TransmissionHandler(Export export, NbdSession session, int hctx) {
+    public TransmissionHandler(Export export, NbdSession session, int hctx, int spreadMin) {
         this.export = export;
         this.queue = export.queue();
         this.hctx = hctx;
+        this.spreadMin = queue.hwQueues() > 1 && queue.limits().has(Feature.SHARED_FLUSH) ? spreadMin : 0;
+        this.spreadNext = hctx;
         this.validator = new RequestValidator(export.info(), session);
         this.encoder = NbdReplyEncoder.forSession(session);
         this.contextId = session.baseAllocationContext();
         this.backendCache = queue.limits().has(Feature.CACHE);
         this.backendExtents = queue.limits().has(Feature.BLOCK_STATUS);
         this.preparer = new RequestPreparer(this, queue.limits());
-        this.slots = new Slot[queue.tagSet().queueDepth()];
-        for (int i = 0; i < slots.length; i++) {
-            slots[i] = new Slot(dispatch);
+        this.slots = new Slot[queue.hwQueues()][0];
+        slotsOf(hctx);
+    }
+
+    private Slot[] slotsOf(int index) {
+        Slot[] of = slots[index];
+        if (of.length == 0) {
+            of = new Slot[queue.tagSet().queueDepth()];
+            for (int i = 0; i < of.length; i++) {
+                of[i] = new Slot(dispatch);
+            }
+            slots[index] = of;
         }
+        return of;
     }
 
     @Override
@@ -130,8 +156,14 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         return "unix#" + ctx.channel().id().asShortText();
     }
 
-    Slot slot(int tag) {
-        return slots[tag];
+    /** Returns the slot of a request this connection took; safe from any thread once the slot exists. */
+    Slot slot(Request<?> request) {
+        return slots[request.hwIndex()][request.tag()];
+    }
+
+    /** Returns the slot of a request just taken, making its context's slots on first use. Event loop only. */
+    Slot newSlot(Request<?> request) {
+        return slotsOf(request.hwIndex())[request.tag()];
     }
 
     @Override
@@ -213,15 +245,17 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
             if (flow.throttled(rq)) {
                 break;
             }
-            Request<?> request = queue.tryAllocate(hctx, dispatch);
+            Request<?> request = allocate(rq);
             if (request == null) {
                 flow.waitForTag();
                 break;
             }
             pending.pollFirst();
             request.attach(peer);
-            Slot slot = dispatch.claim(request.tag());
-            boolean isLast = pending.isEmpty();
+            Slot slot = dispatch.claim(request);
+            boolean home = request.hwIndex() == hctx;
+            // A request on another context is a batch of its own; the home context's batch stays open.
+            boolean isLast = !home || pending.isEmpty();
             boolean prepared;
             try {
                 prepared = preparer.prepare(request, slot, rq);
@@ -234,7 +268,9 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
             inFlight++;
             // OWNERSHIP: the request and its slot's buffer belong to mq-core and the backend until completed().
             queue.submit(request, isLast);
-            runOpen = !isLast;
+            if (home) {
+                runOpen = !isLast;
+            }
         }
         if (runOpen) {
             queue.commit(hctx);
@@ -242,6 +278,28 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         flusher.schedule();
         flow.update();
         end.maybeClose();
+    }
+
+    /**
+     * Takes a request for {@code rq}: on the next context in turn for a READ or WRITE of at least {@link
+     * #spreadMin} bytes (blk-mq's submitter is not its hardware queue: the backend's copy then runs on that
+     * context's thread while this loop reads on), else, or when that context has no free tag, on this
+     * connection's own context.
+     */
+    private @Nullable Request<?> allocate(NbdRequest rq) {
+        if (spreadMin > 0
+                && rq.length() >= spreadMin
+                && (rq.command() == NbdCommand.WRITE || rq.command() == NbdCommand.READ)) {
+            int to = spreadNext;
+            spreadNext = to + 1 == slots.length ? 0 : to + 1;
+            if (to != hctx) {
+                Request<?> request = queue.tryAllocate(to, dispatch);
+                if (request != null) {
+                    return request;
+                }
+            }
+        }
+        return queue.tryAllocate(hctx, dispatch);
     }
 
     /**

@@ -55,7 +55,7 @@ final class ZeroChunks {
                 break;
             }
             Chunk chunk = chunks.pollFirst();
-            Slot slot = h.dispatch.claim(request.tag());
+            Slot slot = h.dispatch.claim(request);
             slot.reset(chunk.cookie, chunk.command, chunk.replyOffset, chunk.nbdFlags);
             slot.op = chunk.op;
             slot.reqFlags = chunk.reqFlags;

@@ -64,7 +64,10 @@ class TransmissionHandlerTest {
                 false,
                 0);
         ch.pipeline()
-                .addLast(new NbdRequestDecoder(MAX_PAYLOAD), new TransmissionHandler(export, session, 0), new Closer());
+                .addLast(
+                        new NbdRequestDecoder(MAX_PAYLOAD),
+                        new TransmissionHandler(export, session, 0, 0),
+                        new Closer());
         return ch;
     }
 

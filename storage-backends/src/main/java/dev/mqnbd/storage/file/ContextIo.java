@@ -1,8 +1,10 @@
 package dev.mqnbd.storage.file;
 
+import dev.mqnbd.mq.Request;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import org.jspecify.annotations.Nullable;
 
@@ -11,7 +13,8 @@ import org.jspecify.annotations.Nullable;
  * writes, hole punching and zeroing with their fallbacks.
  *
  * <p>A READ or WRITE whose buffer is direct goes straight between the buffer and the file: one {@code
- * pread} or {@code pwrite} per request (more only if the kernel returns short). A heap buffer, or under
+ * pread} or {@code pwrite} per request (more only if the kernel returns short); a payload in several
+ * segments goes out in one {@code pwritev}. A heap buffer, or under
  * {@code O_DIRECT} a buffer whose address is not aligned, goes through this context's aligned bounce
  * buffer in chunks. Zeroing that {@code fallocate} cannot do writes zeroes from a shared zero segment.
  *
@@ -27,6 +30,9 @@ final class ContextIo {
     /** Alignment of the bounce buffer and the zero segment: enough for O_DIRECT on any device. */
     static final int ALIGN = 4096;
 
+    /** Most segments one {@code pwritev} takes: Linux's {@code IOV_MAX}. */
+    static final int IOV_MAX = 1024;
+
     /** Zeroes to write where fallocate cannot zero; read-only by convention, never written. */
     private static final MemorySegment ZEROES = Arena.global().allocate(CHUNK, ALIGN);
 
@@ -35,13 +41,16 @@ final class ContextIo {
     private final LibC libc;
     private final MemorySegment bounce;
     private final ByteBuffer bounceView;
+    /** {@code struct iovec[IOV_MAX]} for gathered writes. */
+    private final MemorySegment iov;
 
-    ContextIo(FileStore store, int fd, LibC libc, MemorySegment bounce) {
+    ContextIo(FileStore store, int fd, LibC libc, MemorySegment bounce, MemorySegment iov) {
         this.store = store;
         this.fd = fd;
         this.libc = libc;
         this.bounce = bounce;
         this.bounceView = bounce.asByteBuffer();
+        this.iov = iov;
     }
 
     /** Returns the store this context serves. */
@@ -78,6 +87,53 @@ final class ContextIo {
             bounceView.put(0, src, base + done, n);
             pwriteFully(bounce.asSlice(0, n), offset + done);
             done += n;
+        }
+    }
+
+    /**
+     * Writes a payload held in {@code rq}'s segments at {@code offset}: one {@code pwritev} when every
+     * segment can go to the file as it is (direct, and aligned under O_DIRECT) and there are at most
+     * {@link #IOV_MAX} of them, else one write per segment. A short {@code pwritev} goes on segment by
+     * segment from where it stopped.
+     */
+    void writeSegments(long offset, Request<?> rq) throws IOException {
+        int count = rq.segmentCount();
+        long total = 0;
+        boolean gather = count > 1 && count <= IOV_MAX;
+        for (int i = 0; gather && i < count; i++) {
+            ByteBuffer segment = rq.segment(i);
+            MemorySegment seg = directSegment(segment, segment.remaining());
+            if (seg == null) {
+                gather = false;
+            } else {
+                iov.setAtIndex(ValueLayout.JAVA_LONG, 2L * i, seg.address());
+                iov.setAtIndex(ValueLayout.JAVA_LONG, 2L * i + 1, seg.byteSize());
+                total += seg.byteSize();
+            }
+        }
+        long done = 0;
+        if (gather) {
+            long n;
+            do {
+                n = libc.pwritev(fd, iov, count, offset);
+            } while (n < 0 && libc.errno() == LibC.EINTR);
+            if (n < 0) {
+                throw new ErrnoException("pwritev " + store.path() + " at " + offset, libc.errno());
+            }
+            if (n == total) {
+                return;
+            }
+            done = n;
+        }
+        long at = 0;
+        for (int i = 0; i < count; i++) {
+            ByteBuffer segment = rq.segment(i);
+            int length = segment.remaining();
+            if (at + length > done) {
+                int skip = (int) Math.max(0, done - at);
+                write(offset + at + skip, segment.slice(segment.position() + skip, length - skip), length - skip);
+            }
+            at += length;
         }
     }
 

@@ -33,7 +33,7 @@ import org.jspecify.annotations.Nullable;
  * <ul>
  *   <li>READ: {@code pread} into {@link Request#data()} (positioned at its position; position and limit
  *       are left alone); bytes past the end of a file that shrank read as zeroes.
- *   <li>WRITE: {@code pwrite} of {@link Request#data()}, or of each segment in turn ({@link
+ *   <li>WRITE: {@code pwrite} of {@link Request#data()}, or one {@code pwritev} of its segments ({@link
  *       Feature#WRITE_SEGMENTS}, without O_DIRECT). With FUA, the request then waits in the group
  *       commit for an {@code fdatasync} that started after the write returned.
  *   <li>FLUSH: waits in the group commit for an {@code fdatasync} that started after every write
@@ -153,12 +153,12 @@ public final class FileBlockDevice implements Operations<FileHwData, FileStore, 
                 }
                 case WRITE -> {
                     try {
-                        long at = rq.offset();
-                        for (int i = 0, n = rq.segmentCount(); i < n; i++) {
-                            // One pwrite per segment costs less than copying the payload into one buffer.
-                            ByteBuffer segment = rq.segment(i);
-                            hw.io.write(at, segment, segment.remaining());
-                            at += segment.remaining();
+                        ByteBuffer data = rq.data();
+                        if (data != null) {
+                            hw.io.write(rq.offset(), data, data.remaining());
+                        } else {
+                            // One pwritev of the network buffers costs less than copying them into one.
+                            hw.io.writeSegments(rq.offset(), rq);
                         }
                     } finally {
                         // INVARIANT: set after the pwrite returned, so the next sync to start covers it.

@@ -92,7 +92,12 @@ public final class FileHwData implements AutoCloseable {
             arena.close();
             throw e;
         }
-        this.io = new ContextIo(store, fd, libc, arena.allocate(ContextIo.CHUNK, ContextIo.ALIGN));
+        this.io = new ContextIo(
+                store,
+                fd,
+                libc,
+                arena.allocate(ContextIo.CHUNK, ContextIo.ALIGN),
+                arena.allocate(16L * ContextIo.IOV_MAX, 8));
         this.cachedLibc = new LibC(arena);
         this.cachedIov = arena.allocate(16, 8);
         // O_DIRECT bypasses the page cache: there is nothing to serve without waiting.

@@ -90,6 +90,8 @@ final class LibC {
             Linker.Option.critical(false));
     private static final MethodHandle PWRITE =
             downcall("pwrite", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
+    private static final MethodHandle PWRITEV =
+            downcall("pwritev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG));
     private static final MethodHandle FALLOCATE =
             downcall("fallocate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG));
     private static final MethodHandle LSEEK =
@@ -166,6 +168,18 @@ final class LibC {
             return (long) PWRITE.invokeExact(state, fd, buf, count, offset);
         } catch (Throwable t) {
             throw linkageFailure("pwrite", t);
+        }
+    }
+
+    /**
+     * {@code pwritev(2)} from the {@code iovcnt} {@code struct iovec}s at {@code iov}; returns the byte
+     * count or -1.
+     */
+    long pwritev(int fd, MemorySegment iov, int iovcnt, long offset) {
+        try {
+            return (long) PWRITEV.invokeExact(state, fd, iov, iovcnt, offset);
+        } catch (Throwable t) {
+            throw linkageFailure("pwritev", t);
         }
     }
 

@@ -137,6 +137,31 @@ class FileBlockDeviceTest extends BlockDeviceContract {
         assertThat(java.util.Arrays.copyOfRange(file, 1000, 1000 + all.length)).isEqualTo(all);
     }
 
+    @Test
+    void directSegments_goOutGathered_andLandInOrder() throws Exception {
+        TestDevice dev = open(1 << 20);
+        byte[] all = TestDevice.random(5, 5 * 65_536 + 3);
+        ByteBuffer[] segments = new ByteBuffer[6];
+        for (int i = 0; i < segments.length; i++) {
+            int from = i * 65_536;
+            int to = Math.min(all.length, from + 65_536);
+            // Each segment sits at a position past the start of its buffer, as a slice of a network read does.
+            ByteBuffer b = ByteBuffer.allocateDirect(to - from + 7);
+            b.position(7);
+            b.put(all, from, to - from).position(7);
+            segments[i] = b;
+        }
+
+        assertThat(dev.submit(
+                        0,
+                        rq -> rq.prepare(ReqOp.WRITE, 0, 4097, all.length, null).segments(segments, segments.length)))
+                .isEqualTo(Status.OK);
+
+        assertThat(dev.read(4097, all.length)).isEqualTo(all);
+        byte[] file = Files.readAllBytes(store(dev).path());
+        assertThat(java.util.Arrays.copyOfRange(file, 0, 4097)).isEqualTo(new byte[4097]);
+    }
+
     /** Waits until the context's I/O thread sleeps with nothing to do (reads are served inline only then). */
     private static void awaitIdle(FileHwData hw) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
