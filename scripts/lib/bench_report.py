@@ -84,6 +84,35 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
+def compare(job, by, peers, base=None):
+    """The JSON row of one job from {server: [runs]}: every server's summary, the best peer (the highest median),
+    and the ratios of mqnbd's median to each peer's, to the best peer's ("best") and to the base server's ("base")."""
+    entries = {s: summary(runs) for s, runs in by.items()}
+    med = {s: e["median"] for s, e in entries.items()}
+    peer_meds = {p: med[p] for p in peers if med.get(p) is not None}
+    best = max(peer_meds, key=peer_meds.get) if peer_meds else None
+    ratios = {p: ratio(med.get("mqnbd"), med.get(p)) for p in peers}
+    ratios["best"] = ratio(med.get("mqnbd"), med.get(best))
+    if base:
+        ratios["base"] = ratio(med.get("mqnbd"), med.get(base))
+    return {"job": job, "unit": unit_of(job), "cpu_unit": CPU_UNITS[unit_of(job)], "servers": entries,
+            "best_peer": best, "ratio_mqnbd_to": ratios}
+
+
+def table_header(servers, ratio_names):
+    return ("%-21s" % "job" + "".join("%25s %7s %6s" % (s, "p99", "cpu") for s in servers)
+            + "".join("%*s" % (max(8, len(r) + 7), "mqnbd/" + r) for r in ratio_names))
+
+
+def table_line(row, servers, ratio_names):
+    """A job's line: per server "median (min-max)", the median p99 (us) and CPU per unit, then the ratios."""
+    line = "%-21s" % row["job"]
+    for s in servers:
+        e = row["servers"].get(s, {})
+        line += "%25s %7s %6s" % (fmt_spread(e or None, 0), fmt(e.get("p99_us")), fmt_cpu(e.get("cpu_per_unit"), 0))
+    return line + "".join(fmt_ratio(row["ratio_mqnbd_to"].get(r), max(8, len(r) + 7)) for r in ratio_names)
+
+
 def fmt(v, width=0):
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "%*s" % (width, "-")
