@@ -31,7 +31,7 @@ import org.jspecify.annotations.Nullable;
  *
  * <p><b>An upload</b> pins the block, snapshots its bytes and version under its lock ({@link
  * DirtyBlocks#beginUpload}), then without the lock either PUTs the bytes (with their CRC32C as user
- * metadata and Content-MD5), or, when they are all zeroes, DELETEs the object, or does nothing when the
+ * metadata; the store checks them, see {@link SdkObjectStore}), or, when they are all zeroes, DELETEs the object, or does nothing when the
  * object is known not to exist. A PUT first settles with a recorded trim that covers the block ({@link
  * Trims#beforePut}), so the trim's background delete never removes the new data. Then {@link DirtyBlocks#finishUpload} raises the block's stored version,
  * or leaves it dirty to be retried after a backoff (50 ms doubling to 1 s; a FLUSH or FUA waiting for
