@@ -1,3 +1,4 @@
+// Over 400 lines on purpose: the upload loop, its batching and the bookkeeping of each upload read best together.
 package dev.mqnbd.storage.s3;
 
 import java.lang.System.Logger.Level;
@@ -342,15 +343,10 @@ final class Writeback implements AutoCloseable {
         try {
             // A recorded trim's background delete of this block must not remove the new data.
             trims.beforePut(b.index, timeout);
-        } catch (StoreException e) {
-            stats.uploadFailures.increment();
-            return e;
-        }
-        // INVARIANT: the bit is set before the PUT, so a PUT whose reply is lost still counts as stored.
-        cache.map.set(b.index);
-        stats.puts.increment();
-        stats.bytesUp.add(data.length);
-        try {
+            // INVARIANT: the bit is set before the PUT, so a PUT whose reply is lost still counts as stored.
+            cache.map.set(b.index);
+            stats.puts.increment();
+            stats.bytesUp.add(data.length);
             store.put(names.block(b.index), data, Map.of(BlockCache.CRC_KEY, Bytes.crc32c(data)), timeout);
             return null;
         } catch (StoreException e) {
