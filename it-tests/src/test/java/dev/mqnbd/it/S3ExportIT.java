@@ -18,7 +18,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * S3 exports served by the {@code mqnbd} process, as a user runs it, against the S3-compatible test server
  * in its container: real clients on the host, data across a SIGTERM and a restart, the write lease between
- * two servers, and the number of objects a sequential write and a write of zeroes cost.
+ * two servers, the number of objects a sequential write and a write of zeroes cost, and a large discard
+ * whose objects are deleted in the background.
  */
 class S3ExportIT {
     private static final Pattern TOTALS = Pattern.compile("s3 export (\\S+) \\(.*?(\\d+) PUTs");
@@ -211,6 +212,62 @@ class S3ExportIT {
             assertThat(puts(server.log(), "seq")).isBetween(256L, 280L);
             assertThat(puts(server.log(), "zero")).isZero();
         }
+    }
+
+    @Test
+    void discardOfAPopulatedExport_isAnsweredAtOnce_readsZeroes_andItsObjectsGoInTheBackground() throws Exception {
+        try (ServerProcess server = serve("--export", "trim=s3://" + S3Server.BUCKET + "/trim,create=128M")) {
+            Tool.run(
+                            Duration.ofMinutes(2),
+                            "qemu-io",
+                            "-f",
+                            "raw",
+                            "-c",
+                            "write -P 0x33 0 128M",
+                            "-c",
+                            "flush",
+                            uri(server, "trim"))
+                    .assertSuccess();
+            assertThat(keysUnder("trim/blocks/")).hasSize(128);
+
+            // 128 blocks: a recorded trim, its deletes in the background.
+            String out = Tool.run(
+                            "qemu-io",
+                            "-f",
+                            "raw",
+                            "--discard=unmap",
+                            "-c",
+                            "discard 0 128M",
+                            "-c",
+                            "read -P 0 0 128M",
+                            uri(server, "trim"))
+                    .assertSuccess()
+                    .stdout();
+            assertThat(out)
+                    .contains("discard 134217728/134217728 bytes at offset 0")
+                    .doesNotContain("Pattern verification failed");
+
+            long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+            while (!(keysUnder("trim/blocks/").isEmpty()
+                    && keysUnder("trim/trims/").isEmpty())) {
+                if (System.nanoTime() - deadline > 0) {
+                    throw new AssertionError("trimmed objects still in the store after 60 s: " + keysUnder("trim/")
+                            + "\n" + server.log());
+                }
+                Thread.sleep(200);
+            }
+            String again = Tool.run("qemu-io", "-f", "raw", "-r", "-c", "read -P 0 0 128M", uri(server, "trim"))
+                    .assertSuccess()
+                    .stdout();
+            assertThat(again).doesNotContain("Pattern verification failed");
+            server.stop(Duration.ofSeconds(60)); // graceful: SIGTERM, the JVM's status 143
+        }
+    }
+
+    /** Returns the keys the store holds under {@code prefix} (within an export's folder, which exists). */
+    private static List<String> keysUnder(String prefix) {
+        String export = prefix.substring(0, prefix.indexOf('/') + 1);
+        return s3.objectKeys(export).stream().filter(k -> k.startsWith(prefix)).toList();
     }
 
     /** Returns the PUT count of export {@code name} from the totals line the server logs when it stops. */

@@ -12,8 +12,9 @@ import org.jspecify.annotations.Nullable;
 
 /**
  * Opens the export an {@link S3Spec} names: takes the write lease (unless read-only), reads the
- * metadata, creates or overwrites the export when the spec asks, checks the geometry against the spec
- * and lists the block objects that exist. Every refusal is an {@link IOException} whose message names
+ * metadata, creates or overwrites the export when the spec asks, checks the geometry against the spec,
+ * lists the block objects that exist and reads the records of trims whose deletes are unfinished ({@link
+ * Trims#load}). Every refusal is an {@link IOException} whose message names
  * the export and says what to do; whatever was taken is given back first.
  *
  * <p>The lease comes first, so that two servers never create or overwrite one export at once.
@@ -54,12 +55,15 @@ final class ExportOpener {
                 meta = null;
             }
             BlockMap map;
+            Trims trims;
             if (meta == null) {
                 meta = create(store, spec, readOnly, name, timeout);
                 map = new BlockMap(meta.blockCount());
+                trims = Trims.none(name, names, store, stats, meta.blockCount(), timeout);
             } else {
                 checkGeometry(spec, meta);
                 map = list(store, names, meta, timeout);
+                trims = Trims.load(name, names, store, stats, meta, map, timeout);
             }
             if (!readOnly && settings.maxDirtyBytes() < meta.blockSize()) {
                 throw new IllegalArgumentException(S3Settings.MAX_DIRTY + ": " + Sizes.format(settings.maxDirtyBytes())
@@ -75,7 +79,7 @@ final class ExportOpener {
                                     : ", write lease held by "
                                             + Objects.requireNonNull(lease).holder())
                             + ")");
-            return new S3Export(name, names, store, settings, meta, map, lease, readOnly, stats);
+            return new S3Export(name, names, store, settings, meta, map, trims, lease, readOnly, stats);
         } catch (IOException | RuntimeException e) {
             if (lease != null) {
                 lease.close();
@@ -111,8 +115,10 @@ final class ExportOpener {
                     + ExportMetadata.MAX_BLOCKS + " blocks of " + Sizes.format(blockSize) + " (expected: a larger"
                     + " block-size)");
         }
-        // Block objects left by an export whose metadata was deleted would read as its data: remove them.
-        int stale = deleteKeys(store, listBlockKeys(store, names, timeout), timeout);
+        // Block objects and trim records left by an export whose metadata was deleted would read as its
+        // data: remove them.
+        int stale = deleteKeys(store, listKeys(store, names.blocks(), timeout), timeout)
+                + deleteKeys(store, listKeys(store, names.trims(), timeout), timeout);
         if (stale > 0) {
             LOG.log(
                     Level.WARNING,
@@ -171,16 +177,16 @@ final class ExportOpener {
         return map;
     }
 
-    private static List<String> listBlockKeys(ObjectStore store, ObjectNames names, Duration timeout)
-            throws StoreException {
+    private static List<String> listKeys(ObjectStore store, String prefix, Duration timeout) throws StoreException {
         List<String> keys = new ArrayList<>();
-        store.list(names.blocks(), keys::add, timeout);
+        store.list(prefix, keys::add, timeout);
         return keys;
     }
 
-    /** Deletes the export's block objects and its metadata; returns how many objects were deleted. */
+    /** Deletes the export's block objects, trim records and metadata; returns how many objects were deleted. */
     private static int deleteExport(ObjectStore store, ObjectNames names, Duration timeout) throws IOException {
-        int n = deleteKeys(store, listBlockKeys(store, names, timeout), timeout);
+        int n = deleteKeys(store, listKeys(store, names.blocks(), timeout), timeout)
+                + deleteKeys(store, listKeys(store, names.trims(), timeout), timeout);
         store.delete(names.metadata(), timeout);
         return n + 1;
     }

@@ -10,7 +10,9 @@ import java.util.HexFormat;
  *   <li>{@code PREFIX/mqnbd-export.json}: the metadata (size, block size, format version);
  *   <li>{@code PREFIX/mqnbd-lease.json}: the write lease;
  *   <li>{@code PREFIX/blocks/XXXXXXXXXXXXXXXX}: block {@code X}, its index in 16 lower-case hex digits,
- *       so that a listing returns the blocks in order.
+ *       so that a listing returns the blocks in order;
+ *   <li>{@code PREFIX/trims/XXXXXXXXXXXXXXXX}: the record of a large trim whose objects are deleted in the
+ *       background ({@link Tombstone}), by its sequence number.
  * </ul>
  *
  * @param bucket the bucket
@@ -25,6 +27,9 @@ record ObjectNames(String bucket, String prefix) {
 
     /** Folder of the block objects under the prefix. */
     static final String BLOCKS = "blocks/";
+
+    /** Folder of the trim records under the prefix. */
+    static final String TRIMS = "trims/";
 
     private static final HexFormat HEX = HexFormat.of();
 
@@ -41,6 +46,29 @@ record ObjectNames(String bucket, String prefix) {
     /** Returns the prefix every block key starts with. */
     String blocks() {
         return under(BLOCKS);
+    }
+
+    /** Returns the prefix every trim record's key starts with. */
+    String trims() {
+        return under(TRIMS);
+    }
+
+    /** Returns the key of trim record {@code seq}. */
+    String trim(long seq) {
+        return trims() + HEX.toHexDigits(seq);
+    }
+
+    /** Returns the sequence number of the trim record {@code key} names, or -1 if it names none. */
+    long trimSeq(String key) {
+        String trims = trims();
+        if (!key.startsWith(trims) || key.length() != trims.length() + 16) {
+            return -1;
+        }
+        try {
+            return HexFormat.fromHexDigitsToLong(key.substring(trims.length()));
+        } catch (IllegalArgumentException e) {
+            return -1;
+        }
     }
 
     /** Returns the key of block {@code index}. */

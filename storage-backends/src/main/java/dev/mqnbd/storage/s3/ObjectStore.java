@@ -36,7 +36,8 @@ interface ObjectStore extends AutoCloseable {
 
     /**
      * Stores {@code data} as {@code key} with user {@code metadata}, replacing what was there. The upload
-     * carries {@code Content-MD5}, so the store refuses bytes damaged on the way.
+     * carries the CRC32C of {@code data} ({@code x-amz-checksum-crc32c}) and, over plain http, is signed
+     * with its SHA-256, so the store refuses bytes damaged on the way.
      *
      * @return the new object's entity tag
      */

@@ -36,8 +36,9 @@ import java.util.Objects;
  *   <li>FLUSH: the FLUSH requests of one batch share one barrier: every block dirty when it starts must
  *       be stored (PUT or DELETE succeeded) before they end. Dirty blocks are the export's, so a FLUSH on
  *       any context covers writes completed on all ({@link Feature#SHARED_FLUSH}).
- *   <li>DISCARD and WRITE_ZEROES: whole blocks become zero (their objects are deleted), the partial ends
- *       are zeroed by read-modify-write. {@link ReqFlags#NO_UNMAP} changes nothing: a zero block is never
+ *   <li>DISCARD and WRITE_ZEROES: whole blocks become zero (their objects are deleted: by the writeback
+ *       for a small range, in the background after a tombstone object recorded the trim for a large one,
+ *       see {@link Trims}), the partial ends are zeroed by read-modify-write. {@link ReqFlags#NO_UNMAP} changes nothing: a zero block is never
  *       stored. {@link ReqFlags#FAST_ZERO} ends with {@link Status#NOT_SUPPORTED} when a partial end
  *       would need a block read from the store.
  *   <li>CACHE: fetches the range's blocks into the cache; BLOCK_STATUS: blocks known not to exist are
@@ -158,7 +159,7 @@ public final class S3BlockDevice implements Operations<S3HwData, S3Export, S3Exp
                         yield Status.NOT_SUPPORTED;
                     }
                     Barrier.Builder touched = rq.hasFlag(ReqFlags.FUA) ? new Barrier.Builder() : null;
-                    Zeroing.zero(export.cache, rq.offset(), rq.length(), deadline, touched);
+                    Zeroing.zero(export.cache, export.trims, rq.offset(), rq.length(), deadline, touched);
                     if (touched != null) {
                         export.awaitStored(touched, deadline);
                     }

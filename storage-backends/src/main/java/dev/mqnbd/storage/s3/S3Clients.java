@@ -21,6 +21,7 @@ import software.amazon.awssdk.regions.providers.SystemSettingsRegionProvider;
 import software.amazon.awssdk.services.s3.LegacyMd5Plugin;
 import software.amazon.awssdk.services.s3.S3Client;
 import software.amazon.awssdk.services.s3.S3ClientBuilder;
+import software.amazon.awssdk.services.s3.S3Configuration;
 
 /**
  * The SDK clients of every S3 export in this process: one per (endpoint, region, path-style), shared
@@ -30,7 +31,16 @@ import software.amazon.awssdk.services.s3.S3ClientBuilder;
  * (exponential backoff with jitter on throttling, 5xx and connection errors); timeouts are set per
  * request (see {@link SdkObjectStore}). Checksums are computed only where an operation requires one
  * ({@code WHEN_REQUIRED}), as {@code Content-MD5} ({@link LegacyMd5Plugin}), which every S3-compatible
- * store understands; uploads set their own {@code Content-MD5}.
+ * store understands (batch deletes); uploads set their own CRC32C ({@code x-amz-checksum-crc32c}).
+ *
+ * <p><b>Upload CPU.</b> The SDK signs the payload whenever the endpoint is plain http (over https it
+ * sends {@code UNSIGNED-PAYLOAD}: TLS protects the bytes). With its default aws-chunked encoding that
+ * costs a SHA-256 and an HMAC per 128 KiB chunk plus the chunk framing
+ * ({@code STREAMING-AWS4-HMAC-SHA256-PAYLOAD}); chunked encoding is turned off here, so the body is
+ * hashed once and sent as it is, its SHA-256 in the signed {@code x-amz-content-sha256}, which the
+ * store checks against the bytes it received. With the separate MD5 pass gone as well (uploads carry
+ * the CRC32C they already had), the server's CPU per GiB written fell by about a quarter (README, S3
+ * section).
  *
  * <p><b>Ownership:</b> {@link #acquire} hands out a {@link Handle}; the client is closed when the last
  * handle of its key is closed.
@@ -141,7 +151,10 @@ final class S3Clients {
                         o -> o.retryStrategy(RetryMode.STANDARD).addExecutionInterceptor(new RetryCounter()))
                 .requestChecksumCalculation(RequestChecksumCalculation.WHEN_REQUIRED)
                 .responseChecksumValidation(ResponseChecksumValidation.WHEN_REQUIRED)
-                .addPlugin(LegacyMd5Plugin.create());
+                .addPlugin(LegacyMd5Plugin.create())
+                // One SHA-256 of the whole body over http instead of aws-chunked signing, chunk by chunk.
+                .serviceConfiguration(
+                        S3Configuration.builder().chunkedEncodingEnabled(false).build());
         key.endpoint().ifPresent(builder::endpointOverride);
         S3Client client = builder.build();
         LOG.log(

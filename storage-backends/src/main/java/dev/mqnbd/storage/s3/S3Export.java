@@ -16,7 +16,8 @@ import org.jspecify.annotations.Nullable;
  * S3BlockDevice}. {@link ExportOpener} opens it.
  *
  * <p><b>Ownership:</b> the export's {@link dev.mqnbd.mq.BlockQueue} owns it and closes it last, after
- * every request ended: the close uploads every dirty block (and logs how many), stops the writeback,
+ * every request ended: the close uploads every dirty block (and logs how many), stops the writeback and
+ * the background deletes of recorded trims (their tombstones have the next server finish them),
  * releases the lease and the shared SDK client. Dirty blocks that cannot be stored (the lease went to
  * another server, or the store stayed down through the close) are saved to a {@link Rescue} file.
  *
@@ -35,6 +36,7 @@ public final class S3Export implements AutoCloseable {
     private final S3Stats stats;
     final BlockCache cache;
     final @Nullable Writeback writeback;
+    final Trims trims;
     private final ThreadFactory threads;
     private final Semaphore prefetches;
     private final Object rescueLock = new Object();
@@ -64,6 +66,7 @@ public final class S3Export implements AutoCloseable {
             S3Settings settings,
             ExportMetadata metadata,
             BlockMap map,
+            Trims trims,
             @Nullable Lease lease,
             boolean readOnly,
             S3Stats stats) {
@@ -76,13 +79,20 @@ public final class S3Export implements AutoCloseable {
         this.lease = lease;
         this.stats = stats;
         this.cache = new BlockCache(name, names, store, stats, metadata, map, settings);
+        this.trims = trims;
         this.writeback = readOnly
                 ? null
-                : new Writeback(name, names, store, cache, stats, Objects.requireNonNull(lease), settings);
+                : new Writeback(name, names, store, cache, trims, stats, Objects.requireNonNull(lease), settings);
+        if (!readOnly) {
+            trims.start(Objects.requireNonNull(lease));
+        }
         if (lease != null) {
             Writeback wb = Objects.requireNonNull(writeback);
             lease.listen(
-                    wb::wake,
+                    () -> {
+                        wb.wake();
+                        trims.wake();
+                    },
                     () -> rescue("its write lease went to another server (" + lease.invalidReason()
                             + "), so they can never be stored there"));
         }
@@ -158,6 +168,11 @@ public final class S3Export implements AutoCloseable {
     /** Returns the number of blocks with changes not yet stored (zeroed blocks included). */
     public int dirtyBlocks() {
         return cache.dirty.count();
+    }
+
+    /** Returns the number of trimmed block objects not deleted yet (they read as zeroes). */
+    public long pendingTrimDeletes() {
+        return trims.pendingBlocks();
     }
 
     /** Returns the bytes of clean blocks held in the cache. */
@@ -265,6 +280,7 @@ public final class S3Export implements AutoCloseable {
                 int left = writeback.drain();
                 long written = writeback.storedBlocks() - storedBefore;
                 writeback.close();
+                trims.close();
                 if (left > 0) {
                     // Keep the lease: the store does not hold the export's last state (a restart here takes
                     // the lease over at once; another server waits for it to expire).

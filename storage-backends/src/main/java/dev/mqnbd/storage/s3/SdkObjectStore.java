@@ -3,15 +3,15 @@ package dev.mqnbd.storage.s3;
 import dev.mqnbd.storage.s3.S3Requests.Type;
 import java.io.IOException;
 import java.io.InputStream;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.Collection;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
+import java.util.zip.CRC32C;
 import org.jspecify.annotations.Nullable;
 import software.amazon.awssdk.awscore.AwsRequestOverrideConfiguration;
 import software.amazon.awssdk.awscore.exception.AwsServiceException;
@@ -35,7 +35,10 @@ import software.amazon.awssdk.services.s3.model.S3Object;
  *
  * <p>Each request gets {@code apiCallTimeout = timeout} (the whole call, the SDK's retries included)
  * and {@code apiCallAttemptTimeout} of half of it (at least the whole of it below two seconds), so one
- * stuck attempt still leaves time for a retry. Uploads carry {@code Content-MD5} of their bytes. SDK
+ * stuck attempt still leaves time for a retry. Uploads carry the CRC32C of their bytes ({@code
+ * x-amz-checksum-crc32c}, computed here in one hardware-accelerated pass; a store that knows the header
+ * refuses bytes that do not match it) and, over plain http, the SHA-256 the request is signed with
+ * (see {@link S3Clients}). SDK
  * exceptions become {@link StoreException}s that say whether a retry may help. Every request is counted
  * in the export's {@link S3Requests}: type, HTTP status, latency, body bytes and the SDK's retries.
  *
@@ -161,7 +164,7 @@ final class SdkObjectStore implements ObjectStore {
                 .key(key)
                 .contentType(contentType)
                 .contentLength((long) data.length)
-                .contentMD5(md5(data))
+                .checksumCRC32C(crc32c(data, metadata.get(BlockCache.CRC_KEY)))
                 .metadata(metadata)
                 .overrideConfiguration(timeouts(timeout, type));
         if (ifNoneMatch != null) {
@@ -349,13 +352,23 @@ final class SdkObjectStore implements ObjectStore {
         return new StoreException(what + " " + where(key) + ": no reply (" + e.getMessage() + ")", 0, true, e);
     }
 
-    static String md5(byte[] data) {
-        try {
-            return Base64.getEncoder()
-                    .encodeToString(MessageDigest.getInstance("MD5").digest(data));
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("MD5 is missing from this JDK", e);
+    /**
+     * Returns the CRC32C of {@code data} as {@code x-amz-checksum-crc32c} carries it: 4 bytes, big-endian,
+     * base64. A block's CRC32C is already in its metadata ({@code hex}, 8 digits): it is used as it is, so
+     * the store verifies the very checksum later reads are checked against.
+     */
+    static String crc32c(byte[] data, @Nullable String hex) {
+        int value;
+        if (hex != null && hex.length() == 8 && hex.chars().allMatch(HexFormat::isHexDigit)) {
+            value = HexFormat.fromHexDigits(hex);
+        } else {
+            CRC32C crc = new CRC32C();
+            crc.update(data);
+            value = (int) crc.getValue();
         }
+        return Base64.getEncoder()
+                .encodeToString(
+                        new byte[] {(byte) (value >>> 24), (byte) (value >>> 16), (byte) (value >>> 8), (byte) value});
     }
 
     @Override

@@ -1,3 +1,4 @@
+// Over 400 lines on purpose: the upload loop, its batching and the bookkeeping of each upload read best together.
 package dev.mqnbd.storage.s3;
 
 import java.lang.System.Logger.Level;
@@ -31,8 +32,9 @@ import org.jspecify.annotations.Nullable;
  *
  * <p><b>An upload</b> pins the block, snapshots its bytes and version under its lock ({@link
  * DirtyBlocks#beginUpload}), then without the lock either PUTs the bytes (with their CRC32C as user
- * metadata and Content-MD5), or, when they are all zeroes, DELETEs the object, or does nothing when the
- * object is known not to exist. Then {@link DirtyBlocks#finishUpload} raises the block's stored version,
+ * metadata; the store checks them, see {@link SdkObjectStore}), or, when they are all zeroes, DELETEs the object, or does nothing when the
+ * object is known not to exist. A PUT first settles with a recorded trim that covers the block ({@link
+ * Trims#beforePut}), so the trim's background delete never removes the new data. Then {@link DirtyBlocks#finishUpload} raises the block's stored version,
  * or leaves it dirty to be retried after a backoff (50 ms doubling to 1 s; a FLUSH or FUA waiting for
  * it asks for one attempt at once). No upload starts while the write lease is not valid (lapsed or lost);
  * a lapsed lease that is renewed again wakes the loop. One block is
@@ -57,6 +59,7 @@ final class Writeback implements AutoCloseable {
     private final ObjectNames names;
     private final ObjectStore store;
     private final BlockCache cache;
+    private final Trims trims;
     private final S3Stats stats;
     private final Lease lease;
     private final Duration timeout;
@@ -81,6 +84,7 @@ final class Writeback implements AutoCloseable {
             ObjectNames names,
             ObjectStore store,
             BlockCache cache,
+            Trims trims,
             S3Stats stats,
             Lease lease,
             S3Settings settings) {
@@ -88,6 +92,7 @@ final class Writeback implements AutoCloseable {
         this.names = names;
         this.store = store;
         this.cache = cache;
+        this.trims = trims;
         this.stats = stats;
         this.lease = lease;
         this.timeout = settings.timeout();
@@ -335,11 +340,13 @@ final class Writeback implements AutoCloseable {
         if (!lease.valid()) {
             return new StoreException(lease.invalidReason(), 0, !lease.lost());
         }
-        // INVARIANT: the bit is set before the PUT, so a PUT whose reply is lost still counts as stored.
-        cache.map.set(b.index);
-        stats.puts.increment();
-        stats.bytesUp.add(data.length);
         try {
+            // A recorded trim's background delete of this block must not remove the new data.
+            trims.beforePut(b.index, timeout);
+            // INVARIANT: the bit is set before the PUT, so a PUT whose reply is lost still counts as stored.
+            cache.map.set(b.index);
+            stats.puts.increment();
+            stats.bytesUp.add(data.length);
             store.put(names.block(b.index), data, Map.of(BlockCache.CRC_KEY, Bytes.crc32c(data)), timeout);
             return null;
         } catch (StoreException e) {

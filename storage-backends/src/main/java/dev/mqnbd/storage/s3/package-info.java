@@ -37,7 +37,10 @@
  *   <li>{@code blocks/0000000000000000} ...: one object per block that holds data, named by its index in
  *       16 hex digits, each exactly one block long, with its CRC32C in the user metadata {@code
  *       x-amz-meta-crc32c}. A block without an object reads as zeroes; a block that becomes all zeroes is
- *       deleted, never stored.
+ *       deleted, never stored;
+ *   <li>{@code trims/0000000000000000} ...: the record of a large trim whose block objects are still
+ *       being deleted in the background ({@link dev.mqnbd.storage.s3.Tombstone}): the blocks it covers
+ *       read as zeroes, except those written after it, which it lists as kept.
  * </ul>
  *
  * <p><b>Semantics:</b> writes land in a write-back cache (bounded by {@code s3.max-dirty}; writers wait
@@ -45,8 +48,12 @@
  * writes read, modify and write the block under its lock. FLUSH and FUA end only when the data they
  * cover is stored (the PUT or DELETE succeeded), and a FLUSH on any connection covers writes completed on
  * every connection. Clean blocks stay in a cache of {@code s3.cache} bytes; sequential reads fetch
- * {@code s3.read-ahead} blocks ahead. Uploads carry {@code Content-MD5}; downloads are checked against
- * their CRC32C. The SDK retries throttling and 5xx with backoff; a request the store cannot serve within
+ * {@code s3.read-ahead} blocks ahead. Uploads carry their CRC32C ({@code x-amz-checksum-crc32c}) and,
+ * over plain http, are signed with the SHA-256 of their bytes (one pass, not aws-chunked); downloads are
+ * checked against their CRC32C. DISCARD and WRITE_ZEROES over {@value
+ * dev.mqnbd.storage.s3.Trims#MIN_BLOCKS} or more stored blocks write a trim record before they end and
+ * delete the objects in the background (a restart resumes the deletes); smaller ones leave the deletes to
+ * the writeback. The SDK retries throttling and 5xx with backoff; a request the store cannot serve within
  * {@code s3.timeout} (20 s by default, at most 25 s) ends with EIO. Only one server may serve an export
  * for writing (the lease); read-only servers may run alongside, each seeing the export as it was stored
  * when it read it (they are not kept coherent with the writer's later changes). A lease that cannot be

@@ -4,6 +4,8 @@ import java.time.Duration;
 import java.util.Collection;
 import java.util.EnumMap;
 import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
 
@@ -24,8 +26,10 @@ final class FaultyStore implements ObjectStore {
         PUT,
         /** Conditional PUT: lease and metadata. */
         CONDITIONAL_PUT,
-        /** DELETE, single or batch, plain or conditional. */
+        /** DELETE, single or batch: blocks, trim records. */
         DELETE,
+        /** Conditional DELETE: the lease's release. */
+        CONDITIONAL_DELETE,
         /** LIST. */
         LIST
     }
@@ -37,6 +41,7 @@ final class FaultyStore implements ObjectStore {
         volatile boolean permanent;
         volatile Duration delay = Duration.ZERO;
         volatile Duration hang = Duration.ZERO;
+        volatile CountDownLatch gate;
         final AtomicInteger calls = new AtomicInteger();
         final AtomicInteger injected = new AtomicInteger();
     }
@@ -75,6 +80,25 @@ final class FaultyStore implements ObjectStore {
         return this;
     }
 
+    /**
+     * Holds every request of kind {@code op} until {@link #release} (a store that is slow to answer); one
+     * still held at its timeout fails as timed out.
+     */
+    FaultyStore hold(Op op) {
+        faults.get(op).gate = new CountDownLatch(1);
+        return this;
+    }
+
+    /** Lets the requests of kind {@code op} held by {@link #hold} go on, and those after them. */
+    FaultyStore release(Op op) {
+        CountDownLatch gate = faults.get(op).gate;
+        faults.get(op).gate = null;
+        if (gate != null) {
+            gate.countDown();
+        }
+        return this;
+    }
+
     /** Delays every request of kind {@code op}; past the request's timeout it fails as timed out. */
     FaultyStore delay(Op op, Duration delay) {
         faults.get(op).delay = delay;
@@ -96,6 +120,11 @@ final class FaultyStore implements ObjectStore {
             f.permanent = false;
             f.delay = Duration.ZERO;
             f.hang = Duration.ZERO;
+            CountDownLatch gate = f.gate;
+            f.gate = null;
+            if (gate != null) {
+                gate.countDown();
+            }
         }
         return this;
     }
@@ -116,6 +145,12 @@ final class FaultyStore implements ObjectStore {
         f.calls.incrementAndGet();
         if (!f.hang.isZero()) {
             sleep(f.hang);
+        }
+        CountDownLatch gate = f.gate;
+        if (gate != null && !await(gate, timeout)) {
+            f.injected.incrementAndGet();
+            throw new StoreException(
+                    "injected: " + what + " held past its timeout of " + timeout.toMillis() + " ms", 0, true);
         }
         if (f.permanent) {
             f.injected.incrementAndGet();
@@ -147,6 +182,15 @@ final class FaultyStore implements ObjectStore {
 
     private static boolean decrementIfPositive(AtomicInteger n) {
         return n.getAndUpdate(v -> v > 0 ? v - 1 : 0) > 0;
+    }
+
+    private static boolean await(CountDownLatch gate, Duration timeout) {
+        try {
+            return gate.await(timeout.toNanos(), TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
     }
 
     private static void sleep(Duration d) {
@@ -198,9 +242,9 @@ final class FaultyStore implements ObjectStore {
 
     @Override
     public void deleteIfMatch(String key, String etag, Duration timeout) throws StoreException {
-        boolean lose = before(Op.DELETE, "DELETE " + key, timeout);
+        boolean lose = before(Op.CONDITIONAL_DELETE, "DELETE " + key, timeout);
         next.deleteIfMatch(key, etag, timeout);
-        after(lose, "DELETE " + key, faults.get(Op.DELETE));
+        after(lose, "DELETE " + key, faults.get(Op.CONDITIONAL_DELETE));
     }
 
     @Override

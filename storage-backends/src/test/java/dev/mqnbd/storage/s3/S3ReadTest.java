@@ -188,15 +188,15 @@ class S3ReadTest extends S3TestBase {
     }
 
     @Test
-    void store_rejectsUploadWithWrongContentMd5() {
-        String key = newPrefix("md5") + "/object";
+    void store_rejectsUploadWithWrongCrc32c() {
+        String key = newPrefix("crc") + "/object";
         byte[] bytes = TestDevice.random(9, 1000);
 
         assertThatThrownBy(() -> proxy().s3()
                         .putObject(
                                 b -> b.bucket(BUCKET)
                                         .key(key)
-                                        .contentMD5(SdkObjectStore.md5(TestDevice.random(10, 1000))),
+                                        .checksumCRC32C(SdkObjectStore.crc32c(TestDevice.random(10, 1000), null)),
                                 RequestBody.fromBytes(bytes)))
                 .isInstanceOf(S3Exception.class)
                 .satisfies(e -> assertThat(((S3Exception) e).awsErrorDetails().errorCode())
@@ -205,7 +205,7 @@ class S3ReadTest extends S3TestBase {
 
         proxy().s3()
                 .putObject(
-                        b -> b.bucket(BUCKET).key(key).contentMD5(SdkObjectStore.md5(bytes)),
+                        b -> b.bucket(BUCKET).key(key).checksumCRC32C(SdkObjectStore.crc32c(bytes, null)),
                         RequestBody.fromBytes(bytes));
         assertThat(object(key)).isEqualTo(bytes);
     }
