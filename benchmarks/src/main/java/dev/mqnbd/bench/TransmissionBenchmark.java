@@ -87,7 +87,7 @@ public class TransmissionBenchmark {
                 32 << 20);
         NbdSession session = new NbdSession(
                 NbdConstants.CLIENT_FLAG_FIXED_NEWSTYLE, export.info().transmissionFlags(), true, false, false, 0);
-        channel.pipeline().addLast(new TransmissionHandler(export, session, 0, spreadMin));
+        channel.pipeline().addLast(new TransmissionHandler(export, session, 0, spreadMin, spreadMin));
         read = new NbdRequest(0, NbdCommand.READ.code(), 1, 8192, SMALL, null, false);
         write = new NbdRequest(0, NbdCommand.WRITE.code(), 2, 8192, SMALL, payload(SMALL), false);
         largeWrite = new NbdRequest(0, NbdCommand.WRITE.code(), 3, 1 << 20, LARGE, payload(LARGE), false);

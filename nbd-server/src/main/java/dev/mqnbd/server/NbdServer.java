@@ -250,7 +250,10 @@ public final class NbdServer implements AutoCloseable {
         }
         limiter.transmissionStarted(ctx.channel());
         pipeline.addAfter(
-                ctx.name(), "transmission", new TransmissionHandler(export, session, hctx, config.spreadMin()));
+                ctx.name(),
+                "transmission",
+                new TransmissionHandler(
+                        export, session, hctx, config.spreadMin(), config.spreadWrites() ? config.spreadMin() : 0));
         long idle = config.idleTimeout().toNanos();
         if (idle > 0) {
             pipeline.addAfter(ctx.name(), "idle", new IdleTimeout(idle, idleTimeouts));

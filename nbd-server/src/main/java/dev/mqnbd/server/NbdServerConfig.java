@@ -22,6 +22,7 @@ import java.util.Objects;
  *   <tr><td>{@link Builder#maxConnectionsPerClient}</td><td>64</td></tr>
  *   <tr><td>{@link Builder#idleTimeout}</td><td>off</td></tr>
  *   <tr><td>{@link Builder#spreadMin}</td><td>{@value #DEFAULT_SPREAD_MIN} bytes</td></tr>
+ *   <tr><td>{@link Builder#spreadWrites}</td><td>off</td></tr>
  * </table>
  *
  * <p><b>Threading:</b> immutable.
@@ -38,7 +39,7 @@ public final class NbdServerConfig {
      * negotiated (the reference client's tests, nbdkit), and what the backends accept in one request.
      */
     public static final int MAX_PAYLOAD_LIMIT = 64 << 20;
-    /** The smallest READ or WRITE that may leave its connection's hardware context, by default: 128 KiB. */
+    /** The smallest READ (or WRITE, with spreadWrites) that may leave its connection's hardware context, by default: 128 KiB. */
     public static final int DEFAULT_SPREAD_MIN = 128 << 10;
 
     private final int maxPayload;
@@ -48,6 +49,7 @@ public final class NbdServerConfig {
     private final int maxConnectionsPerClient;
     private final Duration idleTimeout;
     private final int spreadMin;
+    private final boolean spreadWrites;
     private final ConnectionEvents events;
 
     private NbdServerConfig(Builder builder) {
@@ -58,6 +60,7 @@ public final class NbdServerConfig {
         this.maxConnectionsPerClient = builder.maxConnectionsPerClient;
         this.idleTimeout = builder.idleTimeout;
         this.spreadMin = builder.spreadMin;
+        this.spreadWrites = builder.spreadWrites;
         this.events = builder.events;
     }
 
@@ -98,11 +101,17 @@ public final class NbdServerConfig {
 
     /** Returns who is told of connections accepted, refused, failed and negotiated. */
     /**
-     * Returns the smallest READ or WRITE that goes to the export's hardware contexts in turn rather than to
-     * its connection's own; 0: every request stays on its connection's context.
+     * Returns the smallest READ (and WRITE, with {@link #spreadWrites}) that goes to the export's hardware
+     * contexts in turn rather than to its connection's own; 0: every request stays on its connection's
+     * context.
      */
     public int spreadMin() {
         return spreadMin;
+    }
+
+    /** Returns whether WRITEs of {@link #spreadMin} bytes or more are spread too, not only READs. */
+    public boolean spreadWrites() {
+        return spreadWrites;
     }
 
     public ConnectionEvents events() {
@@ -118,6 +127,7 @@ public final class NbdServerConfig {
         private int maxConnectionsPerClient = DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
         private Duration idleTimeout = Duration.ZERO;
         private int spreadMin = DEFAULT_SPREAD_MIN;
+        private boolean spreadWrites;
         private ConnectionEvents events = ConnectionEvents.NONE;
 
         private Builder() {}
@@ -198,10 +208,10 @@ public final class NbdServerConfig {
         }
 
         /**
-         * Sets the smallest READ or WRITE that goes to the export's hardware contexts in turn, so that one
-         * connection's large transfers are copied on several threads while its event loop reads on; 0
-         * keeps every request on the connection's own context. Only on exports where a FLUSH covers every
-         * context (multi-conn), and with more than one hardware queue.
+         * Sets the smallest READ (and WRITE, with {@link #spreadWrites}) that goes to the export's hardware
+         * contexts in turn, so that one connection's large transfers are copied on several threads while
+         * its event loop goes on; 0 keeps every request on the connection's own context. Only on exports
+         * where a FLUSH covers every context (multi-conn), and with more than one hardware queue.
          *
          * @throws IllegalArgumentException if {@code bytes} is negative
          */
@@ -210,6 +220,16 @@ public final class NbdServerConfig {
                 throw new IllegalArgumentException("spreadMin: " + bytes + " (expected: >= 0)");
             }
             this.spreadMin = bytes;
+            return this;
+        }
+
+        /**
+         * Spreads WRITEs of {@link #spreadMin} bytes or more too (default: off). Their copy into the
+         * backend then runs on another context's thread, which pays where a core is free for it and costs
+         * a hand-off where none is.
+         */
+        public Builder spreadWrites(boolean on) {
+            this.spreadWrites = on;
             return this;
         }
 

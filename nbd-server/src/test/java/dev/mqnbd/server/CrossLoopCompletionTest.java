@@ -27,6 +27,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.IntFunction;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Completions that arrive on a thread other than the connection's event loop: the export's only hardware
@@ -36,8 +38,9 @@ import org.junit.jupiter.api.Test;
  * the claim path. Every reply must carry its own handle and status, every READ the bytes its WRITE put
  * there, and no buffer may leak (the leak extension fails the test otherwise).
  *
- * <p>The second case spreads one connection's large requests over three hardware contexts on loops of
- * their own ({@code spreadMin}): the same checks, and every context must have served some of them.
+ * <p>The second case spreads one connection's large READs (and WRITEs, with {@code spreadWrites}) over
+ * three hardware contexts on loops of their own ({@code spreadMin}): the same checks, and every context
+ * must have served some of them.
  */
 class CrossLoopCompletionTest {
     private static final short CMD_READ = 0;
@@ -71,12 +74,18 @@ class CrossLoopCompletionTest {
         roundTrips(SMALL);
     }
 
-    @Test
-    void largeRequestsOfOneConnection_spreadOverEveryContext_andAreAnsweredOnIt() throws Exception {
+    @ParameterizedTest(name = "spreadWrites={0}")
+    @ValueSource(booleans = {false, true})
+    void largeRequestsOfOneConnection_spreadOverEveryContext_andAreAnsweredOnIt(boolean spreadWrites) throws Exception {
         EventLoopGroup channelLoops = NbdServer.newEventLoopGroup(1);
         hctxGroup = NbdServer.newEventLoopGroup(3);
         ExportRegistry registry = start(
-                channelLoops, 3, NbdServerConfig.builder().spreadMin(LARGE).build());
+                channelLoops,
+                3,
+                NbdServerConfig.builder()
+                        .spreadMin(LARGE)
+                        .spreadWrites(spreadWrites)
+                        .build());
         roundTrips(LARGE);
         var queue = registry.get("disk").queue();
         // The one channel loop maps to context 0; contexts 1 and 2 see only what was spread to them (a turn
@@ -91,6 +100,12 @@ class CrossLoopCompletionTest {
             }
         }
         assertThat(total).isEqualTo(CONNECTIONS * (2L * PER_CONNECTION + 1));
+        if (!spreadWrites) {
+            // Every WRITE and FLUSH stayed on context 0; only READs went elsewhere.
+            assertThat(queue.hctx(0).dispatched()).isGreaterThanOrEqualTo(CONNECTIONS * (PER_CONNECTION + 1L));
+            assertThat(queue.hctx(1).dispatched() + queue.hctx(2).dispatched())
+                    .isLessThanOrEqualTo(CONNECTIONS * (long) PER_CONNECTION);
+        }
     }
 
     private ExportRegistry start(EventLoopGroup channelLoops, int contexts, NbdServerConfig config) throws Exception {

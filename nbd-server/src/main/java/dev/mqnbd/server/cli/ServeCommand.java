@@ -178,11 +178,17 @@ final class ServeCommand implements Callable<Integer> {
             names = "--spread-min",
             paramLabel = "SIZE",
             defaultValue = "128K",
-            description = "READs and WRITEs of at least SIZE go to the hardware queues in turn, so one "
-                    + "connection's large transfers use several threads; 0 keeps each connection on its "
-                    + "own queue (default: ${DEFAULT-VALUE}).")
+            description = "READs of at least SIZE go to the hardware queues in turn, so one connection's "
+                    + "large reads use several threads; 0 keeps each connection on its own queue "
+                    + "(default: ${DEFAULT-VALUE}).")
     @SuppressWarnings("NullAway.Init") // picocli sets it: it has a default value
     String spreadMin;
+
+    @Option(
+            names = "--spread-writes",
+            description = "Spread WRITEs of --spread-min or more too: their copy runs on another queue's "
+                    + "thread, which pays on hosts with cores to spare (default: off).")
+    boolean spreadWrites;
 
     @Option(
             names = "--max-payload",
@@ -335,6 +341,7 @@ final class ServeCommand implements Callable<Integer> {
         server.config(c -> limits.applyTo(c)
                 .maxPayload((int) payload)
                 .spreadMin((int) spread)
+                .spreadWrites(spreadWrites)
                 .tls(tlsSetting));
         Integer loops = eventLoops;
         if (loops != null) {

@@ -76,8 +76,10 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
      * and it has none until then.
      */
     private final Slot[][] slots;
-    /** READs and WRITEs of at least this many bytes may go to any hardware context; 0: never. */
-    private final int spreadMin;
+    /** READs of at least this many bytes may go to any hardware context; 0: never. */
+    private final int spreadReads;
+    /** WRITEs of at least this many bytes may go to any hardware context; 0: never. */
+    private final int spreadWrites;
     /** The context the next large request goes to, in turn. */
     private int spreadNext;
     /** Reused for BLOCK_STATUS on backends that cannot tell allocation. */
@@ -106,16 +108,18 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
      *
      * @param session what the handshake negotiated (reply framing, metadata context)
      * @param hctx the hardware context serving this connection's event loop
-     * @param spreadMin READs and WRITEs of at least this many bytes go to the export's hardware contexts
-     *     in turn, so one connection's large transfers run on several threads; 0 keeps every request on
-     *     {@code hctx}. Only where a FLUSH on one context covers writes completed on every other ({@link
-     *     Feature#SHARED_FLUSH}).
+     * @param spreadReads READs of at least this many bytes go to the export's hardware contexts in turn,
+     *     so one connection's large transfers run on several threads; 0 keeps them on {@code hctx}
+     * @param spreadWrites the same for WRITEs. Both only where a FLUSH on one context covers writes
+     *     completed on every other ({@link Feature#SHARED_FLUSH}).
      */
-    public TransmissionHandler(Export export, NbdSession session, int hctx, int spreadMin) {
+    public TransmissionHandler(Export export, NbdSession session, int hctx, int spreadReads, int spreadWrites) {
         this.export = export;
         this.queue = export.queue();
         this.hctx = hctx;
-        this.spreadMin = queue.hwQueues() > 1 && queue.limits().has(Feature.SHARED_FLUSH) ? spreadMin : 0;
+        boolean spreads = queue.hwQueues() > 1 && queue.limits().has(Feature.SHARED_FLUSH);
+        this.spreadReads = spreads ? spreadReads : 0;
+        this.spreadWrites = spreads ? spreadWrites : 0;
         this.spreadNext = hctx;
         this.validator = new RequestValidator(export.info(), session);
         this.encoder = NbdReplyEncoder.forSession(session);
@@ -281,15 +285,14 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     }
 
     /**
-     * Takes a request for {@code rq}: on the next context in turn for a READ or WRITE of at least {@link
-     * #spreadMin} bytes (blk-mq's submitter is not its hardware queue: the backend's copy then runs on that
-     * context's thread while this loop reads on), else, or when that context has no free tag, on this
-     * connection's own context.
+     * Takes a request for {@code rq}: on the next context in turn for a READ of at least {@link
+     * #spreadReads} or a WRITE of at least {@link #spreadWrites} bytes (blk-mq's submitter is not its
+     * hardware queue: the backend's copy then runs on that context's thread while this loop goes on),
+     * else, or when that context has no free tag, on this connection's own context.
      */
     private @Nullable Request<?> allocate(NbdRequest rq) {
-        if (spreadMin > 0
-                && rq.length() >= spreadMin
-                && (rq.command() == NbdCommand.WRITE || rq.command() == NbdCommand.READ)) {
+        int min = rq.command() == NbdCommand.READ ? spreadReads : rq.command() == NbdCommand.WRITE ? spreadWrites : 0;
+        if (min > 0 && rq.length() >= min) {
             int to = spreadNext;
             spreadNext = to + 1 == slots.length ? 0 : to + 1;
             if (to != hctx) {

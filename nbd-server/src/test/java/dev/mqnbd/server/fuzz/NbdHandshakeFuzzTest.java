@@ -234,7 +234,8 @@ class NbdHandshakeFuzzTest {
             optionReplies = -1;
             session = negotiated;
             int hctx = export.queue().hctxIndexFor(0);
-            ctx.pipeline().addAfter(ctx.name(), "transmission", new TransmissionHandler(export, negotiated, hctx, 0));
+            ctx.pipeline()
+                    .addAfter(ctx.name(), "transmission", new TransmissionHandler(export, negotiated, hctx, 0, 0));
             ctx.pipeline()
                     .addAfter(
                             ctx.name(),

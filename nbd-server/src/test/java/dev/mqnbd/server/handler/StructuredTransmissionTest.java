@@ -59,7 +59,9 @@ class StructuredTransmissionTest {
                 extended,
                 context);
         ch.pipeline()
-                .addLast(new NbdRequestDecoder(MAX_PAYLOAD, extended), new TransmissionHandler(export, session, 0, 0));
+                .addLast(
+                        new NbdRequestDecoder(MAX_PAYLOAD, extended),
+                        new TransmissionHandler(export, session, 0, 0, 0));
     }
 
     // Compact request: u32 magic | u16 flags | u16 type | u64 cookie | u64 offset | u32 length | payload

@@ -66,7 +66,7 @@ class TransmissionHandlerTest {
         ch.pipeline()
                 .addLast(
                         new NbdRequestDecoder(MAX_PAYLOAD),
-                        new TransmissionHandler(export, session, 0, 0),
+                        new TransmissionHandler(export, session, 0, 0, 0),
                         new Closer());
         return ch;
     }
