@@ -45,9 +45,24 @@ final class S3Options {
     @Option(
             names = "--s3-max-dirty",
             paramLabel = "SIZE",
-            description = {"Written data not yet stored, per export; writers wait beyond it (default: 64M)."})
+            description = {
+                "Written data not yet stored, per export; writers wait beyond it (default: half of the Java"
+                        + " heap left beside --s3-cache, from 64M to 2G: 4 KiB random writes coalesce into few"
+                        + " uploads when every block they touch fits; give -Xmx or this to change it)."
+            })
     @Nullable
     String maxDirty;
+
+    @Option(
+            names = "--s3-writeback-age",
+            paramLabel = "DURATION",
+            description = {
+                "How long written data may stay in memory before it is uploaded without a FLUSH or FUA"
+                        + " (default: 30s, as the kernel's dirty_expire; 0 uploads at once). Blocks written"
+                        + " whole go at once, and FLUSH and FUA still wait for their data to be stored."
+            })
+    @Nullable
+    String writebackAge;
 
     @Option(
             names = "--s3-uploads",
@@ -101,6 +116,7 @@ final class S3Options {
         }
         put(settings, S3Settings.CACHE, cache);
         put(settings, S3Settings.MAX_DIRTY, maxDirty);
+        put(settings, S3Settings.WRITEBACK_AGE, writebackAge);
         put(settings, S3Settings.UPLOADS, uploads);
         put(settings, S3Settings.TIMEOUT, timeout);
         put(settings, S3Settings.LEASE_TTL, leaseTtl);

@@ -12,10 +12,18 @@ import org.jspecify.annotations.Nullable;
  * snapshot's version. A block is dirty while {@code storedVersion < version}; a FLUSH or FUA waits until
  * {@code storedVersion} reaches the version it must cover.
  *
+ * <p><b>Partial blocks.</b> A write to part of a block that is stored but not in memory does not read it
+ * first: the block's {@link #data} takes the bytes written, {@link #written} says which, and the block
+ * is <em>partial</em> ({@link #partial()}: not {@link #loaded}, with data). Its other bytes are still
+ * the store's; they are read (one GET) and copied under the written ones when something needs them: a
+ * read of a byte not written, an upload, a zeroing of part of it. A partial block written whole is
+ * loaded without a GET. Partial blocks are always dirty, and never being uploaded.
+ *
  * <p><b>Copy on write.</b> An upload reads its snapshot without the lock, so while {@link #shared} is set
  * a writer replaces {@link #data} by a copy before changing it; the snapshot stays as it was.
  *
- * <p><b>Threading:</b> the contents ({@code data}, {@code loaded}, {@code shared}, {@code version}) change
+ * <p><b>Threading:</b> the contents ({@code data}, {@code loaded}, {@code written}, {@code shared},
+ * {@code version}) change
  * only under {@link #lock} and only by a thread holding a pin; {@code pins} is guarded by the cache's map
  * (it changes inside {@code compute}); the volatile fields are read without the lock by barriers and the
  * writeback, as hints or for monotonic progress.
@@ -27,8 +35,24 @@ final class Block {
     /** The bytes ({@code blockSize} of them), or {@code null} for all zeroes. Valid when {@link #loaded}. */
     byte @Nullable [] data;
 
-    /** Whether {@link #data} holds the block's contents; if not, they are in the store (or nowhere: zeroes). */
+    /**
+     * Whether {@link #data} holds the block's contents; if not, they are in the store (or nowhere: zeroes),
+     * apart from the bytes {@link #written} of a partial block.
+     */
     boolean loaded;
+
+    /**
+     * The bytes written since the block's last upload began, or since it came into memory. For a partial
+     * block, exactly the bytes of {@link #data} that are valid.
+     */
+    final Ranges written = new Ranges();
+
+    /**
+     * Whether {@link #written} covers the whole block: it was written whole since its last upload began,
+     * e.g. by a sequential writer that has moved on, so the writeback uploads it without waiting for it to
+     * age. Set under the lock; read by the writeback as a hint.
+     */
+    volatile boolean full;
 
     /** Whether an upload in progress reads {@link #data}: writers copy it first. */
     boolean shared;
@@ -77,9 +101,39 @@ final class Block {
         this.retryAtNanos = System.nanoTime();
     }
 
+    /** Returns whether only the bytes {@link #written} of {@link #data} are valid, the rest in the store. Under the lock. */
+    boolean partial() {
+        return !loaded && data != null;
+    }
+
+    /**
+     * Records that {@code [from, to)} was written; a partial block written whole becomes loaded. Under the
+     * lock, after the bytes were copied.
+     *
+     * @param limit the block's bytes inside the export (less than the block size for a short last block)
+     */
+    void wrote(int from, int to, int limit) {
+        written.add(from, to);
+        if (!full && written.covers(0, limit)) {
+            full = true;
+            if (data != null) {
+                // Bytes past the limit (a short last block's tail) are zeroes in the array, as in the store.
+                loaded = true;
+            }
+        }
+    }
+
+    /** Forgets what was written: an upload of the block begins (it is loaded). Under the lock. */
+    void uploadBegins() {
+        written.clear();
+        full = false;
+    }
+
     @Override
     public String toString() {
         return "Block[" + index + " v" + version + " stored v" + storedVersion + (dirty ? " dirty" : "")
-                + (uploading ? " uploading" : "") + (loaded ? (data == null ? " zero" : " data") : " unloaded") + "]";
+                + (uploading ? " uploading" : "")
+                + (loaded ? (data == null ? " zero" : " data") : data == null ? " unloaded" : " partial " + written)
+                + "]";
     }
 }

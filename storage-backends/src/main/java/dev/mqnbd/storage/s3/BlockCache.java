@@ -7,7 +7,6 @@ import java.io.InterruptedIOException;
 import java.lang.System.Logger.Level;
 import java.nio.ByteBuffer;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BiFunction;
@@ -15,8 +14,8 @@ import org.jspecify.annotations.Nullable;
 
 /**
  * The blocks of one S3 export in memory, shared by all its hardware contexts: reads and writes by byte
- * range on top of whole-block objects in the store. {@link Zeroing} and {@link BlockStatus} work on it
- * too; {@link DirtyBlocks} keeps its dirty state, {@link Writeback} uploads it.
+ * range on top of whole-block objects in the store. {@link Writing}, {@link Zeroing} and {@link
+ * BlockStatus} work on it too; {@link DirtyBlocks} keeps its dirty state, {@link Writeback} uploads it.
  *
  * <p><b>Where a block lives.</b>
  *
@@ -32,9 +31,10 @@ import org.jspecify.annotations.Nullable;
  *       zeroes without a GET.
  * </ul>
  *
- * <p><b>Locking.</b> A block's contents change under its lock; a read-modify-write of part of a block
- * (GET if needed, copy, mark dirty) happens under it, so concurrent writes to different bytes of one
- * block never lose each other's bytes, and one GET serves every request waiting for that block. Lock
+ * <p><b>Locking.</b> A block's contents change under its lock; a change of part of a block (copy, mark
+ * dirty) and the GET that completes a partial block happen under it, so concurrent writes to different
+ * bytes of one block never lose each other's bytes, and one GET serves every request waiting for that
+ * block. Lock
  * order: a block lock, then a {@code live} bin (inside {@code compute}), then the Caffeine cache; never
  * a block lock inside {@code compute}. Every wait (a lock, the dirty bound, the store) ends at the
  * request's deadline with an {@link IOException}.
@@ -182,8 +182,13 @@ final class BlockCache {
                 try {
                     lock(b, deadline);
                     try {
-                        (b.loaded || !map.mayExist(index) ? stats.cacheHits : stats.cacheMisses).increment();
-                        load(b, deadline);
+                        if (b.partial() && b.written.covers(in, in + n)) {
+                            // Written here since the block came into memory: no need for the store's bytes.
+                            stats.cacheHits.increment();
+                        } else {
+                            (b.loaded || !map.mayExist(index) ? stats.cacheHits : stats.cacheMisses).increment();
+                            load(b, deadline);
+                        }
                         if (b.data == null) {
                             Bytes.zero(dst, dstIndex, n);
                         } else {
@@ -225,33 +230,63 @@ final class BlockCache {
         }
     }
 
-    /** Makes {@code b}'s contents valid: GET it unless it is loaded or known absent. Under {@code b}'s lock. */
+    /**
+     * Makes {@code b}'s contents valid: GET it unless it is loaded or known absent; a partial block keeps
+     * the bytes written and takes the rest from the store. Under {@code b}'s lock.
+     */
     void load(Block b, long deadline) throws IOException {
         if (b.loaded) {
             return;
         }
-        if (!map.mayExist(b.index)) {
-            b.data = null;
-            b.loaded = true;
-            return;
+        byte[] stored = null;
+        if (map.mayExist(b.index)) {
+            String key = names.block(b.index);
+            stats.gets.increment();
+            ObjectStore.StoredObject object = store.get(key, remaining(deadline, "reading block " + b.index));
+            if (object == null) {
+                map.clear(b.index);
+            } else {
+                stored = object.data();
+                stats.bytesDown.add(stored.length);
+                verify(key, object);
+            }
         }
-        String key = names.block(b.index);
-        stats.gets.increment();
-        ObjectStore.StoredObject object = store.get(key, remaining(deadline, "reading block " + b.index));
-        if (object == null) {
-            map.clear(b.index);
-            b.data = null;
-            b.loaded = true;
-            return;
+        byte[] partial = b.data;
+        if (partial == null) {
+            b.data = stored == null || Bytes.isZero(stored) ? null : stored;
+        } else if (stored != null) {
+            // The bytes written win; the store's fill the rest (the array holds zeroes there until now).
+            b.written.copyGaps(stored, partial);
         }
-        byte[] data = object.data();
-        stats.bytesDown.add(data.length);
-        verify(key, object);
-        b.data = Bytes.isZero(data) ? null : data;
         b.loaded = true;
     }
 
-    /** Checks a downloaded block's length and CRC32C; a mismatch is logged as an error and fails the read. */
+    /**
+     * Makes a partial block whole before its upload: one GET of the stored object, merged under the bytes
+     * written. Does nothing for a block that is not partial.
+     *
+     * @throws StoreException if the GET failed, the stored block is corrupt (not retryable), or the block
+     *     or the store took past {@code deadline}
+     */
+    void complete(Block b, long deadline) throws StoreException {
+        try {
+            lock(b, deadline);
+            try {
+                if (b.partial()) {
+                    stats.mergeGets.increment();
+                    load(b, deadline);
+                }
+            } finally {
+                b.lock.unlock();
+            }
+        } catch (StoreException e) {
+            throw e;
+        } catch (IOException e) {
+            throw new StoreException("cannot complete block " + b.index + ": " + e.getMessage(), 0, true, e);
+        }
+    }
+
+    /** Checks a downloaded block's length and CRC32C; a mismatch is logged as an error and fails the read or upload. */
     private void verify(String key, ObjectStore.StoredObject object) throws IOException {
         byte[] data = object.data();
         String expected = object.metadata().get(CRC_KEY);
@@ -271,99 +306,14 @@ final class BlockCache {
             String message = "s3 export " + exportName + ": block object s3://" + names.bucket() + "/" + key
                     + " is corrupt: " + problem + "; reads of it fail with EIO";
             LOG.log(Level.ERROR, message);
-            throw new IOException(message);
+            // Not retryable: an upload that needs the block's bytes fails for good too.
+            throw new StoreException(message, 0, false);
         }
     }
 
-    /* --------------- writes --------------- */
-
-    /**
-     * Copies {@code src[srcIndex, srcIndex + length)} to {@code offset}; partial blocks are read, modified
-     * and written back under their lock. Zeroes written where the block is zero change nothing.
-     *
-     * @param touched where to record the blocks and versions a FUA must wait for; {@code null} without FUA
-     */
-    void write(long offset, ByteBuffer src, int srcIndex, int length, long deadline, Barrier.@Nullable Builder touched)
-            throws IOException {
-        while (length > 0) {
-            long index = offset / blockSize;
-            int in = (int) (offset % blockSize);
-            int n = Math.min(length, blockSize - in);
-            boolean whole = in == 0 && (n == blockSize || offset + n == capacity);
-            boolean zeroes = Bytes.isZero(src, srcIndex, n);
-            if (!(zeroes && knownZero(index))) {
-                Block current = live.get(index);
-                if (!zeroes && (current == null || current.charged == 0)) {
-                    // Only a block that is not yet dirty with data adds to the dirty bytes: a writer filling
-                    // a dirty block does not stop half way, so the writeback never catches it half written.
-                    dirty.awaitRoom(deadline);
-                }
-                Block b = pin(index);
-                try {
-                    lock(b, deadline);
-                    try {
-                        if (whole) {
-                            replace(b, src, srcIndex, n, zeroes);
-                        } else {
-                            modify(b, in, src, srcIndex, n, zeroes, deadline);
-                        }
-                        if (touched != null) {
-                            touched.add(b, b.version);
-                        }
-                    } finally {
-                        b.lock.unlock();
-                    }
-                } finally {
-                    unpin(b);
-                }
-            }
-            offset += n;
-            srcIndex += n;
-            length -= n;
-        }
-    }
-
-    /** Replaces the whole block without reading it; under its lock. */
-    private void replace(Block b, ByteBuffer src, int srcIndex, int n, boolean zeroes) {
-        if (zeroes) {
-            if (isZero(b)) {
-                b.loaded = true;
-                b.data = null;
-                return;
-            }
-            b.data = null;
-            b.shared = false;
-        } else {
-            if (b.data == null || b.shared) {
-                // A new array; bytes past n (the last block's tail past the capacity) stay zero.
-                b.data = new byte[blockSize];
-                b.shared = false;
-            }
-            src.get(srcIndex, b.data, 0, n);
-        }
-        b.loaded = true;
-        dirty.changed(b);
-    }
-
-    /** Read-modify-write of part of the block; under its lock. */
-    private void modify(Block b, int in, ByteBuffer src, int srcIndex, int n, boolean zeroes, long deadline)
-            throws IOException {
-        load(b, deadline);
-        if (b.data == null) {
-            if (zeroes) {
-                return;
-            }
-            b.data = new byte[blockSize];
-        } else if (b.shared) {
-            b.data = b.data.clone();
-            b.shared = false;
-        }
-        if (zeroes) {
-            Arrays.fill(b.data, in, in + n, (byte) 0);
-        } else {
-            src.get(srcIndex, b.data, in, n);
-        }
-        dirty.changed(b);
+    /** Returns the bytes of block {@code b} inside the export: the block size, less for a short last block. */
+    int limit(Block b) {
+        return (int) Math.min(blockSize, capacity - b.index * blockSize);
     }
 
     /** Returns whether the block's contents are known to be all zeroes without reading it; under its lock. */

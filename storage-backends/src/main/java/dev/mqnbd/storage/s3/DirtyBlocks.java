@@ -12,7 +12,8 @@ import org.jspecify.annotations.Nullable;
  * The dirty blocks of one S3 export: which blocks hold changes not yet stored, how many bytes of data
  * they hold, the bound on those bytes that makes writers wait, and the start and end of each upload.
  *
- * <p><b>The bound.</b> A dirty block holding data counts {@code blockSize} bytes; a dirty block of
+ * <p><b>The bound.</b> A dirty block holding data (a partial block included) counts {@code blockSize}
+ * bytes; a dirty block of
  * zeroes (an object to delete) counts none. A writer about to add data to a block that does not count
  * yet waits while the total is at {@code s3.max-dirty}, so the bound may be passed by one block per
  * writer running at once. Dirty blocks of any kind are also bounded in number ({@link
@@ -76,6 +77,11 @@ final class DirtyBlocks {
         return maxDirty;
     }
 
+    /** Returns the dirty bytes past which the writeback uploads blocks before they are old: 3/4 of the bound. */
+    long pressure() {
+        return maxDirty / 4 * 3;
+    }
+
     /** Returns the number of writers waiting for room. */
     int roomWaiters() {
         synchronized (progress) {
@@ -105,7 +111,7 @@ final class DirtyBlocks {
         long now = bytes.addAndGet(delta);
         if (delta > 0) {
             stats.maxDirtyBytes.accumulateAndGet(now, Math::max);
-            if (now > maxDirty / 4 && now - delta <= maxDirty / 4) {
+            if (now > pressure() && now - delta <= pressure()) {
                 wakeWriteback.run();
             }
         } else {
@@ -115,15 +121,18 @@ final class DirtyBlocks {
 
     /**
      * Starts an upload of {@code b}: marks it uploading and returns the snapshot to store, or {@code null}
-     * when it is clean or already being uploaded. The caller holds a pin.
+     * when it is clean, already being uploaded, or partial (the caller completes it first, {@link
+     * BlockCache#complete}). The caller holds a pin.
      */
     @Nullable
     Snapshot beginUpload(Block b) {
         b.lock.lock();
         try {
-            if (!b.dirty || b.uploading) {
+            if (!b.dirty || b.uploading || b.partial()) {
                 return null;
             }
+            // The bytes written from now on are what the next upload's coverage counts.
+            b.uploadBegins();
             b.uploading = true;
             if (b.data != null) {
                 // OWNERSHIP: the upload borrows the array until finishUpload; writers copy it meanwhile.
@@ -165,20 +174,39 @@ final class DirtyBlocks {
                     blocks.remove(b.index, b);
                 }
             } else {
-                b.failures++;
-                b.retryAtNanos = System.nanoTime() + backoffNanos(b.failures);
-                if (failure.retryable()) {
-                    b.permanentFailure = null;
-                } else {
-                    b.permanentFailureNanos = System.nanoTime();
-                    b.permanentFailure = failure;
-                }
+                failed(b, failure);
             }
             recharge(b);
         } finally {
             b.lock.unlock();
         }
         signalProgress();
+    }
+
+    /**
+     * Records that an upload of {@code b} could not begin: the GET that completes a partial block failed.
+     * The block stays dirty and partial, its bytes written kept, and is retried after a backoff.
+     */
+    void completionFailed(Block b, StoreException failure) {
+        b.lock.lock();
+        try {
+            failed(b, failure);
+        } finally {
+            b.lock.unlock();
+        }
+        signalProgress();
+    }
+
+    /** Counts a failure of {@code b}'s upload for the backoff and the barriers. Under {@code b}'s lock. */
+    private static void failed(Block b, StoreException failure) {
+        b.failures++;
+        b.retryAtNanos = System.nanoTime() + backoffNanos(b.failures);
+        if (failure.retryable()) {
+            b.permanentFailure = null;
+        } else {
+            b.permanentFailureNanos = System.nanoTime();
+            b.permanentFailure = failure;
+        }
     }
 
     /** 50 ms doubling per failure in a row, at most 1 s; a new FLUSH or FUA tries again at once regardless. */

@@ -16,6 +16,7 @@ import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Saves the dirty blocks of an S3 export that cannot be stored (the write lease went to another server,
@@ -28,6 +29,8 @@ import java.util.concurrent.ThreadLocalRandom;
  *   <li>{@code EXPORT-TIME.txt}: what they are (export, store, reason, holder) and one line per block,
  *       {@code block INDEX offset OFFSET length LENGTH at POSITION: dd ...}: a {@code dd} command that
  *       writes it to {@code DEVICE}, the export served again (e.g. {@code /dev/nbd0}) or an image of it.
+ *       A partial block (written in parts while not in memory, see {@link Block}) has one line per
+ *       part written instead, at the part's offset: the rest of it is the store's.
  * </ul>
  *
  * Both are written in full and forced to disk before {@link #save} returns.
@@ -85,37 +88,40 @@ final class Rescue {
             long position = 0;
             for (Block b : dirty) {
                 byte[] data = new byte[cache.blockSize];
-                long version = copy(cache, b, data);
-                if (version < 0) {
+                Copied copied = copy(cache, b, data);
+                if (copied == null) {
                     continue; // Stored and forgotten since it was listed.
                 }
-                long offset = b.index * cache.blockSize;
-                long length = Math.min(cache.blockSize, cache.capacity - offset);
-                ByteBuffer buffer = ByteBuffer.wrap(data, 0, (int) length);
-                while (buffer.hasRemaining()) {
-                    out.write(buffer, position + buffer.position());
+                int[] parts = copied.parts();
+                for (int i = 0; i < parts.length; i += 2) {
+                    long offset = b.index * cache.blockSize + parts[i];
+                    int length = parts[i + 1] - parts[i];
+                    ByteBuffer buffer = ByteBuffer.wrap(data, parts[i], length);
+                    while (buffer.hasRemaining()) {
+                        out.write(buffer, position + buffer.position() - parts[i]);
+                    }
+                    text.append("block ")
+                            .append(b.index)
+                            .append(" offset ")
+                            .append(offset)
+                            .append(" length ")
+                            .append(length)
+                            .append(" at ")
+                            .append(position)
+                            .append(": dd if=")
+                            .append(blocks.getFileName())
+                            .append(" of=DEVICE bs=1M iflag=skip_bytes,count_bytes oflag=seek_bytes conv=notrunc skip=")
+                            .append(position)
+                            .append(" seek=")
+                            .append(offset)
+                            .append(" count=")
+                            .append(length)
+                            .append('\n');
+                    position += length;
                 }
-                text.append("block ")
-                        .append(b.index)
-                        .append(" offset ")
-                        .append(offset)
-                        .append(" length ")
-                        .append(length)
-                        .append(" at ")
-                        .append(position)
-                        .append(": dd if=")
-                        .append(blocks.getFileName())
-                        .append(" of=DEVICE bs=1M iflag=skip_bytes,count_bytes oflag=seek_bytes conv=notrunc skip=")
-                        .append(position)
-                        .append(" seek=")
-                        .append(offset)
-                        .append(" count=")
-                        .append(length)
-                        .append('\n');
                 indexes[n] = b.index;
-                versions[n] = version;
+                versions[n] = copied.version();
                 n++;
-                position += length;
             }
             out.force(true);
         } catch (IOException e) {
@@ -133,20 +139,37 @@ final class Rescue {
         return new Saved(index, n, Arrays.copyOf(indexes, n), Arrays.copyOf(versions, n));
     }
 
-    /** Copies {@code b}'s contents into {@code data} under its lock; returns its version, or -1 if clean now. */
-    private static long copy(BlockCache cache, Block b, byte[] data) {
+    /** A block's version and the parts of it copied: {@code [start, end)} pairs within the block. */
+    private record Copied(long version, int[] parts) {}
+
+    /**
+     * Copies {@code b}'s contents into {@code data} under its lock; returns its version and the parts that
+     * count (the whole block, or what a partial block holds), or {@code null} if it is clean now.
+     */
+    private static @Nullable Copied copy(BlockCache cache, Block b, byte[] data) {
         Block pinned = cache.pin(b.index);
         try {
             pinned.lock.lock();
             try {
                 if (!pinned.dirty) {
-                    return -1;
+                    return null;
                 }
-                // A dirty block is always loaded: its contents were written or zeroed in memory.
+                // A dirty block is loaded or partial: its contents were written or zeroed in memory.
                 if (pinned.data != null) {
                     System.arraycopy(pinned.data, 0, data, 0, data.length);
                 }
-                return pinned.version;
+                int[] parts;
+                if (pinned.partial()) {
+                    Ranges written = pinned.written;
+                    parts = new int[2 * written.count()];
+                    for (int i = 0; i < written.count(); i++) {
+                        parts[2 * i] = written.start(i);
+                        parts[2 * i + 1] = Math.min(written.end(i), cache.limit(pinned));
+                    }
+                } else {
+                    parts = new int[] {0, cache.limit(pinned)};
+                }
+                return new Copied(pinned.version, parts);
             } finally {
                 pinned.lock.unlock();
             }

@@ -29,8 +29,9 @@ import java.util.Objects;
  * <ul>
  *   <li>READ: copies from the cached blocks, fetching missing ones (one GET per block however many
  *       requests want it); blocks known not to exist read as zeroes without a GET.
- *   <li>WRITE: copies into the blocks (a whole block is replaced without a GET; part of one is read,
- *       modified and written under the block's lock) and marks them dirty; the writeback uploads them.
+ *   <li>WRITE: copies into the blocks under their locks and marks them dirty ({@link Writing}: a whole
+ *       block is replaced, part of a block in memory changed in place, part of a stored block not in
+ *       memory kept as a partial block to be completed by one GET when needed; none needs a GET now); the writeback uploads them.
  *       The write ends when the data is in memory, waiting first if {@code s3.max-dirty} is reached.
  *       With FUA it ends only once the blocks it changed are stored.
  *   <li>FLUSH: the FLUSH requests of one batch share one barrier: every block dirty when it starts must
@@ -69,7 +70,7 @@ public final class S3BlockDevice implements Operations<S3HwData, S3Export, S3Exp
     S3BlockDevice(S3Export export, int queueDepth) {
         this.export = export;
         this.queueDepth = queueDepth;
-        // Any byte range can be served (read-modify-write under the block's lock), so the logical block is
+        // Any byte range can be served (a partial change under the block's lock), so the logical block is
         // one byte; the physical block, the unit that avoids a read-modify-write, is the block object.
         this.limits = new QueueLimits(
                 export.capacity(),
@@ -143,7 +144,7 @@ public final class S3BlockDevice implements Operations<S3HwData, S3Export, S3Exp
                     boolean fua = rq.hasFlag(ReqFlags.FUA);
                     Barrier.Builder touched = fua ? new Barrier.Builder() : null;
                     ByteBuffer src = Objects.requireNonNull(rq.data());
-                    export.cache.write(rq.offset(), src, src.position(), (int) rq.length(), deadline, touched);
+                    Writing.write(export.cache, rq.offset(), src, src.position(), (int) rq.length(), deadline, touched);
                     if (touched != null) {
                         export.awaitStored(touched, deadline);
                     }

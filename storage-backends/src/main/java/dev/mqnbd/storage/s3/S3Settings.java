@@ -26,8 +26,12 @@ import java.util.Optional;
  *   <tr><td>{@code s3.path-style}</td><td>false</td><td>{@code true}: {@code http://host/bucket/key}
  *       addressing, which most S3-compatible stores (S3Proxy, MinIO) need</td></tr>
  *   <tr><td>{@code s3.cache}</td><td>256M</td><td>bytes of clean blocks kept in memory</td></tr>
- *   <tr><td>{@code s3.max-dirty}</td><td>64M</td><td>bytes of written blocks not yet uploaded; past it
- *       writers wait (at least one block)</td></tr>
+ *   <tr><td>{@code s3.max-dirty}</td><td>half of the JVM's heap left beside {@code s3.cache}, from 64M
+ *       to 2G ({@link #defaultMaxDirty})</td><td>bytes of written blocks not yet uploaded; past it writers
+ *       wait (at least one block)</td></tr>
+ *   <tr><td>{@code s3.writeback-age}</td><td>30s</td><td>how long a block stays dirty before it is
+ *       uploaded without a FLUSH, FUA or memory pressure (0 to 1h); blocks written whole go at
+ *       once</td></tr>
  *   <tr><td>{@code s3.uploads}</td><td>16</td><td>uploads and deletes in flight at once</td></tr>
  *   <tr><td>{@code s3.timeout}</td><td>20s</td><td>how long one request may wait for the store,
  *       retries included, before it ends with EIO (100ms to 25s: under the kernel client's 30 s)</td></tr>
@@ -49,6 +53,7 @@ import java.util.Optional;
  * @param pathStyle whether to use path-style addressing
  * @param cacheBytes bound of the clean block cache
  * @param maxDirtyBytes bound of the written blocks not uploaded yet
+ * @param writebackAge how long a block may stay dirty without pressure
  * @param uploads uploads in flight at once
  * @param timeout the longest a request waits for the store
  * @param leaseTtl the write lease's lifetime
@@ -61,6 +66,7 @@ public record S3Settings(
         boolean pathStyle,
         long cacheBytes,
         long maxDirtyBytes,
+        Duration writebackAge,
         int uploads,
         Duration timeout,
         Duration leaseTtl,
@@ -76,6 +82,8 @@ public record S3Settings(
     public static final String CACHE = "s3.cache";
     /** Key of the dirty bound. */
     public static final String MAX_DIRTY = "s3.max-dirty";
+    /** Key of the age at which a dirty block is uploaded. */
+    public static final String WRITEBACK_AGE = "s3.writeback-age";
     /** Key of the number of uploads in flight. */
     public static final String UPLOADS = "s3.uploads";
     /** Key of the per-request timeout. */
@@ -89,7 +97,25 @@ public record S3Settings(
 
     /** Every key this backend reads. */
     public static final List<String> KEYS = List.of(
-            ENDPOINT, REGION, PATH_STYLE, CACHE, MAX_DIRTY, UPLOADS, TIMEOUT, LEASE_TTL, READ_AHEAD, RESCUE_DIR);
+            ENDPOINT,
+            REGION,
+            PATH_STYLE,
+            CACHE,
+            MAX_DIRTY,
+            WRITEBACK_AGE,
+            UPLOADS,
+            TIMEOUT,
+            LEASE_TTL,
+            READ_AHEAD,
+            RESCUE_DIR);
+
+    /** Least default {@code s3.max-dirty}. */
+    static final long MIN_DEFAULT_MAX_DIRTY = 64L << 20;
+
+    /** Most default {@code s3.max-dirty}. */
+    static final long MAX_DEFAULT_MAX_DIRTY = 2L << 30;
+
+    static final Duration MAX_WRITEBACK_AGE = Duration.ofHours(1);
 
     /** Shortest {@code s3.timeout}. */
     static final Duration MIN_TIMEOUT = Duration.ofMillis(100);
@@ -122,7 +148,12 @@ public record S3Settings(
                 Optional.ofNullable(options.settings().get(REGION)).map(S3Settings::parseRegion);
         boolean pathStyle = parseBoolean(PATH_STYLE, options.setting(PATH_STYLE, "false"));
         long cache = parseBytes(CACHE, options.setting(CACHE, "256M"), 0);
-        long maxDirty = parseBytes(MAX_DIRTY, options.setting(MAX_DIRTY, "64M"), 1);
+        String maxDirtyText = options.settings().get(MAX_DIRTY);
+        long maxDirty = maxDirtyText == null
+                ? defaultMaxDirty(Runtime.getRuntime().maxMemory(), cache)
+                : parseBytes(MAX_DIRTY, maxDirtyText, 1);
+        Duration writebackAge = parseDuration(
+                WRITEBACK_AGE, options.setting(WRITEBACK_AGE, "30s"), Duration.ZERO, MAX_WRITEBACK_AGE, "");
         int uploads = parseInt(UPLOADS, options.setting(UPLOADS, "16"), 1, 1024);
         Duration timeout = parseDuration(
                 TIMEOUT,
@@ -137,7 +168,29 @@ public record S3Settings(
                 RESCUE_DIR,
                 options.settings().getOrDefault(RESCUE_DIR, defaultRescueDir().toString()));
         return new S3Settings(
-                endpoint, region, pathStyle, cache, maxDirty, uploads, timeout, leaseTtl, readAhead, rescueDir);
+                endpoint,
+                region,
+                pathStyle,
+                cache,
+                maxDirty,
+                writebackAge,
+                uploads,
+                timeout,
+                leaseTtl,
+                readAhead,
+                rescueDir);
+    }
+
+    /**
+     * Returns the default {@code s3.max-dirty}: half of what a heap of {@code maxHeap} bytes leaves beside
+     * a clean cache of {@code cacheBytes}, rounded down to a MiB, from 64 MiB to 2 GiB. Random writes coalesce best when every block
+     * they touch fits (a 1 GiB export's 4 KiB random writes then cost a PUT per block per {@code
+     * s3.writeback-age}), while the other half keeps a small machine's heap from running out. Per export:
+     * a server of several exports may want a smaller value.
+     */
+    static long defaultMaxDirty(long maxHeap, long cacheBytes) {
+        long half = Math.max(0, maxHeap - cacheBytes) / 2;
+        return Math.clamp(half & -(1L << 20), MIN_DEFAULT_MAX_DIRTY, MAX_DEFAULT_MAX_DIRTY);
     }
 
     /** Returns {@code $XDG_STATE_HOME/mqnbd/rescue}, or {@code ~/.local/state/mqnbd/rescue} without it. */
@@ -254,7 +307,7 @@ public record S3Settings(
     }
 
     private static String describe(Duration d) {
-        if (d.toMillis() % 3_600_000 == 0) {
+        if (!d.isZero() && d.toMillis() % 3_600_000 == 0) {
             return d.toHours() + "h";
         }
         return d.toMillis() % 1000 == 0 ? d.toSeconds() + "s" : d.toMillis() + "ms";

@@ -23,6 +23,7 @@ public final class S3Stats {
     final LongAdder checksumFailures = new LongAdder();
     final LongAdder dirtyWaits = new LongAdder();
     final LongAdder readAheads = new LongAdder();
+    final LongAdder mergeGets = new LongAdder();
     final LongAdder flushBarriers = new LongAdder();
     final LongAdder cacheHits = new LongAdder();
     final LongAdder cacheMisses = new LongAdder();
@@ -96,6 +97,15 @@ public final class S3Stats {
         return readAheads.sum();
     }
 
+    /**
+     * Returns the number of GETs made to complete a partial block before its upload: part of it was
+     * written while it was not in memory, and the rest was not written by then (included in {@link
+     * #gets()}).
+     */
+    public long mergeGets() {
+        return mergeGets.sum();
+    }
+
     /** Returns the number of FLUSH barriers taken: one per batch of FLUSH requests, however many it holds. */
     public long flushBarriers() {
         return flushBarriers.sum();
@@ -109,7 +119,8 @@ public final class S3Stats {
     @Override
     public String toString() {
         return puts() + " PUTs (" + bytesUploaded() + " bytes), " + gets() + " GETs (" + bytesDownloaded()
-                + " bytes), " + deletes() + " objects deleted in " + deleteRequests() + " requests, "
+                + " bytes; " + mergeGets() + " to complete partly written blocks), " + deletes()
+                + " objects deleted in " + deleteRequests() + " requests, "
                 + uploadFailures() + " failed uploads, " + checksumFailures() + " checksum failures";
     }
 }

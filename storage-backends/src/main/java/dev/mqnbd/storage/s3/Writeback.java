@@ -1,4 +1,5 @@
-// Over 400 lines on purpose: the upload loop, its batching and the bookkeeping of each upload read best together.
+// Over 400 lines on purpose: the upload loop, its batching and the bookkeeping of each upload (completing a partial
+// block included) read best together.
 package dev.mqnbd.storage.s3;
 
 import java.lang.System.Logger.Level;
@@ -22,13 +23,23 @@ import org.jspecify.annotations.Nullable;
  *
  * <ul>
  *   <li>urgent: a FLUSH or FUA waits for them, or the export is closing;
- *   <li>old: dirty for a second or more;
+ *   <li>full: written whole since their last upload began, as a sequential writer leaves them, so a 256
+ *       MiB sequential write in 1 MiB blocks costs about 256 PUTs, each as soon as its block is done;
+ *   <li>old: dirty for {@code s3.writeback-age} (30 s by default, the kernel's {@code
+ *       dirty_expire_centisecs}) or more. Until then a block that random writes keep hitting collects
+ *       them all in one PUT;
  *   <li>zero: their object is to be deleted, which costs no upload bandwidth (batched, up to 1000 keys
  *       per request);
- *   <li>or, under pressure (dirty data past a quarter of {@code s3.max-dirty}, or a writer waiting), the
- *       oldest, until what is left is under an eighth of it. Oldest first leaves the block a sequential
- *       writer is filling alone, so a 256 MiB sequential write in 1 MiB blocks costs about 256 PUTs.
+ *   <li>or, under pressure (dirty data past three quarters of {@code s3.max-dirty}, or a writer
+ *       waiting), the oldest, until what is left is under five eighths of it. Random writes over more
+ *       blocks than the bound holds cost a PUT for most blocks they add, so the bound is best as large
+ *       as the blocks such a writer touches.
  * </ul>
+ *
+ * A partial block (see {@link Block}) is completed first: one GET of its stored object, merged under
+ * the bytes written ({@link BlockCache#complete}). If that GET fails, the block stays dirty and partial
+ * and is retried like a failed PUT; a FLUSH or FUA waiting for it fails with EIO when its time runs out,
+ * and nothing written is lost.
  *
  * <p><b>An upload</b> pins the block, snapshots its bytes and version under its lock ({@link
  * DirtyBlocks#beginUpload}), then without the lock either PUTs the bytes (with their CRC32C as user
@@ -49,9 +60,6 @@ import org.jspecify.annotations.Nullable;
 final class Writeback implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(Writeback.class.getName());
 
-    /** Dirty this long, a block is uploaded even without pressure. */
-    static final long AGE_NANOS = TimeUnit.SECONDS.toNanos(1);
-
     private static final long TICK_MILLIS = 100;
     private static final int MAX_BATCH = 1000;
 
@@ -64,6 +72,7 @@ final class Writeback implements AutoCloseable {
     private final Lease lease;
     private final Duration timeout;
     private final long maxDirty;
+    private final long ageNanos;
     private final int uploads;
     private final Semaphore permits;
     private final AtomicLong uploadingBytes = new AtomicLong();
@@ -97,6 +106,7 @@ final class Writeback implements AutoCloseable {
         this.lease = lease;
         this.timeout = settings.timeout();
         this.maxDirty = settings.maxDirtyBytes();
+        this.ageNanos = settings.writebackAge().toNanos();
         this.uploads = settings.uploads();
         this.permits = new Semaphore(uploads);
         cache.dirty.wakeWritebackWith(this::wake);
@@ -214,7 +224,8 @@ final class Writeback implements AutoCloseable {
             return;
         }
         long now = System.nanoTime();
-        boolean pressure = cache.dirty.bytes() - uploadingBytes.get() > maxDirty / 4 || cache.dirty.roomWaiters() > 0;
+        boolean pressure =
+                cache.dirty.bytes() - uploadingBytes.get() > cache.dirty.pressure() || cache.dirty.roomWaiters() > 0;
         List<Block> due = new ArrayList<>();
         List<Block> zeroes = new ArrayList<>();
         List<Block> optional = new ArrayList<>();
@@ -224,7 +235,7 @@ final class Writeback implements AutoCloseable {
             }
             if (b.charged == 0) {
                 zeroes.add(b);
-            } else if (closing || b.urgent || now - b.dirtySinceNanos >= AGE_NANOS) {
+            } else if (closing || b.urgent || b.full || now - b.dirtySinceNanos >= ageNanos) {
                 due.add(b);
             } else if (pressure) {
                 optional.add(b);
@@ -233,7 +244,7 @@ final class Writeback implements AutoCloseable {
         if (pressure && !optional.isEmpty()) {
             optional.sort(Comparator.comparingLong(b -> b.dirtySinceNanos));
             long excess =
-                    cache.dirty.bytes() - uploadingBytes.get() - (long) due.size() * cache.blockSize - maxDirty / 8;
+                    cache.dirty.bytes() - uploadingBytes.get() - (long) due.size() * cache.blockSize - maxDirty / 8 * 5;
             for (Block b : optional) {
                 if (excess <= 0) {
                     break;
@@ -299,6 +310,14 @@ final class Writeback implements AutoCloseable {
                 cache.unpin(pinned);
                 continue;
             }
+            StoreException incomplete = complete(b);
+            if (incomplete != null) {
+                b.queued = false;
+                cache.dirty.completionFailed(b, incomplete);
+                cache.unpin(b);
+                outcome(incomplete);
+                continue;
+            }
             DirtyBlocks.Snapshot snap = cache.dirty.beginUpload(b);
             b.queued = false;
             if (snap == null) {
@@ -333,6 +352,21 @@ final class Writeback implements AutoCloseable {
                 cache.unpin(deletes.get(i));
             }
             outcome(failure);
+        }
+    }
+
+    /** Completes {@code b} if it is partial; returns why that failed, or {@code null}. */
+    private @Nullable StoreException complete(Block b) {
+        try {
+            cache.complete(b, System.nanoTime() + timeout.toNanos());
+            return null;
+        } catch (StoreException e) {
+            stats.uploadFailures.increment();
+            return e;
+        } catch (RuntimeException e) {
+            stats.uploadFailures.increment();
+            LOG.log(Level.ERROR, "s3 export " + exportName + ": completing block " + b.index + " threw", e);
+            return new StoreException("completing block " + b.index + " threw " + e, 0, true, e);
         }
     }
 

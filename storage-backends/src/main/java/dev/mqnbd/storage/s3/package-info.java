@@ -21,8 +21,8 @@
  * create=} a missing export is an error that says how to create it.
  *
  * <p><b>Settings</b> ({@link dev.mqnbd.storage.DeviceOptions#settings()}): {@code s3.endpoint}, {@code
- * s3.region}, {@code s3.path-style}, {@code s3.cache}, {@code s3.max-dirty}, {@code s3.uploads}, {@code
- * s3.timeout}, {@code s3.lease-ttl}, {@code s3.read-ahead}, {@code s3.rescue-dir}; see {@link
+ * s3.region}, {@code s3.path-style}, {@code s3.cache}, {@code s3.max-dirty}, {@code s3.writeback-age},
+ * {@code s3.uploads}, {@code s3.timeout}, {@code s3.lease-ttl}, {@code s3.read-ahead}, {@code s3.rescue-dir}; see {@link
  * dev.mqnbd.storage.s3.S3Settings}.
  * Credentials come from the AWS SDK's default chain ({@code AWS_ACCESS_KEY_ID}/{@code
  * AWS_SECRET_ACCESS_KEY}, a profile, a role).
@@ -44,8 +44,10 @@
  * </ul>
  *
  * <p><b>Semantics:</b> writes land in a write-back cache (bounded by {@code s3.max-dirty}; writers wait
- * past it) and are uploaded in the background, at most {@code s3.uploads} at a time; partial-block
- * writes read, modify and write the block under its lock. FLUSH and FUA end only when the data they
+ * past it) and are uploaded in the background, at most {@code s3.uploads} at a time: a block written whole
+ * at once, others once dirty for {@code s3.writeback-age} or under memory pressure. A write to part of a
+ * stored block not in memory reads nothing: the block records the parts written, and its other bytes
+ * are fetched (one GET) and merged under them only when needed, at its upload or a read of them. FLUSH and FUA end only when the data they
  * cover is stored (the PUT or DELETE succeeded), and a FLUSH on any connection covers writes completed on
  * every connection. Clean blocks stay in a cache of {@code s3.cache} bytes; sequential reads fetch
  * {@code s3.read-ahead} blocks ahead. Uploads carry their CRC32C ({@code x-amz-checksum-crc32c}) and,

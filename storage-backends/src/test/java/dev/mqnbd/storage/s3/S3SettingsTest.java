@@ -28,12 +28,23 @@ class S3SettingsTest {
         assertThat(s.region()).isEmpty();
         assertThat(s.pathStyle()).isFalse();
         assertThat(s.cacheBytes()).isEqualTo(256L << 20);
-        assertThat(s.maxDirtyBytes()).isEqualTo(64L << 20);
+        assertThat(s.maxDirtyBytes())
+                .isEqualTo(S3Settings.defaultMaxDirty(Runtime.getRuntime().maxMemory(), 256L << 20));
+        assertThat(s.writebackAge()).isEqualTo(Duration.ofSeconds(30));
         assertThat(s.uploads()).isEqualTo(16);
         assertThat(s.timeout()).isEqualTo(Duration.ofSeconds(20));
         assertThat(s.leaseTtl()).isEqualTo(Duration.ofSeconds(30));
         assertThat(s.readAhead()).isEqualTo(4);
         assertThat(S3Settings.DEFAULT).isEqualTo(s);
+    }
+
+    @Test
+    void defaultMaxDirty_isHalfTheHeapBesideTheCache_from64MTo2G() {
+        assertThat(S3Settings.defaultMaxDirty(4L << 30, 256L << 20)).isEqualTo(1920L << 20);
+        assertThat(S3Settings.defaultMaxDirty(6L << 30, 256L << 20)).isEqualTo(2L << 30);
+        assertThat(S3Settings.defaultMaxDirty(512L << 20, 256L << 20)).isEqualTo(128L << 20);
+        assertThat(S3Settings.defaultMaxDirty(256L << 20, 256L << 20)).isEqualTo(64L << 20);
+        assertThat(S3Settings.defaultMaxDirty((1L << 30) + 12345, 0)).isEqualTo(512L << 20);
     }
 
     @Test
@@ -44,6 +55,7 @@ class S3SettingsTest {
                 "s3.path-style", "TRUE",
                 "s3.cache", "1G",
                 "s3.max-dirty", "8M",
+                "s3.writeback-age", "0",
                 "s3.uploads", "4",
                 "s3.timeout", "500ms",
                 "s3.lease-ttl", "2m",
@@ -55,6 +67,7 @@ class S3SettingsTest {
         assertThat(s.pathStyle()).isTrue();
         assertThat(s.cacheBytes()).isEqualTo(1L << 30);
         assertThat(s.maxDirtyBytes()).isEqualTo(8L << 20);
+        assertThat(s.writebackAge()).isZero();
         assertThat(s.uploads()).isEqualTo(4);
         assertThat(s.timeout()).isEqualTo(Duration.ofMillis(500));
         assertThat(s.leaseTtl()).isEqualTo(Duration.ofMinutes(2));
@@ -83,6 +96,7 @@ class S3SettingsTest {
                 "s3.timeout    | 10ms           | s3.timeout: \"10ms\" (expected: 100ms to 25s",
                 "s3.timeout    | soon           | s3.timeout: \"soon\" (expected: a duration such as 20s or 500ms)",
                 "s3.lease-ttl  | 500ms          | s3.lease-ttl: \"500ms\" (expected: 1s to 1h)",
+                "s3.writeback-age | 2h          | s3.writeback-age: \"2h\" (expected: 0s to 1h)",
                 "s3.read-ahead | -1             | s3.read-ahead: -1 (expected: 0 to 1024)",
                 "s3.cahce      | 1G             | setting s3.cahce: unknown (expected: one of s3.endpoint, s3.region",
             })

@@ -7,6 +7,8 @@ import dev.mqnbd.mq.ReqOp;
 import dev.mqnbd.mq.Request;
 import dev.mqnbd.mq.Status;
 import dev.mqnbd.storage.TestDevice;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -17,6 +19,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.logging.Level;
 import org.junit.jupiter.api.Test;
 
 /** How writes become block objects: what is stored, deleted, coalesced, and when FLUSH and FUA may end. */
@@ -142,7 +145,8 @@ class S3WritebackTest extends S3TestBase {
         first.dev().write(0, model);
         first.queue().close();
 
-        // A cold instance: every writer needs the stored block, read once under the block's lock.
+        // A cold instance: the writers fill a partial block without a GET; the last slice, not written,
+        // comes from the store when the FLUSH uploads the block, read once under the block's lock.
         Opened o = open(spec(prefix, ""), false, 4, true);
         o.faults().delay(FaultyStore.Op.GET, Duration.ofMillis(200));
         int slices = 64;
@@ -150,7 +154,7 @@ class S3WritebackTest extends S3TestBase {
         CountDownLatch go = new CountDownLatch(1);
         List<Future<Status>> results = new ArrayList<>();
         try (ExecutorService threads = Executors.newFixedThreadPool(slices)) {
-            for (int i = 0; i < slices; i++) {
+            for (int i = 0; i < slices - 1; i++) {
                 int n = i;
                 byte[] bytes = TestDevice.random(100 + n, slice);
                 System.arraycopy(bytes, 0, model, n * slice, slice);
@@ -164,25 +168,145 @@ class S3WritebackTest extends S3TestBase {
                 assertThat(r.get()).isEqualTo(Status.OK);
             }
         }
+        assertThat(o.stats().gets()).isZero();
         assertThat(flush(o.dev(), 3)).isEqualTo(Status.OK);
 
         assertThat(o.stats().gets()).isEqualTo(1);
+        assertThat(o.stats().mergeGets()).isEqualTo(1);
         assertThat(object(blockKey(prefix, 0))).isEqualTo(model);
         assertThat(open(spec(prefix, ""), true, 1, false).dev().read(0, K64)).isEqualTo(model);
     }
 
     @Test
-    void wholeBlockWrite_needsNoGet_partialWriteNeedsOne() throws Exception {
+    void partialWrite_needsNoGet_untilItsBlockIsUploaded() throws Exception {
         String prefix = newPrefix("no-get");
         Opened first = open(spec(prefix, "create=1M,block-size=64K"));
-        first.dev().write(0, TestDevice.random(6, 2 * K64));
+        byte[] model = TestDevice.random(6, 2 * K64);
+        first.dev().write(0, model);
         first.queue().close();
 
         Opened o = open(spec(prefix, ""));
-        o.dev().write(0, TestDevice.random(7, K64));
+        byte[] whole = TestDevice.random(7, K64);
+        o.dev().write(0, whole);
+        byte[] part = TestDevice.random(8, 10);
+        o.dev().write(K64 + 10, part);
         assertThat(o.stats().gets()).isZero();
-        o.dev().write(K64 + 10, TestDevice.random(8, 10));
+        // Reading back what was written needs no GET either.
+        assertThat(o.dev().read(K64 + 10, 10)).isEqualTo(part);
+        assertThat(o.stats().gets()).isZero();
+
+        assertThat(flush(o.dev())).isEqualTo(Status.OK);
+        System.arraycopy(whole, 0, model, 0, K64);
+        System.arraycopy(part, 0, model, K64 + 10, 10);
         assertThat(o.stats().gets()).isEqualTo(1);
+        assertThat(o.stats().puts()).isEqualTo(2);
+        assertThat(object(blockKey(prefix, 1))).isEqualTo(Arrays.copyOfRange(model, K64, 2 * K64));
+        assertThat(o.dev().read(0, 2 * K64)).isEqualTo(model);
+    }
+
+    @Test
+    void sequential128KWrites_at64KOffset_overAPopulatedExport_costNoGet_andOnePutPerBlock() throws Exception {
+        String prefix = newPrefix("straddle");
+        Opened first = open(spec(prefix, "create=8M"));
+        byte[] model = TestDevice.random(20, 8 * M1);
+        first.dev().write(0, model);
+        first.queue().close();
+
+        // 128 KiB writes from 64K to 7M + 64K: blocks 1 to 6 are filled whole, block 0 and 7 only in part.
+        Opened o = open(spec(prefix, ""));
+        int chunk = 128 << 10;
+        for (long offset = K64; offset < 7L * M1 + K64; offset += chunk) {
+            byte[] data = TestDevice.random(offset, chunk);
+            o.dev().write(offset, data);
+            System.arraycopy(data, 0, model, (int) offset, chunk);
+        }
+        assertThat(o.stats().gets()).isZero();
+        assertThat(flush(o.dev())).isEqualTo(Status.OK);
+
+        // Only the two partial ends needed the store's bytes, at their upload.
+        assertThat(o.stats().gets()).isEqualTo(2);
+        assertThat(o.stats().mergeGets()).isEqualTo(2);
+        assertThat(o.stats().puts()).isEqualTo(8);
+        for (int block = 0; block < 8; block++) {
+            assertThat(object(blockKey(prefix, block)))
+                    .as("block %d", block)
+                    .isEqualTo(Arrays.copyOfRange(model, block * M1, (block + 1) * M1));
+        }
+        assertThat(o.dev().read(0, 8 * M1)).isEqualTo(model);
+    }
+
+    @Test
+    void partialBlock_readOfAPartNotWritten_mergesTheStoredBytes_withOneGet() throws Exception {
+        String prefix = newPrefix("partial-read");
+        Opened first = open(spec(prefix, "create=1M,block-size=64K"));
+        byte[] model = TestDevice.random(21, K64);
+        first.dev().write(0, model);
+        first.queue().close();
+
+        Opened o = open(spec(prefix, ""), "s3.read-ahead", "0");
+        byte[] a = TestDevice.random(22, 4096);
+        byte[] b = TestDevice.random(23, 100);
+        o.dev().write(4096, a);
+        o.dev().write(30000, b);
+        System.arraycopy(a, 0, model, 4096, a.length);
+        System.arraycopy(b, 0, model, 30000, b.length);
+        assertThat(o.stats().gets()).isZero();
+
+        // Straddles written and unwritten bytes: the stored ones fill the gaps, the written ones win.
+        assertThat(o.dev().read(0, K64)).isEqualTo(model);
+        assertThat(o.stats().gets()).isEqualTo(1);
+        assertThat(flush(o.dev())).isEqualTo(Status.OK);
+        assertThat(o.stats().gets()).isEqualTo(1);
+        assertThat(o.stats().mergeGets()).isZero();
+        assertThat(object(blockKey(prefix, 0))).isEqualTo(model);
+    }
+
+    @Test
+    void partialBlock_whoseGetFails_failsTheFlush_keepsItsData_andIsStoredOnceTheStoreAnswers() throws Exception {
+        String prefix = newPrefix("partial-get-fails");
+        Opened first = open(spec(prefix, "create=1M,block-size=64K"));
+        byte[] model = TestDevice.random(24, K64);
+        first.dev().write(0, model);
+        first.queue().close();
+
+        Opened o = open(spec(prefix, ""), false, 1, true, "s3.timeout", "1s");
+        byte[] part = TestDevice.random(25, 1000);
+        o.dev().write(5000, part);
+        System.arraycopy(part, 0, model, 5000, part.length);
+        o.faults().failAlways(FaultyStore.Op.GET);
+
+        assertThat(flush(o.dev())).isEqualTo(Status.IO_ERROR);
+        assertThat(o.stats().puts()).isZero();
+        assertThat(o.export().dirtyBlocks()).isEqualTo(1);
+        // The written bytes are still there: a read of them needs no GET.
+        assertThat(o.dev().read(5000, part.length)).isEqualTo(part);
+
+        o.faults().clear();
+        assertThat(flush(o.dev())).isEqualTo(Status.OK);
+        assertThat(object(blockKey(prefix, 0))).isEqualTo(model);
+    }
+
+    @Test
+    void partialBlock_savedToARescueFile_holdsOnlyThePartsWritten() throws Exception {
+        String prefix = newPrefix("partial-rescue");
+        Opened first = open(spec(prefix, "create=1M,block-size=64K"));
+        first.dev().write(0, TestDevice.random(26, K64));
+        first.queue().close();
+
+        Opened o = open(spec(prefix, ""), false, 1, true, "s3.timeout", "1s");
+        byte[] part = TestDevice.random(27, 300);
+        o.dev().write(K64 - 300, part);
+        o.faults().failAlways(FaultyStore.Op.GET).failAlways(FaultyStore.Op.PUT);
+
+        o.queue().close();
+
+        String line = logs.messages(Level.SEVERE).stream()
+                .filter(m -> m.contains("saved 1 dirty blocks"))
+                .findFirst()
+                .orElseThrow(() -> new AssertionError("no rescue logged: " + logs.messages(Level.SEVERE)));
+        String index = Files.readString(Path.of(line.replaceFirst("(?s).*rescue file (\\S+\\.txt).*", "$1")));
+        assertThat(index).contains("block 0 offset " + (K64 - 300) + " length 300 at 0: dd ");
+        assertThat(rescued(line).get(0L)).isEqualTo(part);
     }
 
     /* --------------- durability --------------- */
