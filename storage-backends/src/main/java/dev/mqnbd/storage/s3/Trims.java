@@ -45,7 +45,6 @@ final class Trims implements AutoCloseable {
     static final int MIN_BLOCKS = 64;
 
     private static final int MAX_BATCH = 1000;
-    private static final long TICK_MILLIS = 100;
     private static final long[] NONE = new long[0];
 
     private final String exportName;
@@ -57,14 +56,10 @@ final class Trims implements AutoCloseable {
     private final List<Tombstone> active = new CopyOnWriteArrayList<>();
     private final AtomicLong nextSeq = new AtomicLong();
     private final Object claims = new Object();
-    private final Object wakeLock = new Object();
+    private final Wakeup wakeup = new Wakeup();
 
     // Guarded by claims: the sorted blocks of the DELETE in flight.
     private long[] inFlight = NONE;
-
-    // Guarded by wakeLock.
-    private boolean woken;
-    private boolean stopped;
 
     private @Nullable Thread deleter;
     private boolean failing;
@@ -222,27 +217,11 @@ final class Trims implements AutoCloseable {
     /* --------------- the deleter --------------- */
 
     void wake() {
-        synchronized (wakeLock) {
-            woken = true;
-            wakeLock.notifyAll();
-        }
+        wakeup.wake();
     }
 
     private void run(Lease lease) {
-        for (; ; ) {
-            synchronized (wakeLock) {
-                if (!woken && !stopped) {
-                    try {
-                        wakeLock.wait(TICK_MILLIS);
-                    } catch (InterruptedException e) {
-                        // Only close() stops the deleter.
-                    }
-                }
-                woken = false;
-                if (stopped) {
-                    return;
-                }
-            }
+        while (wakeup.await()) {
             try {
                 for (Tombstone t : active) {
                     if (!lease.valid() || !finish(t, lease)) {
@@ -351,18 +330,13 @@ final class Trims implements AutoCloseable {
     }
 
     private boolean stopping() {
-        synchronized (wakeLock) {
-            return stopped;
-        }
+        return wakeup.stopped();
     }
 
     /** Stops the deleter, waiting (up to {@code s3.timeout}) for its DELETE in flight; tombstones stay for the next open. */
     @Override
     public void close() {
-        synchronized (wakeLock) {
-            stopped = true;
-            wakeLock.notifyAll();
-        }
+        wakeup.stop();
         Thread t = deleter;
         if (t != null) {
             try {

@@ -60,7 +60,7 @@ import org.jspecify.annotations.Nullable;
 final class Writeback implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(Writeback.class.getName());
 
-    private static final long TICK_MILLIS = 100;
+    private static final long TICK_MILLIS = Wakeup.TICK_MILLIS;
     private static final int MAX_BATCH = 1000;
 
     private final String exportName;
@@ -78,12 +78,8 @@ final class Writeback implements AutoCloseable {
     private final AtomicLong uploadingBytes = new AtomicLong();
     private final AtomicLong storedBlocks = new AtomicLong();
     private final AtomicBoolean failing = new AtomicBoolean();
-    private final Object wakeLock = new Object();
+    private final Wakeup wakeup = new Wakeup();
     private final Thread loop;
-
-    // Guarded by wakeLock.
-    private boolean woken;
-    private boolean stopped;
 
     private volatile boolean closing;
     private volatile @Nullable String lastFailure;
@@ -115,12 +111,7 @@ final class Writeback implements AutoCloseable {
 
     /** Asks the loop to look at the dirty blocks now. */
     void wake() {
-        synchronized (wakeLock) {
-            if (!woken) {
-                woken = true;
-                wakeLock.notifyAll();
-            }
-        }
+        wakeup.wake();
     }
 
     /** Returns the number of block uploads and deletes that succeeded. */
@@ -178,10 +169,7 @@ final class Writeback implements AutoCloseable {
     /** Stops the loop and waits (up to {@code s3.timeout}) for uploads in flight to end. */
     @Override
     public void close() {
-        synchronized (wakeLock) {
-            stopped = true;
-            wakeLock.notifyAll();
-        }
+        wakeup.stop();
         try {
             loop.join();
             if (permits.tryAcquire(uploads, timeout.toMillis() + 1000, TimeUnit.MILLISECONDS)) {
@@ -195,20 +183,7 @@ final class Writeback implements AutoCloseable {
     }
 
     private void run() {
-        for (; ; ) {
-            synchronized (wakeLock) {
-                if (!woken && !stopped) {
-                    try {
-                        wakeLock.wait(TICK_MILLIS);
-                    } catch (InterruptedException e) {
-                        // Only close() stops the loop.
-                    }
-                }
-                woken = false;
-                if (stopped) {
-                    return;
-                }
-            }
+        while (wakeup.await()) {
             try {
                 round();
             } catch (RuntimeException e) {
@@ -364,10 +339,15 @@ final class Writeback implements AutoCloseable {
             stats.uploadFailures.increment();
             return e;
         } catch (RuntimeException e) {
-            stats.uploadFailures.increment();
-            LOG.log(Level.ERROR, "s3 export " + exportName + ": completing block " + b.index + " threw", e);
-            return new StoreException("completing block " + b.index + " threw " + e, 0, true, e);
+            return bug("completing block " + b.index, e);
         }
+    }
+
+    /** A bug below us: counted and logged as a failed upload, retried like one. */
+    private StoreException bug(String what, RuntimeException e) {
+        stats.uploadFailures.increment();
+        LOG.log(Level.ERROR, "s3 export " + exportName + ": " + what + " threw", e);
+        return new StoreException(what + " threw " + e, 0, true, e);
     }
 
     private @Nullable StoreException put(Block b, byte[] data) {
@@ -388,9 +368,7 @@ final class Writeback implements AutoCloseable {
             return e;
         } catch (RuntimeException e) {
             // A bug below us must not leave the block marked as uploading for ever.
-            stats.uploadFailures.increment();
-            LOG.log(Level.ERROR, "s3 export " + exportName + ": PUT of block " + b.index + " threw", e);
-            return new StoreException("PUT of block " + b.index + " threw " + e, 0, true, e);
+            return bug("PUT of block " + b.index, e);
         }
     }
 
@@ -414,9 +392,7 @@ final class Writeback implements AutoCloseable {
             stats.uploadFailures.increment();
             return e;
         } catch (RuntimeException e) {
-            stats.uploadFailures.increment();
-            LOG.log(Level.ERROR, "s3 export " + exportName + ": DELETE of " + blocks.size() + " blocks threw", e);
-            return new StoreException("DELETE of " + blocks.size() + " blocks threw " + e, 0, true, e);
+            return bug("DELETE of " + blocks.size() + " blocks", e);
         }
         for (Block b : blocks) {
             cache.map.clear(b.index);
