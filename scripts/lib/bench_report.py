@@ -4,6 +4,7 @@
                                        IOPS (UNIT "IOPS") or MiB/s (UNIT "MiB/s"), both directions added;
                                        P99_US is the worse of the two directions' p99 completion latency
                                        (clat_ns percentile 99.000000); a direction without I/O prints "-"
+  bench_report.py io-bytes FIO_JSON    prints the bytes the fio run moved, both directions added
 
 Imported by the scripts' table code for reading the results file, medians with their spread, the server's
 CPU per unit of work and number formatting.
@@ -21,13 +22,19 @@ def unit_of(job):
     return "IOPS" if "-4k" in job else "MiB/s"
 
 
-def fio_summary(path, unit):
+def fio_job(path):
+    """The first (with group_reporting the only) job of a fio JSON output file; exits on a fio error."""
     text = open(path, errors="replace").read()
     # fio's nbd engine prints lines before the JSON document: start at the first line that opens it.
     start = 0 if text.startswith("{") else text.index("\n{") + 1
     job = json.JSONDecoder().raw_decode(text[start:])[0]["jobs"][0]
     if job["error"]:
         sys.exit("fio error %d" % job["error"])
+    return job
+
+
+def fio_summary(path, unit):
+    job = fio_job(path)
     r, w = job["read"], job["write"]
     value = r["iops"] + w["iops"] if unit == "IOPS" else (r["bw_bytes"] + w["bw_bytes"]) / 1048576.0
     p99 = {}
@@ -137,5 +144,8 @@ def fmt_cpu(v, width):
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "fio":
         print(" ".join("-" if v is None else "%.1f" % v for v in fio_summary(sys.argv[2], sys.argv[3])))
+    elif len(sys.argv) == 3 and sys.argv[1] == "io-bytes":
+        job = fio_job(sys.argv[2])
+        print(job["read"]["io_bytes"] + job["write"]["io_bytes"])
     else:
         sys.exit(__doc__)
