@@ -21,7 +21,7 @@
 bench_s3() (
   set -euo pipefail
   size=${BENCH_S3_SIZE:-1G}
-  warm=${BENCH_S3_WARM:-128M}
+  warm=${BENCH_S3_WARM:-512M}
   runtime=${BENCH_S3_RUNTIME:-10}
   bytes=$(numfmt --from=iec "$size")
   warm_bytes=$(numfmt --from=iec "$warm")
