@@ -3,6 +3,7 @@ package dev.mqnbd.it;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mqnbd.it.container.S3Server;
+import dev.mqnbd.it.container.S3Store;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -10,33 +11,44 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.AfterParameterizedClassInvocation;
+import org.junit.jupiter.params.BeforeParameterizedClassInvocation;
+import org.junit.jupiter.params.Parameter;
+import org.junit.jupiter.params.ParameterizedClass;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * S3 exports served by the {@code mqnbd} process, as a user runs it, against the S3-compatible test server
- * in its container: real clients on the host, data across a SIGTERM and a restart, the write lease between
- * two servers, the number of objects a sequential write and a write of zeroes cost, and a large discard
- * whose objects are deleted in the background.
+ * S3 exports served by the {@code mqnbd} process, as a user runs it, against each S3-compatible test store
+ * in its container ({@link S3Store}: S3Proxy and Ceph's RADOS Gateway, every test on both): real clients on
+ * the host, data across a SIGTERM and a restart, the write lease between two servers, the number of objects
+ * a sequential write and a write of zeroes cost, and a large discard whose objects are deleted in the
+ * background.
  */
+@ParameterizedClass(name = "{0}")
+@EnumSource(S3Store.class)
 class S3ExportIT {
     private static final Pattern TOTALS = Pattern.compile("s3 export (\\S+) \\(.*?(\\d+) PUTs");
     private static S3Server s3;
 
+    /** The store of this run of the class; {@link #startStore} starts it. */
+    @Parameter
+    S3Store store;
+
     @TempDir
     Path dir;
 
-    @BeforeAll
-    static void startStore() {
-        s3 = S3Server.start(null);
+    @BeforeParameterizedClassInvocation
+    static void startStore(S3Store store) {
+        s3 = S3Server.start(store, null);
     }
 
-    @AfterAll
+    @AfterParameterizedClassInvocation
     static void stopStore() {
         if (s3 != null) {
             s3.close();
+            s3 = null;
         }
     }
 

@@ -24,6 +24,14 @@ import org.junit.jupiter.api.io.TempDir;
  * the client; a longer one fails writes, but loses no acknowledged byte; a SIGTERM during an outage saves
  * what it cannot store to a rescue file and says where; a restart after {@code kill -9} takes over its own
  * lease at once. One store container serves the class.
+ *
+ * <p>S3Proxy only, unlike {@link S3ExportIT}: against Ceph's RADOS Gateway ({@code S3Store.RGW}) these
+ * tests do not pass reliably. In two runs of the class there, the kill -9 and 60 s pause tests passed, the
+ * 15 s pause failed once (EIO on the copy's final flush; it passed in two more runs), and the SIGTERM test
+ * failed both times: once with EIO on its first write (right after that failed pause), once because every acknowledged block was already stored before the freeze (the gateway
+ * on memstore is fast enough that nothing was left to rescue, which the test needs). A paused RGW alone
+ * answers at once after the unpause (a 15 s {@code docker pause} under 8 writers: first reply 12 ms
+ * after it, none slower than 0.3 s), so the flakiness lies in the interplay with these tests' timing.
  */
 class S3OutageIT {
     private static S3Server s3;

@@ -10,45 +10,43 @@ import org.testcontainers.DockerClientFactory;
 import org.testcontainers.containers.GenericContainer;
 import org.testcontainers.containers.Network;
 import org.testcontainers.containers.wait.strategy.Wait;
-import org.testcontainers.utility.DockerImageName;
 
 /**
- * The S3-compatible server of the S3 tests: the {@value #IMAGE} image (S3Proxy with its filesystem
- * store, built by {@code scripts/images/build s3}) in a container, with bucket {@value #BUCKET}. Other
- * containers on its network reach it as {@code http://s3:9000}; the host and the VM tests reach it on a
- * mapped loopback port.
+ * The S3-compatible server of the S3 tests, one of the {@link S3Store}s (S3Proxy unless a test asks for
+ * another), in a container of its locally built image, with bucket {@value #BUCKET}. Other containers on
+ * its network reach it as {@code http://s3:PORT}; the host and the VM tests reach it on a mapped loopback
+ * port.
  *
  * <p><b>Ownership:</b> whoever starts it stops it ({@link #close}); no reaper runs here.
  */
 public final class S3Server implements AutoCloseable {
-    public static final String IMAGE = "mqnbd-s3:latest";
     public static final String BUCKET = "mqnbd";
     public static final String ALIAS = "s3";
     static final String IDENTITY = "mqnbd";
     static final String CREDENTIAL = "mqnbd-secret";
-    private static final int PORT = 9000;
 
+    private final S3Store store;
     private final GenericContainer<?> container;
     private volatile boolean paused;
 
-    private S3Server(GenericContainer<?> container) {
+    private S3Server(S3Store store, GenericContainer<?> container) {
+        this.store = store;
         this.container = container;
     }
 
-    /**
-     * Builds the image unless it is up to date and starts the server, on {@code network} as {@value #ALIAS}
-     * when {@code network} is not null, with its port mapped to loopback either way.
-     */
+    /** Starts S3Proxy ({@link S3Store#S3PROXY}): see {@link #start(S3Store, Network)}. */
     public static S3Server start(Network network) {
-        TestImages.ensureS3Image();
-        GenericContainer<?> container = new GenericContainer<>(DockerImageName.parse(IMAGE))
-                .withImagePullPolicy(new NeverPull())
-                .withEnv("S3_IDENTITY", IDENTITY)
-                .withEnv("S3_CREDENTIAL", CREDENTIAL)
-                .withEnv("S3_BUCKETS", BUCKET)
-                .withExposedPorts(PORT)
-                .waitingFor(
-                        Wait.forLogMessage(".*Started .*Server@.*\\n", 1).withStartupTimeout(Duration.ofSeconds(60)));
+        return start(S3Store.S3PROXY, network);
+    }
+
+    /**
+     * Builds the image of {@code store} unless it is up to date and starts the server, on {@code network} as
+     * {@value #ALIAS} when {@code network} is not null, with its port mapped to loopback either way.
+     */
+    public static S3Server start(S3Store store, Network network) {
+        store.ensureImage();
+        GenericContainer<?> container = store.container(IDENTITY, CREDENTIAL, BUCKET)
+                .waitingFor(Wait.forLogMessage(store.readyLine(), 1).withStartupTimeout(Duration.ofSeconds(60)));
         if (network != null) {
             container.withNetwork(network).withNetworkAliases(ALIAS);
         }
@@ -57,19 +55,19 @@ public final class S3Server implements AutoCloseable {
         } catch (RuntimeException e) {
             String log = container.getLogs();
             container.stop();
-            throw new AssertionError("the S3 server container did not start: " + e.getMessage() + "\n" + log, e);
+            throw new AssertionError("the " + store + " container did not start: " + e.getMessage() + "\n" + log, e);
         }
-        return new S3Server(container);
+        return new S3Server(store, container);
     }
 
     /** Returns the endpoint for containers on the server's network. */
     public String networkEndpoint() {
-        return "http://" + ALIAS + ":" + PORT;
+        return "http://" + ALIAS + ":" + store.port();
     }
 
     /** Returns the endpoint on the host's loopback. */
     public String hostEndpoint() {
-        return "http://127.0.0.1:" + container.getMappedPort(PORT);
+        return "http://127.0.0.1:" + container.getMappedPort(store.port());
     }
 
     /**
@@ -117,27 +115,33 @@ public final class S3Server implements AutoCloseable {
         }
     }
 
+    /** Returns which store this is. */
+    public S3Store store() {
+        return store;
+    }
+
     /**
      * Returns the keys of the objects the server holds in {@value #BUCKET} under {@code prefix}, sorted, as
-     * its own store sees them (the files of its filesystem store), not through the S3 API.
+     * the store itself lists them from inside its container (S3Proxy: the files of its filesystem store;
+     * RGW: its own listing), not through mqnbd.
      */
     public List<String> objectKeys(String prefix) {
-        String root = "/data/" + BUCKET + "/";
         try {
-            var found = container.execInContainer("find", root + prefix, "-type", "f");
+            var found =
+                    container.execInContainer(store.listCommand(BUCKET, prefix).toArray(String[]::new));
             if (found.getExitCode() != 0) {
-                throw new AssertionError("find in the S3 server's store failed: " + found.getStderr());
+                throw new AssertionError("listing the " + store + " store failed: " + found.getStderr());
             }
             return found.getStdout()
                     .lines()
-                    .map(path -> path.substring(root.length()))
+                    .map(line -> store.key(line, BUCKET))
                     .sorted()
                     .toList();
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new AssertionError("interrupted while listing the S3 server's store", e);
+            throw new AssertionError("interrupted while listing the " + store + " store", e);
         }
     }
 

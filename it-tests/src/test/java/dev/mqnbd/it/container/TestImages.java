@@ -45,9 +45,14 @@ public final class TestImages {
         ensure("server");
     }
 
-    /** Builds the S3-compatible server's image unless it is up to date. */
+    /** Builds the S3-compatible server's image (S3Proxy) unless it is up to date. */
     public static synchronized void ensureS3Image() {
         ensure("s3");
+    }
+
+    /** Builds the image of Ceph's RADOS Gateway, the second S3-compatible store, unless it is up to date. */
+    public static synchronized void ensureCephImage() {
+        ensure("ceph");
     }
 
     /** Builds the VM's kernel and initramfs unless cached; returns the folder holding them. */

@@ -12,7 +12,7 @@ import org.jspecify.annotations.Nullable;
  * export at once.
  *
  * <p><b>Taking.</b> A conditional PUT with {@code If-None-Match: *} creates the object. If it exists and
- * its {@code expires} has passed, or its holder was a process on this machine that no longer runs (a
+ * was released, or its {@code expires} has passed, or its holder was a process on this machine that no longer runs (a
  * crash: {@link LeaseHolder#deadHere}), a PUT with {@code If-Match: <its etag>} takes it over at once;
  * otherwise the open fails with a message naming the holder.
  *
@@ -32,6 +32,9 @@ import org.jspecify.annotations.Nullable;
  * <p><b>Clocks.</b> Other servers judge expiry by their wall clock against {@code expires}; this one
  * stops trusting its lease a tenth of the lifetime before the end it announced, measured on the
  * monotonic clock from when the renewal was sent, which tolerates clock skew up to that margin.
+ *
+ * <p><b>Releasing.</b> On a clean close a PUT with {@code If-Match: <our etag>} marks the object released
+ * ({@link #close(boolean)}): the next server takes it over at once. The object stays in the bucket.
  *
  * <p><b>Ownership:</b> the export owns its lease and releases it after the last upload on close.
  *
@@ -195,9 +198,11 @@ final class Lease implements AutoCloseable {
     }
 
     /**
-     * Stops renewing and, if {@code release} and the lease is still ours, deletes its object, so that
-     * another server may open the export for writing at once; unreleased, it expires by itself (a
-     * restart of this server on this machine takes it over at once). A second call does nothing.
+     * Stops renewing and, if {@code release} and the lease is still ours, rewrites its object as released
+     * ({@link LeaseHolder#releasedRecord}) with a conditional PUT, so that another server may open the
+     * export for writing at once; unreleased, it expires by itself (a restart of this server on this
+     * machine takes it over at once). The object stays: a conditional DELETE would not do, as some stores
+     * (Ceph's RADOS Gateway) ignore {@code If-Match} on DELETE. A second call does nothing.
      */
     void close(boolean release) {
         synchronized (lock) {
@@ -217,13 +222,14 @@ final class Lease implements AutoCloseable {
         }
         try {
             try {
-                store.deleteIfMatch(names.lease(), etag, timeout);
+                store.putIfMatch(names.lease(), holder.releasedRecord(), etag, timeout);
             } catch (StoreException e) {
+                // A renewal whose reply was lost may have changed the object: release it if it is still ours.
                 ObjectStore.StoredObject current = e.preconditionFailed() ? ours(timeout) : null;
                 if (current == null) {
                     throw e;
                 }
-                store.deleteIfMatch(names.lease(), current.etag(), timeout);
+                store.putIfMatch(names.lease(), holder.releasedRecord(), current.etag(), timeout);
             }
         } catch (StoreException e) {
             LOG.log(

@@ -5,8 +5,8 @@ import java.lang.System.Logger.Level;
 import java.time.Duration;
 
 /**
- * Takes the write lease of an S3 export ({@link Lease}): creates its object, or takes over one that
- * expired or whose holder was a process on this machine that no longer runs ({@link
+ * Takes the write lease of an S3 export ({@link Lease}): creates its object, or takes over one that was
+ * released, expired, or whose holder was a process on this machine that no longer runs ({@link
  * LeaseHolder#deadHere}, a crash), or refuses, naming the holder.
  *
  * <p><b>Threading:</b> stateless.
@@ -43,7 +43,7 @@ final class LeaseAcquisition {
             }
             ObjectStore.StoredObject current = store.get(key, timeout);
             if (current == null) {
-                continue; // Released meanwhile: try to create it again.
+                continue; // Deleted meanwhile: try to create it again.
             }
             LeaseHolder.Held held = LeaseHolder.Held.parse(current.data());
             boolean crashed = !held.expired() && held.holder().deadHere();
@@ -55,14 +55,16 @@ final class LeaseAcquisition {
             sent = System.nanoTime();
             try {
                 String etag = store.putIfMatch(key, holder.record(ttl), current.etag(), timeout);
-                LOG.log(
-                        Level.WARNING,
-                        "s3 export " + exportName + " (" + names + "): took over the "
-                                + (crashed
-                                        ? "write lease of " + held.holder() + " at once: that process (pid "
-                                                + held.holder().pid() + " on this machine) no longer runs"
-                                        : "expired write lease of " + held.holder() + " (it expired at "
-                                                + held.expires() + "; that server stopped without releasing it)"));
+                if (!held.released()) { // a released lease: the last server stopped cleanly, nothing to say
+                    LOG.log(
+                            Level.WARNING,
+                            "s3 export " + exportName + " (" + names + "): took over the "
+                                    + (crashed
+                                            ? "write lease of " + held.holder() + " at once: that process (pid "
+                                                    + held.holder().pid() + " on this machine) no longer runs"
+                                            : "expired write lease of " + held.holder() + " (it expired at "
+                                                    + held.expires() + "; that server stopped without releasing it)"));
+                }
                 return Lease.started(new Lease(store, names, exportName, holder, ttl, timeout, etag, sent));
             } catch (StoreException e) {
                 if (!e.preconditionFailed()) {

@@ -23,6 +23,11 @@ import org.jspecify.annotations.Nullable;
  *  "expiresAt": "2026-11-21T21:00:00Z", "ttlMillis": 30000}
  * </pre>
  *
+ * <p>A released lease keeps its object, rewritten with {@code "releasedAt"} (the release time, also its
+ * {@code expires}) and without {@code ttlMillis}: the next server takes it over at once. Releasing by a
+ * conditional PUT rather than a conditional DELETE is deliberate: Ceph's RADOS Gateway ignores {@code
+ * If-Match} on DELETE, so a conditional delete could remove a lease another server had just taken.
+ *
  * <p>{@code holder} names the holder for people and, with its random lease id, identifies one lease of
  * one process: a lease object that still carries our {@code holder} was last written by us. {@code
  * machine} is the kernel's boot id and the holder's pid namespace: where it equals ours, {@code pid} is a
@@ -57,7 +62,18 @@ record LeaseHolder(
 
     /** Returns the lease object's bytes: this holder, with {@code ttl} from now as its expiry. */
     byte[] record(Duration ttl) {
-        Instant expires = Instant.now().plus(ttl);
+        return record(Instant.now().plus(ttl), ttl);
+    }
+
+    /**
+     * Returns the bytes of this holder's released lease object: expired now and marked {@code
+     * releasedAt}, so that the next server takes it over at once, whatever its clock says.
+     */
+    byte[] releasedRecord() {
+        return record(Instant.now(), null);
+    }
+
+    private byte[] record(Instant expires, @Nullable Duration ttl) {
         Map<String, Object> fields = new LinkedHashMap<>();
         fields.put("holder", name);
         fields.put("host", host);
@@ -67,7 +83,11 @@ record LeaseHolder(
         }
         fields.put("expires", expires.toEpochMilli());
         fields.put("expiresAt", expires.toString());
-        fields.put("ttlMillis", ttl.toMillis());
+        if (ttl != null) {
+            fields.put("ttlMillis", ttl.toMillis());
+        } else {
+            fields.put("releasedAt", expires.toString());
+        }
         return FlatJson.write(fields).getBytes(StandardCharsets.UTF_8);
     }
 
@@ -84,8 +104,14 @@ record LeaseHolder(
                 && ProcessHandle.of(pid).map(p -> !p.isAlive()).orElse(true);
     }
 
-    /** What a lease object says. An unreadable one names itself and counts as unexpired. */
-    record Held(LeaseHolder holder, Instant expires) {
+    /**
+     * What a lease object says. An unreadable one names itself and counts as unexpired.
+     *
+     * @param holder who took the lease
+     * @param expires when it expires unless renewed
+     * @param released whether its holder released it ({@link #releasedRecord})
+     */
+    record Held(LeaseHolder holder, Instant expires, boolean released) {
         static Held parse(byte[] json) {
             try {
                 Map<String, String> fields = FlatJson.read(new String(json, StandardCharsets.UTF_8));
@@ -96,7 +122,8 @@ record LeaseHolder(
                                 fields.getOrDefault("host", ""),
                                 pid == null ? -1 : Long.parseLong(pid),
                                 fields.get("machine")),
-                        Instant.ofEpochMilli(Long.parseLong(fields.get("expires"))));
+                        Instant.ofEpochMilli(Long.parseLong(fields.get("expires"))),
+                        fields.containsKey("releasedAt"));
             } catch (RuntimeException e) {
                 return new Held(
                         new LeaseHolder(
@@ -104,13 +131,14 @@ record LeaseHolder(
                                 "",
                                 -1,
                                 null),
-                        Instant.MAX);
+                        Instant.MAX,
+                        false);
             }
         }
 
-        /** Returns whether the lease is past its expiry by this server's clock. */
+        /** Returns whether the lease was released, or is past its expiry by this server's clock. */
         boolean expired() {
-            return !expires.isAfter(Instant.now());
+            return released || !expires.isAfter(Instant.now());
         }
     }
 

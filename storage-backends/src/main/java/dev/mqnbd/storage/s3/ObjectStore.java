@@ -53,6 +53,8 @@ interface ObjectStore extends AutoCloseable {
 
     /**
      * Replaces {@code key} with {@code data} only if its entity tag is still {@code etag} ({@code If-Match}).
+     * Where a store never matches a quoted entity tag (Ceph's RADOS Gateway answers 412), the tag is sent
+     * without its quotes: see {@link SdkObjectStore}.
      *
      * @return the new object's entity tag
      * @throws StoreException with {@link StoreException#preconditionFailed()} when the object changed or is gone
@@ -61,14 +63,6 @@ interface ObjectStore extends AutoCloseable {
 
     /** Deletes {@code key}; deleting a missing object succeeds. */
     void delete(String key, Duration timeout) throws StoreException;
-
-    /**
-     * Deletes {@code key} only if its entity tag is still {@code etag}; a store that does not know
-     * conditional deletes may delete it unconditionally.
-     *
-     * @throws StoreException with {@link StoreException#preconditionFailed()} when the object changed
-     */
-    void deleteIfMatch(String key, String etag, Duration timeout) throws StoreException;
 
     /**
      * Deletes up to 1000 keys in one request (missing ones count as deleted).

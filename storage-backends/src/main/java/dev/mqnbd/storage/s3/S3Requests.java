@@ -22,11 +22,9 @@ public final class S3Requests {
     public enum Type {
         GET,
         PUT,
-        /** A PUT with {@code If-None-Match} or {@code If-Match}: metadata creation, the lease. */
+        /** A PUT with {@code If-None-Match} or {@code If-Match}: metadata creation, the lease and its release. */
         CONDITIONAL_PUT,
         DELETE,
-        /** A DELETE with {@code If-Match}: the lease's release. */
-        CONDITIONAL_DELETE,
         /** A multi-object DELETE (up to 1000 keys). */
         BATCH_DELETE,
         /** One page of a LIST (up to 1000 keys). */

@@ -3,6 +3,7 @@ package dev.mqnbd.storage.s3;
 import dev.mqnbd.storage.s3.S3Requests.Type;
 import java.io.IOException;
 import java.io.InputStream;
+import java.lang.System.Logger.Level;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Base64;
@@ -42,11 +43,19 @@ import software.amazon.awssdk.services.s3.model.S3Object;
  * exceptions become {@link StoreException}s that say whether a retry may help. Every request is counted
  * in the export's {@link S3Requests}: type, HTTP status, latency, body bytes and the SDK's retries.
  *
+ * <p><b>Stores that differ.</b> Ceph's RADOS Gateway sends quoted ETags but never matches a quoted
+ * {@code If-Match} (412): a conditional PUT that fails so is checked with a GET, and when the object is
+ * still at the expected tag it is sent again with the tag unquoted, as every later one is ({@link
+ * #putIfMatch}). The gateway also ignores {@code If-Match} on DELETE, so nothing here deletes
+ * conditionally, and it ignores {@code x-amz-checksum-crc32c} on upload; the download's CRC32C check
+ * ({@link BlockCache}) still catches damaged bytes.
+ *
  * <p><b>Ownership:</b> holds one reference to the shared client; {@link #close()} drops it.
  *
  * <p><b>Threading:</b> safe for concurrent use; every call blocks its thread.
  */
 final class SdkObjectStore implements ObjectStore {
+    private static final System.Logger LOG = System.getLogger(SdkObjectStore.class.getName());
     private static final String BINARY = "application/octet-stream";
     private static final String JSON = "application/json";
 
@@ -54,6 +63,8 @@ final class SdkObjectStore implements ObjectStore {
     private final S3Client s3;
     private final String bucket;
     private final S3Requests requests;
+    /** Whether the store matches {@code If-Match} only against unquoted entity tags; learnt on a 412. */
+    private volatile boolean unquotedIfMatch;
 
     /**
      * Wraps {@code handle}'s client for {@code bucket}, counting its requests in {@code requests}.
@@ -128,6 +139,34 @@ final class SdkObjectStore implements ObjectStore {
 
     @Override
     public String putIfMatch(String key, byte[] data, String etag, Duration timeout) throws StoreException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        boolean unquoted = unquotedIfMatch;
+        try {
+            return putIfMatchAsSent(key, data, unquoted ? unquote(etag) : etag, timeout);
+        } catch (StoreException e) {
+            if (!e.preconditionFailed() || unquoted || unquote(etag).equals(etag)) {
+                throw e;
+            }
+            // Ceph's RADOS Gateway never matches a quoted If-Match, although it sends its ETags quoted: if the
+            // object is still at etag, the 412 was that, and the same PUT with the tag unquoted is the answer.
+            StoredObject current = get(key, left(deadline, e));
+            if (current == null || !unquote(current.etag()).equals(unquote(etag))) {
+                throw e;
+            }
+            String tag = putIfMatchAsSent(key, data, unquote(etag), left(deadline, e));
+            if (!unquotedIfMatch) {
+                unquotedIfMatch = true;
+                LOG.log(
+                        Level.INFO,
+                        describe() + " matches If-Match only against unquoted entity tags (as Ceph's RADOS Gateway"
+                                + " does): sending them unquoted from now on");
+            }
+            return tag;
+        }
+    }
+
+    /** Sends a PUT with {@code If-Match: etag}, {@code etag} exactly as given. */
+    private String putIfMatchAsSent(String key, byte[] data, String etag, Duration timeout) throws StoreException {
         try {
             return put(
                     key,
@@ -146,6 +185,22 @@ final class SdkObjectStore implements ObjectStore {
             }
             throw e;
         }
+    }
+
+    /** Returns an entity tag without its surrounding quotes. */
+    static String unquote(String etag) {
+        return etag.length() >= 2 && etag.startsWith("\"") && etag.endsWith("\"")
+                ? etag.substring(1, etag.length() - 1)
+                : etag;
+    }
+
+    /** Returns the time left until {@code deadline}; throws {@code failure} when none is. */
+    private static Duration left(long deadline, StoreException failure) throws StoreException {
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+            throw failure;
+        }
+        return Duration.ofNanos(left);
     }
 
     private String put(
@@ -206,28 +261,6 @@ final class SdkObjectStore implements ObjectStore {
             throw failure("DELETE", key, e);
         } finally {
             requests.end(Type.DELETE, start, status);
-        }
-    }
-
-    @Override
-    public void deleteIfMatch(String key, String etag, Duration timeout) throws StoreException {
-        long start = requests.begin(Type.CONDITIONAL_DELETE);
-        int status = 0;
-        try {
-            status = s3.deleteObject(b -> b.bucket(bucket)
-                            .key(key)
-                            .ifMatch(etag)
-                            .overrideConfiguration(timeouts(timeout, Type.CONDITIONAL_DELETE)))
-                    .sdkHttpResponse()
-                    .statusCode();
-        } catch (NoSuchKeyException e) {
-            // Already gone: nothing to delete.
-            status = status(e);
-        } catch (SdkException e) {
-            status = status(e);
-            throw failure("DELETE (If-Match: " + etag + ")", key, e);
-        } finally {
-            requests.end(Type.CONDITIONAL_DELETE, start, status);
         }
     }
 

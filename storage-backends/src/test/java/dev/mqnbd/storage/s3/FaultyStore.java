@@ -24,12 +24,10 @@ final class FaultyStore implements ObjectStore {
         GET,
         /** Plain PUT: block uploads. */
         PUT,
-        /** Conditional PUT: lease and metadata. */
+        /** Conditional PUT: lease (its release included) and metadata. */
         CONDITIONAL_PUT,
         /** DELETE, single or batch: blocks, trim records. */
         DELETE,
-        /** Conditional DELETE: the lease's release. */
-        CONDITIONAL_DELETE,
         /** LIST. */
         LIST
     }
@@ -238,13 +236,6 @@ final class FaultyStore implements ObjectStore {
         boolean lose = before(Op.DELETE, "DELETE " + key, timeout);
         next.delete(key, timeout);
         after(lose, "DELETE " + key, faults.get(Op.DELETE));
-    }
-
-    @Override
-    public void deleteIfMatch(String key, String etag, Duration timeout) throws StoreException {
-        boolean lose = before(Op.CONDITIONAL_DELETE, "DELETE " + key, timeout);
-        next.deleteIfMatch(key, etag, timeout);
-        after(lose, "DELETE " + key, faults.get(Op.CONDITIONAL_DELETE));
     }
 
     @Override

@@ -18,8 +18,9 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The write lease's logic against a fake store in memory: a renewal applied by the store whose reply was
- * lost, renewals that fail and are retried, a lapse through an outage, loss to another server, and the
- * takeover of a crashed process's lease on restart.
+ * lost, renewals that fail and are retried, a lapse through an outage, loss to another server, the
+ * takeover of a crashed process's lease on restart, and the release: a conditional PUT that leaves a
+ * released record, which the next server takes over at once.
  */
 class LeaseTest {
     private static final ObjectNames NAMES = new ObjectNames("bucket", "disk");
@@ -194,6 +195,68 @@ class LeaseTest {
         assertThat(held.holder().machine()).isEqualTo(LeaseHolder.local().machine());
         assertThat(held.holder().deadHere()).isFalse();
         assertThat(held.expired()).isFalse();
+    }
+
+    /* --------------- release --------------- */
+
+    @Test
+    void close_releasesByOneConditionalPut_andTheObjectStaysMarkedReleased() throws Exception {
+        Lease lease = acquire(Duration.ofSeconds(30), Duration.ofSeconds(1));
+        int before = store.conditionalWrites();
+
+        lease.close();
+
+        assertThat(store.conditionalWrites() - before).isEqualTo(1);
+        LeaseHolder.Held held = LeaseHolder.Held.parse(leaseObject().getBytes(StandardCharsets.UTF_8));
+        assertThat(held.holder().name()).isEqualTo(lease.holder());
+        assertThat(held.released()).isTrue();
+        assertThat(held.expired()).isTrue();
+        assertThat(leaseObject()).contains("\"releasedAt\": ").doesNotContain("ttlMillis");
+        assertThat(logs.messages(Level.WARNING)).isEmpty();
+    }
+
+    @Test
+    void releasedLease_isTakenOverAtOnce_withoutAWarning() throws Exception {
+        Lease first = acquire(Duration.ofSeconds(30), Duration.ofSeconds(1));
+        first.close();
+
+        Lease second = acquire(Duration.ofSeconds(30), Duration.ofSeconds(1));
+
+        assertThat(second.valid()).isTrue();
+        LeaseHolder.Held held = LeaseHolder.Held.parse(leaseObject().getBytes(StandardCharsets.UTF_8));
+        assertThat(held.holder().name()).isEqualTo(second.holder()).isNotEqualTo(first.holder());
+        assertThat(held.released()).isFalse();
+        assertThat(held.expired()).isFalse();
+        assertThat(logs.messages(Level.WARNING)).isEmpty();
+    }
+
+    @Test
+    void close_afterOurObjectChangedUnderUs_releasesItStill() throws Exception {
+        Lease lease = acquire(Duration.ofSeconds(30), Duration.ofSeconds(1));
+        // A renewal applied whose reply was lost: the object names us under an etag the lease does not know.
+        store.set(NAMES.lease(), store.bytes(NAMES.lease()));
+
+        lease.close();
+
+        LeaseHolder.Held held = LeaseHolder.Held.parse(leaseObject().getBytes(StandardCharsets.UTF_8));
+        assertThat(held.holder().name()).isEqualTo(lease.holder());
+        assertThat(held.released()).isTrue();
+    }
+
+    @Test
+    void close_afterAnotherServerTookTheLease_leavesItsObjectAlone() throws Exception {
+        Lease lease = acquire(Duration.ofSeconds(30), Duration.ofSeconds(1));
+        putLease(
+                new LeaseHolder("other-server", "elsewhere", 7, null),
+                Instant.now().plusSeconds(60));
+
+        lease.close();
+
+        LeaseHolder.Held held = LeaseHolder.Held.parse(leaseObject().getBytes(StandardCharsets.UTF_8));
+        assertThat(held.holder().name()).isEqualTo("other-server");
+        assertThat(held.released()).isFalse();
+        assertThat(logs.messages(Level.WARNING))
+                .anySatisfy(m -> assertThat(m).contains("could not release the write lease"));
     }
 
     /** Waits until {@code condition} holds, failing after 20 s; for background work, not timings. */

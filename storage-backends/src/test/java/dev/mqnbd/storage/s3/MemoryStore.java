@@ -121,16 +121,6 @@ final class MemoryStore implements ObjectStore {
     }
 
     @Override
-    public synchronized void deleteIfMatch(String key, String etag, Duration timeout) throws StoreException {
-        up("DELETE " + key);
-        StoredObject current = objects.get(key);
-        if (current != null && !current.etag().equals(etag)) {
-            throw new StoreException("DELETE " + key + ": 412 PreconditionFailed", 412, false);
-        }
-        objects.remove(key);
-    }
-
-    @Override
     public void deleteAll(Collection<String> keys, Duration timeout) throws StoreException {
         up("DELETE");
         keys.forEach(objects::remove);

@@ -86,7 +86,7 @@ class S3ExportLifecycleTest extends S3TestBase {
 
         assertThat(proxy().s3().listObjectsV2(b -> b.bucket("mqnbd-root")).contents())
                 .extracting(software.amazon.awssdk.services.s3.model.S3Object::key)
-                .containsExactlyInAnyOrder("mqnbd-export.json", "blocks/0000000000000000");
+                .containsExactlyInAnyOrder("mqnbd-export.json", "mqnbd-lease.json", "blocks/0000000000000000");
     }
 
     /* --------------- refusals --------------- */
@@ -101,7 +101,8 @@ class S3ExportLifecycleTest extends S3TestBase {
                 .hasMessageContaining(
                         "add ,create=SIZE to the spec to create it, e.g. s3://mqnbd-test/" + prefix + ",create=10G");
         // The lease taken for the attempt was given back.
-        assertThat(object(prefix + "/mqnbd-lease.json")).isNull();
+        assertThat(LeaseHolder.Held.parse(object(prefix + "/mqnbd-lease.json")).released())
+                .isTrue();
     }
 
     @Test
@@ -201,7 +202,8 @@ class S3ExportLifecycleTest extends S3TestBase {
                     .isEqualTo(java.util.Arrays.copyOfRange(data, i * K64, (i + 1) * K64));
         }
         // The lease is released, so another server may write at once.
-        assertThat(object(prefix + "/mqnbd-lease.json")).isNull();
+        assertThat(LeaseHolder.Held.parse(object(prefix + "/mqnbd-lease.json")).released())
+                .isTrue();
     }
 
     @Test

@@ -182,7 +182,10 @@ class S3FaultTest extends S3TestBase {
         Map<Long, byte[]> rescued = rescued(line);
         assertThat(rescued.get(0L)).isEqualTo(Arrays.copyOfRange(data, 0, K64));
         assertThat(rescued.get(1L)).isEqualTo(Arrays.copyOfRange(data, K64, 2 * K64));
-        // The store does not hold the export's last state: the lease stays, to expire by itself.
-        assertThat(object(prefix + "/mqnbd-lease.json")).isNotNull();
+        // The store does not hold the export's last state: the lease is not released, it expires by itself.
+        LeaseHolder.Held held = LeaseHolder.Held.parse(object(prefix + "/mqnbd-lease.json"));
+        assertThat(held.released()).isFalse();
+        assertThat(held.expired()).isFalse();
+        assertThat(held.holder().name()).isEqualTo(o.export().leaseHolder().orElseThrow());
     }
 }
