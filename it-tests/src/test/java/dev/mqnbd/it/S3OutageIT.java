@@ -28,8 +28,9 @@ import org.junit.jupiter.api.io.TempDir;
  * <p>S3Proxy only, unlike {@link S3ExportIT}: against Ceph's RADOS Gateway ({@code S3Store.RGW}) these
  * tests do not pass reliably. In two runs of the class there, the kill -9 and 60 s pause tests passed, the
  * 15 s pause failed once (EIO on the copy's final flush; it passed in two more runs), and the SIGTERM test
- * failed both times: once with EIO on its first write (right after that failed pause), once because every acknowledged block was already stored before the freeze (the gateway
- * on memstore is fast enough that nothing was left to rescue, which the test needs). A paused RGW alone
+ * failed both times: once with EIO on its first write (right after that failed pause), once because every
+ * acknowledged block was already stored before the freeze, leaving nothing to rescue (the test then wrote
+ * before freezing the store; it now freezes it first, which has not been tried on RGW). A paused RGW alone
  * answers at once after the unpause (a 15 s {@code docker pause} under 8 writers: first reply 12 ms
  * after it, none slower than 0.3 s), so the flakiness lies in the interplay with these tests' timing.
  */
@@ -186,8 +187,10 @@ class S3OutageIT {
         String log;
         try (server) {
             assertThat(qemuIo(uri(server, "r"), "write -P 0x11 0 4M", "flush")).doesNotContain("error");
-            writeWithoutFlush(uri(server, "r"), 0xd4, 8 << 20, 16 << 20).assertSuccess();
+            // The store freezes before the writes: a whole block uploads as soon as it is written, so on a fast
+            // store writes made before the freeze may all be stored by then, leaving nothing to rescue.
             s3.pause();
+            writeWithoutFlush(uri(server, "r"), 0xd4, 8 << 20, 16 << 20).assertSuccess();
 
             server.stop(Duration.ofSeconds(90));
             log = server.log();
