@@ -36,6 +36,16 @@ final class S3Options {
     boolean pathStyle;
 
     @Option(
+            names = "--s3-unsigned-payload",
+            description = {
+                "Over plain http, sign requests without hashing their bodies (UNSIGNED-PAYLOAD, as over"
+                        + " https): saves a SHA-256 of every block on both sides, for a store on a trusted"
+                        + " network; bodies are then guarded only by TCP and the CRC32C sent with each upload"
+                        + " (default: bodies are signed over http)."
+            })
+    boolean unsignedPayload;
+
+    @Option(
             names = "--s3-cache",
             paramLabel = "SIZE",
             description = "Memory for cached blocks, per export (default: 256M).")
@@ -113,6 +123,9 @@ final class S3Options {
         put(settings, S3Settings.REGION, region);
         if (pathStyle) {
             settings.put(S3Settings.PATH_STYLE, "true");
+        }
+        if (unsignedPayload) {
+            settings.put(S3Settings.UNSIGNED_PAYLOAD, "true");
         }
         put(settings, S3Settings.CACHE, cache);
         put(settings, S3Settings.MAX_DIRTY, maxDirty);

@@ -40,7 +40,7 @@ import software.amazon.awssdk.services.s3.S3Configuration;
  * hashed once and sent as it is, its SHA-256 in the signed {@code x-amz-content-sha256}, which the
  * store checks against the bytes it received. With the separate MD5 pass gone as well (uploads carry
  * the CRC32C they already had), the server's CPU per GiB written fell by about a quarter (README, S3
- * section).
+ * section). With {@code s3.unsigned-payload} ({@link UnsignedPayload}) the body is not hashed at all.
  *
  * <p><b>Ownership:</b> {@link #acquire} hands out a {@link Handle}; the client is closed when the last
  * handle of its key is closed.
@@ -55,7 +55,7 @@ final class S3Clients {
     static final int MAX_CONNECTIONS = 256;
 
     /** What makes two exports share a client. */
-    record Key(Optional<URI> endpoint, Region region, boolean pathStyle) {}
+    record Key(Optional<URI> endpoint, Region region, boolean pathStyle, boolean unsignedPayload) {}
 
     private static final class Entry {
         final S3Client client;
@@ -81,7 +81,7 @@ final class S3Clients {
      * @throws IOException if no region is set and none can be found
      */
     static Handle acquire(S3Settings settings) throws IOException {
-        Key key = new Key(settings.endpoint(), region(settings), settings.pathStyle());
+        Key key = new Key(settings.endpoint(), region(settings), settings.pathStyle(), settings.unsignedPayload());
         synchronized (S3Clients.class) {
             Entry entry = CLIENTS.get(key);
             if (entry == null) {
@@ -156,6 +156,9 @@ final class S3Clients {
                 .serviceConfiguration(
                         S3Configuration.builder().chunkedEncodingEnabled(false).build());
         key.endpoint().ifPresent(builder::endpointOverride);
+        if (key.unsignedPayload()) {
+            builder.putAuthScheme(new UnsignedPayload());
+        }
         S3Client client = builder.build();
         LOG.log(
                 Level.DEBUG,

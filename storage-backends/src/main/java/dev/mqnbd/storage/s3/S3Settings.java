@@ -25,6 +25,9 @@ import java.util.Optional;
  *       when an endpoint is given and the chain finds none</td></tr>
  *   <tr><td>{@code s3.path-style}</td><td>false</td><td>{@code true}: {@code http://host/bucket/key}
  *       addressing, which most S3-compatible stores (S3Proxy, MinIO) need</td></tr>
+ *   <tr><td>{@code s3.unsigned-payload}</td><td>false</td><td>{@code true}: send {@code
+ *       UNSIGNED-PAYLOAD} over plain http too, as the SDK does over https, instead of hashing every body
+ *       into the signature (for a store on a trusted network; see {@link UnsignedPayload})</td></tr>
  *   <tr><td>{@code s3.cache}</td><td>256M</td><td>bytes of clean blocks kept in memory</td></tr>
  *   <tr><td>{@code s3.max-dirty}</td><td>half of the JVM's heap left beside {@code s3.cache}, from 64M
  *       to 2G ({@link #defaultMaxDirty})</td><td>bytes of written blocks not yet uploaded; past it writers
@@ -51,6 +54,7 @@ import java.util.Optional;
  * @param endpoint the store's URL, or empty for AWS itself
  * @param region the region, or empty for the SDK's chain
  * @param pathStyle whether to use path-style addressing
+ * @param unsignedPayload whether to leave bodies out of the signature over plain http too
  * @param cacheBytes bound of the clean block cache
  * @param maxDirtyBytes bound of the written blocks not uploaded yet
  * @param writebackAge how long a block may stay dirty without pressure
@@ -64,6 +68,7 @@ public record S3Settings(
         Optional<URI> endpoint,
         Optional<String> region,
         boolean pathStyle,
+        boolean unsignedPayload,
         long cacheBytes,
         long maxDirtyBytes,
         Duration writebackAge,
@@ -78,6 +83,8 @@ public record S3Settings(
     public static final String REGION = "s3.region";
     /** Key of the path-style switch. */
     public static final String PATH_STYLE = "s3.path-style";
+    /** Key of the unsigned-payload switch. */
+    public static final String UNSIGNED_PAYLOAD = "s3.unsigned-payload";
     /** Key of the cache size. */
     public static final String CACHE = "s3.cache";
     /** Key of the dirty bound. */
@@ -100,6 +107,7 @@ public record S3Settings(
             ENDPOINT,
             REGION,
             PATH_STYLE,
+            UNSIGNED_PAYLOAD,
             CACHE,
             MAX_DIRTY,
             WRITEBACK_AGE,
@@ -147,6 +155,7 @@ public record S3Settings(
         Optional<String> region =
                 Optional.ofNullable(options.settings().get(REGION)).map(S3Settings::parseRegion);
         boolean pathStyle = parseBoolean(PATH_STYLE, options.setting(PATH_STYLE, "false"));
+        boolean unsignedPayload = parseBoolean(UNSIGNED_PAYLOAD, options.setting(UNSIGNED_PAYLOAD, "false"));
         long cache = parseBytes(CACHE, options.setting(CACHE, "256M"), 0);
         String maxDirtyText = options.settings().get(MAX_DIRTY);
         long maxDirty = maxDirtyText == null
@@ -171,6 +180,7 @@ public record S3Settings(
                 endpoint,
                 region,
                 pathStyle,
+                unsignedPayload,
                 cache,
                 maxDirty,
                 writebackAge,

@@ -35,6 +35,20 @@ class S3ReadTest extends S3TestBase {
         return prefix;
     }
 
+    @Test
+    void unsignedPayload_isAcceptedByTheStore_andReadsBackTheSame() throws Exception {
+        // S3Proxy checks every request's SigV4 signature, so a wrongly signed upload would fail here.
+        byte[] data = TestDevice.random(7, 1 << 20);
+        String prefix = newPrefix("unsigned");
+        Opened o = open(spec(prefix, "create=1M,block-size=64K"), false, 1, false, S3Settings.UNSIGNED_PAYLOAD, "true");
+        o.dev().write(0, data);
+        o.queue().close();
+        assertThat(o.stats().puts()).isEqualTo(16);
+
+        Opened signed = open(spec(prefix, ""), true, 1, false);
+        assertThat(signed.dev().read(0, 1 << 20)).isEqualTo(data);
+    }
+
     /* --------------- read-ahead and cache --------------- */
 
     @Test

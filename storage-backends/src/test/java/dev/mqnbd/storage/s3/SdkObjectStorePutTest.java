@@ -210,4 +210,37 @@ class SdkObjectStorePutTest {
                 .isEqualTo(String.format("%08x", crc.getValue()));
         assertThat(h.getFirst("x-amz-meta-crc32c")).isEqualTo(Bytes.crc32c(data));
     }
+
+    @Test
+    void put_overHttp_withUnsignedPayload_signsTheHeadersOnly_andSendsTheBodyAsItIs() throws Exception {
+        byte[] data = new byte[256 << 10];
+        for (int i = 0; i < data.length; i++) {
+            data[i] = (byte) (i * 7 + (i >>> 11));
+        }
+        S3Settings settings = S3Settings.parse(new DeviceOptions(
+                false,
+                Map.of(
+                        S3Settings.ENDPOINT,
+                        "http://127.0.0.1:" + server.getAddress().getPort(),
+                        S3Settings.REGION,
+                        "us-east-1",
+                        S3Settings.PATH_STYLE,
+                        "true",
+                        S3Settings.UNSIGNED_PAYLOAD,
+                        "true")));
+        try (SdkObjectStore store = new SdkObjectStore(S3Clients.acquire(settings), "bucket", new S3Requests())) {
+            assertThat(store.put("blocks/1", data, Map.of("crc32c", Bytes.crc32c(data)), Duration.ofSeconds(10)))
+                    .isEqualTo("\"e1\"");
+        }
+
+        // It reached this plain-http server, unhashed, with the headers (the payload marker included) signed.
+        Headers h = headers.get();
+        assertThat(body.get()).isEqualTo(data);
+        assertThat(h.getFirst("x-amz-content-sha256")).isEqualTo("UNSIGNED-PAYLOAD");
+        assertThat(h.getFirst("Authorization"))
+                .startsWith("AWS4-HMAC-SHA256 Credential=" + S3ProxyServer.IDENTITY + "/")
+                .contains("x-amz-content-sha256")
+                .contains("x-amz-checksum-crc32c");
+        assertThat(h.getFirst("Content-Encoding")).isNull();
+    }
 }
