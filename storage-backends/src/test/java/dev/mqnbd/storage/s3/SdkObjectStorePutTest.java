@@ -13,6 +13,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.Base64;
+import java.util.HashMap;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
@@ -107,16 +108,19 @@ class SdkObjectStorePutTest {
         }
     }
 
-    private static S3Settings settings(HttpServer http) {
-        return S3Settings.parse(new DeviceOptions(
-                false,
-                Map.of(
-                        S3Settings.ENDPOINT,
-                        "http://127.0.0.1:" + http.getAddress().getPort(),
-                        S3Settings.REGION,
-                        "us-east-1",
-                        S3Settings.PATH_STYLE,
-                        "true")));
+    /** Returns the settings of a store at {@code http}, plus {@code extra} given as key, value, key, value... */
+    private static S3Settings settings(HttpServer http, String... extra) {
+        Map<String, String> settings = new HashMap<>(Map.of(
+                S3Settings.ENDPOINT,
+                "http://127.0.0.1:" + http.getAddress().getPort(),
+                S3Settings.REGION,
+                "us-east-1",
+                S3Settings.PATH_STYLE,
+                "true"));
+        for (int i = 0; i < extra.length; i += 2) {
+            settings.put(extra[i], extra[i + 1]);
+        }
+        return S3Settings.parse(new DeviceOptions(false, settings));
     }
 
     private static byte[] json(String text) {
@@ -181,15 +185,7 @@ class SdkObjectStorePutTest {
         for (int i = 0; i < data.length; i++) {
             data[i] = (byte) (i * 131 + (i >>> 9));
         }
-        S3Settings settings = S3Settings.parse(new DeviceOptions(
-                false,
-                Map.of(
-                        S3Settings.ENDPOINT,
-                        "http://127.0.0.1:" + server.getAddress().getPort(),
-                        S3Settings.REGION,
-                        "us-east-1",
-                        S3Settings.PATH_STYLE,
-                        "true")));
+        S3Settings settings = settings(server);
         try (SdkObjectStore store = new SdkObjectStore(S3Clients.acquire(settings), "bucket", new S3Requests())) {
             assertThat(store.put("blocks/0", data, Map.of("crc32c", Bytes.crc32c(data)), Duration.ofSeconds(10)))
                     .isEqualTo("\"e1\"");
@@ -217,17 +213,7 @@ class SdkObjectStorePutTest {
         for (int i = 0; i < data.length; i++) {
             data[i] = (byte) (i * 7 + (i >>> 11));
         }
-        S3Settings settings = S3Settings.parse(new DeviceOptions(
-                false,
-                Map.of(
-                        S3Settings.ENDPOINT,
-                        "http://127.0.0.1:" + server.getAddress().getPort(),
-                        S3Settings.REGION,
-                        "us-east-1",
-                        S3Settings.PATH_STYLE,
-                        "true",
-                        S3Settings.UNSIGNED_PAYLOAD,
-                        "true")));
+        S3Settings settings = settings(server, S3Settings.UNSIGNED_PAYLOAD, "true");
         try (SdkObjectStore store = new SdkObjectStore(S3Clients.acquire(settings), "bucket", new S3Requests())) {
             assertThat(store.put("blocks/1", data, Map.of("crc32c", Bytes.crc32c(data)), Duration.ofSeconds(10)))
                     .isEqualTo("\"e1\"");
