@@ -171,8 +171,14 @@ public final class MemoryBlockDevice implements Operations<MemoryHwData, MemoryS
         };
     }
 
-    /** Writes every data segment of {@code rq} in turn; {@code false} when a page could not be allocated. */
+    /**
+     * Allocates the pages of the whole write at once, then writes every data segment of {@code rq} in
+     * turn; {@code false} when a page could not be allocated.
+     */
     private static boolean write(MemoryStore store, long offset, Request<Void> rq) {
+        if (!store.allocate(offset, rq.length())) {
+            return false;
+        }
         for (int i = 0, n = rq.segmentCount(); i < n; i++) {
             ByteBuffer src = rq.segment(i);
             int bytes = src.remaining();

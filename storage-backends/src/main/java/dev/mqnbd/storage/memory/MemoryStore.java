@@ -4,15 +4,16 @@ import dev.mqnbd.mq.Extents;
 import dev.mqnbd.mq.Segments;
 import dev.mqnbd.storage.Sizes;
 import java.nio.ByteBuffer;
+import java.util.Objects;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.function.Supplier;
 import org.jspecify.annotations.Nullable;
 
 /**
- * The bytes of one memory export: a sparse array of fixed-size off-heap pages, the per-queue data
- * {@code Q} of {@link MemoryBlockDevice}. After jimfs's {@code HeapDisk}, it allocates pages as writes
- * need them and never for reads; a range never written, or discarded, reads as zeroes.
+ * The bytes of one memory export: a sparse array of fixed-size pages, the per-queue data {@code Q} of
+ * {@link MemoryBlockDevice}. After jimfs's {@code HeapDisk}, it allocates pages as writes need them and
+ * never for reads; a range never written, or discarded, reads as zeroes.
  *
  * <p><b>Layout:</b> a two-level radix table. A top-level array, sized by the capacity when the store is
  * built, holds lazily created leaves; each leaf holds the pages of one aligned run of {@code 2^leafShift}
@@ -22,13 +23,23 @@ import org.jspecify.annotations.Nullable;
  * compare-and-set and released by setting their slot to {@code null}. Pages are 4 KiB, the size of the
  * kernel's page cache pages and of most clients' I/O, so a random 4 KiB write costs 4 KiB.
  *
+ * <p><b>Memory:</b> where the platform allows ({@link AnonymousMappings}: Linux, native access enabled), a
+ * leaf is one private anonymous mapping of its whole range that costs address space only; the slot of a
+ * held page then refers to the leaf's mapping, and page {@code s} is its bytes {@code [s × 4 KiB, (s + 1)
+ * × 4 KiB)}. A write allocates the pages it needs in one {@code madvise(MADV_POPULATE_WRITE)} call instead
+ * of a page fault each, and a discard gives them back to the kernel at once ({@code MADV_DONTNEED}). A
+ * page's address never changes while the store lives, so a reply that still holds a view of a page sees
+ * that page's bytes, zeroes or newer writes to the same range, never another range's. Where mappings
+ * cannot be made (another OS, no native access, this process's share of mappings used up), a leaf holds
+ * one direct {@link ByteBuffer} of 4 KiB per page, freed by the garbage collector once nothing refers to
+ * it. Either way, the pages of all stores together are bounded by a {@link PageBudget}, by default the
+ * JVM's direct-memory limit ({@code -XX:MaxDirectMemorySize}); past it, writes fail and the store is
+ * unchanged beyond the pages written before.
+ *
  * <p><b>Ownership:</b> the {@link dev.mqnbd.mq.BlockQueue} of the export owns the store and closes it
- * last. Pages are direct {@link ByteBuffer}s whose memory the garbage collector frees once nothing
- * refers to them. That is deliberate: a request that fetched a page just before a concurrent discard
- * released it keeps a live page and never touches freed memory. (An explicitly freed page, such as a
- * segment of a closed {@code Arena}, would make that reader fail instead.) The price is that released
- * memory returns when the collector runs; the JDK runs it when direct memory nears {@code
- * -XX:MaxDirectMemorySize}, which also bounds what all memory exports may hold.
+ * last. Mappings are unmapped, and buffers freed, by the garbage collector once nothing refers to them:
+ * a request that fetched a page just before a concurrent discard released it keeps a live page and never
+ * touches freed memory.
  *
  * <p><b>Threading:</b> safe for concurrent use from every hardware context without a shared lock. Reads
  * and writes copy with absolute bulk operations, so requests on different threads that touch different
@@ -59,9 +70,22 @@ public final class MemoryStore implements AutoCloseable {
     private final long capacity;
     private final long pageCount;
     private final int leafShift;
-    private final AtomicReferenceArray<AtomicReferenceArray<ByteBuffer>> leaves;
+    private final long leafMask;
+    private final AtomicReferenceArray<@Nullable Leaf> leaves;
+    private final @Nullable AnonymousMappings mappings;
+    private final PageBudget budget;
     private final Supplier<ByteBuffer> allocator;
     private final LongAdder pages = new LongAdder();
+
+    /**
+     * One leaf of the table. INVARIANT: in a leaf with a {@code mapping}, every held slot refers to that
+     * mapping; in a leaf without one, every held slot refers to a buffer of its own of exactly {@link
+     * #PAGE_SIZE} bytes. So a page of {@link #PAGE_SIZE} bytes starts at 0 and any larger one is a mapping
+     * in which page {@code slot} starts at {@code slot × PAGE_SIZE} (see {@link #base}).
+     */
+    private record Leaf(
+            AtomicReferenceArray<@Nullable ByteBuffer> slots,
+            @Nullable ByteBuffer mapping) {}
 
     /**
      * Creates an empty store of {@code capacity} bytes; it holds no pages until written.
@@ -69,22 +93,35 @@ public final class MemoryStore implements AutoCloseable {
      * @throws IllegalArgumentException if {@code capacity} is not between 1 and {@link #MAX_CAPACITY}
      */
     public MemoryStore(long capacity) {
-        this(capacity, () -> ByteBuffer.allocateDirect(PAGE_SIZE));
+        this(capacity, AnonymousMappings.SYSTEM, PageBudget.PROCESS, () -> ByteBuffer.allocateDirect(PAGE_SIZE));
     }
 
-    /** Creates a store whose pages come from {@code allocator} (tests inject allocation failures here). */
+    /**
+     * Creates a store whose pages are buffers from {@code allocator}, never mappings (tests inject
+     * allocation failures here).
+     */
     MemoryStore(long capacity, Supplier<ByteBuffer> allocator) {
+        this(capacity, null, PageBudget.PROCESS, allocator);
+    }
+
+    /** Creates a store that maps its leaves with {@code mappings} (none: buffers from {@code allocator}). */
+    MemoryStore(
+            long capacity, @Nullable AnonymousMappings mappings, PageBudget budget, Supplier<ByteBuffer> allocator) {
         if (capacity < 1 || capacity > MAX_CAPACITY) {
             throw new IllegalArgumentException(
                     "capacity: " + capacity + " (expected: 1 to " + Sizes.format(MAX_CAPACITY) + ")");
         }
         this.capacity = capacity;
+        this.budget = budget;
         this.allocator = allocator;
         this.pageCount = (capacity + PAGE_MASK) >>> PAGE_SHIFT;
         int indexBits = 64 - Long.numberOfLeadingZeros(pageCount - 1);
         // INVARIANT: indexBits <= 40, so leafShift <= 20 and the top level has at most 2^20 entries.
         this.leafShift = Math.max(LEAF_SHIFT_MIN, indexBits - TOP_BITS_MAX);
+        this.leafMask = (1L << leafShift) - 1;
         this.leaves = new AtomicReferenceArray<>((int) ((pageCount + (1L << leafShift) - 1) >>> leafShift));
+        // Leaves past 1 GiB (stores over 1 PiB) hold buffers: a ByteBuffer cannot span such a mapping.
+        this.mappings = ((long) PAGE_SIZE << leafShift) <= AnonymousMappings.MAX_MAPPING ? mappings : null;
     }
 
     /** Returns the size of the store in bytes. */
@@ -107,6 +144,23 @@ public final class MemoryStore implements AutoCloseable {
         return leaves.length();
     }
 
+    /** Returns whether this store's leaves are anonymous mappings (see the class comment). */
+    boolean mapped() {
+        return mappings != null;
+    }
+
+    /** Returns how many leaves are anonymous mappings now; the rest of those created hold buffers. */
+    int mappedLeaves() {
+        int mapped = 0;
+        for (int i = 0; i < leaves.length(); i++) {
+            Leaf leaf = leaves.get(i);
+            if (leaf != null && leaf.mapping() != null) {
+                mapped++;
+            }
+        }
+        return mapped;
+    }
+
     /**
      * Copies {@code length} bytes from {@code offset} into {@code dst[dstIndex, dstIndex + length)} with
      * absolute puts: {@code dst}'s position and limit do not change. Allocates nothing.
@@ -116,11 +170,12 @@ public final class MemoryStore implements AutoCloseable {
         while (length > 0) {
             int inPage = (int) (offset & PAGE_MASK);
             int n = Math.min(length, PAGE_SIZE - inPage);
-            ByteBuffer page = page(offset >>> PAGE_SHIFT);
+            long pageIndex = offset >>> PAGE_SHIFT;
+            ByteBuffer page = page(pageIndex);
             if (page == null) {
                 dst.put(dstIndex, ZEROES, 0, n);
             } else {
-                dst.put(dstIndex, page, inPage, n);
+                dst.put(dstIndex, page, base(page, pageIndex) + inPage, n);
             }
             offset += n;
             dstIndex += n;
@@ -131,8 +186,9 @@ public final class MemoryStore implements AutoCloseable {
     /**
      * Hands {@code [offset, offset + length)} to {@code sink} as views of the pages themselves (no copy):
      * a page's slice where the page is held, slices of one shared zero buffer over runs of holes. The
-     * views stay valid while referenced (pages are garbage-collected, never reused); a later write,
-     * discard or zeroing of the range may show through them, which only a racing request can observe.
+     * views stay valid while referenced (a page's memory stays at its address while the store lives and
+     * is freed only once unreachable); a later write, discard or zeroing of the range may show through
+     * them, which only a racing request can observe.
      */
     void readSegments(long offset, int length, Segments sink) {
         assert inStore(offset, length) : offset + "+" + length;
@@ -140,7 +196,8 @@ public final class MemoryStore implements AutoCloseable {
         while (length > 0) {
             int inPage = (int) (offset & PAGE_MASK);
             int n = Math.min(length, PAGE_SIZE - inPage);
-            ByteBuffer page = page(offset >>> PAGE_SHIFT);
+            long pageIndex = offset >>> PAGE_SHIFT;
+            ByteBuffer page = page(pageIndex);
             if (page == null) {
                 zeroRun += n;
                 if (zeroRun > ZERO_SEGMENT.capacity() - PAGE_SIZE) {
@@ -152,7 +209,7 @@ public final class MemoryStore implements AutoCloseable {
                     sink.add(ZERO_SEGMENT.slice(0, zeroRun));
                     zeroRun = 0;
                 }
-                sink.add(page.slice(inPage, n));
+                sink.add(page.slice(base(page, pageIndex) + inPage, n));
             }
             offset += n;
             length -= n;
@@ -163,6 +220,37 @@ public final class MemoryStore implements AutoCloseable {
     }
 
     /**
+     * Makes sure every page of {@code [offset, offset + length)} is held, allocating those that are not:
+     * on a mapped leaf, each run of missing pages in one call. A write of several buffers calls this once
+     * first, so its pages are allocated together. Returns {@code false} when a page could not be
+     * allocated; the pages before it are held then.
+     */
+    boolean allocate(long offset, long length) {
+        assert inStore(offset, length) : offset + "+" + length;
+        if (length == 0) {
+            return true;
+        }
+        long last = (offset + length - 1) >>> PAGE_SHIFT;
+        for (long pageIndex = offset >>> PAGE_SHIFT; pageIndex <= last; ) {
+            Leaf leaf = leafForWrite((int) (pageIndex >>> leafShift));
+            if (leaf == null) {
+                return false;
+            }
+            int slot = (int) (pageIndex & leafMask);
+            if (leaf.slots.get(slot) != null) {
+                pageIndex++;
+                continue;
+            }
+            int run = missingRun(leaf, slot, last - pageIndex + 1);
+            if (!fill(leaf, slot, run)) {
+                return false;
+            }
+            pageIndex += run;
+        }
+        return true;
+    }
+
+    /**
      * Copies {@code src[srcIndex, srcIndex + length)} to {@code offset} with absolute gets: {@code src}'s
      * position and limit do not change. Allocates the pages the range touches that are not held yet.
      *
@@ -170,14 +258,16 @@ public final class MemoryStore implements AutoCloseable {
      */
     public boolean write(long offset, ByteBuffer src, int srcIndex, int length) {
         assert inStore(offset, length) : offset + "+" + length;
+        long last = (offset + length - 1) >>> PAGE_SHIFT;
         while (length > 0) {
             int inPage = (int) (offset & PAGE_MASK);
             int n = Math.min(length, PAGE_SIZE - inPage);
-            ByteBuffer page = pageForWrite(offset >>> PAGE_SHIFT);
+            long pageIndex = offset >>> PAGE_SHIFT;
+            ByteBuffer page = pageForWrite(pageIndex, last);
             if (page == null) {
                 return false;
             }
-            page.put(inPage, src, srcIndex, n);
+            page.put(base(page, pageIndex) + inPage, src, srcIndex, n);
             offset += n;
             srcIndex += n;
             length -= n;
@@ -188,54 +278,52 @@ public final class MemoryStore implements AutoCloseable {
     /**
      * Makes {@code [offset, offset + length)} read as zeroes. Partly covered pages are zeroed in place.
      * Wholly covered pages (the last page counts as whole when the range reaches the capacity) are
-     * released when {@code release} is set and zeroed in place otherwise. Holes stay holes either way:
-     * they already read as zeroes. Allocates nothing.
+     * released when {@code release} is set, their memory returned to the kernel at once on a mapped leaf,
+     * and zeroed in place otherwise. Holes stay holes either way: they already read as zeroes. Allocates
+     * nothing.
      */
     public void zero(long offset, long length, boolean release) {
         assert inStore(offset, length) : offset + "+" + length;
         long end = offset + length;
+        // Pages below this index are wholly inside the range.
+        long wholeEnd = (end == capacity ? end + PAGE_MASK : end) >>> PAGE_SHIFT;
         while (offset < end) {
             long pageIndex = offset >>> PAGE_SHIFT;
             int leafIndex = (int) (pageIndex >>> leafShift);
-            AtomicReferenceArray<ByteBuffer> leaf = leaves.get(leafIndex);
+            Leaf leaf = leaves.get(leafIndex);
             if (leaf == null) {
                 // A leaf never written: skip every page it maps.
-                offset = (long) (leafIndex + 1) << (leafShift + PAGE_SHIFT);
+                offset = Math.min(end, (long) (leafIndex + 1) << (leafShift + PAGE_SHIFT));
                 continue;
             }
-            int slot = (int) (pageIndex & ((1L << leafShift) - 1));
+            int slot = (int) (pageIndex & leafMask);
             int inPage = (int) (offset & PAGE_MASK);
+            if (release && inPage == 0 && pageIndex < wholeEnd) {
+                int count = (int) Math.min(leaf.slots.length() - slot, wholeEnd - pageIndex);
+                release(leaf, slot, count);
+                offset = Math.min(end, (pageIndex + count) << PAGE_SHIFT);
+                continue;
+            }
             int n = (int) Math.min(end - offset, PAGE_SIZE - inPage);
-            boolean whole = inPage == 0 && (n == PAGE_SIZE || offset + n == capacity);
-            if (release && whole) {
-                if (leaf.getAndSet(slot, null) != null) {
-                    pages.decrement();
-                }
-            } else {
-                ByteBuffer page = leaf.get(slot);
-                if (page != null) {
-                    page.put(inPage, ZEROES, 0, n);
-                }
+            ByteBuffer page = leaf.slots.get(slot);
+            if (page != null) {
+                page.put(base(page, pageIndex) + inPage, ZEROES, 0, n);
             }
             offset += n;
         }
     }
 
     /**
-     * Drops every page and leaf; the memory returns when the collector runs. The queue calls this after
-     * its last request ended; the store then reads as zeroes. A second call does nothing.
+     * Drops every page and leaf, giving mapped memory back to the kernel at once; the rest returns when
+     * the collector runs. The queue calls this after its last request ended; the store then reads as
+     * zeroes. A second call does nothing.
      */
     @Override
     public void close() {
         for (int i = 0; i < leaves.length(); i++) {
-            AtomicReferenceArray<ByteBuffer> leaf = leaves.getAndSet(i, null);
-            if (leaf == null) {
-                continue;
-            }
-            for (int slot = 0; slot < leaf.length(); slot++) {
-                if (leaf.getAndSet(slot, null) != null) {
-                    pages.decrement();
-                }
+            Leaf leaf = leaves.getAndSet(i, null);
+            if (leaf != null) {
+                release(leaf, 0, leaf.slots.length());
             }
         }
     }
@@ -267,48 +355,135 @@ public final class MemoryStore implements AutoCloseable {
         }
     }
 
-    private @Nullable ByteBuffer page(long pageIndex) {
-        AtomicReferenceArray<ByteBuffer> leaf = leaves.get((int) (pageIndex >>> leafShift));
-        return leaf == null ? null : leaf.get((int) (pageIndex & ((1L << leafShift) - 1)));
+    /** Where page {@code pageIndex}'s bytes start in {@code page}, its slot's buffer (see {@link Leaf}). */
+    private int base(ByteBuffer page, long pageIndex) {
+        return page.capacity() == PAGE_SIZE ? 0 : (int) (pageIndex & leafMask) << PAGE_SHIFT;
     }
 
-    /** Returns the page, allocating and installing it if needed, or {@code null} when out of memory. */
-    private @Nullable ByteBuffer pageForWrite(long pageIndex) {
-        int leafIndex = (int) (pageIndex >>> leafShift);
-        int slot = (int) (pageIndex & ((1L << leafShift) - 1));
-        AtomicReferenceArray<ByteBuffer> leaf;
-        ByteBuffer fresh;
-        try {
-            leaf = leaves.get(leafIndex);
-            if (leaf == null) {
-                leaf = installLeaf(leafIndex);
-            }
-            ByteBuffer page = leaf.get(slot);
-            if (page != null) {
-                return page;
-            }
-            fresh = allocator.get();
-        } catch (OutOfMemoryError e) {
-            // Direct memory (or the heap, for a leaf) is exhausted: this write fails, the server lives on.
+    private @Nullable ByteBuffer page(long pageIndex) {
+        Leaf leaf = leaves.get((int) (pageIndex >>> leafShift));
+        return leaf == null ? null : leaf.slots.get((int) (pageIndex & leafMask));
+    }
+
+    /**
+     * Returns the page, allocating it, and on a mapped leaf the missing pages after it up to page {@code
+     * last}, if needed; {@code null} when out of memory.
+     */
+    private @Nullable ByteBuffer pageForWrite(long pageIndex, long last) {
+        Leaf leaf = leafForWrite((int) (pageIndex >>> leafShift));
+        if (leaf == null) {
             return null;
         }
-        ByteBuffer witness = leaf.compareAndExchange(slot, null, fresh);
-        if (witness != null) {
-            // Another context installed the page first; ours is dropped and the collector frees it.
-            return witness;
+        int slot = (int) (pageIndex & leafMask);
+        ByteBuffer page = leaf.slots.get(slot);
+        while (page == null) {
+            if (!fill(leaf, slot, missingRun(leaf, slot, last - pageIndex + 1))) {
+                return null;
+            }
+            // A racing discard may have released it again: then allocate once more.
+            page = leaf.slots.get(slot);
         }
-        // OWNERSHIP: the store owns the page until zero() or close() clears its slot.
-        pages.increment();
-        return fresh;
+        return page;
     }
 
-    private AtomicReferenceArray<ByteBuffer> installLeaf(int leafIndex) {
+    /** Counts the missing pages from {@code slot} on, at most {@code max} and not past the leaf's end. */
+    private static int missingRun(Leaf leaf, int slot, long max) {
+        int end = (int) Math.min(leaf.slots.length(), slot + max);
+        int s = slot + 1;
+        while (s < end && leaf.slots.get(s) == null) {
+            s++;
+        }
+        return s - slot;
+    }
+
+    /**
+     * Allocates and installs the {@code count} missing pages from {@code slot} on, or returns {@code false}
+     * (installing nothing) when the budget or the memory is exhausted. Slots another context filled in
+     * the meantime keep their page.
+     */
+    private boolean fill(Leaf leaf, int slot, int count) {
+        if (!budget.tryTake(count)) {
+            return false;
+        }
+        ByteBuffer mapping = leaf.mapping;
+        int installed = 0;
+        if (mapping != null) {
+            AnonymousMappings m = Objects.requireNonNull(mappings);
+            if (!m.populate(mapping, (long) slot << PAGE_SHIFT, (long) count << PAGE_SHIFT)) {
+                budget.give(count);
+                return false;
+            }
+            for (int s = slot; s < slot + count; s++) {
+                // OWNERSHIP: the slot refers to the leaf's mapping, which the leaf keeps until close().
+                if (leaf.slots.compareAndExchange(s, null, mapping) == null) {
+                    installed++;
+                }
+            }
+        } else {
+            for (int s = slot; s < slot + count; s++) {
+                ByteBuffer fresh;
+                try {
+                    fresh = allocator.get();
+                } catch (OutOfMemoryError e) {
+                    // Direct memory is exhausted: this write fails, the server lives on.
+                    budget.give(count - (s - slot));
+                    pages.add(installed);
+                    return false;
+                }
+                // OWNERSHIP: the store owns the page until zero() or close() clears its slot; a page that
+                // lost the race is garbage.
+                if (leaf.slots.compareAndExchange(s, null, fresh) == null) {
+                    installed++;
+                } else {
+                    budget.give(1);
+                }
+            }
+            pages.add(installed);
+            return true;
+        }
+        budget.give(count - installed);
+        pages.add(installed);
+        return true;
+    }
+
+    /**
+     * Releases the {@code count} slots from {@code slot} on; on a mapped leaf, the kernel takes the whole
+     * run's memory back in one call, held or not (a write racing with the discard may have touched it).
+     */
+    private void release(Leaf leaf, int slot, int count) {
+        int released = 0;
+        for (int s = slot; s < slot + count; s++) {
+            if (leaf.slots.getAndSet(s, null) != null) {
+                released++;
+            }
+        }
+        if (leaf.mapping != null) {
+            Objects.requireNonNull(mappings)
+                    .release(leaf.mapping, (long) slot << PAGE_SHIFT, (long) count << PAGE_SHIFT);
+        }
+        pages.add(-released);
+        budget.give(released);
+    }
+
+    /** Returns the leaf, creating and installing it if needed, or {@code null} when out of memory. */
+    private @Nullable Leaf leafForWrite(int leafIndex) {
+        Leaf leaf = leaves.get(leafIndex);
+        if (leaf != null) {
+            return leaf;
+        }
         // The last leaf maps only the pages left, so a small store needs only a small leaf.
         long first = (long) leafIndex << leafShift;
-        AtomicReferenceArray<ByteBuffer> fresh =
-                new AtomicReferenceArray<>((int) Math.min(1L << leafShift, pageCount - first));
-        AtomicReferenceArray<ByteBuffer> witness = leaves.compareAndExchange(leafIndex, null, fresh);
-        // OWNERSHIP: the store owns the installed leaf until close(); a leaf that lost the race is garbage.
+        int slots = (int) Math.min(1L << leafShift, pageCount - first);
+        Leaf fresh;
+        try {
+            ByteBuffer mapping = mappings == null ? null : mappings.map((long) slots << PAGE_SHIFT);
+            fresh = new Leaf(new AtomicReferenceArray<>(slots), mapping);
+        } catch (OutOfMemoryError e) {
+            return null; // the heap is exhausted: this write fails, the server lives on
+        }
+        Leaf witness = leaves.compareAndExchange(leafIndex, null, fresh);
+        // OWNERSHIP: the store owns the installed leaf until close(); a leaf that lost the race is garbage,
+        // and so is its mapping, which the collector unmaps.
         return witness != null ? witness : fresh;
     }
 

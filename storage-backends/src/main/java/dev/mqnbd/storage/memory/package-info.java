@@ -3,7 +3,8 @@
  * HeapDisk}. {@link dev.mqnbd.storage.memory.MemoryBackend} opens it,
  * {@link dev.mqnbd.storage.memory.MemoryBlockDevice} is its blk-mq driver, serving every request
  * inline, and {@link dev.mqnbd.storage.memory.MemoryStore} holds its bytes in 4 KiB off-heap pages
- * allocated on first write.
+ * allocated on first write, in anonymous mappings where the platform allows ({@code
+ * AnonymousMappings}).
  *
  * <p><b>Spec grammar:</b>
  *
@@ -14,8 +15,9 @@
  *
  * The size must be a positive multiple of 512 bytes and at most 4 PiB. The device starts as zeroes and
  * costs memory only for the pages written (plus a table of at most a few MiB of heap); DISCARD and
- * WRITE_ZEROES give whole pages back. Its contents end with the server. Written data is bounded by the
- * JVM's direct memory ({@code -XX:MaxDirectMemorySize}); past it, writes fail with {@code ENOSPC}.
+ * WRITE_ZEROES give whole pages back to the system at once. Its contents end with the server. Written data is bounded by the
+ * JVM's direct-memory limit ({@code -XX:MaxDirectMemorySize}), which all memory stores share ({@code
+ * PageBudget}); past it, writes fail with {@code ENOSPC}.
  *
  * <p><b>Example:</b> a 1 TiB scratch disk named {@code disk}:
  *
