@@ -16,7 +16,8 @@
 # --blockSize=1M with mqnbd's defaults for cache, dirty bound and uploads in flight (its cache holds the dirty
 # blocks too, so the dirty bound is at most the cache), fio with O_DIRECT and libaio on its file; its fsync
 # stores nothing, so a write job ends when its stats show no dirty block; PUTs and GETs (404s included) from
-# its stats. Server CPU: utime+stime of the server process.
+# its stats. Server CPU: utime+stime of the server process. BENCH_S3_SDK=1 adds mqnbd-sdk to the rotation: the
+# same server with --s3-block-client=sdk (block GETs and PUTs through the AWS SDK), for a before/after table.
 
 bench_s3() (
   set -euo pipefail
@@ -92,12 +93,14 @@ bench_s3() (
   metrics_port=
   start() { # server run
     case $1 in
-      mqnbd)
+      mqnbd | mqnbd-sdk)
         nbd_port=$(free_port)
         metrics_port=$(free_port)
-        bench_start s3-mqnbd "$nbd_port" bench_mqnbd "" serve --listen 127.0.0.1 --port "$nbd_port" \
-          --export "=s3://mqnbd/r$2,create=${export_mib}M" --s3-endpoint "$endpoint" --s3-region us-east-1 \
-          --s3-path-style --metrics "127.0.0.1:$metrics_port" ${mqnbd_args[@]+"${mqnbd_args[@]}"}
+        local extra=()
+        [ "$1" = mqnbd ] || extra=(--s3-block-client=sdk)
+        bench_start "s3-$1" "$nbd_port" bench_mqnbd "" serve --listen 127.0.0.1 --port "$nbd_port" \
+          --export "=s3://mqnbd/$1-r$2,create=${export_mib}M" --s3-endpoint "$endpoint" --s3-region us-east-1 \
+          --s3-path-style --metrics "127.0.0.1:$metrics_port" ${mqnbd_args[@]+"${mqnbd_args[@]}"} "${extra[@]}"
         target=nbd://127.0.0.1:$nbd_port/ ;;
       s3backer)
         s3backer -f --blockSize=1M --size="${export_mib}M" --blockCacheSize="$cache_mib" \
@@ -121,7 +124,7 @@ bench_s3() (
 
   requests() { # server: prints "PUTS GETS" so far (block requests to the store)
     case $1 in
-      mqnbd) curl -sf "http://127.0.0.1:$metrics_port/metrics" | awk '
+      mqnbd*) curl -sf "http://127.0.0.1:$metrics_port/metrics" | awk '
           /^mqnbd_s3_http_requests_total\{/ { if ($0 ~ /type="put"/) p += $NF; else if ($0 ~ /type="get"/) g += $NF }
           END { printf "%d %d\n", p, g }' ;;
       s3backer) awk '$1 == "http_puts" { p = $2 } $1 == "http_gets" || $1 == "http_zero_blocks_read" { g += $2 }
@@ -145,7 +148,7 @@ bench_s3() (
     shift 4
     [ "$bs" != 4k ] || unit=IOPS
     case $server in
-      mqnbd) engine=(--ioengine=nbd --uri="$target") ;;
+      mqnbd*) engine=(--ioengine=nbd --uri="$target") ;;
       s3backer) engine=(--ioengine=libaio --direct=1 --filename="$target") ;;
     esac
     fio --name=bench "${engine[@]}" --rw="$rw" --bs="$bs" --iodepth="$depth" --randrepeat=0 \
@@ -193,7 +196,7 @@ bench_s3() (
       --end_fsync=1
     stop
     case $server in
-      mqnbd) drop_prefix mqnbd "r$run" ;;
+      mqnbd*) drop_prefix mqnbd "$server-r$run" ;;
       s3backer) drop_prefix s3backer "r$run-" ;;
     esac
   }
@@ -225,10 +228,12 @@ bench_s3() (
   }
 
   # --- the rounds ---------------------------------------------------------------------------------------
+  sdk_server=
+  [ "${BENCH_S3_SDK:-0}" = 0 ] || sdk_server=mqnbd-sdk
   load_start=$(cut -d' ' -f1-3 /proc/loadavg)
   for run in $(seq "$runs"); do
     ceiling "$run"
-    for server in $(bench_rotate "$run" mqnbd s3backer); do
+    for server in $(bench_rotate "$run" mqnbd ${sdk_server:-} s3backer); do
       server_round "$run" "$server"
     done
   done

@@ -15,7 +15,7 @@ import sys
 
 from bench_report import CPU_UNITS, cpu_per_unit, fmt, fmt_cpu, fmt_ratio, fmt_spread, median, num, ratio, unit_of
 
-SERVERS = ["mqnbd", "s3backer", "ceiling"]
+SERVERS = ["mqnbd", "mqnbd-sdk", "s3backer", "ceiling"]
 JOBS = ["seqwrite-1m-qd8", "seqread-1m-qd8-cold", "randread-4k-qd32", "randwrite-4k-qd32"]
 
 
@@ -50,6 +50,8 @@ def main(argv):
     (path, out, size, warm, runtime, runs, cpus, load_start, load_end, wall, versions, kernel, mqnbd_args,
      max_dirty, s3backer_flags) = argv[1:16]
     values = load(path)
+    present = {s for job in values.values() for s in job}
+    servers = [s for s in SERVERS if s in present or s != "mqnbd-sdk"]
     print("%s, S3 export of %s (+%s for warm-up) in S3Proxy on this machine, %s s per random job, median (min-max)"
           " of %s runs, %s CPUs, load average %s at start and %s at end"
           % (datetime.date.today().isoformat(), size, warm, runtime, runs, cpus, load_start, load_end))
@@ -60,8 +62,9 @@ def main(argv):
     print("mqnbd: its defaults (dirty bound %s MiB)%s; s3backer %s" % (
         max_dirty, (", serve " + mqnbd_args) if mqnbd_args else "", s3backer_flags))
     print()
-    header = ("%-20s" % "job" + "".join("%24s" % s for s in SERVERS) + "%16s%15s" % ("mqnbd/s3backer", "mqnbd/ceiling")
-              + "%19s%19s%19s" % ("PUTs/MiB m / s3b", "GETs/MiB m / s3b", "cpu m / s3b"))
+    header = ("%-20s" % "job" + "".join("%24s" % s for s in servers) + "%16s%15s" % ("mqnbd/s3backer", "mqnbd/ceiling")
+              + "%19s%19s%19s" % ("PUTs/MiB m / s3b", "GETs/MiB m / s3b", "cpu m / s3b")
+              + ("%12s%10s" % ("m/m-sdk", "cpu sdk") if "mqnbd-sdk" in servers else ""))
     print(header)
     rows = []
     for job in JOBS + sorted(set(values) - set(JOBS)):
@@ -73,11 +76,15 @@ def main(argv):
                "ratio_mqnbd_to": {"s3backer": ratio(med.get("mqnbd"), med.get("s3backer")),
                                   "ceiling": ratio(med.get("mqnbd"), med.get("ceiling"))}}
         rows.append(row)
-        line = "%-20s" % job + "".join(fmt_spread(entries.get(s), 24) for s in SERVERS)
+        line = "%-20s" % job + "".join(fmt_spread(entries.get(s), 24) for s in servers)
         line += fmt_ratio(row["ratio_mqnbd_to"]["s3backer"], 16) + fmt_ratio(row["ratio_mqnbd_to"]["ceiling"], 15)
         m, b = entries.get("mqnbd", {}), entries.get("s3backer", {})
         for key, f in (("puts_per_mib", pair_fmt), ("gets_per_mib", pair_fmt), ("cpu_per_unit", pair_fmt)):
             line += "%19s" % f(m.get(key), b.get(key))
+        if "mqnbd-sdk" in servers:
+            sdk = entries.get("mqnbd-sdk", {})
+            row["ratio_mqnbd_to"]["mqnbd-sdk"] = ratio(med.get("mqnbd"), med.get("mqnbd-sdk"))
+            line += fmt_ratio(row["ratio_mqnbd_to"]["mqnbd-sdk"], 12) + "%10s" % fmt_cpu(sdk.get("cpu_per_unit"), 0)
         print(line)
     print()
     print("%s; %s s wall" % (versions, wall))

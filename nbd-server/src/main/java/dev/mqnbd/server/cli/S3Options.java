@@ -46,6 +46,18 @@ final class S3Options {
     boolean unsignedPayload;
 
     @Option(
+            names = "--s3-block-client",
+            paramLabel = "direct|sdk",
+            description = {
+                "How block reads and writes reach the store: direct (default), over mqnbd's own HTTP/1.1"
+                        + " client and SigV4 signer, a body read straight into its block and written from it;"
+                        + " or sdk, through the AWS SDK's client, as metadata, lease, delete and list requests"
+                        + " always go."
+            })
+    @Nullable
+    String blockClient;
+
+    @Option(
             names = "--s3-cache",
             paramLabel = "SIZE",
             description = "Memory for cached blocks, per export (default: 256M).")
@@ -127,6 +139,7 @@ final class S3Options {
         if (unsignedPayload) {
             settings.put(S3Settings.UNSIGNED_PAYLOAD, "true");
         }
+        put(settings, S3Settings.BLOCK_CLIENT, blockClient);
         put(settings, S3Settings.CACHE, cache);
         put(settings, S3Settings.MAX_DIRTY, maxDirty);
         put(settings, S3Settings.WRITEBACK_AGE, writebackAge);

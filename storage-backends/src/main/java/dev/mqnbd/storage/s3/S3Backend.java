@@ -68,8 +68,12 @@ public final class S3Backend implements Backend {
         S3Spec parsed = S3Spec.parse(spec);
         S3Settings settings = S3Settings.parse(options);
         S3Stats stats = new S3Stats();
+        S3Clients.Handle client = S3Clients.acquire(settings);
+        String bucket = parsed.names().bucket();
         ObjectStore store = decorate.apply(
-                new SdkObjectStore(S3Clients.acquire(settings), parsed.names().bucket(), stats.requests()));
+                settings.directBlocks()
+                        ? new DirectObjectStore(client, bucket, stats.requests())
+                        : new SdkObjectStore(client, bucket, stats.requests()));
         S3Export export;
         try {
             export = ExportOpener.open(store, parsed, settings, options.readOnly(), setup.name(), stats);

@@ -7,6 +7,7 @@ import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Optional;
+import software.amazon.awssdk.auth.credentials.AwsCredentialsProvider;
 import software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider;
 import software.amazon.awssdk.core.checksums.RequestChecksumCalculation;
 import software.amazon.awssdk.core.checksums.ResponseChecksumValidation;
@@ -185,6 +186,11 @@ final class S3Clients {
         /** Returns the client; valid until this handle is closed. */
         S3Client client() {
             return entry.client;
+        }
+
+        /** Returns the credentials the client signs with (the SDK's default chain). */
+        AwsCredentialsProvider credentials() {
+            return entry.credentials;
         }
 
         /** Returns what the client was built for. */

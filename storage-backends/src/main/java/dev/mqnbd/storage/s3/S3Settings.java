@@ -28,6 +28,9 @@ import java.util.Optional;
  *   <tr><td>{@code s3.unsigned-payload}</td><td>false</td><td>{@code true}: send {@code
  *       UNSIGNED-PAYLOAD} over plain http too, as the SDK does over https, instead of hashing every body
  *       into the signature (for a store on a trusted network; see {@link UnsignedPayload})</td></tr>
+ *   <tr><td>{@code s3.block-client}</td><td>direct</td><td>how block GETs and PUTs reach the store:
+ *       {@code direct}, over mqnbd's own HTTP/1.1 client and SigV4 signer ({@link DirectObjectStore});
+ *       {@code sdk}, through the AWS SDK like every other request</td></tr>
  *   <tr><td>{@code s3.cache}</td><td>256M</td><td>bytes of clean blocks kept in memory</td></tr>
  *   <tr><td>{@code s3.max-dirty}</td><td>half of the JVM's heap left beside {@code s3.cache}, from 64M
  *       to 2G ({@link #defaultMaxDirty})</td><td>bytes of written blocks not yet uploaded; past it writers
@@ -55,6 +58,7 @@ import java.util.Optional;
  * @param region the region, or empty for the SDK's chain
  * @param pathStyle whether to use path-style addressing
  * @param unsignedPayload whether to leave bodies out of the signature over plain http too
+ * @param directBlocks whether block GETs and PUTs bypass the SDK ({@code s3.block-client=direct})
  * @param cacheBytes bound of the clean block cache
  * @param maxDirtyBytes bound of the written blocks not uploaded yet
  * @param writebackAge how long a block may stay dirty without pressure
@@ -69,6 +73,7 @@ public record S3Settings(
         Optional<String> region,
         boolean pathStyle,
         boolean unsignedPayload,
+        boolean directBlocks,
         long cacheBytes,
         long maxDirtyBytes,
         Duration writebackAge,
@@ -85,6 +90,8 @@ public record S3Settings(
     public static final String PATH_STYLE = "s3.path-style";
     /** Key of the unsigned-payload switch. */
     public static final String UNSIGNED_PAYLOAD = "s3.unsigned-payload";
+    /** Key of the block client: {@code direct} or {@code sdk}. */
+    public static final String BLOCK_CLIENT = "s3.block-client";
     /** Key of the cache size. */
     public static final String CACHE = "s3.cache";
     /** Key of the dirty bound. */
@@ -108,6 +115,7 @@ public record S3Settings(
             REGION,
             PATH_STYLE,
             UNSIGNED_PAYLOAD,
+            BLOCK_CLIENT,
             CACHE,
             MAX_DIRTY,
             WRITEBACK_AGE,
@@ -156,6 +164,14 @@ public record S3Settings(
                 Optional.ofNullable(options.settings().get(REGION)).map(S3Settings::parseRegion);
         boolean pathStyle = parseBoolean(PATH_STYLE, options.setting(PATH_STYLE, "false"));
         boolean unsignedPayload = parseBoolean(UNSIGNED_PAYLOAD, options.setting(UNSIGNED_PAYLOAD, "false"));
+        boolean directBlocks =
+                switch (options.setting(BLOCK_CLIENT, "direct").strip().toLowerCase(Locale.ROOT)) {
+                    case "direct" -> true;
+                    case "sdk" -> false;
+                    default ->
+                        throw new IllegalArgumentException(BLOCK_CLIENT + ": \"" + options.setting(BLOCK_CLIENT, "")
+                                + "\" (expected: direct or sdk)");
+                };
         long cache = parseBytes(CACHE, options.setting(CACHE, "256M"), 0);
         String maxDirtyText = options.settings().get(MAX_DIRTY);
         long maxDirty = maxDirtyText == null
@@ -181,6 +197,7 @@ public record S3Settings(
                 region,
                 pathStyle,
                 unsignedPayload,
+                directBlocks,
                 cache,
                 maxDirty,
                 writebackAge,

@@ -130,4 +130,14 @@ class S3SettingsTest {
             }
         }
     }
+
+    @Test
+    void blockRequestsGoDirectUnlessTheSdkIsAskedFor() {
+        assertThat(parse().directBlocks()).isTrue();
+        assertThat(parse(S3Settings.BLOCK_CLIENT, "direct").directBlocks()).isTrue();
+        assertThat(parse(S3Settings.BLOCK_CLIENT, " SDK ").directBlocks()).isFalse();
+        assertThatThrownBy(() -> parse(S3Settings.BLOCK_CLIENT, "curl"))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("s3.block-client: \"curl\" (expected: direct or sdk)");
+    }
 }
