@@ -74,11 +74,19 @@ final class HttpConnections implements AutoCloseable {
     private final int port;
     private final boolean tls;
     private final String hostHeader;
+    private final SSLSocketFactory tlsSockets;
     private final ConcurrentLinkedDeque<Connection> idle = new ConcurrentLinkedDeque<>();
     private final AtomicInteger idleCount = new AtomicInteger();
     private final AtomicBoolean closed = new AtomicBoolean();
 
+    /** Connections to {@code host:port}, over TLS with the JDK's default trust store when {@code tls}. */
     HttpConnections(String host, int port, boolean tls) {
+        this(host, port, tls, (SSLSocketFactory) SSLSocketFactory.getDefault());
+    }
+
+    /** Connections to {@code host:port}, over TLS from {@code tlsSockets} when {@code tls}. */
+    HttpConnections(String host, int port, boolean tls, SSLSocketFactory tlsSockets) {
+        this.tlsSockets = tlsSockets;
         this.host = host;
         this.port = port;
         this.tls = tls;
@@ -215,15 +223,15 @@ final class HttpConnections implements AutoCloseable {
             socket.setTcpNoDelay(true);
             socket.setKeepAlive(true);
             socket.connect(new InetSocketAddress(host, port), (int) Math.min(CONNECT_TIMEOUT_MILLIS, leftMillis));
+            Socket raw = socket;
             if (tls) {
-                SSLSocket ssl = (SSLSocket)
-                        ((SSLSocketFactory) SSLSocketFactory.getDefault()).createSocket(socket, host, port, true);
+                SSLSocket ssl = (SSLSocket) tlsSockets.createSocket(socket, host, port, true);
                 SSLParameters parameters = ssl.getSSLParameters();
                 parameters.setEndpointIdentificationAlgorithm("HTTPS");
                 ssl.setSSLParameters(parameters);
-                socket = ssl;
+                return new Connection(ssl, raw);
             }
-            return new Connection(socket);
+            return new Connection(socket, raw);
         } catch (IOException | RuntimeException e) {
             socket.close();
             throw e;
@@ -250,9 +258,13 @@ final class HttpConnections implements AutoCloseable {
         return e;
     }
 
-    /** One connection: its socket and a buffer of what was read past the last reply's head. */
+    /**
+     * One connection: its socket (TLS over {@code raw}, or {@code raw} itself) and a buffer of what was read
+     * past the last reply's head. Closing closes {@code raw}, at once: a TLS {@code close_notify} could
+     * block behind a write to a store that stopped reading.
+     */
     private final class Connection {
-        private final Socket socket;
+        private final Socket raw;
         private final InputStream in;
         private final OutputStream out;
         private final byte[] buffer = new byte[16 << 10];
@@ -265,8 +277,8 @@ final class HttpConnections implements AutoCloseable {
 
         long idleSince;
 
-        Connection(Socket socket) throws IOException {
-            this.socket = socket;
+        Connection(Socket socket, Socket raw) throws IOException {
+            this.raw = raw;
             this.in = socket.getInputStream();
             this.out = socket.getOutputStream();
         }
@@ -480,7 +492,7 @@ final class HttpConnections implements AutoCloseable {
 
         void close() {
             try {
-                socket.close();
+                raw.close();
             } catch (IOException e) {
                 // Nothing to do: the connection is gone either way.
             }
