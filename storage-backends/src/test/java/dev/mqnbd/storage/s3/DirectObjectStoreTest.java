@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
 import dev.mqnbd.storage.DeviceOptions;
 import dev.mqnbd.storage.s3.S3Requests.Type;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -247,7 +246,7 @@ class DirectObjectStoreTest {
                 OutputStream out = s.getOutputStream();
                 while (true) {
                     List<String> head = new ArrayList<>();
-                    for (String line; !(line = readLine(in)).isEmpty(); ) {
+                    for (String line; !(line = HttpLines.read(in)).isEmpty(); ) {
                         head.add(line);
                     }
                     int length = 0;
@@ -271,19 +270,6 @@ class DirectObjectStoreTest {
             } catch (IOException | InterruptedException e) {
                 // The client went away.
             }
-        }
-
-        private static String readLine(InputStream in) throws IOException {
-            ByteArrayOutputStream line = new ByteArrayOutputStream();
-            for (int c; (c = in.read()) != '\n'; ) {
-                if (c < 0) {
-                    throw new IOException("closed");
-                }
-                if (c != '\r') {
-                    line.write(c);
-                }
-            }
-            return line.toString(StandardCharsets.ISO_8859_1);
         }
 
         Map<String, String> settings() {

@@ -3,7 +3,6 @@ package dev.mqnbd.storage.s3;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -115,10 +114,10 @@ class HttpConnectionsTlsTest {
             InputStream in = s.getInputStream();
             OutputStream out = s.getOutputStream();
             while (true) {
-                String first = line(in);
+                String first = HttpLines.read(in);
                 requestLines.add(first);
                 int length = 0;
-                for (String h; !(h = line(in)).isEmpty(); ) {
+                for (String h; !(h = HttpLines.read(in)).isEmpty(); ) {
                     if (h.toLowerCase().startsWith("content-length:")) {
                         length = Integer.parseInt(h.substring(15).strip());
                     }
@@ -132,19 +131,6 @@ class HttpConnectionsTlsTest {
         } catch (IOException e) {
             // The client went away, or the handshake failed.
         }
-    }
-
-    private static String line(InputStream in) throws IOException {
-        ByteArrayOutputStream line = new ByteArrayOutputStream();
-        for (int c; (c = in.read()) != '\n'; ) {
-            if (c < 0) {
-                throw new IOException("closed");
-            }
-            if (c != '\r') {
-                line.write(c);
-            }
-        }
-        return line.toString(StandardCharsets.ISO_8859_1);
     }
 
     private static long deadline() {
