@@ -3,6 +3,7 @@ package dev.mqnbd.storage.s3;
 import dev.mqnbd.storage.s3.S3Requests.Type;
 import java.io.IOException;
 import java.net.URI;
+import java.net.URISyntaxException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Collection;
@@ -77,7 +78,7 @@ final class DirectObjectStore implements ObjectStore {
                     .utilities()
                     .getUrl(b -> b.bucket(bucket).key(probe))
                     .toURI();
-        } catch (java.net.URISyntaxException | SdkException e) {
+        } catch (URISyntaxException | SdkException e) {
             sdk.close();
             throw new IllegalArgumentException("s3: no URL for bucket " + bucket + ": " + e.getMessage(), e);
         }
@@ -147,16 +148,14 @@ final class DirectObjectStore implements ObjectStore {
                 HttpConnections.Response r = connections.exchange(
                         method, path, headers(method, path, body, metadata, payloadHash, crc), body, attemptDeadline);
                 status[0] = r.status();
-                if (r.status() / 100 == 2 || (r.status() == 404 && body == null && !"NoSuchBucket".equals(r.code()))) {
+                if (r.status() / 100 == 2) {
                     return r;
                 }
                 String code = r.code();
-                boolean retryable = r.status() >= 500
-                        || r.status() == 408
-                        || r.status() == 409
-                        || r.status() == 429
-                        || "BadDigest".equals(code)
-                        || "RequestTimeout".equals(code);
+                if (r.status() == 404 && body == null && !"NoSuchBucket".equals(code)) {
+                    return r;
+                }
+                boolean retryable = StoreException.retryableReply(r.status(), code);
                 throttled = r.status() == 429 || r.status() == 503 || "SlowDown".equals(code);
                 failure = new StoreException(
                         what(method, body) + " " + where(key) + ": " + r.status() + " " + code + " (" + r.message()

@@ -101,10 +101,10 @@ final class HttpConnections implements AutoCloseable {
     }
 
     /**
-     * A reply: its status, its headers (names in lower case; the last of repeated ones), and its body
+     * A reply: its status and reason phrase, its headers (names in lower case; the last of repeated ones), and its body
      * (whole for a 2xx, at most {@link #MAX_ERROR_BODY} bytes otherwise).
      */
-    record Response(int status, Map<String, String> headers, byte[] body) {
+    record Response(int status, String reason, Map<String, String> headers, byte[] body) {
         String header(String name, String otherwise) {
             return headers.getOrDefault(name, otherwise);
         }
@@ -129,7 +129,7 @@ final class HttpConnections implements AutoCloseable {
         /** Returns the S3 error message of an error reply's XML body, else its reason phrase. */
         String message() {
             Matcher m = MESSAGE.matcher(new String(body, StandardCharsets.UTF_8));
-            return m.find() ? m.group(1) : headers.getOrDefault(":reason", "");
+            return m.find() ? m.group(1) : reason;
         }
     }
 
@@ -340,7 +340,6 @@ final class HttpConnections implements AutoCloseable {
             }
             boolean keepAlive = statusLine.startsWith("HTTP/1.1");
             Map<String, String> headers = new HashMap<>();
-            headers.put(":reason", statusLine.length() > 13 ? statusLine.substring(13) : "");
             int headBytes = statusLine.length();
             for (String line; !(line = line()).isEmpty(); ) {
                 headBytes += line.length() + 2;
@@ -390,7 +389,7 @@ final class HttpConnections implements AutoCloseable {
                 keepAlive = false;
             }
             reusable = keepAlive;
-            return new Response(status, headers, body);
+            return new Response(status, statusLine.length() > 13 ? statusLine.substring(13) : "", headers, body);
         }
 
         private byte[] chunked(int max) throws IOException {

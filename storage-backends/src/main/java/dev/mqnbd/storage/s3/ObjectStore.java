@@ -8,7 +8,8 @@ import org.jspecify.annotations.Nullable;
 
 /**
  * The few object-store requests the S3 backend makes, on one bucket. {@link SdkObjectStore} makes them
- * with the AWS SDK; tests wrap it to inject faults.
+ * with the AWS SDK; {@link DirectObjectStore} makes block GETs and PUTs over its own HTTP client and the
+ * rest through the SDK; tests wrap either to inject faults.
  *
  * <p>Every request takes a {@code timeout}: the longest it may take, retries included. When it is over,
  * or the store answered with an error, the request throws a {@link StoreException}; a timed-out write may

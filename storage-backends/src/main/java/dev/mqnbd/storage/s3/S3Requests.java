@@ -7,9 +7,9 @@ import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
- * Every request one S3 export made of its store, as {@link SdkObjectStore} saw it: by type and HTTP
- * status, with their latency (retries included), the bytes of object bodies sent and received, the
- * retries the SDK made and the requests in flight. Block, metadata, lease and listing requests all count.
+ * Every request one S3 export made of its store, as {@link DirectObjectStore} and {@link SdkObjectStore}
+ * saw it: by type and HTTP status, with their latency (retries included), the bytes of object bodies sent
+ * and received, the retries made and the requests in flight. Block, metadata, lease and listing requests all count.
  *
  * <p>A request counts once when it ends, under the status of its last attempt ({@code 0}: no reply, a
  * time-out or a connection failure); its retries count separately ({@link #retries}).
@@ -91,7 +91,7 @@ public final class S3Requests {
         inFlight[t].decrement();
     }
 
-    /** Returns the counter of {@code type}'s retries, which the SDK's {@link RetryCounter} adds to. */
+    /** Returns the counter of {@code type}'s retries, which the SDK's {@link RetryCounter} and {@link DirectObjectStore} add to. */
     LongAdder retryCounter(Type type) {
         return retries[type.ordinal()];
     }
@@ -125,7 +125,7 @@ public final class S3Requests {
         return latency[type.ordinal()];
     }
 
-    /** Returns how many times the SDK sent a request of {@code type} again after a failed attempt. */
+    /** Returns how many times a request of {@code type} was sent again after a failed attempt. */
     public long retries(Type type) {
         return retries[type.ordinal()].sum();
     }

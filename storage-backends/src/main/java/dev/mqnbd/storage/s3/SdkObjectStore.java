@@ -371,13 +371,7 @@ final class SdkObjectStore implements ObjectStore {
             String message = service.awsErrorDetails() == null
                     ? service.getMessage()
                     : service.awsErrorDetails().errorMessage();
-            boolean retryable = status >= 500
-                    || status == 408
-                    || status == 409
-                    || status == 429
-                    || service.isThrottlingException()
-                    || "BadDigest".equals(code)
-                    || "RequestTimeout".equals(code);
+            boolean retryable = StoreException.retryableReply(status, code) || service.isThrottlingException();
             return new StoreException(
                     what + " " + where(key) + ": " + status + " " + code + " (" + message + ")", status, retryable, e);
         }

@@ -30,6 +30,19 @@ final class StoreException extends IOException {
         this(message, status, retryable, null);
     }
 
+    /**
+     * Returns whether a store's error reply may succeed when sent again: 5xx, 408, 409, 429, and the S3
+     * error codes {@code BadDigest} (the body was damaged on the way) and {@code RequestTimeout}.
+     */
+    static boolean retryableReply(int status, String code) {
+        return status >= 500
+                || status == 408
+                || status == 409
+                || status == 429
+                || "BadDigest".equals(code)
+                || "RequestTimeout".equals(code);
+    }
+
     /** Returns the HTTP status of the store's reply, or 0 when there was none (timeout, connection). */
     int status() {
         return status;
