@@ -2,6 +2,7 @@ package dev.mqnbd.storage.s3;
 
 import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
+import com.github.benmanes.caffeine.cache.RemovalCause;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.lang.System.Logger.Level;
@@ -40,8 +41,9 @@ import org.jspecify.annotations.Nullable;
  * request's deadline with an {@link IOException}.
  *
  * <p><b>Ownership:</b> the {@link S3Export} owns the cache; arrays in it are owned by the block that
- * holds them or by the Caffeine cache, never both; an upload borrows a block's array while {@link
- * Block#shared} is set.
+ * holds them, by the Caffeine cache or by {@link #buffers}, never two of them; an upload borrows a
+ * block's array while {@link Block#shared} is set. The cache's evictions go to {@link #buffers}, as does
+ * a GET's array that a partial block merged or that held only zeroes.
  *
  * <p><b>Threading:</b> safe for concurrent use from request threads, prefetches and uploads.
  */
@@ -62,6 +64,9 @@ final class BlockCache {
     final DirtyBlocks dirty;
     private final ConcurrentHashMap<Long, Block> live = new ConcurrentHashMap<>();
     private final @Nullable Cache<Long, byte[]> clean;
+
+    /** Arrays of evicted clean blocks, reused by GETs and whole-block writes. */
+    final BlockBuffers buffers;
 
     // The compute functions of pin and unpin, allocated once rather than as a lambda per call.
     private final BiFunction<Long, Block, Block> pinner = this::pinned;
@@ -84,11 +89,21 @@ final class BlockCache {
         this.blockCount = meta.blockCount();
         this.map = map;
         this.dirty = new DirtyBlocks(exportName, blockSize, settings.maxDirtyBytes(), stats);
+        this.buffers = new BlockBuffers(blockSize);
         this.clean = settings.cacheBytes() < blockSize
                 ? null
                 : Caffeine.newBuilder()
                         .maximumWeight(settings.cacheBytes())
                         .weigher((Long index, byte[] bytes) -> bytes.length)
+                        // Evictions on the thread that adds, at once: memory stays within the bound, and the
+                        // evicted arrays are back for the next GET.
+                        .executor(Runnable::run)
+                        // OWNERSHIP: an evicted array was the cache's alone (pin removes it atomically first).
+                        .evictionListener((@Nullable Long index, byte @Nullable [] bytes, RemovalCause cause) -> {
+                            if (bytes != null && cause.wasEvicted()) {
+                                buffers.give(bytes);
+                            }
+                        })
                         .build();
     }
 
@@ -242,7 +257,8 @@ final class BlockCache {
         if (map.mayExist(b.index)) {
             String key = names.block(b.index);
             stats.gets.increment();
-            ObjectStore.StoredObject object = store.get(key, remaining(deadline, "reading block " + b.index));
+            ObjectStore.StoredObject object =
+                    store.get(key, remaining(deadline, "reading block " + b.index), buffers.bodies);
             if (object == null) {
                 map.clear(b.index);
             } else {
@@ -253,10 +269,15 @@ final class BlockCache {
         }
         byte[] partial = b.data;
         if (partial == null) {
-            b.data = stored == null || Bytes.isZero(stored) ? null : stored;
+            if (stored != null && Bytes.isZero(stored)) {
+                buffers.give(stored);
+                stored = null;
+            }
+            b.data = stored;
         } else if (stored != null) {
             // The bytes written win; the store's fill the rest (the array holds zeroes there until now).
             b.written.copyGaps(stored, partial);
+            buffers.give(stored);
         }
         b.loaded = true;
     }

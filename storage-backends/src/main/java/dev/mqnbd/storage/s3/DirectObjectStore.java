@@ -12,6 +12,7 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.function.Consumer;
+import java.util.function.IntFunction;
 import org.jspecify.annotations.Nullable;
 import software.amazon.awssdk.auth.credentials.AwsCredentials;
 import software.amazon.awssdk.auth.credentials.AwsCredentialsProvider;
@@ -92,11 +93,11 @@ final class DirectObjectStore implements ObjectStore {
     }
 
     @Override
-    public @Nullable StoredObject get(String key, Duration timeout) throws StoreException {
+    public @Nullable StoredObject get(String key, Duration timeout, IntFunction<byte[]> buffers) throws StoreException {
         long start = requests.begin(Type.GET);
         int[] status = {0};
         try {
-            HttpConnections.Response r = send(Type.GET, "GET", key, null, Map.of(), timeout, status);
+            HttpConnections.Response r = send(Type.GET, "GET", key, null, Map.of(), timeout, status, buffers);
             if (r.status() == 200) {
                 requests.downloaded(r.body().length);
                 // OWNERSHIP: the array is ours alone.
@@ -113,7 +114,7 @@ final class DirectObjectStore implements ObjectStore {
         long start = requests.begin(Type.PUT);
         int[] status = {0};
         try {
-            HttpConnections.Response r = send(Type.PUT, "PUT", key, data, metadata, timeout, status);
+            HttpConnections.Response r = send(Type.PUT, "PUT", key, data, metadata, timeout, status, byte[]::new);
             requests.uploaded(data.length);
             return r.header("etag", "");
         } finally {
@@ -132,7 +133,8 @@ final class DirectObjectStore implements ObjectStore {
             byte @Nullable [] body,
             Map<String, String> metadata,
             Duration timeout,
-            int[] status)
+            int[] status,
+            IntFunction<byte[]> bodies)
             throws StoreException {
         long deadline = System.nanoTime() + timeout.toNanos();
         long attemptNanos = timeout.compareTo(Duration.ofSeconds(2)) < 0 ? timeout.toNanos() : timeout.toNanos() / 2;
@@ -146,7 +148,12 @@ final class DirectObjectStore implements ObjectStore {
             try {
                 long attemptDeadline = Math.min(deadline, System.nanoTime() + attemptNanos);
                 HttpConnections.Response r = connections.exchange(
-                        method, path, headers(method, path, body, metadata, payloadHash, crc), body, attemptDeadline);
+                        method,
+                        path,
+                        headers(method, path, body, metadata, payloadHash, crc),
+                        body,
+                        attemptDeadline,
+                        bodies);
                 status[0] = r.status();
                 if (r.status() / 100 == 2) {
                     return r;

@@ -19,6 +19,7 @@ import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.IntFunction;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import javax.net.ssl.SSLParameters;
@@ -142,6 +143,21 @@ final class HttpConnections implements AutoCloseable {
      */
     Response exchange(String method, String path, Map<String, String> headers, byte @Nullable [] body, long deadline)
             throws IOException {
+        return exchange(method, path, headers, body, deadline, byte[]::new);
+    }
+
+    /**
+     * As {@link #exchange(String, String, Map, byte[], long)}, with a 2xx body of announced length read into
+     * an array of {@code bodies} (given the length, an array of exactly that length, every byte overwritten).
+     */
+    Response exchange(
+            String method,
+            String path,
+            Map<String, String> headers,
+            byte @Nullable [] body,
+            long deadline,
+            IntFunction<byte[]> bodies)
+            throws IOException {
         if (closed.get()) {
             throw new IOException("client closed");
         }
@@ -149,7 +165,7 @@ final class HttpConnections implements AutoCloseable {
         Connection c = take();
         if (c != null) {
             try {
-                return c.exchange(head, body, method, deadline);
+                return c.exchange(head, body, method, deadline, bodies);
             } catch (IOException e) {
                 c.close();
                 if (c.replied
@@ -162,7 +178,7 @@ final class HttpConnections implements AutoCloseable {
         }
         c = open(deadline);
         try {
-            return c.exchange(head, body, method, deadline);
+            return c.exchange(head, body, method, deadline, bodies);
         } catch (IOException e) {
             c.close();
             throw e;
@@ -283,7 +299,8 @@ final class HttpConnections implements AutoCloseable {
             this.out = socket.getOutputStream();
         }
 
-        Response exchange(byte[] head, byte @Nullable [] body, String method, long deadline) throws IOException {
+        Response exchange(byte[] head, byte @Nullable [] body, String method, long deadline, IntFunction<byte[]> bodies)
+                throws IOException {
             replied = false;
             reusable = false;
             long left = deadline - System.nanoTime();
@@ -305,7 +322,7 @@ final class HttpConnections implements AutoCloseable {
                     out.write(body);
                 }
                 out.flush();
-                r = read(method);
+                r = read(method, bodies);
             } catch (IOException e) {
                 watchdog.cancel(false);
                 if (expired.get()) {
@@ -325,7 +342,7 @@ final class HttpConnections implements AutoCloseable {
             return r;
         }
 
-        private Response read(String method) throws IOException {
+        private Response read(String method, IntFunction<byte[]> bodies) throws IOException {
             String statusLine = line();
             replied = true;
             // HTTP/1.1 200 OK
@@ -380,7 +397,7 @@ final class HttpConnections implements AutoCloseable {
                     readFully(body, body.length);
                     keepAlive = false;
                 } else {
-                    body = new byte[(int) n];
+                    body = success ? bodies.apply((int) n) : new byte[(int) n];
                     readFully(body, body.length);
                 }
             } else {

@@ -4,6 +4,7 @@ import java.time.Duration;
 import java.util.Collection;
 import java.util.Map;
 import java.util.function.Consumer;
+import java.util.function.IntFunction;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -32,8 +33,17 @@ interface ObjectStore extends AutoCloseable {
     record StoredObject(byte[] data, String etag, Map<String, String> metadata) {}
 
     /** Reads {@code key}; returns {@code null} when it does not exist. */
+    default @Nullable StoredObject get(String key, Duration timeout) throws StoreException {
+        return get(key, timeout, byte[]::new);
+    }
+
+    /**
+     * Reads {@code key} into an array from {@code buffers} (given the body's length, it returns an array
+     * of exactly that length whose bytes need not be zero: all of them are overwritten) where the reply
+     * announces its length; returns {@code null} when it does not exist.
+     */
     @Nullable
-    StoredObject get(String key, Duration timeout) throws StoreException;
+    StoredObject get(String key, Duration timeout, IntFunction<byte[]> buffers) throws StoreException;
 
     /**
      * Stores {@code data} as {@code key} with user {@code metadata}, replacing what was there. The upload

@@ -12,6 +12,7 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
+import java.util.function.IntFunction;
 import java.util.zip.CRC32C;
 import org.jspecify.annotations.Nullable;
 import software.amazon.awssdk.awscore.AwsRequestOverrideConfiguration;
@@ -79,7 +80,7 @@ final class SdkObjectStore implements ObjectStore {
     }
 
     @Override
-    public @Nullable StoredObject get(String key, Duration timeout) throws StoreException {
+    public @Nullable StoredObject get(String key, Duration timeout, IntFunction<byte[]> buffers) throws StoreException {
         long start = requests.begin(Type.GET);
         int status = 0;
         try {
@@ -88,7 +89,7 @@ final class SdkObjectStore implements ObjectStore {
                     b -> b.bucket(bucket).key(key).overrideConfiguration(timeouts(timeout, Type.GET)),
                     (response, in) -> {
                         replied[0] = response.sdkHttpResponse().statusCode();
-                        return readBody(response, in);
+                        return readBody(response, in, buffers);
                     });
             status = replied[0];
             requests.downloaded(stored.data().length);
@@ -108,13 +109,14 @@ final class SdkObjectStore implements ObjectStore {
      * Reads a GET's body straight into an array of the length the reply announced (a block: the block
      * size), without the growing and copying buffer of {@code getObjectAsBytes}.
      */
-    static StoredObject readBody(GetObjectResponse response, InputStream in) throws IOException {
+    static StoredObject readBody(GetObjectResponse response, InputStream in, IntFunction<byte[]> buffers)
+            throws IOException {
         Long announced = response.contentLength();
         byte[] data;
         if (announced == null || announced < 0 || announced > Integer.MAX_VALUE - 8) {
             data = in.readAllBytes();
         } else {
-            data = new byte[announced.intValue()];
+            data = buffers.apply(announced.intValue());
             int n = 0;
             for (int r; n < data.length && (r = in.read(data, n, data.length - n)) >= 0; ) {
                 n += r;

@@ -88,8 +88,9 @@ final class Writing {
             b.shared = false;
         } else {
             if (b.data == null || b.shared) {
-                // A new array; bytes past n (the last block's tail past the capacity) stay zero.
-                b.data = new byte[cache.blockSize];
+                // A whole block overwrites every byte of a reused array; a short last block's tail past the
+                // capacity must stay zero, so it gets a new one.
+                b.data = n == cache.blockSize ? cache.buffers.take() : new byte[cache.blockSize];
                 b.shared = false;
             }
             src.get(srcIndex, b.data, 0, n);

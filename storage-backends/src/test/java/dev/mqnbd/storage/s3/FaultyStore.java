@@ -8,6 +8,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
+import java.util.function.IntFunction;
 
 /**
  * An {@link ObjectStore} decorator that injects faults, per kind of request: fail the next N requests,
@@ -200,9 +201,9 @@ final class FaultyStore implements ObjectStore {
     }
 
     @Override
-    public StoredObject get(String key, Duration timeout) throws StoreException {
+    public StoredObject get(String key, Duration timeout, IntFunction<byte[]> buffers) throws StoreException {
         boolean lose = before(Op.GET, "GET " + key, timeout);
-        StoredObject o = next.get(key, timeout);
+        StoredObject o = next.get(key, timeout, buffers);
         after(lose, "GET " + key, faults.get(Op.GET));
         return o;
     }

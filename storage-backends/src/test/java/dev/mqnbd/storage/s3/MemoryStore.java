@@ -6,6 +6,7 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
+import java.util.function.IntFunction;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -91,9 +92,16 @@ final class MemoryStore implements ObjectStore {
     }
 
     @Override
-    public @Nullable StoredObject get(String key, Duration timeout) throws StoreException {
+    public @Nullable StoredObject get(String key, Duration timeout, IntFunction<byte[]> buffers) throws StoreException {
         up("GET " + key);
-        return objects.get(key);
+        StoredObject o = objects.get(key);
+        if (o == null) {
+            return null;
+        }
+        // As a store over the network: the caller's own copy, in an array of its choosing.
+        byte[] data = buffers.apply(o.data().length);
+        System.arraycopy(o.data(), 0, data, 0, data.length);
+        return new StoredObject(data, o.etag(), o.metadata());
     }
 
     @Override

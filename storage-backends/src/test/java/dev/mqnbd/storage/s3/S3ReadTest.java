@@ -11,6 +11,7 @@ import dev.mqnbd.storage.RecordingExtents;
 import dev.mqnbd.storage.TestDevice;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -96,6 +97,59 @@ class S3ReadTest extends S3TestBase {
                 .isEqualTo(java.util.Arrays.copyOfRange(data, 4 * K64 + 3, 8 * K64));
         assertThat(o.dev().read(4L * K64, 10)).isEqualTo(java.util.Arrays.copyOfRange(data, 4 * K64, 4 * K64 + 10));
         assertThat(o.stats().gets()).isEqualTo(4);
+    }
+
+    @Test
+    void evictedArrays_areReusedByGetsAndWholeWrites_withoutLeakingBytes() throws Exception {
+        byte[] data = TestDevice.random(11, 1 << 20);
+        String prefix = newPrefix("reuse");
+        // 16 blocks of 64 KiB stored, and a short last block of 512 bytes after them.
+        Opened writer = open(spec(prefix, "create=" + ((1 << 20) + 512) + ",block-size=64K"));
+        writer.dev().write(0, data);
+        writer.queue().close();
+        // A clean cache of two blocks: reading 16 evicts 14, whose arrays the next GETs take.
+        Opened o = open(spec(prefix, ""), false, 1, false, "s3.read-ahead", "0", "s3.cache", "128K");
+        BlockBuffers buffers = o.export().cache.buffers;
+
+        for (int i = 0; i < 16; i++) {
+            assertThat(o.dev().read((long) i * K64, K64)).isEqualTo(Arrays.copyOfRange(data, i * K64, (i + 1) * K64));
+        }
+        // From the fourth GET on, each took the array of the block the previous one evicted.
+        long afterReads = buffers.reused();
+        assertThat(afterReads).isEqualTo(13);
+
+        // A write of a whole block not in memory takes the one evicted array left in the pool and
+        // overwrites every byte of it; a dirty block evicts nothing, so the next one takes a new array.
+        int first = 2;
+        while (o.export().cache.resident(first) || o.export().cache.resident(first + 1)) {
+            first++;
+        }
+        byte[] whole = TestDevice.random(12, 2 * K64);
+        o.dev().write((long) first * K64, Arrays.copyOfRange(whole, 0, K64));
+        assertThat(buffers.reused()).isEqualTo(afterReads + 1);
+        o.dev().write((long) (first + 1) * K64, Arrays.copyOfRange(whole, K64, 2 * K64));
+        assertThat(buffers.reused()).isEqualTo(afterReads + 1);
+        // A partial write of a block not in memory, and a whole write of the short last block: new arrays.
+        int partial = first + 3;
+        byte[] small = TestDevice.random(13, 100);
+        o.dev().write((long) partial * K64 + 1000, small);
+        byte[] last = TestDevice.random(14, 512);
+        o.dev().write(16L * K64, last);
+        assertThat(flush(o.dev())).isEqualTo(Status.OK);
+
+        byte[] expected = Arrays.copyOf(data, (1 << 20) + 512);
+        System.arraycopy(whole, 0, expected, first * K64, whole.length);
+        System.arraycopy(small, 0, expected, partial * K64 + 1000, small.length);
+        System.arraycopy(last, 0, expected, 16 * K64, last.length);
+        assertThat(o.dev().read(0, expected.length)).isEqualTo(expected);
+        // No block object carries bytes of another block: each is its own part of the export, zero-padded.
+        for (int i = 0; i <= 16; i++) {
+            byte[] stored = object(blockKey(prefix, i));
+            byte[] own = Arrays.copyOfRange(expected, i * K64, (i + 1) * K64);
+            assertThat(stored).as("block object %d", i).isEqualTo(own);
+        }
+        Opened fresh = open(spec(prefix, ""), true, 1, false, "s3.read-ahead", "0", "s3.cache", "128K");
+        assertThat(fresh.dev().read(0, expected.length)).isEqualTo(expected);
     }
 
     @Test

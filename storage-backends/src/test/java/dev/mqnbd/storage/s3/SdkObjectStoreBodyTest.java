@@ -48,7 +48,8 @@ class SdkObjectStoreBodyTest {
 
     @Test
     void announcedLength_readWhole_evenInSmallPieces() throws IOException {
-        ObjectStore.StoredObject stored = SdkObjectStore.readBody(response((long) BODY.length), trickle(BODY));
+        ObjectStore.StoredObject stored =
+                SdkObjectStore.readBody(response((long) BODY.length), trickle(BODY), byte[]::new);
 
         assertThat(stored.data()).isEqualTo(BODY);
         assertThat(stored.etag()).isEqualTo("\"e1\"");
@@ -57,20 +58,21 @@ class SdkObjectStoreBodyTest {
 
     @Test
     void bodyShorterThanAnnounced_isAnError() {
-        assertThatThrownBy(() -> SdkObjectStore.readBody(response((long) BODY.length + 1), trickle(BODY)))
+        assertThatThrownBy(() -> SdkObjectStore.readBody(response((long) BODY.length + 1), trickle(BODY), byte[]::new))
                 .isInstanceOf(IOException.class)
                 .hasMessageContaining("70000 bytes where Content-Length said 70001");
     }
 
     @Test
     void bodyLongerThanAnnounced_isAnError() {
-        assertThatThrownBy(() -> SdkObjectStore.readBody(response((long) BODY.length - 1), trickle(BODY)))
+        assertThatThrownBy(() -> SdkObjectStore.readBody(response((long) BODY.length - 1), trickle(BODY), byte[]::new))
                 .isInstanceOf(IOException.class);
     }
 
     @Test
     void noAnnouncedLength_readsToTheEnd() throws IOException {
-        assertThat(SdkObjectStore.readBody(response(null), trickle(BODY)).data())
+        assertThat(SdkObjectStore.readBody(response(null), trickle(BODY), byte[]::new)
+                        .data())
                 .isEqualTo(BODY);
     }
 }
