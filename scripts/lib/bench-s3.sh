@@ -17,7 +17,8 @@
 # blocks too, so the dirty bound is at most the cache), fio with O_DIRECT and libaio on its file; its fsync
 # stores nothing, so a write job ends when its stats show no dirty block; PUTs and GETs (404s included) from
 # its stats. Server CPU: utime+stime of the server process. BENCH_S3_SDK=1 adds mqnbd-sdk to the rotation: the
-# same server with --s3-block-client=sdk (block GETs and PUTs through the AWS SDK), for a before/after table.
+# same server with --s3-block-client=sdk (block GETs and PUTs through the AWS SDK), for a before/after table;
+# BENCH_BASELINE_JAR adds mqnbd-base: that jar with the same flags (scripts/bench resolves it).
 
 bench_s3() (
   set -euo pipefail
@@ -45,6 +46,7 @@ bench_s3() (
   command -v docker >/dev/null || { echo "bench: the S3 benchmark needs Docker (for S3Proxy)" >&2; exit 1; }
   docker image inspect mqnbd-s3:latest >/dev/null 2>&1 || "$root/scripts/images/build" s3
   "$root/mqnbd" --version >/dev/null # build it now, not inside a timed start
+  [ -z "${baseline_jar:-}" ] || MQNBD_JAR=$baseline_jar "$root/mqnbd" --version >/dev/null
 
   # mqnbd's S3 defaults (S3Settings): 256M of clean blocks, 16 uploads in flight, a dirty bound of half the heap
   # left beside the cache, from 64M to 2G; s3backer gets the same, its dirty bound within its cache.
@@ -93,12 +95,13 @@ bench_s3() (
   metrics_port=
   start() { # server run
     case $1 in
-      mqnbd | mqnbd-sdk)
+      mqnbd | mqnbd-sdk | mqnbd-base)
         nbd_port=$(free_port)
         metrics_port=$(free_port)
-        local extra=()
-        [ "$1" = mqnbd ] || extra=(--s3-block-client=sdk)
-        bench_start "s3-$1" "$nbd_port" bench_mqnbd "" serve --listen 127.0.0.1 --port "$nbd_port" \
+        local extra=() jar=
+        [ "$1" != mqnbd-sdk ] || extra=(--s3-block-client=sdk)
+        [ "$1" != mqnbd-base ] || jar=$baseline_jar
+        bench_start "s3-$1" "$nbd_port" bench_mqnbd "$jar" serve --listen 127.0.0.1 --port "$nbd_port" \
           --export "=s3://mqnbd/$1-r$2,create=${export_mib}M" --s3-endpoint "$endpoint" --s3-region us-east-1 \
           --s3-path-style --metrics "127.0.0.1:$metrics_port" ${mqnbd_args[@]+"${mqnbd_args[@]}"} "${extra[@]}"
         target=nbd://127.0.0.1:$nbd_port/ ;;
@@ -228,12 +231,13 @@ bench_s3() (
   }
 
   # --- the rounds ---------------------------------------------------------------------------------------
-  sdk_server=
-  [ "${BENCH_S3_SDK:-0}" = 0 ] || sdk_server=mqnbd-sdk
+  mqnbd_servers=(mqnbd)
+  [ "${BENCH_S3_SDK:-0}" = 0 ] || mqnbd_servers+=(mqnbd-sdk)
+  [ -z "${baseline_jar:-}" ] || mqnbd_servers+=(mqnbd-base)
   load_start=$(cut -d' ' -f1-3 /proc/loadavg)
   for run in $(seq "$runs"); do
     ceiling "$run"
-    for server in $(bench_rotate "$run" mqnbd ${sdk_server:-} s3backer); do
+    for server in $(bench_rotate "$run" "${mqnbd_servers[@]}" s3backer); do
       server_round "$run" "$server"
     done
   done
@@ -246,5 +250,5 @@ bench_s3() (
     's:.*<s3proxy.version>\(.*\)</s3proxy.version>.*:\1:p' "$root/storage-backends/pom.xml" | head -n 1)"
   "$python" "$root/scripts/lib/bench_s3_report.py" "$results" "$json" "$size" "$warm" "$runtime" "$runs" "$(nproc)" \
     "$load_start" "$load_end" "$((SECONDS - started))" "$versions" "$(uname -r)" "${mqnbd_args[*]}" \
-    "$dirty_mib" "$s3backer_flags"
+    "$dirty_mib" "$s3backer_flags" "${baseline_jar:-}"
 )

@@ -1,7 +1,7 @@
 """The table and JSON of scripts/bench's S3 section (scripts/lib/bench-s3.sh; standard library only).
 
   bench_s3_report.py RESULTS JSON SIZE WARM RUNTIME RUNS CPUS LOAD_START LOAD_END WALL VERSIONS KERNEL
-                     MQNBD_ARGS MQNBD_MAX_DIRTY_MIB S3BACKER_FLAGS
+                     MQNBD_ARGS MQNBD_MAX_DIRTY_MIB S3BACKER_FLAGS [BASELINE_JAR]
 
 RESULTS holds lines "RUN s3 SERVER JOB VALUE P99_US CPU_S WALL_S PUTS GETS BYTES" ("fail" for a run that
 failed; "-" where a field does not apply). Prints per job the median (min-max) of mqnbd, s3backer and the
@@ -15,7 +15,9 @@ import sys
 
 from bench_report import CPU_UNITS, cpu_per_unit, fmt, fmt_cpu, fmt_ratio, fmt_spread, median, num, ratio, unit_of
 
-SERVERS = ["mqnbd", "mqnbd-sdk", "s3backer", "ceiling"]
+SERVERS = ["mqnbd", "mqnbd-sdk", "mqnbd-base", "s3backer", "ceiling"]
+# Servers in the table only when a run had them, each with a ratio and a CPU column of its own.
+OPTIONAL = {"mqnbd-sdk": ("m/m-sdk", "cpu sdk"), "mqnbd-base": ("m/m-base", "cpu base")}
 JOBS = ["seqwrite-1m-qd8", "seqread-1m-qd8-cold", "randread-4k-qd32", "randwrite-4k-qd32"]
 
 
@@ -48,10 +50,11 @@ def summary(runs):
 
 def main(argv):
     (path, out, size, warm, runtime, runs, cpus, load_start, load_end, wall, versions, kernel, mqnbd_args,
-     max_dirty, s3backer_flags) = argv[1:16]
+     max_dirty, s3backer_flags, baseline_jar) = (argv[1:17] + [""])[:16]
     values = load(path)
     present = {s for job in values.values() for s in job}
-    servers = [s for s in SERVERS if s in present or s != "mqnbd-sdk"]
+    servers = [s for s in SERVERS if s in present or s not in OPTIONAL]
+    optional = [s for s in servers if s in OPTIONAL]
     print("%s, S3 export of %s (+%s for warm-up) in S3Proxy on this machine, %s s per random job, median (min-max)"
           " of %s runs, %s CPUs, load average %s at start and %s at end"
           % (datetime.date.today().isoformat(), size, warm, runtime, runs, cpus, load_start, load_end))
@@ -61,10 +64,12 @@ def main(argv):
           " CPU seconds per GiB (1m jobs) or per million requests (4k jobs)")
     print("mqnbd: its defaults (dirty bound %s MiB)%s; s3backer %s" % (
         max_dirty, (", serve " + mqnbd_args) if mqnbd_args else "", s3backer_flags))
+    if baseline_jar:
+        print("mqnbd-base: %s with the same flags" % baseline_jar)
     print()
     header = ("%-20s" % "job" + "".join("%24s" % s for s in servers) + "%16s%15s" % ("mqnbd/s3backer", "mqnbd/ceiling")
               + "%19s%19s%19s" % ("PUTs/MiB m / s3b", "GETs/MiB m / s3b", "cpu m / s3b")
-              + ("%12s%10s" % ("m/m-sdk", "cpu sdk") if "mqnbd-sdk" in servers else ""))
+              + "".join("%12s%10s" % OPTIONAL[s] for s in optional))
     print(header)
     rows = []
     for job in JOBS + sorted(set(values) - set(JOBS)):
@@ -81,17 +86,16 @@ def main(argv):
         m, b = entries.get("mqnbd", {}), entries.get("s3backer", {})
         for key, f in (("puts_per_mib", pair_fmt), ("gets_per_mib", pair_fmt), ("cpu_per_unit", pair_fmt)):
             line += "%19s" % f(m.get(key), b.get(key))
-        if "mqnbd-sdk" in servers:
-            sdk = entries.get("mqnbd-sdk", {})
-            row["ratio_mqnbd_to"]["mqnbd-sdk"] = ratio(med.get("mqnbd"), med.get("mqnbd-sdk"))
-            line += fmt_ratio(row["ratio_mqnbd_to"]["mqnbd-sdk"], 12) + "%10s" % fmt_cpu(sdk.get("cpu_per_unit"), 0)
+        for s in optional:
+            row["ratio_mqnbd_to"][s] = ratio(med.get("mqnbd"), med.get(s))
+            line += fmt_ratio(row["ratio_mqnbd_to"][s], 12) + "%10s" % fmt_cpu(entries.get(s, {}).get("cpu_per_unit"), 0)
         print(line)
     print()
     print("%s; %s s wall" % (versions, wall))
     report = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "export_size": size,
               "warm_up": warm, "runtime_s": int(runtime), "runs": int(runs), "cpus": int(cpus), "kernel": kernel,
               "load_average_start": load_start, "load_average_end": load_end, "wall_s": int(wall),
-              "versions": versions, "mqnbd_args": mqnbd_args, "mqnbd_max_dirty_mib": int(max_dirty),
+              "versions": versions, "mqnbd_args": mqnbd_args, "baseline_jar": baseline_jar or None, "mqnbd_max_dirty_mib": int(max_dirty),
               "s3backer_flags": s3backer_flags,
               "store": "S3Proxy (mqnbd-s3:latest, filesystem store) in a container on loopback",
               "ceiling": "curl, 16 parallel PUTs then GETs of distinct 1 MiB objects, SigV4 with UNSIGNED-PAYLOAD",
