@@ -89,7 +89,8 @@ final class S3Options {
     @Option(
             names = "--s3-uploads",
             paramLabel = "N",
-            description = "Store requests in flight at once, per export (default: 16).")
+            description = "Store requests in flight at once, per export (default: 16). A writer waits"
+                    + " before dirtying another block while as many blocks written whole wait for an upload.")
     @Nullable
     String uploads;
 

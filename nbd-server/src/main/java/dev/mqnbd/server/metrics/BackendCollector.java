@@ -49,6 +49,9 @@ final class BackendCollector {
             new Snapshots.Counter("mqnbd_s3_checksum_failures", "Downloaded blocks whose CRC32C did not match.");
     private final Snapshots.Counter s3DirtyWaits = new Snapshots.Counter(
             "mqnbd_s3_dirty_limit_waits", "Times a writer waited because the export's dirty bound was reached.");
+    private final Snapshots.Counter s3StreamWaits = new Snapshots.Counter(
+            "mqnbd_s3_stream_window_waits",
+            "Times a writer waited for uploads because s3.uploads blocks written whole already waited for one.");
     private final Snapshots.Counter s3ReadAheads =
             new Snapshots.Counter("mqnbd_s3_read_aheads", "Blocks fetched by read-ahead or CACHE.");
     private final Snapshots.Counter s3Barriers =
@@ -100,6 +103,7 @@ final class BackendCollector {
                 s3Failures,
                 s3Checksum,
                 s3DirtyWaits,
+                s3StreamWaits,
                 s3ReadAheads,
                 s3Barriers,
                 s3CacheHits,
@@ -146,6 +150,7 @@ final class BackendCollector {
         s3Failures.add(export, stats.uploadFailures());
         s3Checksum.add(export, stats.checksumFailures());
         s3DirtyWaits.add(export, stats.dirtyWaits());
+        s3StreamWaits.add(export, stats.streamWaits());
         s3ReadAheads.add(export, stats.readAheads());
         s3Barriers.add(export, stats.flushBarriers());
         s3CacheHits.add(export, stats.cacheHits());

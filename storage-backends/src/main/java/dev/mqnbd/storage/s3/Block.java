@@ -54,6 +54,9 @@ final class Block {
      */
     volatile boolean full;
 
+    /** Whether the block counts in {@link DirtyBlocks#fullBacklog()}. Under the lock. */
+    boolean countedFull;
+
     /** Whether an upload in progress reads {@link #data}: writers copy it first. */
     boolean shared;
 

@@ -88,7 +88,7 @@ final class BlockCache {
         this.capacity = meta.size();
         this.blockCount = meta.blockCount();
         this.map = map;
-        this.dirty = new DirtyBlocks(exportName, blockSize, settings.maxDirtyBytes(), stats);
+        this.dirty = new DirtyBlocks(exportName, blockSize, settings.maxDirtyBytes(), settings.uploads(), stats);
         this.buffers = new BlockBuffers(blockSize);
         this.clean = settings.cacheBytes() < blockSize
                 ? null

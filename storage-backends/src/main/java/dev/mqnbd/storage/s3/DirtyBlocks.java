@@ -5,6 +5,7 @@ import java.io.InterruptedIOException;
 import java.util.Collection;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.jspecify.annotations.Nullable;
 
@@ -19,6 +20,17 @@ import org.jspecify.annotations.Nullable;
  * writer running at once. Dirty blocks of any kind are also bounded in number ({@link
  * #MAX_DIRTY_BLOCKS}), which bounds the memory of a huge trim's pending deletes.
  *
+ * <p><b>The streaming window.</b> A writer that streams whole blocks (a copy, a sequential write) would
+ * otherwise run up to {@code s3.max-dirty} ahead of the store: as fast as the network brings data, each
+ * block in a new array that the JVM's young collections copy again and again while it waits for its
+ * upload. So a writer about to dirty a block also waits while {@link #streamWindow} blocks written whole
+ * wait for an upload slot ({@link #fullBacklog}), as long as uploads make progress: once none has ended
+ * for {@link #STALL_NANOS} while blocks waited (a store that stopped answering) writers stop waiting for
+ * the window, and the
+ * dirty bound alone absorbs the outage as before. A writer never waits for the window longer than that
+ * either, so a block miscounted in the backlog can slow writers but never stop them. Random writes fill
+ * few blocks whole and are not held back.
+ *
  * <p><b>Progress.</b> {@link #progress} is notified whenever an upload ends or the dirty bytes drop:
  * writers waiting for room and barriers waiting for uploads wait on it (with a timeout, so a missed
  * notification costs at most a tick).
@@ -30,12 +42,23 @@ final class DirtyBlocks {
     /** Most dirty blocks at once, zero blocks included. */
     static final int MAX_DIRTY_BLOCKS = 1 << 16;
 
+    /** How long uploads may make no progress before writers stop waiting for the streaming window. */
+    static final long STALL_NANOS = TimeUnit.SECONDS.toNanos(1);
+
     private final String exportName;
     private final int blockSize;
     private final long maxDirty;
     private final S3Stats stats;
     private final ConcurrentHashMap<Long, Block> blocks = new ConcurrentHashMap<>();
     private final AtomicLong bytes = new AtomicLong();
+    private final int streamWindow;
+    /** Dirty blocks written whole that no upload has begun on: what {@link #awaitStream} waits on. */
+    private final AtomicInteger fullBacklog = new AtomicInteger();
+    /**
+     * When an upload last ended well, or the {@link #fullBacklog} last went from empty to not empty: the
+     * start of the wait that tells a stalled store from an idle one ({@link System#nanoTime()}).
+     */
+    private volatile long progressNanos = System.nanoTime();
 
     /** Notified whenever an upload ends or dirty bytes drop. */
     final Object progress = new Object();
@@ -45,10 +68,15 @@ final class DirtyBlocks {
 
     private volatile Runnable wakeWriteback = () -> {};
 
-    DirtyBlocks(String exportName, int blockSize, long maxDirty, S3Stats stats) {
+    /**
+     * @param streamWindow blocks written whole that may wait for an upload slot before a writer about to
+     *     dirty another block waits (the number of uploads in flight keeps the store busy)
+     */
+    DirtyBlocks(String exportName, int blockSize, long maxDirty, int streamWindow, S3Stats stats) {
         this.exportName = exportName;
         this.blockSize = blockSize;
         this.maxDirty = maxDirty;
+        this.streamWindow = Math.max(1, streamWindow);
         this.stats = stats;
     }
 
@@ -82,6 +110,11 @@ final class DirtyBlocks {
         return maxDirty / 4 * 3;
     }
 
+    /** Returns the number of dirty blocks written whole that wait for an upload to begin. */
+    int fullBacklog() {
+        return fullBacklog.get();
+    }
+
     /** Returns the number of writers waiting for room. */
     int roomWaiters() {
         synchronized (progress) {
@@ -98,6 +131,23 @@ final class DirtyBlocks {
             blocks.put(b.index, b);
         }
         recharge(b);
+    }
+
+    /**
+     * Brings {@code b}'s place in the {@link #fullBacklog} up to date: it counts while dirty, written whole
+     * and not being uploaded. Under {@code b}'s lock, after {@link Block#wrote} and wherever those change.
+     */
+    void recountFull(Block b) {
+        boolean counts = b.dirty && b.full && !b.uploading;
+        if (counts != b.countedFull) {
+            b.countedFull = counts;
+            int backlog = fullBacklog.addAndGet(counts ? 1 : -1);
+            if (counts && backlog == 1) {
+                progressNanos = System.nanoTime();
+            } else if (!counts && backlog < streamWindow) {
+                signalProgress();
+            }
+        }
     }
 
     /** Brings {@code b}'s share of the dirty bytes up to date. Under {@code b}'s lock. */
@@ -134,6 +184,7 @@ final class DirtyBlocks {
             // The bytes written from now on are what the next upload's coverage counts.
             b.uploadBegins();
             b.uploading = true;
+            recountFull(b);
             if (b.data != null) {
                 // OWNERSHIP: the upload borrows the array until finishUpload; writers copy it meanwhile.
                 b.shared = true;
@@ -173,10 +224,12 @@ final class DirtyBlocks {
                     b.urgent = false;
                     blocks.remove(b.index, b);
                 }
+                progressNanos = System.nanoTime();
             } else {
                 failed(b, failure);
             }
             recharge(b);
+            recountFull(b);
         } finally {
             b.lock.unlock();
         }
@@ -246,6 +299,34 @@ final class DirtyBlocks {
                 throw new InterruptedIOException("interrupted waiting for room under s3.max-dirty");
             } finally {
                 roomWaiters--;
+            }
+        }
+    }
+
+    /**
+     * Waits while the streaming window is full and uploads make progress (see the class), waking the
+     * writeback; returns at once when uploads have stalled, and after {@link #STALL_NANOS} or at the
+     * deadline in any case (the dirty bound and its timeout are {@link #awaitRoom}'s).
+     */
+    void awaitStream(long deadline) throws InterruptedIOException {
+        if (fullBacklog.get() < streamWindow) {
+            return;
+        }
+        long start = System.nanoTime();
+        stats.streamWaits.increment();
+        synchronized (progress) {
+            try {
+                while (fullBacklog.get() >= streamWindow) {
+                    long now = System.nanoTime();
+                    if (now - progressNanos > STALL_NANOS || now - start > STALL_NANOS || deadline - now <= 0) {
+                        return;
+                    }
+                    wakeWriteback.run();
+                    progress.wait(Math.max(1, Math.min(TimeUnit.NANOSECONDS.toMillis(deadline - now), 100)));
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new InterruptedIOException("interrupted waiting for the streaming window");
             }
         }
     }

@@ -38,7 +38,7 @@ import java.util.Optional;
  *   <tr><td>{@code s3.writeback-age}</td><td>30s</td><td>how long a block stays dirty before it is
  *       uploaded without a FLUSH, FUA or memory pressure (0 to 1h); blocks written whole go at
  *       once</td></tr>
- *   <tr><td>{@code s3.uploads}</td><td>16</td><td>uploads and deletes in flight at once</td></tr>
+ *   <tr><td>{@code s3.uploads}</td><td>16</td><td>uploads and deletes in flight at once; also the streaming window (see {@code DirtyBlocks})</td></tr>
  *   <tr><td>{@code s3.timeout}</td><td>20s</td><td>how long one request may wait for the store,
  *       retries included, before it ends with EIO (100ms to 25s: under the kernel client's 30 s)</td></tr>
  *   <tr><td>{@code s3.lease-ttl}</td><td>30s</td><td>lifetime of the write lease, renewed every third

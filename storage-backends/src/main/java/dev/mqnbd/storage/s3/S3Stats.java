@@ -22,6 +22,7 @@ public final class S3Stats {
     final LongAdder uploadFailures = new LongAdder();
     final LongAdder checksumFailures = new LongAdder();
     final LongAdder dirtyWaits = new LongAdder();
+    final LongAdder streamWaits = new LongAdder();
     final LongAdder readAheads = new LongAdder();
     final LongAdder mergeGets = new LongAdder();
     final LongAdder flushBarriers = new LongAdder();
@@ -90,6 +91,11 @@ public final class S3Stats {
     /** Returns how many times a writer waited because the dirty bound was reached. */
     public long dirtyWaits() {
         return dirtyWaits.sum();
+    }
+
+    /** Returns how many times a writer waited for the streaming window (blocks written whole waiting for upload). */
+    public long streamWaits() {
+        return streamWaits.sum();
     }
 
     /** Returns the number of blocks fetched by read-ahead or CACHE. */

@@ -50,6 +50,7 @@ final class Writing {
                     // Only a block that is not yet dirty with data adds to the dirty bytes: a writer filling
                     // a dirty block does not stop half way, so the writeback never catches it half written.
                     cache.dirty.awaitRoom(deadline);
+                    cache.dirty.awaitStream(deadline);
                 }
                 Block b = cache.pin(index);
                 try {
@@ -98,6 +99,7 @@ final class Writing {
         b.loaded = true;
         cache.dirty.changed(b);
         b.wrote(0, n, n);
+        cache.dirty.recountFull(b);
     }
 
     /** Changes part of the block; under its lock. A stored block not in memory becomes partial: no GET. */
@@ -128,5 +130,6 @@ final class Writing {
         }
         cache.dirty.changed(b);
         b.wrote(in, in + n, cache.limit(b));
+        cache.dirty.recountFull(b);
     }
 }

@@ -398,4 +398,48 @@ class S3WritebackTest extends S3TestBase {
         assertThat(o.dev().read(0, model.length)).isEqualTo(model);
         assertThat(o.stats().puts()).isEqualTo(32);
     }
+
+    @Test
+    void streamingWriter_waitsForUploads_atTheWindow_andLosesNothing() throws Exception {
+        String prefix = newPrefix("window");
+        // Two uploads in flight: two blocks written whole may wait for one before the writer waits.
+        Opened o = open(spec(prefix, "create=4M,block-size=64K"), false, 1, true, "s3.uploads", "2");
+        o.faults().delay(FaultyStore.Op.PUT, Duration.ofMillis(50));
+        DirtyBlocks dirty = o.export().cache.dirty;
+        byte[] model = TestDevice.random(21, 2 << 20);
+
+        for (int offset = 0; offset < model.length; offset += K64) {
+            o.dev().write(offset, Arrays.copyOfRange(model, offset, offset + K64));
+            assertThat(dirty.fullBacklog()).as("after the write at %d", offset).isLessThanOrEqualTo(2);
+        }
+
+        assertThat(o.stats().streamWaits()).isPositive();
+        // The window and the uploads in flight, not the 32 blocks written (the dirty bound is far above).
+        assertThat(o.stats().maxDirtyBytes()).isLessThanOrEqualTo(5L * K64);
+        assertThat(flush(o.dev())).isEqualTo(Status.OK);
+        assertThat(o.stats().puts()).isEqualTo(32);
+        assertThat(open(spec(prefix, ""), true, 1, false).dev().read(0, model.length))
+                .isEqualTo(model);
+    }
+
+    @Test
+    void streamingWriter_toAStoreThatStopsAnswering_isAbsorbedByTheDirtyBound_notHeldAtTheWindow() throws Exception {
+        String prefix = newPrefix("stall");
+        Opened o = open(spec(prefix, "create=4M,block-size=64K"), false, 1, true, "s3.uploads", "2");
+        o.faults().hold(FaultyStore.Op.PUT);
+        byte[] model = TestDevice.random(22, 1 << 20);
+
+        // Every PUT hangs: the writer waits at the window until the uploads count as stalled, then goes on.
+        for (int offset = 0; offset < model.length; offset += K64) {
+            o.dev().write(offset, Arrays.copyOfRange(model, offset, offset + K64));
+        }
+
+        assertThat(o.stats().streamWaits()).isPositive();
+        assertThat(o.export().dirtyBytes()).isEqualTo(model.length);
+        o.faults().release(FaultyStore.Op.PUT);
+        assertThat(flush(o.dev())).isEqualTo(Status.OK);
+        assertThat(o.export().dirtyBytes()).isZero();
+        assertThat(open(spec(prefix, ""), true, 1, false).dev().read(0, model.length))
+                .isEqualTo(model);
+    }
 }
