@@ -26,8 +26,7 @@ import org.jspecify.annotations.Nullable;
  * upload. So a writer about to dirty a block also waits while {@link #streamWindow} blocks written whole
  * wait for an upload slot ({@link #fullBacklog}), as long as uploads make progress: once none has ended
  * for {@link #STALL_NANOS} while blocks waited (a store that stopped answering) writers stop waiting for
- * the window, and the
- * dirty bound alone absorbs the outage as before. A writer never waits for the window longer than that
+ * the window, and the dirty bound alone absorbs the outage as before. A writer never waits for the window longer than that
  * either, so a block miscounted in the backlog can slow writers but never stop them. Random writes fill
  * few blocks whole and are not held back.
  *
@@ -292,7 +291,7 @@ final class DirtyBlocks {
                         throw new IOException("s3 export " + exportName + ": timed out waiting for dirty blocks to be"
                                 + " uploaded (" + bytes.get() + " bytes dirty, s3.max-dirty " + maxDirty + ")");
                     }
-                    progress.wait(Math.max(1, Math.min(TimeUnit.NANOSECONDS.toMillis(left), 100)));
+                    waitForProgress(left);
                 }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
@@ -322,13 +321,18 @@ final class DirtyBlocks {
                         return;
                     }
                     wakeWriteback.run();
-                    progress.wait(Math.max(1, Math.min(TimeUnit.NANOSECONDS.toMillis(deadline - now), 100)));
+                    waitForProgress(deadline - now);
                 }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new InterruptedIOException("interrupted waiting for the streaming window");
             }
         }
+    }
+
+    /** Waits on {@link #progress}, whose monitor the caller holds, for at most a tick or {@code nanosLeft}. */
+    private void waitForProgress(long nanosLeft) throws InterruptedException {
+        progress.wait(Math.max(1, Math.min(TimeUnit.NANOSECONDS.toMillis(nanosLeft), 100)));
     }
 
     private boolean roomLeft() {

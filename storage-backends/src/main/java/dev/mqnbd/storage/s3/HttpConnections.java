@@ -139,16 +139,9 @@ final class HttpConnections implements AutoCloseable {
      *
      * @param headers the request's headers but {@code Content-Length}, names in lower case
      * @param body the body, or {@code null} for none; only read during the call
+     * @param bodies gives the array a 2xx reply's body of announced length is read into: given the length,
+     *     an array of exactly that length, every byte of which is overwritten
      * @throws IOException on no reply in time, a broken connection or a malformed reply
-     */
-    Response exchange(String method, String path, Map<String, String> headers, byte @Nullable [] body, long deadline)
-            throws IOException {
-        return exchange(method, path, headers, body, deadline, byte[]::new);
-    }
-
-    /**
-     * As {@link #exchange(String, String, Map, byte[], long)}, with a 2xx body of announced length read into
-     * an array of {@code bodies} (given the length, an array of exactly that length, every byte overwritten).
      */
     Response exchange(
             String method,

@@ -146,10 +146,10 @@ class HttpConnectionsTlsTest {
             for (int i = 0; i < body.length; i++) {
                 body[i] = (byte) (i * 31);
             }
-            HttpConnections.Response put = c.exchange("PUT", "/bucket/k", Map.of(), body, deadline());
+            HttpConnections.Response put = c.exchange("PUT", "/bucket/k", Map.of(), body, deadline(), byte[]::new);
             assertThat(put.status()).isEqualTo(200);
             assertThat(put.body()).isEqualTo(body);
-            HttpConnections.Response get = c.exchange("GET", "/bucket/k", Map.of(), null, deadline());
+            HttpConnections.Response get = c.exchange("GET", "/bucket/k", Map.of(), null, deadline(), byte[]::new);
             assertThat(new String(get.body(), StandardCharsets.UTF_8)).isEqualTo("hello");
             assertThat(get.header("etag", "")).isEqualTo("\"t\"");
             assertThat(c.hostHeader()).isEqualTo("127.0.0.1:" + listener.getLocalPort());
@@ -161,7 +161,7 @@ class HttpConnectionsTlsTest {
     void aHostTheCertificateDoesNotNameIsRefused() {
         try (HttpConnections c =
                 new HttpConnections("localhost", listener.getLocalPort(), true, client.getSocketFactory())) {
-            assertThatThrownBy(() -> c.exchange("GET", "/bucket/k", Map.of(), null, deadline()))
+            assertThatThrownBy(() -> c.exchange("GET", "/bucket/k", Map.of(), null, deadline(), byte[]::new))
                     .isInstanceOf(SSLHandshakeException.class);
         }
     }
