@@ -11,6 +11,7 @@ import dev.mqnbd.server.protocol.NbdRequestDecoder;
 import dev.mqnbd.server.protocol.NbdSession;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.PooledByteBufAllocator;
+import io.netty.channel.AdaptiveRecvByteBufAllocator;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFactory;
 import io.netty.channel.ChannelHandlerContext;
@@ -78,6 +79,17 @@ public final class NbdServer implements AutoCloseable {
      * stops reading requests (and options) until its replies fall below the low mark.
      */
     static final WriteBufferWaterMark WATER_MARK = new WriteBufferWaterMark(1 << 20, 4 << 20);
+
+    /**
+     * The largest buffer one socket read fills: 256 KiB, four times Netty's default. Sizes adapt to what the
+     * reads return, so small requests keep small buffers; a client streaming large WRITEs is read in a few
+     * large reads per request instead of sixteen, and each read costs the kernel an acknowledgement and a
+     * pass through the pipeline. Measured on 2 cores: the file export's 1 MiB writes at depth 8 went from
+     * 2312–2723 to 3087–3244 MiB/s (3 interleaved rounds) at 0.32–0.35 instead of 0.43–0.49 CPU seconds per
+     * GiB; 128 KiB gained less, 512 KiB and 1 MiB no more. A pending payload is bounded as before: by the
+     * largest payload and the queue depth, plus at most one partly filled buffer.
+     */
+    static final int RECEIVE_BUFFER_MAX = 256 << 10;
 
     private final EventLoopGroup group;
     private final Transport transport;
@@ -200,6 +212,9 @@ public final class NbdServer implements AutoCloseable {
                     })
                     .childOption(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT)
                     .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, WATER_MARK)
+                    .childOption(
+                            ChannelOption.RCVBUF_ALLOCATOR,
+                            new AdaptiveRecvByteBufAllocator(64, 2048, RECEIVE_BUFFER_MAX))
                     .option(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT);
             SocketAddress bindAddress = address;
             if (address instanceof InheritedSocket inherited) {

@@ -169,12 +169,14 @@ public final class MemoryStore implements AutoCloseable {
         assert inStore(offset, length) : offset + "+" + length;
         while (length > 0) {
             int inPage = (int) (offset & PAGE_MASK);
-            int n = Math.min(length, PAGE_SIZE - inPage);
             long pageIndex = offset >>> PAGE_SHIFT;
             ByteBuffer page = page(pageIndex);
+            int n;
             if (page == null) {
+                n = Math.min(length, PAGE_SIZE - inPage);
                 dst.put(dstIndex, ZEROES, 0, n);
             } else {
+                n = runBytes(page, pageIndex, inPage, length);
                 dst.put(dstIndex, page, base(page, pageIndex) + inPage, n);
             }
             offset += n;
@@ -195,10 +197,11 @@ public final class MemoryStore implements AutoCloseable {
         int zeroRun = 0;
         while (length > 0) {
             int inPage = (int) (offset & PAGE_MASK);
-            int n = Math.min(length, PAGE_SIZE - inPage);
             long pageIndex = offset >>> PAGE_SHIFT;
             ByteBuffer page = page(pageIndex);
+            int n;
             if (page == null) {
+                n = Math.min(length, PAGE_SIZE - inPage);
                 zeroRun += n;
                 if (zeroRun > ZERO_SEGMENT.capacity() - PAGE_SIZE) {
                     sink.add(ZERO_SEGMENT.slice(0, zeroRun));
@@ -209,6 +212,7 @@ public final class MemoryStore implements AutoCloseable {
                     sink.add(ZERO_SEGMENT.slice(0, zeroRun));
                     zeroRun = 0;
                 }
+                n = runBytes(page, pageIndex, inPage, length);
                 sink.add(page.slice(base(page, pageIndex) + inPage, n));
             }
             offset += n;
@@ -261,12 +265,14 @@ public final class MemoryStore implements AutoCloseable {
         long last = (offset + length - 1) >>> PAGE_SHIFT;
         while (length > 0) {
             int inPage = (int) (offset & PAGE_MASK);
-            int n = Math.min(length, PAGE_SIZE - inPage);
             long pageIndex = offset >>> PAGE_SHIFT;
             ByteBuffer page = pageForWrite(pageIndex, last);
             if (page == null) {
                 return false;
             }
+            // pageForWrite allocated the missing pages after this one too: on a mapped leaf, one copy
+            // covers the run of held pages.
+            int n = runBytes(page, pageIndex, inPage, length);
             page.put(base(page, pageIndex) + inPage, src, srcIndex, n);
             offset += n;
             srcIndex += n;
@@ -353,6 +359,30 @@ public final class MemoryStore implements AutoCloseable {
             }
             offset += n;
         }
+    }
+
+    /**
+     * Returns how many of the {@code length} bytes from byte {@code inPage} of page {@code pageIndex}, whose
+     * slot holds {@code page}, one bulk operation on {@code page} can cover: on a mapped leaf, the run of
+     * held pages after it in the same leaf (they are contiguous in its mapping); else the rest of the page.
+     * A page released after this check keeps its memory (see the class comment): a racing discard can only
+     * leave the overlap in a mix of the two requests, as page by page.
+     */
+    private int runBytes(ByteBuffer page, long pageIndex, int inPage, int length) {
+        int n = Math.min(length, PAGE_SIZE - inPage);
+        if (n == length || page.capacity() == PAGE_SIZE) {
+            return n;
+        }
+        Leaf leaf = leaves.get((int) (pageIndex >>> leafShift));
+        if (leaf == null || leaf.mapping != page) {
+            return n;
+        }
+        int slot = (int) (pageIndex & leafMask);
+        int end = (int) Math.min(leaf.slots.length(), slot + 1 + ((long) (length - n + PAGE_MASK) >>> PAGE_SHIFT));
+        for (int s = slot + 1; s < end && leaf.slots.get(s) == page; s++) {
+            n = Math.min(length, n + PAGE_SIZE);
+        }
+        return n;
     }
 
     /** Where page {@code pageIndex}'s bytes start in {@code page}, its slot's buffer (see {@link Leaf}). */

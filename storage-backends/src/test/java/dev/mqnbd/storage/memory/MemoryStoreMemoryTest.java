@@ -129,6 +129,49 @@ class MemoryStoreMemoryTest {
     }
 
     @Test
+    void mappedRuns_areOneViewAndOneCopy_splitAtHolesAndLeafEnds_andKeepEveryByte() {
+        MemoryStore store = new MemoryStore(3L * LEAF);
+        byte[] image = new byte[3 * LEAF];
+        // Written unaligned across the first leaf's end, then a hole punched inside the run.
+        byte[] data = random(7, LEAF + 3 * PAGE + 123);
+        int at = LEAF / 2 + 77;
+        assertThat(store.write(at, ByteBuffer.wrap(data), 0, data.length)).isTrue();
+        System.arraycopy(data, 0, image, at, data.length);
+        int hole = LEAF / 2 + 16 * PAGE;
+        store.zero(hole, 2 * PAGE, true);
+        java.util.Arrays.fill(image, hole, hole + 2 * PAGE, (byte) 0);
+
+        // Held run in leaf 0 up to the hole, the hole, held run to leaf 0's end, leaf 1 up to the written end.
+        List<ByteBuffer> views = new ArrayList<>();
+        store.readSegments(at, data.length, views::add);
+        assertThat(views)
+                .extracting(ByteBuffer::remaining)
+                .containsExactly(hole - at, 2 * PAGE, LEAF - hole - 2 * PAGE, at + data.length - LEAF);
+        assertThat(concat(views)).isEqualTo(java.util.Arrays.copyOfRange(image, at, at + data.length));
+
+        // Copies cover the same bytes, from the whole store's start (a hole) past the written end.
+        for (int[] range : new int[][] {{0, 3 * LEAF}, {at + 1, 5 * PAGE}, {LEAF - PAGE - 3, 2 * PAGE + 9}}) {
+            ByteBuffer dst = ByteBuffer.allocateDirect(range[1] + 5);
+            store.read(range[0], dst, 5, range[1]);
+            byte[] got = new byte[range[1]];
+            dst.get(5, got);
+            assertThat(got)
+                    .as("read at %d", range[0])
+                    .isEqualTo(java.util.Arrays.copyOfRange(image, range[0], range[0] + range[1]));
+        }
+
+        // A write over the hole refills it and the run around it reads back whole, as one view again.
+        byte[] again = random(8, 8 * PAGE);
+        assertThat(store.write(hole - 3 * PAGE, ByteBuffer.wrap(again), 0, again.length))
+                .isTrue();
+        System.arraycopy(again, 0, image, hole - 3 * PAGE, again.length);
+        views.clear();
+        store.readSegments(at, LEAF - at, views::add);
+        assertThat(views).hasSize(1);
+        assertThat(concat(views)).isEqualTo(java.util.Arrays.copyOfRange(image, at, LEAF));
+    }
+
+    @Test
     void processBudget_isTheDirectMemoryLimit() {
         // The tests' JVM leaves -XX:MaxDirectMemorySize unset: the limit is then the maximum heap size.
         assertThat(PageBudget.PROCESS.limit()).isEqualTo(Runtime.getRuntime().maxMemory() / PAGE);
