@@ -5,6 +5,7 @@ import dev.mqnbd.mq.MqException;
 import dev.mqnbd.mq.ReqOp;
 import dev.mqnbd.mq.Request;
 import dev.mqnbd.mq.RequestCompletion;
+import dev.mqnbd.mq.Segments;
 import dev.mqnbd.mq.Status;
 import dev.mqnbd.storage.DeviceOptions;
 import dev.mqnbd.storage.QueueSetup;
@@ -32,7 +33,9 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * The memory backend through its queue, as the server drives it: a request of {@code ioSize} bytes at a
  * random aligned offset of a 64 MiB working set (written in full at setup, so reads copy real pages),
- * into or out of a direct buffer, dispatched and ended inline. Reports requests per second.
+ * into or out of a direct buffer, dispatched and ended inline; {@code readViews} reads as the server does
+ * from 64 KiB up (READ_SEGMENTS: views of the store's pages, counted, not copied). Reports requests per
+ * second.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.Throughput)
@@ -46,7 +49,7 @@ public class MemoryBackendBenchmark {
     private static final long WORKING_SET = 64L << 20;
     private static final int OFFSETS = 4096;
 
-    @Param({"4096"})
+    @Param({"4096", "65536", "1048576"})
     public int ioSize;
 
     private BlockQueue<MemoryHwData, MemoryStore, Void, Void> queue;
@@ -54,6 +57,14 @@ public class MemoryBackendBenchmark {
     private final long[] offsets = new long[OFFSETS];
     private int next;
     private long failures;
+    /** Views handed out by {@link #readViews}, and their bytes. */
+    private long views;
+
+    private long viewBytes;
+    private final Segments sink = view -> {
+        views++;
+        viewBytes += view.remaining();
+    };
     private final RequestCompletion completion = rq -> {
         if (rq.status() != Status.OK) {
             failures++;
@@ -87,6 +98,14 @@ public class MemoryBackendBenchmark {
     @Benchmark
     public long read() {
         return io(ReqOp.READ, nextOffset());
+    }
+
+    @Benchmark
+    public long readViews() {
+        Request<Void> rq = Objects.requireNonNull(queue.tryAllocate(0, completion));
+        rq.prepare(ReqOp.READ, 0, nextOffset(), ioSize, null).readSegments(sink);
+        queue.submit(rq, true);
+        return views + viewBytes;
     }
 
     @Benchmark

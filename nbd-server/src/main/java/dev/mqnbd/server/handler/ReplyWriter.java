@@ -15,7 +15,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * Hands one connection's replies to its channel: in bounded pieces, and never silently.
  *
- * <p>Pieces: a READ reply made of page views (READ_SEGMENTS) has one buffer per page. The epoll transport
+ * <p>Pieces: a READ reply made of page views (READ_SEGMENTS) has one buffer per run of contiguous pages, and
+ * one per page where the backend's pages are buffers of their own (or runs alternate with holes). The epoll transport
  * copies any buffer of more than {@code IOV_MAX} (1,024) pieces into a new direct buffer before writing
  * it, which for a 32 MiB reply is a 32 MiB allocation per reply. A reply with more than {@link
  * #MAX_PIECE_BUFFERS} pieces is therefore written as several buffers of at most {@link

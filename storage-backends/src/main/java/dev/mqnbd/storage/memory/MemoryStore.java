@@ -163,7 +163,8 @@ public final class MemoryStore implements AutoCloseable {
 
     /**
      * Copies {@code length} bytes from {@code offset} into {@code dst[dstIndex, dstIndex + length)} with
-     * absolute puts: {@code dst}'s position and limit do not change. Allocates nothing.
+     * absolute puts, one per run of held pages in a mapped leaf: {@code dst}'s position and limit do not
+     * change. Allocates nothing.
      */
     public void read(long offset, ByteBuffer dst, int dstIndex, int length) {
         assert inStore(offset, length) : offset + "+" + length;
@@ -187,7 +188,9 @@ public final class MemoryStore implements AutoCloseable {
 
     /**
      * Hands {@code [offset, offset + length)} to {@code sink} as views of the pages themselves (no copy):
-     * a page's slice where the page is held, slices of one shared zero buffer over runs of holes. The
+     * one slice of a mapped leaf over each run of held pages in it (a page's slice where pages are buffers
+     * of their own), slices of one shared zero buffer over runs of holes. A 1 MiB read of written data in
+     * one leaf is one view, not 256. The
      * views stay valid while referenced (a page's memory stays at its address while the store lives and
      * is freed only once unreachable); a later write, discard or zeroing of the range may show through
      * them, which only a racing request can observe.
