@@ -132,24 +132,37 @@ class S3ExportIT {
 
     /** fio's 4 KiB random-write job with verify headers; {@code verifyOnly}: read and check the same pattern. */
     private static String[] fioRandomWrites(String uri, boolean verifyOnly) {
+        return fioVerify(
+                "random-writes",
+                uri,
+                "--bs=4k",
+                32,
+                "32M",
+                11,
+                "--verify_fatal=1",
+                verifyOnly ? "--verify_only" : "--do_verify=0");
+    }
+
+    /**
+     * fio's nbd engine writing random blocks of {@code blockSizes} ({@code --bs=} or {@code --bsrange=}) at
+     * {@code depth} over the first {@code size}, each with a CRC32C verify header, from {@code seed}; by
+     * default it reads them all back and checks them after the writes; {@code more} adds options.
+     */
+    private static String[] fioVerify(
+            String name, String uri, String blockSizes, int depth, String size, int seed, String... more) {
         List<String> args = new ArrayList<>(List.of(
                 "fio",
-                "--name=random-writes",
+                "--name=" + name,
                 "--ioengine=nbd",
                 "--uri=" + uri,
                 "--rw=randwrite",
-                "--bs=4k",
-                "--iodepth=32",
-                "--size=32M",
+                blockSizes,
+                "--iodepth=" + depth,
+                "--size=" + size,
                 "--verify=crc32c",
-                "--verify_fatal=1",
                 "--verify_state_save=0",
-                "--randseed=11"));
-        if (verifyOnly) {
-            args.add("--verify_only");
-        } else {
-            args.add("--do_verify=0");
-        }
+                "--randseed=" + seed));
+        args.addAll(List.of(more));
         return args.toArray(String[]::new);
     }
 
@@ -188,19 +201,7 @@ class S3ExportIT {
                     .assertSuccess();
             assertThat(TestFiles.sha256(back, 40 << 20)).isEqualTo(TestFiles.sha256(image, 40 << 20));
 
-            Tool.run(
-                            Duration.ofMinutes(3),
-                            "fio",
-                            "--name=verify",
-                            "--ioengine=nbd",
-                            "--uri=" + uri(server, "fio"),
-                            "--rw=randwrite",
-                            "--bsrange=4k-256k",
-                            "--iodepth=16",
-                            "--size=64M",
-                            "--verify=crc32c",
-                            "--verify_state_save=0",
-                            "--randseed=5")
+            Tool.run(Duration.ofMinutes(3), fioVerify("verify", uri(server, "fio"), "--bsrange=4k-256k", 16, "64M", 5))
                     .assertSuccess();
             server.stop(Duration.ofSeconds(60)); // graceful: SIGTERM, the JVM's status 143
         }

@@ -91,6 +91,10 @@ public final class NbdServer implements AutoCloseable {
      */
     static final int RECEIVE_BUFFER_MAX = 256 << 10;
 
+    /** Sizes each connection's socket reads between 64 bytes and {@link #RECEIVE_BUFFER_MAX}; shared, stateless. */
+    private static final AdaptiveRecvByteBufAllocator RECEIVE_BUFFERS =
+            new AdaptiveRecvByteBufAllocator(64, 2048, RECEIVE_BUFFER_MAX);
+
     private final EventLoopGroup group;
     private final Transport transport;
     private final Map<EventExecutor, Integer> loopIndex = new IdentityHashMap<>();
@@ -212,9 +216,7 @@ public final class NbdServer implements AutoCloseable {
                     })
                     .childOption(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT)
                     .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, WATER_MARK)
-                    .childOption(
-                            ChannelOption.RCVBUF_ALLOCATOR,
-                            new AdaptiveRecvByteBufAllocator(64, 2048, RECEIVE_BUFFER_MAX))
+                    .childOption(ChannelOption.RCVBUF_ALLOCATOR, RECEIVE_BUFFERS)
                     .option(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT);
             SocketAddress bindAddress = address;
             if (address instanceof InheritedSocket inherited) {
