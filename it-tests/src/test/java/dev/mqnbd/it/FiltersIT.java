@@ -728,18 +728,17 @@ class FiltersIT {
     private static FioResult fio(String uri, String bs, int jobs) {
         String out = Tool.run(
                         Duration.ofSeconds(90),
-                        "fio",
-                        "--name=rate",
-                        "--ioengine=nbd",
-                        "--uri=" + uri,
-                        "--rw=randread",
-                        "--bs=" + bs,
-                        "--iodepth=16",
-                        "--numjobs=" + jobs,
-                        "--group_reporting",
-                        "--time_based",
-                        "--runtime=10",
-                        "--output-format=json")
+                        Fio.nbd(
+                                "rate",
+                                uri,
+                                "--rw=randread",
+                                "--bs=" + bs,
+                                "--iodepth=16",
+                                "--numjobs=" + jobs,
+                                "--group_reporting",
+                                "--time_based",
+                                "--runtime=10",
+                                "--output-format=json"))
                 .assertSuccess()
                 .stdout();
         int connections = (int)

@@ -219,22 +219,7 @@ class RealClientsIT {
 
     @Test
     void fio_randomWriteVerifyCrc32c_noErrors() {
-        Tool.Result result = Tool.run(
-                        Duration.ofMinutes(3),
-                        "fio",
-                        "--name=verify",
-                        "--ioengine=nbd",
-                        "--uri=" + server.uri("fio"),
-                        "--rw=randwrite",
-                        "--bs=4k",
-                        "--size=64m",
-                        "--iodepth=32",
-                        "--verify=crc32c",
-                        "--do_verify=1",
-                        "--verify_fatal=1",
-                        "--verify_state_save=0",
-                        "--randseed=2026",
-                        "--output-format=json")
+        Tool.Result result = Tool.run(Duration.ofMinutes(3), Fio.randomWrites4kVerified(server.uri("fio")))
                 .assertSuccess();
 
         assertThat(result.stdout()).contains("\"error\" : 0");
@@ -243,22 +228,7 @@ class RealClientsIT {
 
     @Test
     void fio_mixedBlockSizesQueueDepth64_verifies() {
-        Tool.run(
-                        Duration.ofMinutes(3),
-                        "fio",
-                        "--name=mixed",
-                        "--ioengine=nbd",
-                        "--uri=" + server.uri("fio"),
-                        "--rw=randwrite",
-                        "--bsrange=512-256k",
-                        "--size=32m",
-                        "--offset=128m",
-                        "--iodepth=64",
-                        "--verify=crc32c",
-                        "--do_verify=1",
-                        "--verify_fatal=1",
-                        "--verify_state_save=0",
-                        "--randseed=7")
+        Tool.run(Duration.ofMinutes(3), Fio.mixedBlockSizesVerified(server.uri("fio"), "128m"))
                 .assertSuccess();
     }
 

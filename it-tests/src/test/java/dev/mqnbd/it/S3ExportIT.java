@@ -132,38 +132,8 @@ class S3ExportIT {
 
     /** fio's 4 KiB random-write job with verify headers; {@code verifyOnly}: read and check the same pattern. */
     private static String[] fioRandomWrites(String uri, boolean verifyOnly) {
-        return fioVerify(
-                "random-writes",
-                uri,
-                "--bs=4k",
-                32,
-                "32M",
-                11,
-                "--verify_fatal=1",
-                verifyOnly ? "--verify_only" : "--do_verify=0");
-    }
-
-    /**
-     * fio's nbd engine writing random blocks of {@code blockSizes} ({@code --bs=} or {@code --bsrange=}) at
-     * {@code depth} over the first {@code size}, each with a CRC32C verify header, from {@code seed}; by
-     * default it reads them all back and checks them after the writes; {@code more} adds options.
-     */
-    private static String[] fioVerify(
-            String name, String uri, String blockSizes, int depth, String size, int seed, String... more) {
-        List<String> args = new ArrayList<>(List.of(
-                "fio",
-                "--name=" + name,
-                "--ioengine=nbd",
-                "--uri=" + uri,
-                "--rw=randwrite",
-                blockSizes,
-                "--iodepth=" + depth,
-                "--size=" + size,
-                "--verify=crc32c",
-                "--verify_state_save=0",
-                "--randseed=" + seed));
-        args.addAll(List.of(more));
-        return args.toArray(String[]::new);
+        return Fio.verifiedRandomWrites(
+                "random-writes", uri, "--bs=4k", 32, "32M", 11, verifyOnly ? "--verify_only" : "--do_verify=0");
     }
 
     @Test
@@ -201,7 +171,9 @@ class S3ExportIT {
                     .assertSuccess();
             assertThat(TestFiles.sha256(back, 40 << 20)).isEqualTo(TestFiles.sha256(image, 40 << 20));
 
-            Tool.run(Duration.ofMinutes(3), fioVerify("verify", uri(server, "fio"), "--bsrange=4k-256k", 16, "64M", 5))
+            Tool.run(
+                            Duration.ofMinutes(3),
+                            Fio.verifiedRandomWrites("verify", uri(server, "fio"), "--bsrange=4k-256k", 16, "64M", 5))
                     .assertSuccess();
             server.stop(Duration.ofSeconds(60)); // graceful: SIGTERM, the JVM's status 143
         }
@@ -243,30 +215,28 @@ class S3ExportIT {
                 "zero=s3://" + S3Server.BUCKET + "/zero,create=512M")) {
             Tool.run(
                             Duration.ofMinutes(3),
-                            "fio",
-                            "--name=seq",
-                            "--ioengine=nbd",
-                            "--uri=" + uri(server, "seq"),
-                            "--rw=write",
-                            "--bs=256k",
-                            "--iodepth=8",
-                            "--size=256M",
-                            "--buffer_compress_percentage=0",
-                            "--refill_buffers=1",
-                            "--end_fsync=1")
+                            Fio.nbd(
+                                    "seq",
+                                    uri(server, "seq"),
+                                    "--rw=write",
+                                    "--bs=256k",
+                                    "--iodepth=8",
+                                    "--size=256M",
+                                    "--buffer_compress_percentage=0",
+                                    "--refill_buffers=1",
+                                    "--end_fsync=1"))
                     .assertSuccess();
             Tool.run(
                             Duration.ofMinutes(3),
-                            "fio",
-                            "--name=zero",
-                            "--ioengine=nbd",
-                            "--uri=" + uri(server, "zero"),
-                            "--rw=write",
-                            "--bs=1m",
-                            "--iodepth=8",
-                            "--size=256M",
-                            "--zero_buffers=1",
-                            "--end_fsync=1")
+                            Fio.nbd(
+                                    "zero",
+                                    uri(server, "zero"),
+                                    "--rw=write",
+                                    "--bs=1m",
+                                    "--iodepth=8",
+                                    "--size=256M",
+                                    "--zero_buffers=1",
+                                    "--end_fsync=1"))
                     .assertSuccess();
             server.stop(Duration.ofSeconds(60)); // graceful: SIGTERM, the JVM's status 143
 

@@ -242,22 +242,16 @@ class SoakIT {
         while (System.nanoTime() - deadline < 0) {
             Tool.Result r = Tool.run(
                     Duration.ofMinutes(5),
-                    "fio",
-                    "--name=" + name,
-                    "--ioengine=nbd",
-                    "--uri=" + uri,
-                    "--rw=randwrite",
-                    "--bsrange=4k-64k",
-                    "--size=32m",
-                    "--numjobs=2",
-                    "--offset_increment=32m",
-                    "--iodepth=16",
-                    "--verify=crc32c",
-                    "--do_verify=1",
-                    "--verify_fatal=1",
-                    "--verify_state_save=0",
-                    "--randseed=" + (1000 + rounds),
-                    "--output-format=terse");
+                    Fio.verifiedRandomWrites(
+                            name,
+                            uri,
+                            "--bsrange=4k-64k",
+                            16,
+                            "32m",
+                            1000 + rounds,
+                            "--numjobs=2",
+                            "--offset_increment=32m",
+                            "--output-format=terse"));
             rounds++;
             if (r.exitCode() != 0 || r.stderr().contains("verify")) {
                 failures.add(name + " round " + rounds + " exited " + r.exitCode() + ": " + r.stderr());

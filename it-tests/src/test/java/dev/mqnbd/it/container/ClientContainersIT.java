@@ -2,6 +2,7 @@ package dev.mqnbd.it.container;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.mqnbd.it.Fio;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -342,21 +343,7 @@ class ClientContainersIT {
 
     @Test
     void fio_randomWriteVerifyCrc32c_noErrors() {
-        Containers.Exec result = run(
-                        "fio",
-                        "--name=verify",
-                        "--ioengine=nbd",
-                        "--uri=" + uri("fio"),
-                        "--rw=randwrite",
-                        "--bs=4k",
-                        "--size=64m",
-                        "--iodepth=32",
-                        "--verify=crc32c",
-                        "--do_verify=1",
-                        "--verify_fatal=1",
-                        "--randseed=2026",
-                        "--output-format=json")
-                .assertSuccess();
+        Containers.Exec result = run(Fio.randomWrites4kVerified(uri("fio"))).assertSuccess();
 
         assertThat(result.stdout()).contains("\"error\" : 0");
         assertThat(result.stderr()).doesNotContain("verify:", "bad magic", "crc32c");
@@ -364,21 +351,7 @@ class ClientContainersIT {
 
     @Test
     void fio_mixedBlockSizesQueueDepth64_verifies() {
-        run(
-                        "fio",
-                        "--name=mixed",
-                        "--ioengine=nbd",
-                        "--uri=" + uri("fio"),
-                        "--rw=randwrite",
-                        "--bsrange=512-256k",
-                        "--size=32m",
-                        "--offset=80m",
-                        "--iodepth=64",
-                        "--verify=crc32c",
-                        "--do_verify=1",
-                        "--verify_fatal=1",
-                        "--randseed=7")
-                .assertSuccess();
+        run(Fio.mixedBlockSizesVerified(uri("fio"), "80m")).assertSuccess();
     }
 
     @Test
