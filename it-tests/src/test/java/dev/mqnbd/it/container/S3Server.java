@@ -98,9 +98,9 @@ public final class S3Server implements AutoCloseable {
      * {@link #unpause} ends it.
      */
     public void pause() {
-        // runc freezes the container's cgroup within a time limit and, past it, thaws it again and fails with
-        // "unable to freeze" (seen once on this 2-core machine under a full test run): the container runs
-        // on unchanged, so trying again is safe.
+        // runc gives up a freeze it cannot finish in time and fails with "unable to freeze" (seen once on this
+        // 2-core machine under a full test run); its freezer thaws the cgroup before it returns that error, so
+        // the store runs on and another try is safe. Five failures in a row still fail the test.
         for (int attempt = 1; ; attempt++) {
             try {
                 DockerClientFactory.instance()
