@@ -15,6 +15,8 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Attacks on a real server process (docs/hardening.md, "Abuse"), each driven by {@code hardening/abuse.py}
@@ -130,13 +132,16 @@ class AbuseIT {
         return server.log().lines().count();
     }
 
-    @Test
-    void unreadReplies_memoryBounded_goodClientServed() throws Exception {
+    @ParameterizedTest(name = "--transport {0}")
+    @ValueSource(strings = {"epoll", "io_uring"})
+    void unreadReplies_memoryBounded_goodClientServed(String transport) throws Exception {
         try (ServerProcess server = ServerProcess.start(
                 JVM,
                 "serve",
                 "--port",
                 "0",
+                "--transport",
+                transport,
                 "--export",
                 "mem=memory:512M",
                 "--export",

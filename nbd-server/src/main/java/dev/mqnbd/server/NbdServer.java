@@ -40,6 +40,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
@@ -127,7 +128,28 @@ public final class NbdServer implements AutoCloseable {
      * with {@link #hctxExecutors(EventLoopGroup)} of the same group.
      */
     public static EventLoopGroup newEventLoopGroup(int threads) {
-        return new MultiThreadIoEventLoopGroup(threads, Transport.best().ioHandlerFactory());
+        return new TransportGroup(threads, Transport.best());
+    }
+
+    /**
+     * Creates the event loops of {@code transport}; a server started on them listens with that transport's
+     * sockets.
+     *
+     * @throws IOException if the transport cannot run here (its reason in the message)
+     */
+    public static EventLoopGroup newEventLoopGroup(int threads, Transport transport) throws IOException {
+        transport.checkAvailable();
+        return new TransportGroup(threads, transport);
+    }
+
+    /** Event loops that remember their transport. */
+    private static final class TransportGroup extends MultiThreadIoEventLoopGroup {
+        final Transport transport;
+
+        TransportGroup(int threads, Transport transport) {
+            super(threads, transport.ioHandlerFactory());
+            this.transport = transport;
+        }
     }
 
     /** Returns the hardware-context executors of {@code group}: context {@code i} runs on loop {@code i mod n}. */
@@ -170,7 +192,8 @@ public final class NbdServer implements AutoCloseable {
     public static NbdServer start(
             EventLoopGroup group, ExportRegistry exports, List<SocketAddress> listen, NbdServerConfig config)
             throws IOException {
-        NbdServer server = new NbdServer(group, Transport.best(), exports, listen, config);
+        Transport transport = group instanceof TransportGroup t ? t.transport : Transport.best();
+        NbdServer server = new NbdServer(group, transport, exports, listen, config);
         try {
             server.bind();
         } catch (IOException | RuntimeException e) {
@@ -220,6 +243,11 @@ public final class NbdServer implements AutoCloseable {
                     .option(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT);
             SocketAddress bindAddress = address;
             if (address instanceof InheritedSocket inherited) {
+                if (transport != Transport.EPOLL) {
+                    throw new IOException("cannot serve on " + inherited + " with the "
+                            + transport.name().toLowerCase(Locale.ROOT)
+                            + " transport: only epoll adopts inherited sockets (use --transport epoll)");
+                }
                 ChannelFactory<ServerChannel> factory = inherited::newChannel;
                 bootstrap.channelFactory(factory);
                 if (!inherited.unix()) {

@@ -3,6 +3,7 @@ package dev.mqnbd.server.embed;
 import dev.mqnbd.filter.FilterSpec;
 import dev.mqnbd.server.InheritedSocket;
 import dev.mqnbd.server.NbdServerConfig;
+import dev.mqnbd.server.Transport;
 import dev.mqnbd.server.protocol.NbdTls;
 import dev.mqnbd.server.security.AccessList;
 import dev.mqnbd.storage.Backends;
@@ -76,6 +77,7 @@ public final class Mqnbd {
     int port;
     boolean readOnly;
     int eventLoops = Runtime.getRuntime().availableProcessors();
+    Transport transport = Transport.best();
 
     @Nullable
     Integer hwQueues;
@@ -242,6 +244,15 @@ public final class Mqnbd {
      */
     public Mqnbd eventLoops(int n) {
         this.eventLoops = range("eventLoops", n, 1024);
+        return this;
+    }
+
+    /**
+     * Sets the network transport (default: {@link Transport#best()}, epoll where it loads). {@link #start()}
+     * fails with the reason if the kernel does not allow it.
+     */
+    public Mqnbd transport(Transport transport) {
+        this.transport = Objects.requireNonNull(transport, "transport");
         return this;
     }
 

@@ -43,7 +43,7 @@ final class ServerStart {
         NbdServerConfig config = b.config.build();
         int queues = b.hwQueues != null ? b.hwQueues : b.eventLoops;
         Map<String, String> exports = b.exportsOrDefault();
-        EventLoopGroup group = NbdServer.newEventLoopGroup(b.eventLoops);
+        EventLoopGroup group = NbdServer.newEventLoopGroup(b.eventLoops, b.transport);
         NbdServer server;
         try {
             for (Map.Entry<String, String> export : exports.entrySet()) {
