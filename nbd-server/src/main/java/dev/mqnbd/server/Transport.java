@@ -21,7 +21,7 @@ import java.util.Locale;
  *
  * <p>{@link #EPOLL} is the default where its native library loads ({@link #best()}): it is the only one that
  * can serve on inherited sockets (socket activation, takeover). {@link #IO_URING} receives large WRITEs at
- * less CPU per byte and is slower on small requests (README, Performance); it needs a kernel that allows
+ * less CPU per byte and was slower on some small-request jobs (README, Performance); it needs a kernel that allows
  * io_uring, which container runtimes' default seccomp profiles often forbid. {@link #NIO} is the JDK's
  * portable fallback.
  */

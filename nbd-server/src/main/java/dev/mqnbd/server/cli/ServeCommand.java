@@ -168,9 +168,9 @@ final class ServeCommand implements Callable<Integer> {
             paramLabel = "KIND",
             defaultValue = "auto",
             description = "Network transport: auto (epoll where it loads, else nio), epoll, io_uring or nio. "
-                    + "io_uring receives large WRITEs at less CPU and answers small requests slower (see the "
-                    + "README's Performance), and cannot serve inherited sockets (socket activation, "
-                    + "--takeover) (default: ${DEFAULT-VALUE}).")
+                    + "io_uring receives large WRITEs at less CPU and was slower on some small-request jobs "
+                    + "(see the README's Performance), and cannot serve inherited sockets (socket activation, "
+                    + "--take-over) (default: ${DEFAULT-VALUE}).")
     @SuppressWarnings("NullAway.Init") // picocli sets it: it has a default value
     String transport;
 
