@@ -89,6 +89,37 @@ class TransportIT {
     }
 
     @Test
+    void ioUring_withTakeOver_isRefusedBeforeTheRunningServerIsAsked() throws Exception {
+        Path control = tmp.resolve("control.sock");
+        try (ServerProcess running = ServerProcess.start(
+                "serve", "--port", "0", "--control", control.toString(), "--export", "mem=memory:16M")) {
+            Tool.Result result = Tool.run(
+                            Duration.ofMinutes(1),
+                            ServerProcess.command(
+                                            "serve",
+                                            "--port",
+                                            "0",
+                                            "--control",
+                                            control.toString(),
+                                            "--take-over",
+                                            "--transport",
+                                            "io_uring",
+                                            "--export",
+                                            "mem=memory:16M")
+                                    .toArray(String[]::new))
+                    .assertFailure();
+
+            assertThat(result.stderr())
+                    .contains("--take-over needs the epoll transport, the only one that adopts the running"
+                            + " server's sockets (got --transport io_uring)");
+            // The running server was never asked to hand over: it still serves, and logged no hand-over.
+            Tool.run(Duration.ofSeconds(30), "nbdinfo", "nbd://127.0.0.1:" + running.port() + "/mem")
+                    .assertSuccess();
+            assertThat(running.log()).doesNotContain("handing over", "cannot hand over", "control connection");
+        }
+    }
+
+    @Test
     void ioUring_onAnInheritedSocket_isRefusedWithTheReason() throws Exception {
         int port;
         try (ServerSocket probe = new ServerSocket(0)) {
