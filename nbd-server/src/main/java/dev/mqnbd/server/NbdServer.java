@@ -128,7 +128,7 @@ public final class NbdServer implements AutoCloseable {
      * with {@link #hctxExecutors(EventLoopGroup)} of the same group.
      */
     public static EventLoopGroup newEventLoopGroup(int threads) {
-        return new TransportGroup(threads, Transport.best());
+        return new MultiThreadIoEventLoopGroup(threads, Transport.best().ioHandlerFactory());
     }
 
     /**
@@ -139,17 +139,7 @@ public final class NbdServer implements AutoCloseable {
      */
     public static EventLoopGroup newEventLoopGroup(int threads, Transport transport) throws IOException {
         transport.checkAvailable();
-        return new TransportGroup(threads, transport);
-    }
-
-    /** Event loops that remember their transport. */
-    private static final class TransportGroup extends MultiThreadIoEventLoopGroup {
-        final Transport transport;
-
-        TransportGroup(int threads, Transport transport) {
-            super(threads, transport.ioHandlerFactory());
-            this.transport = transport;
-        }
+        return new MultiThreadIoEventLoopGroup(threads, transport.ioHandlerFactory());
     }
 
     /** Returns the hardware-context executors of {@code group}: context {@code i} runs on loop {@code i mod n}. */
@@ -192,7 +182,7 @@ public final class NbdServer implements AutoCloseable {
     public static NbdServer start(
             EventLoopGroup group, ExportRegistry exports, List<SocketAddress> listen, NbdServerConfig config)
             throws IOException {
-        Transport transport = group instanceof TransportGroup t ? t.transport : Transport.best();
+        Transport transport = Transport.of(group);
         NbdServer server = new NbdServer(group, transport, exports, listen, config);
         try {
             server.bind();

@@ -1,5 +1,8 @@
 package dev.mqnbd.server;
 
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.IoEventLoopGroup;
+import io.netty.channel.IoHandler;
 import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.ServerChannel;
 import io.netty.channel.epoll.Epoll;
@@ -36,6 +39,21 @@ public enum Transport {
     /** Returns epoll when its native library is available, NIO otherwise. */
     public static Transport best() {
         return Epoll.isAvailable() ? EPOLL : NIO;
+    }
+
+    /**
+     * Returns the transport whose I/O handler {@code group}'s event loops run, or {@link #best()} for a group
+     * this class cannot tell (not an {@link IoEventLoopGroup}).
+     */
+    public static Transport of(EventLoopGroup group) {
+        if (group instanceof IoEventLoopGroup io) {
+            for (Transport t : values()) {
+                if (io.isIoType(t.ioHandler())) {
+                    return t;
+                }
+            }
+        }
+        return best();
     }
 
     /**
@@ -79,6 +97,14 @@ public enum Transport {
             case EPOLL -> EpollIoHandler.newFactory();
             case IO_URING -> IoUringIoHandler.newFactory();
             case NIO -> NioIoHandler.newFactory();
+        };
+    }
+
+    private Class<? extends IoHandler> ioHandler() {
+        return switch (this) {
+            case EPOLL -> EpollIoHandler.class;
+            case IO_URING -> IoUringIoHandler.class;
+            case NIO -> NioIoHandler.class;
         };
     }
 

@@ -5,8 +5,11 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.mqnbd.server.embed.EmbeddedServer;
 import dev.mqnbd.server.embed.Mqnbd;
+import io.netty.channel.DefaultEventLoopGroup;
+import io.netty.channel.EventLoopGroup;
 import java.io.DataInputStream;
 import java.net.Socket;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
 /** Choosing the transport: names, the default, and a server on each transport that loads here. */
@@ -32,6 +35,24 @@ class TransportTest {
         // The project's tests run on Linux with the native epoll library on the class path.
         assertThat(Transport.best()).isEqualTo(Transport.EPOLL);
         Transport.NIO.checkAvailable();
+    }
+
+    @Test
+    void of_tellsEachGroupsTransport() throws Exception {
+        for (Transport transport : Transport.values()) {
+            EventLoopGroup group = NbdServer.newEventLoopGroup(1, transport);
+            try {
+                assertThat(Transport.of(group)).as("group of %s", transport).isEqualTo(transport);
+            } finally {
+                group.shutdownGracefully(0, 0, TimeUnit.SECONDS).syncUninterruptibly();
+            }
+        }
+        EventLoopGroup other = new DefaultEventLoopGroup(1);
+        try {
+            assertThat(Transport.of(other)).isEqualTo(Transport.best());
+        } finally {
+            other.shutdownGracefully(0, 0, TimeUnit.SECONDS).syncUninterruptibly();
+        }
     }
 
     @Test

@@ -289,7 +289,7 @@ final class ServeCommand implements Callable<Integer> {
         LogSetup.configure(verbose);
         Lifecycle.Settings lifecycleSettings = lifecycleOptions.settings();
         Mqnbd configured = configure();
-        if (lifecycleSettings.takeOver() && Transport.parse(transport) != Transport.EPOLL) {
+        if (lifecycleSettings.takeOver() && configured.transport() != Transport.EPOLL) {
             // Refused before the running server is asked to hand over and drain, not after it has gone.
             throw new MqnbdCommand.UsageException("--take-over needs the epoll transport, the only one that adopts"
                     + " the running server's sockets (got --transport " + transport + ")");

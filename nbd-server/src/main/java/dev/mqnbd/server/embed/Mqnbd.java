@@ -256,6 +256,11 @@ public final class Mqnbd {
         return this;
     }
 
+    /** Returns the network transport {@link #start()} uses. */
+    public Transport transport() {
+        return transport;
+    }
+
     /**
      * Sets the hardware queues per export (default: one per event loop).
      *
