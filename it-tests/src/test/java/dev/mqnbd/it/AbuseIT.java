@@ -170,6 +170,38 @@ class AbuseIT {
     }
 
     @Test
+    void partialWrites_stalledConnectionsClosed_directMemoryNeverExhausted() throws Exception {
+        try (ServerProcess server = ServerProcess.start(JVM, "serve", "--port", "0", "--export", "mem=memory:64M")) {
+            // 40 connections each announce a 32 MiB WRITE, send 31 MiB of it and stop: 1240 MiB, more than the
+            // server's 1 GiB of direct memory. Partial payloads may hold a quarter of it (256 MiB), twice that
+            // while payloads are younger than a second.
+            Outcome o = attack(
+                    server,
+                    Duration.ofSeconds(90),
+                    "partial-writes",
+                    "mem",
+                    "40",
+                    Integer.toString(32 << 20),
+                    Integer.toString(31 << 20),
+                    "10");
+            assertThat(o.failures()).as("good client failures").isEmpty();
+            assertThat(o.worstMillis()).isLessThan(GOOD_ROUND_LIMIT.toMillis());
+            Matcher closed = Pattern.compile("closed-by-server (\\d+)").matcher(o.attack());
+            assertThat(closed.find()).as(o.attack()).isTrue();
+            // At most 8 stalled payloads of 31 MiB fit in 256 MiB once they are all older than the grace.
+            assertThat(Integer.parseInt(closed.group(1))).as(o.attack()).isGreaterThanOrEqualTo(32);
+            // Partial payloads hold at most 512 MiB; the heap (-Xmx256m) may grow beside them.
+            assertThat(o.peakMiB() - o.baseMiB())
+                    .as("server VmRSS growth (MiB)")
+                    .isLessThanOrEqualTo(768);
+            assertThat(server.log()).doesNotContain("OutOfMemoryError").contains("of a WRITE payload arrived over");
+            assertThat(logLines(server)).as("log lines after the attack").isLessThan(100);
+            Tool.run(Duration.ofSeconds(20), "nbdinfo", "nbd://127.0.0.1:" + server.port() + "/mem")
+                    .assertSuccess();
+        }
+    }
+
+    @Test
     void stalledHandshakes_fromOneAddress_doNotLockOutAGoodClient() throws Exception {
         try (ServerProcess server = ServerProcess.start(
                 JVM, "serve", "--port", "0", "--export", "mem=memory:64M", "--handshake-timeout", "60s")) {

@@ -9,6 +9,7 @@ import dev.mqnbd.server.protocol.NbdExportInfo;
 import dev.mqnbd.server.protocol.NbdHandshakeHandler;
 import dev.mqnbd.server.protocol.NbdRequestDecoder;
 import dev.mqnbd.server.protocol.NbdSession;
+import dev.mqnbd.server.protocol.PayloadBudget;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.channel.AdaptiveRecvByteBufAllocator;
@@ -30,6 +31,7 @@ import io.netty.channel.unix.UnixChannel;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.GlobalEventExecutor;
+import io.netty.util.internal.PlatformDependent;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.net.InetSocketAddress;
@@ -74,6 +76,26 @@ public final class NbdServer implements AutoCloseable {
     private final ConnectionLimiter limiter;
     private final RateLimitedLog handshakeTimeouts = new RateLimitedLog(LOG, 1, TimeUnit.SECONDS);
     private final RateLimitedLog idleTimeouts = new RateLimitedLog(LOG, 1, TimeUnit.SECONDS);
+    private final RateLimitedLog payloadEvictions = new RateLimitedLog(LOG, 1, TimeUnit.SECONDS);
+
+    /**
+     * The bound on the bytes of WRITE payloads that have begun to arrive on all connections together: a
+     * quarter of the direct-memory limit (every socket read lands there), at least 64 MiB. Over it, the
+     * connection whose payload has been arriving longest (1 s or more) is closed ({@link PayloadBudget}).
+     */
+    static long pendingPayloadLimit() {
+        return Math.max(64L << 20, PlatformDependent.maxDirectMemory() / 4);
+    }
+
+    private final PayloadBudget payloadBudget = new PayloadBudget(
+            pendingPayloadLimit(),
+            (channel, held, pendingNanos, total, limit) -> payloadEvictions.log(
+                    Level.WARNING,
+                    () -> "closing connection from " + describe(channel.remoteAddress()) + ": " + (held >> 10)
+                            + " KiB of a WRITE payload arrived over " + TimeUnit.NANOSECONDS.toMillis(pendingNanos)
+                            + " ms and the rest did not, while partial payloads held " + (total >> 20)
+                            + " MiB of the server's " + (limit >> 20) + " MiB for them"),
+            System::nanoTime);
 
     /**
      * Each connection's write-buffer water marks: above the high mark of unwritten replies a connection
@@ -297,7 +319,7 @@ public final class NbdServer implements AutoCloseable {
         pipeline.addAfter(
                 ctx.name(),
                 "decoder",
-                new NbdRequestDecoder(export.info().maximumPayload(), session.extendedHeaders()));
+                new NbdRequestDecoder(export.info().maximumPayload(), session.extendedHeaders(), payloadBudget));
         config.events()
                 .negotiated(
                         session.extendedHeaders() ? "extended" : session.structuredReplies() ? "structured" : "simple",

@@ -11,6 +11,9 @@ the tool itself failed. Attacks:
                                         TRIM + WRITE_ZEROES over the whole export (extended headers); prints
                                         how long their replies took
   slow-reader EXPORT SECONDS            a client that reads its replies slowly (the soak runs one)
+  partial-writes EXPORT N LENGTH SENT SECONDS
+                                        N connections each send a WRITE of LENGTH bytes but only SENT
+                                        bytes of its payload, then hold; prints how many the server closed
   disc-junk EXPORT                      WRITE 4 KiB, DISC and junk in one send; prints whether the WRITE
                                         was answered before the close
 """
@@ -206,6 +209,37 @@ def disc_junk(host, port, export):
     print("disc-junk write-answered %s" % answered)
 
 
+def partial_writes(host, port, export, n, length, sent, seconds):
+    socks = []
+    failed = 0
+    chunk = b"w" * (1 << 20)
+    for i in range(n):
+        try:
+            s = connect(host, port)
+            go(s, export)
+            s.sendall(request(1, i, 0, length))
+            left = sent
+            while left > 0:
+                left -= s.send(chunk[:min(left, len(chunk))])
+            socks.append(s)
+        except (OSError, EOFError, RuntimeError):
+            failed += 1
+    time.sleep(seconds)
+    # A connection the server closed ends (EOF or reset) at once; one it kept would wait for the payload.
+    closed = 0
+    for s in socks:
+        s.settimeout(0.5)
+        try:
+            if not s.recv(1):
+                closed += 1
+        except ConnectionError:
+            closed += 1
+        except socket.timeout:
+            pass
+        s.close()
+    print("partial-writes held %d failed %d closed-by-server %d" % (len(socks), failed, closed + failed))
+
+
 def slow_reader(host, port, export, seconds):
     """Pipelines 16 READs of 1 MiB, reads the replies at about 2 MiB/s, checks each header; until SECONDS."""
     s = connect(host, port)
@@ -242,6 +276,8 @@ def main():
         range_flood(host, port, a[0], int(a[1]), int(a[2]) if len(a) > 2 else 4 << 20)
     elif attack == "slow-reader":
         slow_reader(host, port, a[0], float(a[1]))
+    elif attack == "partial-writes":
+        partial_writes(host, port, a[0], int(a[1]), int(a[2]), int(a[3]), float(a[4]))
     elif attack == "disc-junk":
         disc_junk(host, port, a[0])
     else:

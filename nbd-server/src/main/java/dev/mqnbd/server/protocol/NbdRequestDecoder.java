@@ -5,6 +5,7 @@ import io.netty.buffer.CompositeByteBuf;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.ByteToMessageDecoder;
 import java.util.List;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Decodes transmission requests into {@link NbdRequest}s (proto.md "Request message").
@@ -15,6 +16,9 @@ import java.util.List;
  * sync (as nbdkit's {@code skip_over_write_buffer}). Unknown command types are emitted with a {@code null}
  * command. A bad magic is a framing violation: the decoder throws {@link NbdCodecException}, the pipeline
  * closes the channel, and all further input is skipped.
+ *
+ * <p>While a payload arrives, its bytes buffered so far count against the server's {@link PayloadBudget},
+ * which closes the connection if it stalls while the server's partial payloads are over their bound.
  *
  * <p>With extended headers (ext branch) the header is 32 bytes with a u64 length, and a payload follows
  * when {@code NBD_CMD_FLAG_PAYLOAD_LEN} is set, and always for WRITE.
@@ -36,6 +40,10 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
 
     private final int maximumPayload;
     private final boolean extendedHeaders;
+    private final PayloadBudget budget;
+    /** This connection's part of {@link #budget}, from when the decoder is added. */
+    private PayloadBudget.@Nullable Share share;
+
     private final int headerLength;
     private final int requestMagic;
 
@@ -67,11 +75,25 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
      * @throws IllegalArgumentException if {@code maximumPayload} is negative
      */
     public NbdRequestDecoder(int maximumPayload, boolean extendedHeaders) {
+        this(maximumPayload, extendedHeaders, PayloadBudget.UNLIMITED);
+    }
+
+    /**
+     * Creates a decoder whose payloads, while they arrive, count against {@code budget}, shared by the
+     * server's connections.
+     *
+     * @param maximumPayload the largest payload to buffer; larger ones are drained
+     * @param extendedHeaders whether extended headers were negotiated
+     * @param budget the server's bound on partial payloads; over it, the connection waiting longest closes
+     * @throws IllegalArgumentException if {@code maximumPayload} is negative
+     */
+    public NbdRequestDecoder(int maximumPayload, boolean extendedHeaders, PayloadBudget budget) {
         if (maximumPayload < 0) {
             throw new IllegalArgumentException("maximumPayload: " + maximumPayload + " (expected: >= 0)");
         }
         this.maximumPayload = maximumPayload;
         this.extendedHeaders = extendedHeaders;
+        this.budget = budget;
         this.headerLength =
                 extendedHeaders ? NbdConstants.EXTENDED_REQUEST_HEADER_LENGTH : NbdConstants.REQUEST_HEADER_LENGTH;
         this.requestMagic = extendedHeaders ? NbdConstants.EXTENDED_REQUEST_MAGIC : NbdConstants.REQUEST_MAGIC;
@@ -79,6 +101,11 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
         // flight: the merge cumulator would then copy the whole unread cumulation on every read. The composite
         // cumulator only adds each read's buffer.
         setCumulator(COMPOSITE_CUMULATOR);
+    }
+
+    @Override
+    public void handlerAdded(ChannelHandlerContext ctx) {
+        share = budget.share(ctx.channel());
     }
 
     @Override
@@ -94,7 +121,13 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
                 case PAYLOAD -> {
                     // header <here> {payload: length bytes}
                     if (in.readableBytes() < length) {
+                        if (share != null) {
+                            share.hold(in.readableBytes());
+                        }
                         return;
+                    }
+                    if (share != null) {
+                        share.release();
                     }
                     // OWNERSHIP: the payload's one reference goes to the request.
                     ByteBuf payload = readPayload(ctx, in, (int) length);
@@ -207,5 +240,8 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
         // Nothing half-built is held here: a pending payload sits in the cumulation, which the superclass
         // releases (or passes on) itself.
         state = State.BAD;
+        if (share != null) {
+            share.release();
+        }
     }
 }

@@ -1,0 +1,169 @@
+package dev.mqnbd.server.protocol;
+
+import io.netty.channel.Channel;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
+
+/**
+ * A server-wide bound on the bytes of WRITE payloads that have begun to arrive and are not whole yet.
+ *
+ * <p>Each connection may buffer one payload of up to the export's maximum (32 MiB by default) while it
+ * arrives, so a client that opens many connections, starts a large WRITE on each and then sends nothing
+ * more would hold connections times the maximum, enough to exhaust the direct memory every other client's
+ * buffers come from. When the partial payloads of all connections together pass the bound, the connection
+ * whose payload has been arriving the longest is closed (and, while still over, the next), as long as it
+ * has been arriving for at least {@link #GRACE_NANOS}: a client that sends its payload at the speed of the
+ * network is not the one closed, a client that stalls half way is. Past twice the bound (many payloads
+ * begun within the grace), the oldest are closed without it, so partial payloads never hold more than
+ * twice the bound for longer than one socket read.
+ *
+ * <p><b>Threading:</b> thread-safe: every connection's decoder calls its own {@link Share} on its event
+ * loop; the bookkeeping is under this object's lock, and closing a connection is left to its event loop.
+ */
+public final class PayloadBudget {
+    /** How long a payload may have been arriving before it can be the one closed over the bound. */
+    public static final long GRACE_NANOS = TimeUnit.SECONDS.toNanos(1);
+
+    /** No bound: nothing is counted, nothing is ever closed. */
+    public static final PayloadBudget UNLIMITED = new PayloadBudget(Long.MAX_VALUE, Eviction.NONE, System::nanoTime);
+
+    /** What happens to a connection closed over the bound. */
+    @FunctionalInterface
+    public interface Eviction {
+        /** Nothing: for {@link #UNLIMITED}. */
+        Eviction NONE = (channel, held, pendingNanos, total, limit) -> {};
+
+        /**
+         * Called, outside the budget's lock, for a connection about to be closed: {@code held} bytes of its
+         * payload had arrived over {@code pendingNanos}, while all partial payloads held {@code total} bytes
+         * against the {@code limit}.
+         */
+        void evicted(Channel channel, long held, long pendingNanos, long total, long limit);
+    }
+
+    private final long limit;
+    private final Eviction eviction;
+    private final LongSupplier clock;
+    // Guarded by this. Shares holding bytes, in the order their payloads began to arrive.
+    private final LinkedHashSet<Share> pending = new LinkedHashSet<>();
+    private long total;
+
+    /**
+     * Creates a budget of {@code limit} bytes.
+     *
+     * @param eviction told of each connection closed over the bound (to log it)
+     * @param clock read as {@link System#nanoTime()} is: for tests
+     * @throws IllegalArgumentException if {@code limit} is not positive
+     */
+    public PayloadBudget(long limit, Eviction eviction, LongSupplier clock) {
+        if (limit <= 0) {
+            throw new IllegalArgumentException("limit: " + limit + " (expected: > 0)");
+        }
+        this.limit = limit;
+        this.eviction = eviction;
+        this.clock = clock;
+    }
+
+    /** Returns the bound in bytes. */
+    public long limit() {
+        return limit;
+    }
+
+    /** Returns the bytes of partial payloads held now. */
+    public synchronized long held() {
+        return total;
+    }
+
+    /** Returns the share of one connection, holding nothing. */
+    public Share share(Channel channel) {
+        return new Share(channel);
+    }
+
+    /**
+     * One connection's part of the budget.
+     *
+     * <p><b>Threading:</b> called on the connection's event loop only.
+     */
+    public final class Share {
+        private final Channel channel;
+        // Guarded by PayloadBudget.this.
+        private long bytes;
+        private long since;
+        private boolean closed;
+
+        private Share(Channel channel) {
+            this.channel = channel;
+        }
+
+        /**
+         * Records that {@code bytes} of a payload not yet whole are buffered (more than before, as more
+         * arrives); closes the connections that waited longest if the budget is then exceeded.
+         */
+        public void hold(long bytes) {
+            if (limit == Long.MAX_VALUE) {
+                return; // UNLIMITED keeps no books
+            }
+            List<Victim> victims;
+            synchronized (PayloadBudget.this) {
+                if (closed || bytes == this.bytes) {
+                    return;
+                }
+                long now = clock.getAsLong();
+                if (this.bytes == 0) {
+                    since = now;
+                    pending.add(this);
+                }
+                total += bytes - this.bytes;
+                this.bytes = bytes;
+                if (total <= limit) {
+                    return;
+                }
+                victims = evict(now);
+            }
+            for (Victim v : victims) {
+                eviction.evicted(v.channel(), v.held(), v.pendingNanos(), v.total(), limit);
+                v.channel().close();
+            }
+        }
+
+        /** Records that the payload is whole (or dropped): it holds nothing against the budget now. */
+        public void release() {
+            synchronized (PayloadBudget.this) {
+                drop();
+            }
+        }
+
+        // Under the budget's lock.
+        private void drop() {
+            if (bytes != 0) {
+                total -= bytes;
+                bytes = 0;
+                pending.remove(this);
+            }
+        }
+    }
+
+    /** A connection chosen to be closed, with what it held when it was chosen. */
+    private record Victim(Channel channel, long held, long pendingNanos, long total) {}
+
+    // Under the lock: takes the oldest shares past the grace out until the total is within the limit.
+    private List<Victim> evict(long now) {
+        List<Victim> victims = new ArrayList<>();
+        for (Iterator<Share> it = pending.iterator(); it.hasNext() && total > limit; ) {
+            Share s = it.next();
+            if (now - s.since < GRACE_NANOS && total <= 2 * limit) {
+                break; // the rest began later still; past twice the bound, no grace
+            }
+            it.remove();
+            victims.add(new Victim(s.channel, s.bytes, now - s.since, total));
+            total -= s.bytes;
+            s.bytes = 0;
+            s.closed = true;
+        }
+        return victims;
+    }
+}
