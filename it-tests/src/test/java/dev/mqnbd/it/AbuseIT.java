@@ -190,10 +190,11 @@ class AbuseIT {
             assertThat(closed.find()).as(o.attack()).isTrue();
             // At most 8 stalled payloads of 31 MiB fit in 256 MiB once they are all older than the grace.
             assertThat(Integer.parseInt(closed.group(1))).as(o.attack()).isGreaterThanOrEqualTo(32);
-            // Partial payloads hold at most 512 MiB; the heap (-Xmx256m) may grow beside them.
+            // Partial payloads hold at most 512 MiB; the heap (-Xmx256m) and the allocator's cached chunks grow
+            // beside them (649 MiB in all, measured). Without the bound: 1047 MiB and OutOfMemoryError.
             assertThat(o.peakMiB() - o.baseMiB())
                     .as("server VmRSS growth (MiB)")
-                    .isLessThanOrEqualTo(768);
+                    .isLessThanOrEqualTo(896);
             assertThat(server.log()).doesNotContain("OutOfMemoryError").contains("of a WRITE payload arrived over");
             assertThat(logLines(server)).as("log lines after the attack").isLessThan(100);
             Tool.run(Duration.ofSeconds(20), "nbdinfo", "nbd://127.0.0.1:" + server.port() + "/mem")

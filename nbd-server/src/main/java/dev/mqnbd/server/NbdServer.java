@@ -31,6 +31,7 @@ import io.netty.channel.unix.UnixChannel;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.GlobalEventExecutor;
+import io.netty.util.concurrent.ScheduledFuture;
 import io.netty.util.internal.PlatformDependent;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
@@ -48,6 +49,7 @@ import java.util.Objects;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.function.IntFunction;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The NBD server: listeners, event loops and the connections on them, serving the exports of an {@link
@@ -125,6 +127,7 @@ public final class NbdServer implements AutoCloseable {
     private final ChannelGroup connections = new DefaultChannelGroup("nbd-connections", GlobalEventExecutor.INSTANCE);
     private final List<Channel> listeners = new ArrayList<>();
     private volatile boolean closed;
+    private volatile @Nullable ScheduledFuture<?> payloadSweeper;
 
     private NbdServer(
             EventLoopGroup group,
@@ -212,6 +215,7 @@ public final class NbdServer implements AutoCloseable {
             server.closeListeners();
             throw e;
         }
+        server.payloadSweeper = group.next().scheduleAtFixedRate(server.payloadBudget::sweep, 1, 1, TimeUnit.SECONDS);
         return server;
     }
 
@@ -409,6 +413,10 @@ public final class NbdServer implements AutoCloseable {
             return 0;
         }
         closed = true;
+        ScheduledFuture<?> sweeper = payloadSweeper;
+        if (sweeper != null) {
+            sweeper.cancel(false);
+        }
         if (handOver) {
             for (Channel listener : listeners) {
                 listener.close().awaitUninterruptibly(5, TimeUnit.SECONDS);

@@ -39,6 +39,23 @@ def recv_exact(s, n):
     return b
 
 
+def closed_by_server(s, timeout):
+    """Whether the server closed S: it ends (EOF or reset) within TIMEOUT, what came before it read and
+    dropped. Closes S either way."""
+    s.setblocking(True)
+    s.settimeout(timeout)
+    try:
+        while s.recv(1 << 20):
+            pass
+        return True
+    except ConnectionError:
+        return True
+    except socket.timeout:
+        return False
+    finally:
+        s.close()
+
+
 def connect(host, port):
     s = socket.create_connection((host, port), timeout=30)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -130,21 +147,8 @@ def option_flood(host, port, conns, n, seconds):
                 socks[i] = None
         if not progress:
             time.sleep(0.05)
-    # Then read what the server answered: a connection it closed ends (EOF or reset) within the timeout.
-    for s in socks:
-        if s is None:
-            continue
-        s.setblocking(True)
-        s.settimeout(5)
-        try:
-            while s.recv(1 << 20):
-                pass
-            closed += 1
-        except ConnectionError:
-            closed += 1
-        except socket.timeout:
-            pass
-        s.close()
+    # Then read what the server answered: a connection it closed ends within the timeout.
+    closed += sum(closed_by_server(s, 5) for s in socks if s is not None)
     print("option-flood conns %d options-each %d closed-by-server %d options-sent %d"
           % (conns, n, closed, sum(sent) // 16))
 
@@ -225,18 +229,8 @@ def partial_writes(host, port, export, n, length, sent, seconds):
         except (OSError, EOFError, RuntimeError):
             failed += 1
     time.sleep(seconds)
-    # A connection the server closed ends (EOF or reset) at once; one it kept would wait for the payload.
-    closed = 0
-    for s in socks:
-        s.settimeout(0.5)
-        try:
-            if not s.recv(1):
-                closed += 1
-        except ConnectionError:
-            closed += 1
-        except socket.timeout:
-            pass
-        s.close()
+    # A connection the server closed ends at once; one it kept sends nothing while it waits for the payload.
+    closed = sum(closed_by_server(s, 0.5) for s in socks)
     print("partial-writes held %d failed %d closed-by-server %d" % (len(socks), failed, closed + failed))
 
 

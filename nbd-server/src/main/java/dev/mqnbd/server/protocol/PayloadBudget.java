@@ -15,8 +15,9 @@ import java.util.function.LongSupplier;
  * arrives, so a client that opens many connections, starts a large WRITE on each and then sends nothing
  * more would hold connections times the maximum, enough to exhaust the direct memory every other client's
  * buffers come from. When the partial payloads of all connections together pass the bound, the connection
- * whose payload has been arriving the longest is closed (and, while still over, the next), as long as it
- * has been arriving for at least {@link #GRACE_NANOS}: a client that sends its payload at the speed of the
+ * whose payload has been arriving the longest is closed (and, while still over, the next), as more payload
+ * arrives or at the next {@link #sweep()}, as long as it has been arriving for at least {@link
+ * #GRACE_NANOS}: a client that sends its payload at the speed of the
  * network is not the one closed, a client that stalls half way is. Past twice the bound (many payloads
  * begun within the grace), the oldest are closed without it, so partial payloads never hold more than
  * twice the bound for longer than one socket read.
@@ -124,10 +125,7 @@ public final class PayloadBudget {
                 }
                 victims = evict(now);
             }
-            for (Victim v : victims) {
-                eviction.evicted(v.channel(), v.held(), v.pendingNanos(), v.total(), limit);
-                v.channel().close();
-            }
+            close(victims);
         }
 
         /** Records that the payload is whole (or dropped): it holds nothing against the budget now. */
@@ -144,6 +142,29 @@ public final class PayloadBudget {
                 bytes = 0;
                 pending.remove(this);
             }
+        }
+    }
+
+    /**
+     * Closes the oldest connections past the grace while partial payloads are over the bound, as the
+     * arrival of more payload does: the server calls it once a second, so that payloads which stalled all
+     * at once, within the grace of each other, are closed too.
+     */
+    public void sweep() {
+        List<Victim> victims;
+        synchronized (this) {
+            if (total <= limit) {
+                return;
+            }
+            victims = evict(clock.getAsLong());
+        }
+        close(victims);
+    }
+
+    private void close(List<Victim> victims) {
+        for (Victim v : victims) {
+            eviction.evicted(v.channel(), v.held(), v.pendingNanos(), v.total(), limit);
+            v.channel().close();
         }
     }
 

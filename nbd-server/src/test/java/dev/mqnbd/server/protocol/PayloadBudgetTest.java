@@ -121,6 +121,24 @@ class PayloadBudgetTest {
     }
 
     @Test
+    void sweep_closesStalledPayloadsOnceTheGraceIsOver_withoutMoreArriving() {
+        PayloadBudget budget = budget(1000);
+        EmbeddedChannel a = new EmbeddedChannel();
+        EmbeddedChannel b = new EmbeddedChannel();
+        budget.share(a).hold(600);
+        budget.share(b).hold(600); // both stall within the grace: over the bound, nothing closed yet
+        budget.sweep();
+        assertThat(a.isOpen()).isTrue();
+        clock.addAndGet(1_000 * MS);
+        budget.sweep();
+        assertThat(a.isOpen()).isFalse();
+        assertThat(b.isOpen()).isTrue();
+        assertThat(budget.held()).isEqualTo(600);
+        budget.sweep(); // within the bound: nothing more
+        assertThat(b.isOpen()).isTrue();
+    }
+
+    @Test
     void aClosedShare_holdsNothingMore() {
         PayloadBudget budget = budget(100);
         EmbeddedChannel a = new EmbeddedChannel();
