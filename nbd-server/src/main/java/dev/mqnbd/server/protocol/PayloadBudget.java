@@ -16,11 +16,10 @@ import java.util.function.LongSupplier;
  * more would hold connections times the maximum, enough to exhaust the direct memory every other client's
  * buffers come from. When the partial payloads of all connections together pass the bound, the connection
  * whose payload has been arriving the longest is closed (and, while still over, the next), as more payload
- * arrives or at the next {@link #sweep()}, as long as it has been arriving for at least {@link
- * #GRACE_NANOS}: a client that sends its payload at the speed of the
- * network is not the one closed, a client that stalls half way is. Past twice the bound (many payloads
- * begun within the grace), the oldest are closed without it, so partial payloads never hold more than
- * twice the bound for longer than one socket read.
+ * arrives or at the next {@link #sweep()}, once it has been arriving for {@link #GRACE_NANOS}: a client
+ * that sends its payload at the speed of the network is not the one closed, a client that stalls half way
+ * is. Past twice the bound (many payloads begun within the grace), the oldest are closed without it, so
+ * partial payloads never hold more than twice the bound for longer than one socket read.
  *
  * <p><b>Threading:</b> thread-safe: every connection's decoder calls its own {@link Share} on its event
  * loop; the bookkeeping is under this object's lock, and closing a connection is left to its event loop.
@@ -131,16 +130,11 @@ public final class PayloadBudget {
         /** Records that the payload is whole (or dropped): it holds nothing against the budget now. */
         public void release() {
             synchronized (PayloadBudget.this) {
-                drop();
-            }
-        }
-
-        // Under the budget's lock.
-        private void drop() {
-            if (bytes != 0) {
-                total -= bytes;
-                bytes = 0;
-                pending.remove(this);
+                if (bytes != 0) {
+                    total -= bytes;
+                    bytes = 0;
+                    pending.remove(this);
+                }
             }
         }
     }
