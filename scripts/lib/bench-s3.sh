@@ -19,6 +19,8 @@
 # its stats. Server CPU: utime+stime of the server process. BENCH_S3_SDK=1 adds mqnbd-sdk to the rotation: the
 # same server with --s3-block-client=sdk (block GETs and PUTs through the AWS SDK), for a before/after table;
 # BENCH_BASELINE_JAR adds mqnbd-base: that jar with the same flags (scripts/bench resolves it).
+# BENCH_S3_STORE_CPUS=LIST (taskset's list form, "1" or "2-3") gives the store those CPUs (docker --cpuset-cpus)
+# and everything else (servers, fio, curl) the rest, as a store on hosts of its own would leave them.
 
 bench_s3() (
   set -euo pipefail
@@ -59,6 +61,30 @@ bench_s3() (
   ((dirty_mib <= 2048)) || dirty_mib=2048
   s3backer_dirty=$((dirty_mib < cache_mib ? dirty_mib : cache_mib))
 
+  # Optionally the store on CPUs of its own and this shell, so every server, fio and curl, on the others.
+  store_cpus=${BENCH_S3_STORE_CPUS:-}
+  store_cpuset=()
+  cpu_split=
+  if [ -n "$store_cpus" ]; then
+    bench_install taskset:util-linux
+    rest=$("$python" -c '
+import os, sys
+def parse(text):
+    cpus = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+mine, store = os.sched_getaffinity(0), parse(sys.argv[1])
+rest = sorted(mine - store)
+if not store <= mine or not rest:
+    sys.exit("bench: BENCH_S3_STORE_CPUS=%s must name some but not all of the CPUs %s" % (sys.argv[1], sorted(mine)))
+print(",".join(map(str, rest)))' "$store_cpus")
+    taskset -pc "$rest" "$BASHPID" >/dev/null
+    store_cpuset=(--cpuset-cpus "$store_cpus")
+    cpu_split="store on CPUs $store_cpus, servers, fio and curl on CPUs $rest"
+  fi
+
   mkdir -p "$dir" "$mnt"
   : >"$results"
   [ -s "$block_file" ] || head -c "$mib" /dev/urandom >"$block_file"
@@ -71,9 +97,9 @@ bench_s3() (
   trap cleanup_s3 EXIT
 
   # --- the store ----------------------------------------------------------------------------------------
-  docker run -d --rm --name "$container" -e S3_IDENTITY="$identity" -e S3_CREDENTIAL="$credential" \
+  docker run -d --rm --name "$container" ${store_cpuset[@]+"${store_cpuset[@]}"} -e S3_IDENTITY="$identity" -e S3_CREDENTIAL="$credential" \
     -e S3_BUCKETS="mqnbd s3backer ceiling" -p 127.0.0.1::9000 mqnbd-s3:latest >/dev/null
-  store_port=$(docker port "$container" 9000/tcp | sed -n 's/^127\.0\.0\.1:\([0-9]*\)$/\1/p' | head -n 1)
+  store_port=$(docker port "$container" 9000/tcp | sed -n 's/^127\.0\.0\.1:\([0-9]*\)$/\1/p' | sed -n 1p)
   endpoint=http://127.0.0.1:$store_port
   for _ in $(seq 300); do
     docker logs "$container" 2>&1 | grep -q 'Started .*Server@' && break
@@ -245,10 +271,10 @@ bench_s3() (
 
   s3backer_flags="--blockSize=1M --size=${export_mib}M --blockCacheSize=$cache_mib --blockCacheMaxDirty=$s3backer_dirty"
   s3backer_flags+=" --blockCacheThreads=16 --authVersion=aws4"
-  versions="fio $(fio --version | sed 's/^fio-//'), s3backer $(s3backer --version 2>&1 | head -n 1 | cut -d' ' -f3)"
-  versions+=", curl $(curl --version | head -n 1 | cut -d' ' -f2), S3Proxy $(sed -n \
-    's:.*<s3proxy.version>\(.*\)</s3proxy.version>.*:\1:p' "$root/storage-backends/pom.xml" | head -n 1)"
+  versions="fio $(fio --version | sed 's/^fio-//'), s3backer $(s3backer --version 2>&1 | sed -n 1p | cut -d' ' -f3)"
+  versions+=", curl $(curl --version | sed -n 1p | cut -d' ' -f2), S3Proxy $(sed -n \
+    's:.*<s3proxy.version>\(.*\)</s3proxy.version>.*:\1:p' "$root/storage-backends/pom.xml" | sed -n 1p)"
   "$python" "$root/scripts/lib/bench_s3_report.py" "$results" "$json" "$size" "$warm" "$runtime" "$runs" "$(nproc)" \
     "$load_start" "$load_end" "$((SECONDS - started))" "$versions" "$(uname -r)" "${mqnbd_args[*]}" \
-    "$dirty_mib" "$s3backer_flags" "${baseline_jar:-}"
+    "$dirty_mib" "$s3backer_flags" "${baseline_jar:-}" "$cpu_split"
 )

@@ -50,7 +50,7 @@ def summary(runs):
 
 def main(argv):
     (path, out, size, warm, runtime, runs, cpus, load_start, load_end, wall, versions, kernel, mqnbd_args,
-     max_dirty, s3backer_flags, baseline_jar) = (argv[1:17] + [""])[:16]
+     max_dirty, s3backer_flags, baseline_jar, cpu_split) = (argv[1:18] + ["", ""])[:17]
     values = load(path)
     present = {s for job in values.values() for s in job}
     servers = [s for s in SERVERS if s in present or s not in OPTIONAL]
@@ -66,6 +66,7 @@ def main(argv):
         max_dirty, (", serve " + mqnbd_args) if mqnbd_args else "", s3backer_flags))
     if baseline_jar:
         print("mqnbd-base: %s with the same flags" % baseline_jar)
+    print("CPUs: " + (cpu_split or "all shared by the store, the servers, fio and curl"))
     print()
     header = ("%-20s" % "job" + "".join("%24s" % s for s in servers) + "%16s%15s" % ("mqnbd/s3backer", "mqnbd/ceiling")
               + "%19s%19s%19s" % ("PUTs/MiB m / s3b", "GETs/MiB m / s3b", "cpu m / s3b")
@@ -98,6 +99,7 @@ def main(argv):
               "versions": versions, "mqnbd_args": mqnbd_args, "baseline_jar": baseline_jar or None, "mqnbd_max_dirty_mib": int(max_dirty),
               "s3backer_flags": s3backer_flags,
               "store": "S3Proxy (mqnbd-s3:latest, filesystem store) in a container on loopback",
+              "cpu_split": cpu_split or None,
               "ceiling": "curl, 16 parallel PUTs then GETs of distinct 1 MiB objects, SigV4 with UNSIGNED-PAYLOAD",
               "value": "MiB/s (1m jobs: bytes over the job's wall time, flush or drain included) or IOPS (4k jobs,"
                        " fio's)",

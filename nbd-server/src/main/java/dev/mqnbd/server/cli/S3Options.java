@@ -114,7 +114,8 @@ final class S3Options {
     @Option(
             names = "--s3-read-ahead",
             paramLabel = "BLOCKS",
-            description = "Blocks fetched ahead of sequential reads (default: 4).")
+            description = "Blocks fetched ahead of sequential reads (default: 4); each is held beside"
+                    + " the cache until read to its end, at most twice this number and at least 16.")
     @Nullable
     String readAhead;
 

@@ -8,6 +8,9 @@ import java.io.InterruptedIOException;
 import java.lang.System.Logger.Level;
 import java.nio.ByteBuffer;
 import java.time.Duration;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BiFunction;
@@ -28,6 +31,12 @@ import org.jspecify.annotations.Nullable;
  *       {@code s3.cache} (weigher: the array's length). Pinning a block takes its bytes out of the cache,
  *       and unpinning a clean block puts them back, both atomically with the {@code live} entry, so a
  *       block's bytes are in exactly one place and can be changed in place once pinned.
+ *   <li>{@code ahead}: blocks read ahead and not read yet, each holding a pin (so they are in {@code
+ *       live}), oldest first, at most {@link #aheadLimit}. A block fetched once is a newcomer to the
+ *       clean cache, and when the cache is full of blocks read before, Caffeine's admission policy
+ *       (TinyLFU) turns newcomers away: a read-ahead block put there was often gone before its reader
+ *       came, which then fetched it again. A READ that reaches a held block's last byte, or a newer
+ *       read-ahead past the limit, releases it to the clean cache.
  *   <li>the store: every block not in memory. A block whose {@link BlockMap} bit is clear reads as
  *       zeroes without a GET.
  * </ul>
@@ -65,6 +74,12 @@ final class BlockCache {
     private final ConcurrentHashMap<Long, Block> live = new ConcurrentHashMap<>();
     private final @Nullable Cache<Long, byte[]> clean;
 
+    /** Read-ahead blocks not read yet, each holding a pin, oldest first. Guarded by itself. */
+    private final LinkedHashMap<Long, Block> ahead = new LinkedHashMap<>();
+
+    /** The most read-ahead blocks held for their readers: twice the read-ahead, at least 16. */
+    final int aheadLimit;
+
     /** Arrays of evicted clean blocks, reused by GETs and whole-block writes. */
     final BlockBuffers buffers;
 
@@ -90,6 +105,7 @@ final class BlockCache {
         this.map = map;
         this.dirty = new DirtyBlocks(exportName, blockSize, settings.maxDirtyBytes(), settings.uploads(), stats);
         this.buffers = new BlockBuffers(blockSize);
+        this.aheadLimit = Math.max(16, 2 * settings.readAhead());
         this.clean = settings.cacheBytes() < blockSize
                 ? null
                 : Caffeine.newBuilder()
@@ -215,6 +231,9 @@ final class BlockCache {
                 } finally {
                     unpin(b);
                 }
+                if (in + n == limit(b)) {
+                    releaseAhead(index);
+                }
             }
             offset += n;
             dstIndex += n;
@@ -222,7 +241,7 @@ final class BlockCache {
         }
     }
 
-    /** Loads every block of the range that may exist and is not in memory (CACHE, read-ahead). */
+    /** Loads every block of the range that may exist and is not in memory (CACHE). */
     void fetch(long firstBlock, long endBlock, long deadline) throws IOException {
         for (long index = firstBlock; index < endBlock; index++) {
             if (!map.mayExist(index) || resident(index)) {
@@ -242,6 +261,76 @@ final class BlockCache {
             } finally {
                 unpin(b);
             }
+        }
+    }
+
+    /**
+     * Read-ahead: loads block {@code index} unless it is known absent or in memory; a block this call loads
+     * stays pinned in {@code ahead} until it is read to its end or newer read-ahead pushes it out.
+     */
+    void fetchAhead(long index, long deadline) throws IOException {
+        if (!map.mayExist(index) || resident(index)) {
+            return;
+        }
+        Block b = pin(index);
+        boolean held = false;
+        try {
+            lock(b, deadline);
+            try {
+                if (!b.loaded) {
+                    stats.readAheads.increment();
+                    load(b, deadline);
+                    // Under the lock: a reader waiting for it finds it held once it gets the lock.
+                    held = hold(b);
+                }
+            } finally {
+                b.lock.unlock();
+            }
+        } finally {
+            if (!held) {
+                unpin(b);
+            }
+        }
+    }
+
+    /** Keeps {@code b}'s pin in {@code ahead}; past the limit, the oldest held block is released. */
+    private boolean hold(Block b) {
+        Block released = null;
+        synchronized (ahead) {
+            if (ahead.putIfAbsent(b.index, b) != null) {
+                return false;
+            }
+            if (ahead.size() > aheadLimit) {
+                Iterator<Map.Entry<Long, Block>> oldest = ahead.entrySet().iterator();
+                released = oldest.next().getValue();
+                oldest.remove();
+            }
+        }
+        if (released != null) {
+            // Lock order: b's lock, then another block's live bin; never the other block's lock.
+            unpin(released);
+        }
+        return true;
+    }
+
+    /** Releases the read-ahead pin of block {@code index}, if it holds one. */
+    private void releaseAhead(long index) {
+        Block held;
+        synchronized (ahead) {
+            if (ahead.isEmpty()) {
+                return;
+            }
+            held = ahead.remove(index);
+        }
+        if (held != null) {
+            unpin(held);
+        }
+    }
+
+    /** Returns how many read-ahead blocks are held for their readers now. */
+    int heldAhead() {
+        synchronized (ahead) {
+            return ahead.size();
         }
     }
 

@@ -236,7 +236,7 @@ public final class S3Export implements AutoCloseable {
             long deadline = System.nanoTime() + settings.timeout().toNanos();
             start(() -> {
                 try {
-                    cache.fetch(index, index + 1, deadline);
+                    cache.fetchAhead(index, deadline);
                 } catch (IOException e) {
                     LOG.log(
                             Level.DEBUG,

@@ -44,7 +44,7 @@ import java.util.Optional;
  *   <tr><td>{@code s3.lease-ttl}</td><td>30s</td><td>lifetime of the write lease, renewed every third
  *       of it (1s to 1h)</td></tr>
  *   <tr><td>{@code s3.read-ahead}</td><td>4</td><td>blocks fetched ahead of sequential reads (0 to
- *       1024)</td></tr>
+ *       1024); each is held beside the cache until read to its end (at most twice this, at least 16)</td></tr>
  *   <tr><td>{@code s3.rescue-dir}</td><td>{@code $XDG_STATE_HOME/mqnbd/rescue} (else {@code
  *       ~/.local/state/mqnbd/rescue})</td><td>where dirty blocks that cannot be stored are saved (the
  *       lease went to another server, or the store stayed down through a shutdown)</td></tr>

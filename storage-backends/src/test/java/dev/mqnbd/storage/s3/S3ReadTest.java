@@ -72,6 +72,66 @@ class S3ReadTest extends S3TestBase {
     }
 
     @Test
+    void readAheadBlocks_waitForTheirReader_whenTheCacheIsFullOfBlocksReadBefore() throws Exception {
+        byte[] data = TestDevice.random(21, 1 << 20);
+        String prefix = stored("ahead-full-cache", data);
+        // A clean cache of four blocks, filled with blocks read three times each: newcomers read once rank
+        // below them in the cache's admission policy.
+        Opened o = open(spec(prefix, ""), true, 1, false, "s3.read-ahead", "0", "s3.cache", "256K");
+        BlockCache cache = o.export().cache;
+        for (int round = 0; round < 3; round++) {
+            for (int i = 3; i >= 0; i--) {
+                o.dev().read((long) i * K64, K64);
+            }
+        }
+        assertThat(o.stats().gets()).isEqualTo(4);
+
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        for (int i = 8; i < 12; i++) {
+            cache.fetchAhead(i, deadline);
+        }
+        assertThat(o.stats().gets()).isEqualTo(8);
+        assertThat(cache.heldAhead()).isEqualTo(4);
+
+        // Their reader comes after all four were fetched, and finds every one: no second GET.
+        for (int i = 8; i < 12; i++) {
+            assertThat(o.dev().read((long) i * K64, K64)).isEqualTo(Arrays.copyOfRange(data, i * K64, (i + 1) * K64));
+        }
+        assertThat(o.stats().gets()).isEqualTo(8);
+        assertThat(o.stats().cacheMisses()).isEqualTo(4);
+        // Read to their ends, they are released to the clean cache: nothing stays pinned.
+        assertThat(cache.heldAhead()).isZero();
+        assertThat(cache.liveIndexes(0, 16)).isEmpty();
+    }
+
+    @Test
+    void readAheadBlocksNeverRead_areHeldUpToTheLimit_thenReleasedOldestFirst() throws Exception {
+        byte[] data = TestDevice.random(22, 2 << 20);
+        String prefix = newPrefix("ahead-limit");
+        Opened writer = open(spec(prefix, "create=2M,block-size=64K"));
+        writer.dev().write(0, data);
+        writer.queue().close();
+        Opened o = open(spec(prefix, ""), true, 1, false, "s3.read-ahead", "4", "s3.cache", "256K");
+        BlockCache cache = o.export().cache;
+        assertThat(cache.aheadLimit).isEqualTo(16);
+
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        for (int i = 0; i < 20; i++) {
+            cache.fetchAhead(i, deadline);
+        }
+        // At most the limit stays pinned: the four oldest went back to the clean cache.
+        assertThat(cache.heldAhead()).isEqualTo(16);
+        assertThat(cache.liveIndexes(0, 32)).containsExactly(4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19);
+        // A read of part of a held block keeps it held; a read to its end releases it.
+        assertThat(o.dev().read(10L * K64, 100)).isEqualTo(Arrays.copyOfRange(data, 10 * K64, 10 * K64 + 100));
+        assertThat(cache.heldAhead()).isEqualTo(16);
+        assertThat(o.dev().read(10L * K64 + 100, K64 - 100))
+                .isEqualTo(Arrays.copyOfRange(data, 10 * K64 + 100, 11 * K64));
+        assertThat(cache.heldAhead()).isEqualTo(15);
+        assertThat(o.stats().gets()).isEqualTo(20);
+    }
+
+    @Test
     void readAheadZero_fetchesOnlyWhatIsRead() throws Exception {
         String prefix = stored("no-read-ahead", TestDevice.random(2, 1 << 20));
         Opened o = open(spec(prefix, ""), true, 1, false, "s3.read-ahead", "0");
