@@ -62,6 +62,7 @@ bench_s3() (
   s3backer_dirty=$((dirty_mib < cache_mib ? dirty_mib : cache_mib))
 
   # Optionally the store on CPUs of its own and this shell, so every server, fio and curl, on the others.
+  cpus=$(nproc) # before any split: the CPUs the run may use
   store_cpus=${BENCH_S3_STORE_CPUS:-}
   store_cpuset=()
   cpu_split=
@@ -274,7 +275,7 @@ print(",".join(map(str, rest)))' "$store_cpus")
   versions="fio $(fio --version | sed 's/^fio-//'), s3backer $(s3backer --version 2>&1 | sed -n 1p | cut -d' ' -f3)"
   versions+=", curl $(curl --version | sed -n 1p | cut -d' ' -f2), S3Proxy $(sed -n \
     's:.*<s3proxy.version>\(.*\)</s3proxy.version>.*:\1:p' "$root/storage-backends/pom.xml" | sed -n 1p)"
-  "$python" "$root/scripts/lib/bench_s3_report.py" "$results" "$json" "$size" "$warm" "$runtime" "$runs" "$(nproc)" \
+  "$python" "$root/scripts/lib/bench_s3_report.py" "$results" "$json" "$size" "$warm" "$runtime" "$runs" "$cpus" \
     "$load_start" "$load_end" "$((SECONDS - started))" "$versions" "$(uname -r)" "${mqnbd_args[*]}" \
     "$dirty_mib" "$s3backer_flags" "${baseline_jar:-}" "$cpu_split"
 )
