@@ -244,23 +244,7 @@ final class BlockCache {
     /** Loads every block of the range that may exist and is not in memory (CACHE). */
     void fetch(long firstBlock, long endBlock, long deadline) throws IOException {
         for (long index = firstBlock; index < endBlock; index++) {
-            if (!map.mayExist(index) || resident(index)) {
-                continue;
-            }
-            Block b = pin(index);
-            try {
-                lock(b, deadline);
-                try {
-                    if (!b.loaded) {
-                        stats.readAheads.increment();
-                        load(b, deadline);
-                    }
-                } finally {
-                    b.lock.unlock();
-                }
-            } finally {
-                unpin(b);
-            }
+            fetch(index, false, deadline);
         }
     }
 
@@ -269,6 +253,11 @@ final class BlockCache {
      * stays pinned in {@code ahead} until it is read to its end or newer read-ahead pushes it out.
      */
     void fetchAhead(long index, long deadline) throws IOException {
+        fetch(index, true, deadline);
+    }
+
+    /** Loads block {@code index} unless it is known absent or in memory; holds it for its reader if asked. */
+    private void fetch(long index, boolean holdForReader, long deadline) throws IOException {
         if (!map.mayExist(index) || resident(index)) {
             return;
         }
@@ -281,7 +270,7 @@ final class BlockCache {
                     stats.readAheads.increment();
                     load(b, deadline);
                     // Under the lock: a reader waiting for it finds it held once it gets the lock.
-                    held = hold(b);
+                    held = holdForReader && hold(b);
                 }
             } finally {
                 b.lock.unlock();
