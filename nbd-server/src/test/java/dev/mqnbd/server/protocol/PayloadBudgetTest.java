@@ -28,6 +28,13 @@ class PayloadBudgetTest {
                 clock::get);
     }
 
+    /** A new connection whose payload has begun to arrive: {@code bytes} of it held against {@code budget}. */
+    private static EmbeddedChannel holding(PayloadBudget budget, long bytes) {
+        EmbeddedChannel ch = new EmbeddedChannel();
+        budget.share(ch).hold(bytes);
+        return ch;
+    }
+
     @Test
     void underTheLimit_nothingCloses_heldIsTheSum() {
         PayloadBudget budget = budget(1000);
@@ -52,13 +59,11 @@ class PayloadBudgetTest {
     @Test
     void overTheLimit_theOldestPastTheGraceCloses_newerOnesStay() {
         PayloadBudget budget = budget(1000);
-        EmbeddedChannel oldest = new EmbeddedChannel();
-        EmbeddedChannel older = new EmbeddedChannel();
-        EmbeddedChannel recent = new EmbeddedChannel();
-        budget.share(oldest).hold(400);
+        EmbeddedChannel oldest = holding(budget, 400);
         clock.addAndGet(10 * MS);
-        budget.share(older).hold(400);
+        EmbeddedChannel older = holding(budget, 400);
         clock.addAndGet(2_000 * MS);
+        EmbeddedChannel recent = new EmbeddedChannel();
         PayloadBudget.Share sr = budget.share(recent);
         sr.hold(100);
         assertThat(evicted).isEmpty();
@@ -75,13 +80,10 @@ class PayloadBudgetTest {
         PayloadBudget budget = budget(1000);
         List<Channel> channels = new ArrayList<>();
         for (int i = 0; i < 4; i++) {
-            EmbeddedChannel ch = new EmbeddedChannel();
-            channels.add(ch);
-            budget.share(ch).hold(250);
+            channels.add(holding(budget, 250));
             clock.addAndGet(1_500 * MS);
         }
-        EmbeddedChannel big = new EmbeddedChannel();
-        budget.share(big).hold(700); // 1700: the first three must go to get within 1000
+        EmbeddedChannel big = holding(budget, 700); // 1700: the first three must go to get within 1000
         assertThat(channels.stream().map(Channel::isOpen)).containsExactly(false, false, false, true);
         assertThat(big.isOpen()).isTrue();
         assertThat(budget.held()).isEqualTo(950);
@@ -91,11 +93,9 @@ class PayloadBudgetTest {
     @Test
     void overTheLimit_allWithinTheGrace_nothingCloses() {
         PayloadBudget budget = budget(1000);
-        EmbeddedChannel a = new EmbeddedChannel();
-        EmbeddedChannel b = new EmbeddedChannel();
-        budget.share(a).hold(600);
+        EmbeddedChannel a = holding(budget, 600);
         clock.addAndGet(999 * MS);
-        budget.share(b).hold(600);
+        EmbeddedChannel b = holding(budget, 600);
         assertThat(a.isOpen()).isTrue();
         assertThat(b.isOpen()).isTrue();
         assertThat(budget.held()).isEqualTo(1200);
@@ -105,14 +105,12 @@ class PayloadBudgetTest {
     @Test
     void pastTwiceTheLimit_theOldestClose_evenWithinTheGrace() {
         PayloadBudget budget = budget(1000);
-        EmbeddedChannel a = new EmbeddedChannel();
-        EmbeddedChannel b = new EmbeddedChannel();
-        EmbeddedChannel c = new EmbeddedChannel();
-        budget.share(a).hold(800);
+        EmbeddedChannel a = holding(budget, 800);
         clock.addAndGet(10 * MS);
-        budget.share(b).hold(800);
+        EmbeddedChannel b = holding(budget, 800);
         clock.addAndGet(10 * MS);
-        budget.share(c).hold(800); // 2400 > 2000: a goes; 1600 is over the bound but within twice it and the grace
+        // 2400 > 2000: a goes; 1600 is over the bound but within twice it and the grace
+        EmbeddedChannel c = holding(budget, 800);
         assertThat(a.isOpen()).isFalse();
         assertThat(b.isOpen()).isTrue();
         assertThat(c.isOpen()).isTrue();
@@ -123,10 +121,8 @@ class PayloadBudgetTest {
     @Test
     void sweep_closesStalledPayloadsOnceTheGraceIsOver_withoutMoreArriving() {
         PayloadBudget budget = budget(1000);
-        EmbeddedChannel a = new EmbeddedChannel();
-        EmbeddedChannel b = new EmbeddedChannel();
-        budget.share(a).hold(600);
-        budget.share(b).hold(600); // both stall within the grace: over the bound, nothing closed yet
+        EmbeddedChannel a = holding(budget, 600);
+        EmbeddedChannel b = holding(budget, 600); // both stall within the grace: over the bound, nothing closed yet
         budget.sweep();
         assertThat(a.isOpen()).isTrue();
         clock.addAndGet(1_000 * MS);
@@ -145,7 +141,7 @@ class PayloadBudgetTest {
         PayloadBudget.Share sa = budget.share(a);
         sa.hold(60);
         clock.addAndGet(2_000 * MS);
-        budget.share(new EmbeddedChannel()).hold(60);
+        holding(budget, 60);
         assertThat(a.isOpen()).isFalse();
         sa.hold(90); // the closed connection's decoder may run once more: it counts for nothing
         assertThat(budget.held()).isEqualTo(60);
