@@ -3,6 +3,7 @@ package dev.mqnbd.server;
 import dev.mqnbd.mq.HctxExecutor;
 import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.server.handler.TransmissionHandler;
+import dev.mqnbd.server.handler.WriteBudget;
 import dev.mqnbd.server.log.RateLimitedLog;
 import dev.mqnbd.server.protocol.ConnectionEvents;
 import dev.mqnbd.server.protocol.NbdExportInfo;
@@ -81,23 +82,22 @@ public final class NbdServer implements AutoCloseable {
     private final RateLimitedLog payloadEvictions = new RateLimitedLog(LOG, 1, TimeUnit.SECONDS);
 
     /**
-     * The bound on the bytes of WRITE payloads that have begun to arrive on all connections together: a
-     * quarter of the direct-memory limit (every socket read lands there), at least 64 MiB. Over it, the
-     * connection whose payload has been arriving longest (1 s or more) is closed ({@link PayloadBudget}).
+     * The default bound on WRITE payload bytes, all connections together (for payloads arriving, and again
+     * for payloads in flight): a quarter of the direct-memory limit (every socket read lands there), at
+     * least 64 MiB.
      */
-    static long pendingPayloadLimit() {
+    static long defaultWriteMemory() {
         return Math.max(64L << 20, PlatformDependent.maxDirectMemory() / 4);
     }
 
-    private final PayloadBudget payloadBudget = new PayloadBudget(
-            pendingPayloadLimit(),
-            (channel, held, pendingNanos, total, limit) -> payloadEvictions.log(
-                    Level.WARNING,
-                    () -> "closing connection from " + describe(channel.remoteAddress()) + ": " + (held >> 10)
-                            + " KiB of a WRITE payload arrived over " + TimeUnit.NANOSECONDS.toMillis(pendingNanos)
-                            + " ms and the rest did not, while partial payloads held " + (total >> 20)
-                            + " MiB of the server's " + (limit >> 20) + " MiB for them"),
-            System::nanoTime);
+    /**
+     * The bound on the bytes of WRITE payloads that have begun to arrive on all connections together. Over
+     * it, the connection whose payload has been arriving longest (1 s or more) is closed ({@link
+     * PayloadBudget}).
+     */
+    private final PayloadBudget payloadBudget;
+    /** The bound on the bytes of WRITE payloads in flight to the backends ({@link WriteBudget}). */
+    private final WriteBudget writeBudget;
 
     /**
      * Each connection's write-buffer water marks: above the high mark of unwritten replies a connection
@@ -141,6 +141,18 @@ public final class NbdServer implements AutoCloseable {
         this.listen = List.copyOf(listen);
         this.config = config;
         this.limiter = new ConnectionLimiter(config.maxConnections(), config.maxConnectionsPerClient());
+        long writeMemory = config.writeMemory() > 0 ? config.writeMemory() : defaultWriteMemory();
+        this.payloadBudget = new PayloadBudget(
+                writeMemory,
+                (channel, held, pendingNanos, total, limit) -> payloadEvictions.log(
+                        Level.WARNING,
+                        () -> "closing connection from " + describe(channel.remoteAddress()) + ": " + (held >> 10)
+                                + " KiB of a WRITE payload arrived over "
+                                + TimeUnit.NANOSECONDS.toMillis(pendingNanos)
+                                + " ms and the rest did not, while partial payloads held " + (total >> 20)
+                                + " MiB of the server's " + (limit >> 20) + " MiB for them"),
+                System::nanoTime);
+        this.writeBudget = new WriteBudget(writeMemory);
         int i = 0;
         for (EventExecutor executor : group) {
             loopIndex.put(executor, i++);
@@ -314,7 +326,12 @@ public final class NbdServer implements AutoCloseable {
                 ctx.name(),
                 "transmission",
                 new TransmissionHandler(
-                        export, session, hctx, config.spreadMin(), config.spreadWrites() ? config.spreadMin() : 0));
+                        export,
+                        session,
+                        hctx,
+                        config.spreadMin(),
+                        config.spreadWrites() ? config.spreadMin() : 0,
+                        writeBudget));
         long idle = config.idleTimeout().toNanos();
         if (idle > 0) {
             pipeline.addAfter(ctx.name(), "idle", new IdleTimeout(idle, idleTimeouts));

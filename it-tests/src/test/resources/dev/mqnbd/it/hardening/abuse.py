@@ -14,12 +14,17 @@ the tool itself failed. Attacks:
   partial-writes EXPORT N LENGTH SENT SECONDS
                                         N connections each send a WRITE of LENGTH bytes but only SENT
                                         bytes of its payload, then hold; prints how many the server closed
+  slow-writes EXPORT CONNS N LENGTH SECONDS
+                                        CONNS connections each pipeline N whole WRITEs of LENGTH bytes (to a
+                                        slow export) and never read a reply; after SECONDS prints how many
+                                        MiB the server had taken off their sockets
   disc-junk EXPORT                      WRITE 4 KiB, DISC and junk in one send; prints whether the WRITE
                                         was answered before the close
 """
 import socket
 import struct
 import sys
+import threading
 import time
 
 NBDMAGIC = 0x4e42444d41474943
@@ -234,6 +239,36 @@ def partial_writes(host, port, export, n, length, sent, seconds):
     print("partial-writes held %d failed %d closed-by-server %d" % (len(socks), failed, closed + failed))
 
 
+def slow_writes(host, port, export, conns, n, length, seconds):
+    payload = b"s" * length
+    sent = [0] * conns
+    socks = []
+
+    def pump(i, s):
+        try:
+            for j in range(n):
+                s.sendall(request(1, j, (j * length) % (1 << 30), length))
+                view = memoryview(payload)
+                while view:
+                    k = s.send(view)
+                    view = view[k:]
+                    sent[i] += k
+        except OSError:
+            pass
+
+    for i in range(conns):
+        s = connect(host, port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        go(s, export)
+        socks.append(s)
+        threading.Thread(target=pump, args=(i, s), daemon=True).start()
+    time.sleep(seconds)
+    total = sum(sent)
+    for s in socks:
+        s.close()
+    print("slow-writes conns %d sent-mib %d" % (conns, total >> 20))
+
+
 def slow_reader(host, port, export, seconds):
     """Pipelines 16 READs of 1 MiB, reads the replies at about 2 MiB/s, checks each header; until SECONDS."""
     s = connect(host, port)
@@ -272,6 +307,8 @@ def main():
         slow_reader(host, port, a[0], float(a[1]))
     elif attack == "partial-writes":
         partial_writes(host, port, a[0], int(a[1]), int(a[2]), int(a[3]), float(a[4]))
+    elif attack == "slow-writes":
+        slow_writes(host, port, a[0], int(a[1]), int(a[2]), int(a[3]), float(a[4]))
     elif attack == "disc-junk":
         disc_junk(host, port, a[0])
     else:

@@ -1,6 +1,7 @@
 package dev.mqnbd.server.cli;
 
 import dev.mqnbd.server.NbdServerConfig;
+import dev.mqnbd.storage.Sizes;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.regex.Matcher;
@@ -44,6 +45,16 @@ final class LimitOptions {
                     + "with nothing in flight: 10m, 1h; 0 (the default) for never, as kernel clients idle for days.")
     String idleTimeout = "0";
 
+    @Option(
+            names = "--write-memory",
+            paramLabel = "SIZE",
+            defaultValue = "0",
+            description = "WRITE payloads the server holds, all connections together: past SIZE in flight to the "
+                    + "backends, further WRITEs wait; past SIZE still arriving, the connection whose payload "
+                    + "stalled longest is closed. 0 (the default): a quarter of the JVM's direct-memory limit "
+                    + "(-XX:MaxDirectMemorySize, else the heap limit), at least 64M.")
+    String writeMemory = "0";
+
     /**
      * Adds the limits to {@code config}.
      *
@@ -60,7 +71,21 @@ final class LimitOptions {
         return config.handshakeTimeout(parseDuration("--handshake-timeout", handshakeTimeout))
                 .maxConnections(maxConnections)
                 .maxConnectionsPerClient(maxConnectionsPerClient)
-                .idleTimeout(parseDuration("--idle-timeout", idleTimeout));
+                .idleTimeout(parseDuration("--idle-timeout", idleTimeout))
+                .writeMemory(parseWriteMemory(writeMemory));
+    }
+
+    private static long parseWriteMemory(String text) {
+        long bytes;
+        try {
+            bytes = Sizes.parse(text);
+        } catch (IllegalArgumentException e) {
+            throw new MqnbdCommand.UsageException("--write-memory " + text + ": " + e.getMessage());
+        }
+        if (bytes != 0 && bytes < (1 << 20)) {
+            throw new MqnbdCommand.UsageException("--write-memory " + text + " (expected: 0, or 1M or more)");
+        }
+        return bytes;
     }
 
     /** Parses {@code 10s}, {@code 500ms}, {@code 2m} or a bare number of seconds. */

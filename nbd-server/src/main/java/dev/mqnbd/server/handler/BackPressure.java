@@ -12,39 +12,71 @@ import io.netty.channel.Channel;
  * BlockQueue#waitForTag}); while the channel is not writable, that is while its unwritten replies are
  * above the high-water mark of its {@code WriteBufferWaterMark}; and while its READs in flight (submitted,
  * reply not yet handed to the channel) hold more than {@link TransmissionHandler#MAX_READ_BYTES_IN_FLIGHT}
- * bytes, unless none is in flight. So the memory one connection holds is bounded in bytes: its READs in
- * flight, plus its unwritten replies, plus one read's worth of decoded commands. A tag frees when the
- * request ends, but the connection takes no new one until the replies it has not yet written fall below
- * the low-water mark.
+ * bytes, unless none is in flight; the same for its WRITEs in flight (submitted, not yet completed) and
+ * {@link TransmissionHandler#MAX_WRITE_BYTES_IN_FLIGHT}; and while a WRITE would take the payloads in
+ * flight on all connections past the server's {@link WriteBudget}. So the memory one connection holds is
+ * bounded in bytes: its READs and WRITEs in flight, plus its unwritten replies, plus one read's worth of
+ * decoded commands. A tag frees when the request ends, but the connection takes no new one until the
+ * replies it has not yet written fall below the low-water mark.
  *
- * <p><b>Threading:</b> the channel's event loop, but {@link #tagAvailable}, which may run on any thread
- * and hands a preallocated task to the loop.
+ * <p><b>Threading:</b> the channel's event loop, but {@link #tagAvailable} and the {@link WriteBudget}'s
+ * wake-up, which may run on any thread and hand a preallocated task to the loop.
  */
 final class BackPressure implements TagWaiter {
     private final TransmissionHandler h;
     private final Runnable resumeTask = this::resume;
+    private final WriteBudget budget;
+    /** Runs {@link #budgetResumeTask} on the loop; registered with {@link #budget} while waiting for room. */
+    private final Runnable budgetWake;
+
+    private final Runnable budgetResumeTask = this::budgetResume;
     /** The bytes of this connection's READs in flight. */
     private long readBytesInFlight;
+    /** The bytes of this connection's WRITEs in flight. */
+    private long writeBytesInFlight;
     /** Whether the connection waits for a tag of its hardware context. */
     boolean waitingForTag;
+    /** Whether the connection waits for room in the server's {@link WriteBudget}. */
+    private boolean waitingForBudget;
 
-    BackPressure(TransmissionHandler h) {
+    BackPressure(TransmissionHandler h, WriteBudget budget) {
         this.h = h;
+        this.budget = budget;
+        this.budgetWake = () -> h.ctx.executor().execute(budgetResumeTask);
     }
 
     /**
      * Whether {@code rq} must wait for replies to drain: the channel is above its high-water mark, or
      * {@code rq} is a READ that would take this connection's READ bytes in flight past {@link
      * TransmissionHandler#MAX_READ_BYTES_IN_FLIGHT} (one READ is always allowed, so a READ of the largest
-     * payload proceeds). Writability changes and READ completions resume the connection.
+     * payload proceeds), or a WRITE that would take its WRITE bytes in flight past {@link
+     * TransmissionHandler#MAX_WRITE_BYTES_IN_FLIGHT} (likewise) or the server's {@link WriteBudget} past its
+     * bound (twice its bound for a connection's only WRITE, {@link WriteBudget#fits}). Writability changes, READ and WRITE completions on this connection, and room in the budget
+     * resume the connection.
      */
     boolean throttled(NbdRequest rq) {
         if (!h.ctx.channel().isWritable()) {
             return true;
         }
-        return rq.command() == NbdCommand.READ
-                && readBytesInFlight > 0
-                && readBytesInFlight + rq.length() > TransmissionHandler.MAX_READ_BYTES_IN_FLIGHT;
+        if (rq.command() == NbdCommand.READ) {
+            return readBytesInFlight > 0
+                    && readBytesInFlight + rq.length() > TransmissionHandler.MAX_READ_BYTES_IN_FLIGHT;
+        }
+        if (rq.command() != NbdCommand.WRITE) {
+            return false;
+        }
+        boolean first = writeBytesInFlight == 0;
+        if (!first && writeBytesInFlight + rq.length() > TransmissionHandler.MAX_WRITE_BYTES_IN_FLIGHT) {
+            return true; // a WRITE of this connection completes and drains again
+        }
+        if (budget.fits(rq.length(), first)) {
+            return false;
+        }
+        if (!waitingForBudget) {
+            waitingForBudget = true;
+            budget.await(rq.length(), first, budgetWake);
+        }
+        return true;
     }
 
     void readStarted(long bytes) {
@@ -53,6 +85,24 @@ final class BackPressure implements TagWaiter {
 
     void readEnded(long bytes) {
         readBytesInFlight -= bytes;
+    }
+
+    void writeStarted(long bytes) {
+        writeBytesInFlight += bytes;
+        budget.take(bytes);
+    }
+
+    void writeEnded(long bytes) {
+        if (bytes > 0) {
+            writeBytesInFlight -= bytes;
+            budget.give(bytes);
+        }
+    }
+
+    /** Room in the server's {@link WriteBudget}, maybe: the WRITE that waited for it tries again. */
+    private void budgetResume() {
+        waitingForBudget = false;
+        h.drain();
     }
 
     /** No tag is free: stop reading and wait for one ({@link #tagAvailable}). */

@@ -70,6 +70,7 @@ final class ReplyDispatch implements RequestCompletion {
     private void complete(Slot slot) {
         int error = slot.error;
         long readBytes = slot.readBytes;
+        long writeBytes = slot.writeBytes;
         if (error == 0 && slot.chunkOffset < slot.chunkEnd) {
             // A split TRIM or WRITE_ZEROES with more to do: no reply yet.
             h.chunks.scheduleNext(slot);
@@ -89,7 +90,7 @@ final class ReplyDispatch implements RequestCompletion {
         }
         slot.buffer = null;
         slot.chunkOffset = slot.chunkEnd = 0;
-        finish(reply, readBytes);
+        finish(reply, readBytes, writeBytes);
     }
 
     /** Encodes the reply of a completed request; its slot's buffer and extents are consumed here. */
@@ -168,16 +169,17 @@ final class ReplyDispatch implements RequestCompletion {
         return h.encoder.blockStatus(h.ctx.alloc(), cookie, offset, h.contextId, extents.lengths, extents.flags, count);
     }
 
-    private void finish(@Nullable ByteBuf reply, long readBytes) {
+    private void finish(@Nullable ByteBuf reply, long readBytes, long writeBytes) {
         h.inFlight--;
         h.flow.readEnded(readBytes);
+        h.flow.writeEnded(writeBytes);
         if (reply == null) {
             h.end.closeNow();
             return;
         }
         h.write(reply);
-        if (readBytes > 0 && !h.pending.isEmpty() && !h.flow.waitingForTag) {
-            // READ bytes went out of flight: a READ that waited for them may go now.
+        if ((readBytes > 0 || writeBytes > 0) && !h.pending.isEmpty() && !h.flow.waitingForTag) {
+            // READ or WRITE bytes went out of flight: a request that waited for them may go now.
             h.drain();
         } else {
             h.end.maybeClose();

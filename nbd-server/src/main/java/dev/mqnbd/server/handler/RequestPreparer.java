@@ -5,6 +5,7 @@ import dev.mqnbd.mq.QueueLimits;
 import dev.mqnbd.mq.ReqFlags;
 import dev.mqnbd.mq.ReqOp;
 import dev.mqnbd.mq.Request;
+import dev.mqnbd.server.protocol.NbdCommand;
 import dev.mqnbd.server.protocol.NbdConstants;
 import dev.mqnbd.server.protocol.NbdError;
 import dev.mqnbd.server.protocol.NbdReplyEncoder;
@@ -67,6 +68,11 @@ final class RequestPreparer {
         slot.reset(rq.cookie(), Objects.requireNonNull(rq.command()), rq.offset(), rq.flags()); // validated
         try {
             fill(request, slot, rq, h.ctx.alloc());
+            if (rq.command() == NbdCommand.WRITE) {
+                // Counted once the payload is the request's: it stays in memory until the WRITE completes.
+                slot.writeBytes = rq.length();
+                h.flow.writeStarted(rq.length());
+            }
             return true;
         } catch (OutOfMemoryError | RuntimeException e) {
             // OWNERSHIP: nothing was submitted: the buffer taken so far and the tag go back here.

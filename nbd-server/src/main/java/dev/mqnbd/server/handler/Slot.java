@@ -40,6 +40,8 @@ final class Slot {
     ByteBuf buffer;
     /** The READ bytes this request counts in {@link BackPressure}'s bytes in flight. */
     long readBytes;
+    /** The WRITE bytes this request counts in {@link BackPressure}'s bytes in flight and the {@link WriteBudget}. */
+    long writeBytes;
     /** For a split TRIM or WRITE_ZEROES: the mq-core op and flags, where the next piece starts, the end. */
     @Nullable
     ReqOp op;
@@ -75,6 +77,7 @@ final class Slot {
         this.flags = flags;
         this.extentsInUse = null;
         this.readBytes = 0;
+        this.writeBytes = 0;
         this.chunkOffset = 0;
         this.chunkEnd = 0;
     }

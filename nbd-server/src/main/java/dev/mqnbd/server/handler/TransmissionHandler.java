@@ -55,6 +55,8 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
 
     /** The most READ bytes one connection keeps in flight before it stops submitting (one READ is always allowed). */
     public static final long MAX_READ_BYTES_IN_FLIGHT = 64L << 20;
+    /** The most WRITE bytes one connection keeps in flight before it stops submitting (one WRITE is always allowed). */
+    public static final long MAX_WRITE_BYTES_IN_FLIGHT = 64L << 20;
     /** The longest range one TRIM or WRITE_ZEROES dispatch covers; longer ones are split. */
     public static final long MAX_ZERO_CHUNK = 1L << 30;
     /** The longest range one BLOCK_STATUS reply covers. */
@@ -86,7 +88,7 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     private final ExtentList allData = new ExtentList(1);
 
     final ReplyDispatch dispatch = new ReplyDispatch(this);
-    final BackPressure flow = new BackPressure(this);
+    final BackPressure flow;
     final ZeroChunks chunks = new ZeroChunks(this);
     final ConnectionEnd end = new ConnectionEnd(this);
     private final RequestPreparer preparer;
@@ -112,9 +114,12 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
      *     so one connection's large transfers run on several threads; 0 keeps them on {@code hctx}
      * @param spreadWrites the same for WRITEs. Both only where a FLUSH on one context covers writes
      *     completed on every other ({@link Feature#SHARED_FLUSH}).
+     * @param writeBudget the server's bound on WRITE payloads in flight, shared by its connections
      */
-    public TransmissionHandler(Export export, NbdSession session, int hctx, int spreadReads, int spreadWrites) {
+    public TransmissionHandler(
+            Export export, NbdSession session, int hctx, int spreadReads, int spreadWrites, WriteBudget writeBudget) {
         this.export = export;
+        this.flow = new BackPressure(this, writeBudget);
         this.queue = export.queue();
         this.hctx = hctx;
         boolean spreads = queue.hwQueues() > 1 && queue.limits().has(Feature.SHARED_FLUSH);
@@ -129,6 +134,11 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         this.preparer = new RequestPreparer(this, queue.limits());
         this.slots = new Slot[queue.hwQueues()][0];
         slotsOf(hctx);
+    }
+
+    /** Creates the handler of one connection with no server-wide bound on WRITE payloads in flight. */
+    public TransmissionHandler(Export export, NbdSession session, int hctx, int spreadReads, int spreadWrites) {
+        this(export, session, hctx, spreadReads, spreadWrites, WriteBudget.UNLIMITED);
     }
 
     private Slot[] slotsOf(int index) {

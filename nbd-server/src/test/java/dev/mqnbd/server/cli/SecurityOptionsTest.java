@@ -217,6 +217,24 @@ class SecurityOptionsTest {
     }
 
     @Test
+    void writeMemory_defaultsToZeroForTheServersOwnChoice_takesSizes_refusesTinyOrJunk() {
+        assertThat(parse().limits.applyTo(NbdServerConfig.builder()).build().writeMemory())
+                .isZero();
+        assertThat(parse("--write-memory", "512M")
+                        .limits
+                        .applyTo(NbdServerConfig.builder())
+                        .build()
+                        .writeMemory())
+                .isEqualTo(512L << 20);
+        assertThatThrownBy(() -> parse("--write-memory", "64K").limits.applyTo(NbdServerConfig.builder()))
+                .isInstanceOf(MqnbdCommand.UsageException.class)
+                .hasMessageContaining("--write-memory 64K (expected: 0, or 1M or more)");
+        assertThatThrownBy(() -> parse("--write-memory", "lots").limits.applyTo(NbdServerConfig.builder()))
+                .isInstanceOf(MqnbdCommand.UsageException.class)
+                .hasMessageContaining("--write-memory lots");
+    }
+
+    @Test
     void help_documentsEveryNewOptionWithExamples() {
         StringWriter out = new StringWriter();
         CommandLine cli = MqnbdCommand.commandLine();
@@ -233,6 +251,7 @@ class SecurityOptionsTest {
                         "--handshake-timeout=DURATION",
                         "--max-connections=N",
                         "--max-connections-per-client=N",
+                        "--write-memory=SIZE",
                         "Security examples:",
                         "--allow-subject admin=alice",
                         "(default: 10s)");
