@@ -1,9 +1,9 @@
 package dev.mqnbd.server;
 
 import dev.mqnbd.mq.HctxExecutor;
+import dev.mqnbd.server.handler.BufferBudget;
 import dev.mqnbd.server.handler.Export;
 import dev.mqnbd.server.handler.TransmissionHandler;
-import dev.mqnbd.server.handler.WriteBudget;
 import dev.mqnbd.server.log.RateLimitedLog;
 import dev.mqnbd.server.protocol.ConnectionEvents;
 import dev.mqnbd.server.protocol.NbdExportInfo;
@@ -47,6 +47,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.function.IntFunction;
@@ -82,11 +83,11 @@ public final class NbdServer implements AutoCloseable {
     private final RateLimitedLog payloadEvictions = new RateLimitedLog(LOG, 1, TimeUnit.SECONDS);
 
     /**
-     * The default bound on WRITE payload bytes, all connections together (for payloads arriving, and again
-     * for payloads in flight): a quarter of the direct-memory limit (every socket read lands there), at
+     * The default bound on payload bytes, all connections together (for WRITE payloads arriving, and again
+     * for READ and WRITE buffers in flight): a quarter of the direct-memory limit (every socket read lands there), at
      * least 64 MiB.
      */
-    static long defaultWriteMemory() {
+    static long defaultPayloadMemory() {
         return Math.max(64L << 20, PlatformDependent.maxDirectMemory() / 4);
     }
 
@@ -96,8 +97,10 @@ public final class NbdServer implements AutoCloseable {
      * PayloadBudget}).
      */
     private final PayloadBudget payloadBudget;
-    /** The bound on the bytes of WRITE payloads in flight to the backends ({@link WriteBudget}). */
-    private final WriteBudget writeBudget;
+    /** The bound on the bytes of READ and WRITE buffers in flight to the backends ({@link BufferBudget}). */
+    private final BufferBudget bufferBudget;
+    /** Each export's part of {@link #bufferBudget}, by export name, made when a client first uses it. */
+    private final Map<String, BufferBudget> exportBudgets = new ConcurrentHashMap<>();
 
     /**
      * Each connection's write-buffer water marks: above the high mark of unwritten replies a connection
@@ -141,9 +144,9 @@ public final class NbdServer implements AutoCloseable {
         this.listen = List.copyOf(listen);
         this.config = config;
         this.limiter = new ConnectionLimiter(config.maxConnections(), config.maxConnectionsPerClient());
-        long writeMemory = config.writeMemory() > 0 ? config.writeMemory() : defaultWriteMemory();
+        long payloadMemory = config.payloadMemory() > 0 ? config.payloadMemory() : defaultPayloadMemory();
         this.payloadBudget = new PayloadBudget(
-                writeMemory,
+                payloadMemory,
                 (channel, held, pendingNanos, total, limit) -> payloadEvictions.log(
                         Level.WARNING,
                         () -> "closing connection from " + describe(channel.remoteAddress()) + ": " + (held >> 10)
@@ -152,7 +155,7 @@ public final class NbdServer implements AutoCloseable {
                                 + " ms and the rest did not, while partial payloads held " + (total >> 20)
                                 + " MiB of the server's " + (limit >> 20) + " MiB for them"),
                 System::nanoTime);
-        this.writeBudget = new WriteBudget(writeMemory);
+        this.bufferBudget = new BufferBudget(payloadMemory);
         int i = 0;
         for (EventExecutor executor : group) {
             loopIndex.put(executor, i++);
@@ -331,7 +334,7 @@ public final class NbdServer implements AutoCloseable {
                         hctx,
                         config.spreadMin(),
                         config.spreadWrites() ? config.spreadMin() : 0,
-                        writeBudget));
+                        exportBudgets.computeIfAbsent(export.name(), name -> bufferBudget.forExport())));
         long idle = config.idleTimeout().toNanos();
         if (idle > 0) {
             pipeline.addAfter(ctx.name(), "idle", new IdleTimeout(idle, idleTimeouts));

@@ -21,7 +21,7 @@ import java.util.Objects;
  *   <tr><td>{@link Builder#maxConnections}</td><td>1024</td></tr>
  *   <tr><td>{@link Builder#maxConnectionsPerClient}</td><td>64</td></tr>
  *   <tr><td>{@link Builder#idleTimeout}</td><td>off</td></tr>
- *   <tr><td>{@link Builder#writeMemory}</td><td>a quarter of the direct-memory limit, at least 64 MiB</td></tr>
+ *   <tr><td>{@link Builder#payloadMemory}</td><td>a quarter of the direct-memory limit, at least 64 MiB</td></tr>
  *   <tr><td>{@link Builder#spreadMin}</td><td>{@value #DEFAULT_SPREAD_MIN} bytes</td></tr>
  *   <tr><td>{@link Builder#spreadWrites}</td><td>off</td></tr>
  * </table>
@@ -49,7 +49,7 @@ public final class NbdServerConfig {
     private final int maxConnections;
     private final int maxConnectionsPerClient;
     private final Duration idleTimeout;
-    private final long writeMemory;
+    private final long payloadMemory;
     private final int spreadMin;
     private final boolean spreadWrites;
     private final ConnectionEvents events;
@@ -61,7 +61,7 @@ public final class NbdServerConfig {
         this.maxConnections = builder.maxConnections;
         this.maxConnectionsPerClient = builder.maxConnectionsPerClient;
         this.idleTimeout = builder.idleTimeout;
-        this.writeMemory = builder.writeMemory;
+        this.payloadMemory = builder.payloadMemory;
         this.spreadMin = builder.spreadMin;
         this.spreadWrites = builder.spreadWrites;
         this.events = builder.events;
@@ -103,11 +103,11 @@ public final class NbdServerConfig {
     }
 
     /**
-     * Returns the bound on WRITE payload bytes, all connections together, for payloads still arriving and
-     * again for payloads in flight to the backends; 0 for the default.
+     * Returns the bound on payload bytes, all connections together: for WRITE payloads still arriving, and
+     * again for READ and WRITE buffers in flight to the backends; 0 for the default.
      */
-    public long writeMemory() {
-        return writeMemory;
+    public long payloadMemory() {
+        return payloadMemory;
     }
 
     /** Returns who is told of connections accepted, refused, failed and negotiated. */
@@ -137,7 +137,7 @@ public final class NbdServerConfig {
         private int maxConnections = DEFAULT_MAX_CONNECTIONS;
         private int maxConnectionsPerClient = DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
         private Duration idleTimeout = Duration.ZERO;
-        private long writeMemory;
+        private long payloadMemory;
         private int spreadMin = DEFAULT_SPREAD_MIN;
         private boolean spreadWrites;
         private ConnectionEvents events = ConnectionEvents.NONE;
@@ -220,18 +220,18 @@ public final class NbdServerConfig {
         }
 
         /**
-         * Sets the bound on WRITE payload bytes, all connections together: payloads still arriving past it
-         * close the connection whose payload has arrived the longest, and a WRITE that would take the
-         * payloads in flight to the backends past it waits for others to complete. 0, the default, for a
-         * quarter of the JVM's direct-memory limit (where every socket read lands), at least 64 MiB.
+         * Sets the bound on payload bytes, all connections together: WRITE payloads still arriving past it
+         * close the connection whose payload has arrived the longest, and a READ or WRITE whose buffer would
+         * take the buffers in flight to the backends past it waits for others to complete. 0, the default,
+         * for a quarter of the JVM's direct-memory limit (where every socket read lands), at least 64 MiB.
          *
          * @throws IllegalArgumentException if {@code bytes} is negative, or positive and under 1 MiB
          */
-        public Builder writeMemory(long bytes) {
+        public Builder payloadMemory(long bytes) {
             if (bytes < 0 || (bytes > 0 && bytes < (1 << 20))) {
-                throw new IllegalArgumentException("writeMemory: " + bytes + " (expected: 0 or >= 1 MiB)");
+                throw new IllegalArgumentException("payloadMemory: " + bytes + " (expected: 0 or >= 1 MiB)");
             }
-            this.writeMemory = bytes;
+            this.payloadMemory = bytes;
             return this;
         }
 

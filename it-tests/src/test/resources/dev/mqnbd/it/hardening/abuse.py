@@ -18,6 +18,9 @@ the tool itself failed. Attacks:
                                         CONNS connections each pipeline N whole WRITEs of LENGTH bytes (to a
                                         slow export) and never read a reply; after SECONDS prints how many
                                         MiB the server had taken off their sockets
+  slow-reads EXPORT CONNS N LENGTH SECONDS
+                                        CONNS connections each pipeline N READs of LENGTH bytes (from a slow
+                                        export), replies never read, held SECONDS
   disc-junk EXPORT                      WRITE 4 KiB, DISC and junk in one send; prints whether the WRITE
                                         was answered before the close
 """
@@ -269,6 +272,20 @@ def slow_writes(host, port, export, conns, n, length, seconds):
     print("slow-writes conns %d sent-mib %d" % (conns, total >> 20))
 
 
+def slow_reads(host, port, export, conns, n, length, seconds):
+    socks = []
+    for _ in range(conns):
+        s = connect(host, port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        go(s, export)
+        s.sendall(b"".join(request(0, i, (i * length) % (1 << 30), length) for i in range(n)))
+        socks.append(s)
+    time.sleep(seconds)
+    for s in socks:
+        s.close()
+    print("slow-reads conns %d sent %d length %d held %d s" % (conns, n, length, seconds))
+
+
 def slow_reader(host, port, export, seconds):
     """Pipelines 16 READs of 1 MiB, reads the replies at about 2 MiB/s, checks each header; until SECONDS."""
     s = connect(host, port)
@@ -309,6 +326,8 @@ def main():
         partial_writes(host, port, a[0], int(a[1]), int(a[2]), int(a[3]), float(a[4]))
     elif attack == "slow-writes":
         slow_writes(host, port, a[0], int(a[1]), int(a[2]), int(a[3]), float(a[4]))
+    elif attack == "slow-reads":
+        slow_reads(host, port, a[0], int(a[1]), int(a[2]), int(a[3]), float(a[4]))
     elif attack == "disc-junk":
         disc_junk(host, port, a[0])
     else:

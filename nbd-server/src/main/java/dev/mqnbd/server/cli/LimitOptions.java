@@ -46,14 +46,14 @@ final class LimitOptions {
     String idleTimeout = "0";
 
     @Option(
-            names = "--write-memory",
+            names = "--payload-memory",
             paramLabel = "SIZE",
             defaultValue = "0",
-            description = "WRITE payloads the server holds, all connections together: past SIZE in flight to the "
-                    + "backends, further WRITEs wait; past SIZE still arriving, the connection whose payload "
-                    + "stalled longest is closed. 0 (the default): a quarter of the JVM's direct-memory limit "
-                    + "(-XX:MaxDirectMemorySize, else the heap limit), at least 64M.")
-    String writeMemory = "0";
+            description = "READ and WRITE payloads the server holds, all connections together: past SIZE of "
+                    + "buffers in flight to the backends, further requests wait; past SIZE of WRITE payloads still "
+                    + "arriving, the connection whose payload stalled longest is closed. 0 (the default): a quarter "
+                    + "of the JVM's direct-memory limit (-XX:MaxDirectMemorySize, else the heap limit), at least 64M.")
+    String payloadMemory = "0";
 
     /**
      * Adds the limits to {@code config}.
@@ -72,18 +72,18 @@ final class LimitOptions {
                 .maxConnections(maxConnections)
                 .maxConnectionsPerClient(maxConnectionsPerClient)
                 .idleTimeout(parseDuration("--idle-timeout", idleTimeout))
-                .writeMemory(parseWriteMemory(writeMemory));
+                .payloadMemory(parsePayloadMemory(payloadMemory));
     }
 
-    private static long parseWriteMemory(String text) {
+    private static long parsePayloadMemory(String text) {
         long bytes;
         try {
             bytes = Sizes.parse(text);
         } catch (IllegalArgumentException e) {
-            throw new MqnbdCommand.UsageException("--write-memory " + text + ": " + e.getMessage());
+            throw new MqnbdCommand.UsageException("--payload-memory " + text + ": " + e.getMessage());
         }
         if (bytes != 0 && bytes < (1 << 20)) {
-            throw new MqnbdCommand.UsageException("--write-memory " + text + " (expected: 0, or 1M or more)");
+            throw new MqnbdCommand.UsageException("--payload-memory " + text + " (expected: 0, or 1M or more)");
         }
         return bytes;
     }

@@ -13,19 +13,20 @@ import io.netty.channel.Channel;
  * above the high-water mark of its {@code WriteBufferWaterMark}; and while its READs in flight (submitted,
  * reply not yet handed to the channel) hold more than {@link TransmissionHandler#MAX_READ_BYTES_IN_FLIGHT}
  * bytes, unless none is in flight; the same for its WRITEs in flight (submitted, not yet completed) and
- * {@link TransmissionHandler#MAX_WRITE_BYTES_IN_FLIGHT}; and while a WRITE would take the payloads in
- * flight on all connections past the server's {@link WriteBudget}. So the memory one connection holds is
+ * {@link TransmissionHandler#MAX_WRITE_BYTES_IN_FLIGHT}; and while a request's buffer (a WRITE payload, a
+ * READ reply buffer) would take the buffers in flight past its export's or the server's {@link
+ * BufferBudget}. So the memory one connection holds is
  * bounded in bytes: its READs and WRITEs in flight, plus its unwritten replies, plus one read's worth of
  * decoded commands. A tag frees when the request ends, but the connection takes no new one until the
  * replies it has not yet written fall below the low-water mark.
  *
- * <p><b>Threading:</b> the channel's event loop, but {@link #tagAvailable} and the {@link WriteBudget}'s
+ * <p><b>Threading:</b> the channel's event loop, but {@link #tagAvailable} and the {@link BufferBudget}'s
  * wake-up, which may run on any thread and hand a preallocated task to the loop.
  */
 final class BackPressure implements TagWaiter {
     private final TransmissionHandler h;
     private final Runnable resumeTask = this::resume;
-    private final WriteBudget budget;
+    private final BufferBudget budget;
     /** Runs {@link #budgetResumeTask} on the loop; registered with {@link #budget} while waiting for room. */
     private final Runnable budgetWake;
 
@@ -36,70 +37,76 @@ final class BackPressure implements TagWaiter {
     private long writeBytesInFlight;
     /** Whether the connection waits for a tag of its hardware context. */
     boolean waitingForTag;
-    /** Whether the connection waits for room in the server's {@link WriteBudget}. */
+    /** Whether the connection waits for room in the server's {@link BufferBudget}. */
     private boolean waitingForBudget;
 
-    BackPressure(TransmissionHandler h, WriteBudget budget) {
+    BackPressure(TransmissionHandler h, BufferBudget budget) {
         this.h = h;
         this.budget = budget;
         this.budgetWake = () -> h.ctx.executor().execute(budgetResumeTask);
     }
 
     /**
-     * Whether {@code rq} must wait for replies to drain: the channel is above its high-water mark, or
-     * {@code rq} is a READ that would take this connection's READ bytes in flight past {@link
-     * TransmissionHandler#MAX_READ_BYTES_IN_FLIGHT} (one READ is always allowed, so a READ of the largest
-     * payload proceeds), or a WRITE that would take its WRITE bytes in flight past {@link
-     * TransmissionHandler#MAX_WRITE_BYTES_IN_FLIGHT} (likewise) or the server's {@link WriteBudget} past its
-     * bound (twice its bound for a connection's only WRITE, {@link WriteBudget#fits}). Writability changes, READ and WRITE completions on this connection, and room in the budget
-     * resume the connection.
+     * Whether {@code rq} must wait: the channel is above its high-water mark; or {@code rq} is a READ that
+     * would take this connection's READ bytes in flight past {@link
+     * TransmissionHandler#MAX_READ_BYTES_IN_FLIGHT}, or a WRITE that would take its WRITE bytes past {@link
+     * TransmissionHandler#MAX_WRITE_BYTES_IN_FLIGHT} (one of each is always allowed, so a request of the
+     * largest payload proceeds); or its buffer would take the export's or the server's {@link BufferBudget}
+     * past its bound. Writability
+     * changes, completions on this connection and room in the budget resume the connection.
      */
     boolean throttled(NbdRequest rq) {
         if (!h.ctx.channel().isWritable()) {
             return true;
         }
+        long length = rq.length();
         if (rq.command() == NbdCommand.READ) {
-            return readBytesInFlight > 0
-                    && readBytesInFlight + rq.length() > TransmissionHandler.MAX_READ_BYTES_IN_FLIGHT;
+            if (readBytesInFlight > 0 && readBytesInFlight + length > TransmissionHandler.MAX_READ_BYTES_IN_FLIGHT) {
+                return true; // a READ of this connection completes and drains again
+            }
+            return h.readTakesBuffer(length) && overBudget(length);
         }
-        if (rq.command() != NbdCommand.WRITE) {
-            return false;
+        if (rq.command() == NbdCommand.WRITE) {
+            if (writeBytesInFlight > 0 && writeBytesInFlight + length > TransmissionHandler.MAX_WRITE_BYTES_IN_FLIGHT) {
+                return true; // a WRITE of this connection completes and drains again
+            }
+            return overBudget(length);
         }
-        boolean first = writeBytesInFlight == 0;
-        if (!first && writeBytesInFlight + rq.length() > TransmissionHandler.MAX_WRITE_BYTES_IN_FLIGHT) {
-            return true; // a WRITE of this connection completes and drains again
-        }
-        if (budget.fits(rq.length(), first)) {
+        return false;
+    }
+
+    /** Whether a buffer of {@code length} must wait for room in the {@link BufferBudget}; if so, waits for it. */
+    private boolean overBudget(long length) {
+        BufferBudget full = budget.blocking(length);
+        if (full == null) {
             return false;
         }
         if (!waitingForBudget) {
             waitingForBudget = true;
-            budget.await(rq.length(), first, budgetWake);
+            full.await(length, budgetWake);
         }
         return true;
     }
 
-    void readStarted(long bytes) {
-        readBytesInFlight += bytes;
-    }
-
-    void readEnded(long bytes) {
-        readBytesInFlight -= bytes;
-    }
-
-    void writeStarted(long bytes) {
-        writeBytesInFlight += bytes;
-        budget.take(bytes);
-    }
-
-    void writeEnded(long bytes) {
-        if (bytes > 0) {
-            writeBytesInFlight -= bytes;
-            budget.give(bytes);
+    /** A request went to the backend: its READ or WRITE bytes, and the bytes of its buffer in the budget. */
+    void started(long readBytes, long writeBytes, long bufferBytes) {
+        readBytesInFlight += readBytes;
+        writeBytesInFlight += writeBytes;
+        if (bufferBytes > 0) {
+            budget.take(bufferBytes);
         }
     }
 
-    /** Room in the server's {@link WriteBudget}, maybe: the WRITE that waited for it tries again. */
+    /** A request completed: what {@link #started} counted goes out of flight. */
+    void ended(long readBytes, long writeBytes, long bufferBytes) {
+        readBytesInFlight -= readBytes;
+        writeBytesInFlight -= writeBytes;
+        if (bufferBytes > 0) {
+            budget.give(bufferBytes);
+        }
+    }
+
+    /** Room in the server's {@link BufferBudget}, maybe: the request that waited for it tries again. */
     private void budgetResume() {
         waitingForBudget = false;
         h.drain();

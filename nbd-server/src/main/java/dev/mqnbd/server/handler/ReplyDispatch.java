@@ -71,6 +71,7 @@ final class ReplyDispatch implements RequestCompletion {
         int error = slot.error;
         long readBytes = slot.readBytes;
         long writeBytes = slot.writeBytes;
+        long bufferBytes = slot.bufferBytes;
         if (error == 0 && slot.chunkOffset < slot.chunkEnd) {
             // A split TRIM or WRITE_ZEROES with more to do: no reply yet.
             h.chunks.scheduleNext(slot);
@@ -90,7 +91,7 @@ final class ReplyDispatch implements RequestCompletion {
         }
         slot.buffer = null;
         slot.chunkOffset = slot.chunkEnd = 0;
-        finish(reply, readBytes, writeBytes);
+        finish(reply, readBytes, writeBytes, bufferBytes);
     }
 
     /** Encodes the reply of a completed request; its slot's buffer and extents are consumed here. */
@@ -169,10 +170,9 @@ final class ReplyDispatch implements RequestCompletion {
         return h.encoder.blockStatus(h.ctx.alloc(), cookie, offset, h.contextId, extents.lengths, extents.flags, count);
     }
 
-    private void finish(@Nullable ByteBuf reply, long readBytes, long writeBytes) {
+    private void finish(@Nullable ByteBuf reply, long readBytes, long writeBytes, long bufferBytes) {
         h.inFlight--;
-        h.flow.readEnded(readBytes);
-        h.flow.writeEnded(writeBytes);
+        h.flow.ended(readBytes, writeBytes, bufferBytes);
         if (reply == null) {
             h.end.closeNow();
             return;

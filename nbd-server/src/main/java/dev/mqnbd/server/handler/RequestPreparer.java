@@ -5,7 +5,6 @@ import dev.mqnbd.mq.QueueLimits;
 import dev.mqnbd.mq.ReqFlags;
 import dev.mqnbd.mq.ReqOp;
 import dev.mqnbd.mq.Request;
-import dev.mqnbd.server.protocol.NbdCommand;
 import dev.mqnbd.server.protocol.NbdConstants;
 import dev.mqnbd.server.protocol.NbdError;
 import dev.mqnbd.server.protocol.NbdReplyEncoder;
@@ -68,11 +67,8 @@ final class RequestPreparer {
         slot.reset(rq.cookie(), Objects.requireNonNull(rq.command()), rq.offset(), rq.flags()); // validated
         try {
             fill(request, slot, rq, h.ctx.alloc());
-            if (rq.command() == NbdCommand.WRITE) {
-                // Counted once the payload is the request's: it stays in memory until the WRITE completes.
-                slot.writeBytes = rq.length();
-                h.flow.writeStarted(rq.length());
-            }
+            // Counted once the request holds them: its buffer stays in memory until it completes.
+            h.flow.started(slot.readBytes, slot.writeBytes, slot.bufferBytes);
             return true;
         } catch (OutOfMemoryError | RuntimeException e) {
             // OWNERSHIP: nothing was submitted: the buffer taken so far and the tag go back here.
@@ -91,6 +87,11 @@ final class RequestPreparer {
         }
     }
 
+    /** Whether a READ of {@code length} bytes takes a reply buffer, rather than views of the backend's memory. */
+    boolean takesBuffer(long length) {
+        return !(readSegments && length >= SEGMENTED_READ_MIN);
+    }
+
     private void fill(Request<?> request, Slot slot, NbdRequest rq, ByteBufAllocator alloc) {
         int flags = (rq.flags() & NbdConstants.CMD_FLAG_FUA) != 0 ? ReqFlags.FUA : 0;
         long offset = rq.offset();
@@ -98,7 +99,7 @@ final class RequestPreparer {
         switch (Objects.requireNonNull(rq.command())) {
             case READ -> {
                 int len = (int) length;
-                if (readSegments && len >= SEGMENTED_READ_MIN) {
+                if (!takesBuffer(len)) {
                     // The backend hands views of its memory, sent as they are: no copy into a reply buffer.
                     CompositeByteBuf reply = encoder.allocateSegmentedRead(alloc);
                     slot.buffer = reply;
@@ -107,6 +108,7 @@ final class RequestPreparer {
                 } else {
                     ByteBuf reply = encoder.allocateRead(alloc, len);
                     slot.buffer = reply;
+                    slot.bufferBytes = len;
                     request.prepare(ReqOp.READ, flags, offset, length, reply.nioBuffer(encoder.dataIndex(), len));
                 }
                 if (structured && backendExtents && (rq.flags() & NbdConstants.CMD_FLAG_DF) == 0) {
@@ -114,7 +116,6 @@ final class RequestPreparer {
                     request.extents(slot.extents(Slot.MAX_EXTENTS));
                 }
                 slot.readBytes = len;
-                h.flow.readStarted(len);
             }
             case WRITE -> {
                 // OWNERSHIP: the slot keeps its own reference to the payload (or to a contiguous pooled copy when
@@ -125,6 +126,7 @@ final class RequestPreparer {
                     // A scatter list of the inbound buffers: no copy.
                     ByteBuf owned = payload.retain();
                     slot.buffer = owned;
+                    slot.writeBytes = slot.bufferBytes = length;
                     ByteBuffer[] segments = owned.nioBuffers();
                     request.prepare(ReqOp.WRITE, flags, offset, length, null).segments(segments, segments.length);
                     return;
@@ -134,6 +136,7 @@ final class RequestPreparer {
                         : alloc.directBuffer(payload.readableBytes())
                                 .writeBytes(payload, payload.readerIndex(), payload.readableBytes());
                 slot.buffer = owned;
+                slot.writeBytes = slot.bufferBytes = length;
                 ByteBuffer data = owned.nioBuffer();
                 request.prepare(ReqOp.WRITE, flags, offset, length, data);
             }

@@ -40,8 +40,10 @@ final class Slot {
     ByteBuf buffer;
     /** The READ bytes this request counts in {@link BackPressure}'s bytes in flight. */
     long readBytes;
-    /** The WRITE bytes this request counts in {@link BackPressure}'s bytes in flight and the {@link WriteBudget}. */
+    /** The WRITE bytes this request counts in {@link BackPressure}'s bytes in flight. */
     long writeBytes;
+    /** The bytes of this request's buffer counted in the server's {@link BufferBudget}. */
+    long bufferBytes;
     /** For a split TRIM or WRITE_ZEROES: the mq-core op and flags, where the next piece starts, the end. */
     @Nullable
     ReqOp op;
@@ -78,6 +80,7 @@ final class Slot {
         this.extentsInUse = null;
         this.readBytes = 0;
         this.writeBytes = 0;
+        this.bufferBytes = 0;
         this.chunkOffset = 0;
         this.chunkEnd = 0;
     }

@@ -114,12 +114,12 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
      *     so one connection's large transfers run on several threads; 0 keeps them on {@code hctx}
      * @param spreadWrites the same for WRITEs. Both only where a FLUSH on one context covers writes
      *     completed on every other ({@link Feature#SHARED_FLUSH}).
-     * @param writeBudget the server's bound on WRITE payloads in flight, shared by its connections
+     * @param bufferBudget the export's bound on READ and WRITE buffers in flight ({@link BufferBudget#forExport}), shared by its connections
      */
     public TransmissionHandler(
-            Export export, NbdSession session, int hctx, int spreadReads, int spreadWrites, WriteBudget writeBudget) {
+            Export export, NbdSession session, int hctx, int spreadReads, int spreadWrites, BufferBudget bufferBudget) {
         this.export = export;
-        this.flow = new BackPressure(this, writeBudget);
+        this.flow = new BackPressure(this, bufferBudget);
         this.queue = export.queue();
         this.hctx = hctx;
         boolean spreads = queue.hwQueues() > 1 && queue.limits().has(Feature.SHARED_FLUSH);
@@ -136,9 +136,9 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         slotsOf(hctx);
     }
 
-    /** Creates the handler of one connection with no server-wide bound on WRITE payloads in flight. */
+    /** Creates the handler of one connection with no server-wide bound on request buffers in flight. */
     public TransmissionHandler(Export export, NbdSession session, int hctx, int spreadReads, int spreadWrites) {
-        this(export, session, hctx, spreadReads, spreadWrites, WriteBudget.UNLIMITED);
+        this(export, session, hctx, spreadReads, spreadWrites, BufferBudget.UNLIMITED);
     }
 
     private Slot[] slotsOf(int index) {
@@ -397,6 +397,11 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
         end.exceptionCaught(ctx, cause);
+    }
+
+    /** Whether a READ of {@code length} bytes takes a reply buffer of its own ({@link BufferBudget}). */
+    boolean readTakesBuffer(long length) {
+        return preparer.takesBuffer(length);
     }
 
     /** Returns whether this connection has work in flight or waiting; an idle connection has none. */

@@ -217,21 +217,21 @@ class SecurityOptionsTest {
     }
 
     @Test
-    void writeMemory_defaultsToZeroForTheServersOwnChoice_takesSizes_refusesTinyOrJunk() {
-        assertThat(parse().limits.applyTo(NbdServerConfig.builder()).build().writeMemory())
+    void payloadMemory_defaultsToZeroForTheServersOwnChoice_takesSizes_refusesTinyOrJunk() {
+        assertThat(parse().limits.applyTo(NbdServerConfig.builder()).build().payloadMemory())
                 .isZero();
-        assertThat(parse("--write-memory", "512M")
+        assertThat(parse("--payload-memory", "512M")
                         .limits
                         .applyTo(NbdServerConfig.builder())
                         .build()
-                        .writeMemory())
+                        .payloadMemory())
                 .isEqualTo(512L << 20);
-        assertThatThrownBy(() -> parse("--write-memory", "64K").limits.applyTo(NbdServerConfig.builder()))
+        assertThatThrownBy(() -> parse("--payload-memory", "64K").limits.applyTo(NbdServerConfig.builder()))
                 .isInstanceOf(MqnbdCommand.UsageException.class)
-                .hasMessageContaining("--write-memory 64K (expected: 0, or 1M or more)");
-        assertThatThrownBy(() -> parse("--write-memory", "lots").limits.applyTo(NbdServerConfig.builder()))
+                .hasMessageContaining("--payload-memory 64K (expected: 0, or 1M or more)");
+        assertThatThrownBy(() -> parse("--payload-memory", "lots").limits.applyTo(NbdServerConfig.builder()))
                 .isInstanceOf(MqnbdCommand.UsageException.class)
-                .hasMessageContaining("--write-memory lots");
+                .hasMessageContaining("--payload-memory lots");
     }
 
     @Test
@@ -251,7 +251,7 @@ class SecurityOptionsTest {
                         "--handshake-timeout=DURATION",
                         "--max-connections=N",
                         "--max-connections-per-client=N",
-                        "--write-memory=SIZE",
+                        "--payload-memory=SIZE",
                         "Security examples:",
                         "--allow-subject admin=alice",
                         "(default: 10s)");

@@ -20,11 +20,12 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
 /**
- * WRITE payloads in flight are bounded per connection ({@link TransmissionHandler#MAX_WRITE_BYTES_IN_FLIGHT})
- * and across connections ({@link WriteBudget}): a connection over either stops submitting and reading, and
- * goes on when WRITEs complete. Requests are held by a {@link TestDisk} until the test releases them.
+ * WRITE payloads in flight are bounded per connection ({@link TransmissionHandler#MAX_WRITE_BYTES_IN_FLIGHT}),
+ * and WRITE payloads and READ reply buffers across connections ({@link BufferBudget}): a connection over
+ * either stops submitting and reading, and goes on when requests complete. Requests are held by a {@link
+ * TestDisk} (which has no READ_SEGMENTS: every READ takes a buffer) until the test releases them.
  */
-class WriteBackPressureTest {
+class BufferBackPressureTest {
     private static final int WRITE = 1;
     private static final int READ = 0;
 
@@ -41,7 +42,7 @@ class WriteBackPressureTest {
         }
     }
 
-    private EmbeddedChannel connect(TestDisk disk, int maxPayload, WriteBudget budget) throws Exception {
+    private EmbeddedChannel connect(TestDisk disk, int maxPayload, BufferBudget budget) throws Exception {
         EmbeddedChannel ch = new EmbeddedChannel();
         channels.add(ch);
         BlockQueue<Object, Object, Object, Object> queue = BlockQueue.builder(
@@ -91,7 +92,7 @@ class WriteBackPressureTest {
         int mib32 = 32 << 20;
         TestDisk disk = new TestDisk(mib32);
         disk.hold = true;
-        EmbeddedChannel ch = connect(disk, mib32, WriteBudget.UNLIMITED);
+        EmbeddedChannel ch = connect(disk, mib32, BufferBudget.UNLIMITED);
 
         ch.writeInbound(write(1, 0, mib32, 1));
         ch.writeInbound(write(2, 0, mib32, 2));
@@ -114,94 +115,115 @@ class WriteBackPressureTest {
     }
 
     @Test
-    void connectionsTogether_stopAtTheBudget_aConnectionsOnlyWriteGoesUpToTwiceIt() throws Exception {
+    void anExportsConnections_stopAtItsHalfOfTheBudget_otherExportsGoOn_untilTheServersBound() throws Exception {
         int kib64 = 64 << 10;
         TestDisk disk = new TestDisk(1 << 20);
         disk.hold = true;
-        WriteBudget budget = new WriteBudget(2 * kib64);
-        EmbeddedChannel a = connect(disk, kib64, budget);
-        EmbeddedChannel b = connect(disk, kib64, budget);
+        BufferBudget server = new BufferBudget(4 * kib64);
+        BufferBudget slow = server.forExport();
+        BufferBudget other = server.forExport();
+        BufferBudget third = server.forExport();
+        EmbeddedChannel a = connect(disk, kib64, slow);
+        EmbeddedChannel b = connect(disk, kib64, slow);
+        EmbeddedChannel c = connect(disk, kib64, other);
+        EmbeddedChannel d = connect(disk, kib64, third);
 
         a.writeInbound(Unpooled.wrappedBuffer(
                 write(1, 0, kib64, 1), write(2, kib64, kib64, 2), write(3, 2 * kib64, kib64, 3)));
-        // A's first two fill the budget; its third waits, although A itself holds far less than 64 MiB.
+        b.writeInbound(write(11, 3 * kib64, kib64, 11));
+        // The export's half of the budget is full: A's third WRITE and B's first wait, though A holds far less
+        // than 64 MiB and B nothing.
         assertThat(disk.held).hasSize(2);
-        assertThat(budget.held()).isEqualTo(2 * kib64);
+        assertThat(slow.held()).isEqualTo(2 * kib64);
         assertThat(a.config().isAutoRead()).isFalse();
-
-        b.writeInbound(Unpooled.wrappedBuffer(write(11, 4 * kib64, kib64, 11), write(12, 5 * kib64, kib64, 12)));
-        // B has nothing in flight: its first WRITE goes, past the budget but within twice it; its second waits.
-        assertThat(disk.held).hasSize(3);
-        assertThat(budget.held()).isEqualTo(3 * kib64);
         assertThat(b.config().isAutoRead()).isFalse();
+
+        c.writeInbound(Unpooled.wrappedBuffer(write(21, 4 * kib64, kib64, 21), write(22, 5 * kib64, kib64, 22)));
+        // Another export has its own half.
+        assertThat(disk.held).hasSize(4);
+        assertThat(server.held()).isEqualTo(4 * kib64);
+        assertThat(c.config().isAutoRead()).isTrue();
+
+        d.writeInbound(write(31, 6 * kib64, kib64, 31));
+        // The server's bound is reached: a third export waits too, until any WRITE completes.
+        assertThat(disk.held).hasSize(4);
+        assertThat(d.config().isAutoRead()).isFalse();
 
         releaseAll(disk);
 
-        assertThat(writesSubmitted(disk)).isEqualTo(5);
-        assertThat(budget.held()).isZero();
+        assertThat(writesSubmitted(disk)).isEqualTo(7);
+        assertThat(server.held()).isZero();
+        assertThat(slow.held()).isZero();
         for (long cookie = 1; cookie <= 3; cookie++) {
             assertThat(readReply(a, 0).cookie()).isEqualTo(cookie);
         }
         assertThat(readReply(b, 0).cookie()).isEqualTo(11);
-        assertThat(readReply(b, 0).cookie()).isEqualTo(12);
-        assertThat(a.config().isAutoRead()).isTrue();
-        assertThat(b.config().isAutoRead()).isTrue();
-        for (int i : new int[] {0, 1, 2, 4, 5}) {
-            int seed = i < 3 ? i + 1 : i + 7;
-            assertThat(disk.data[i * kib64]).as("block %d", i).isEqualTo((byte) seed);
-            assertThat(disk.data[(i + 1) * kib64 - 1]).as("block %d", i).isEqualTo((byte) seed);
+        assertThat(readReply(c, 0).cookie()).isEqualTo(21);
+        assertThat(readReply(c, 0).cookie()).isEqualTo(22);
+        assertThat(readReply(d, 0).cookie()).isEqualTo(31);
+        for (EmbeddedChannel ch : List.of(a, b, c, d)) {
+            assertThat(ch.config().isAutoRead()).isTrue();
+        }
+        int[] seeds = {1, 2, 3, 11, 21, 22, 31};
+        for (int i = 0; i < seeds.length; i++) {
+            assertThat(disk.data[i * kib64]).as("block %d", i).isEqualTo((byte) seeds[i]);
+            assertThat(disk.data[(i + 1) * kib64 - 1]).as("block %d", i).isEqualTo((byte) seeds[i]);
         }
     }
 
     @Test
-    void pastTwiceTheBudget_evenAConnectionsOnlyWriteWaits_andIsWokenByAnother() throws Exception {
+    void readBuffers_countInTheSameBudget_aReadWaitsBehindWritesOfAnotherConnection() throws Exception {
         int kib64 = 64 << 10;
         TestDisk disk = new TestDisk(1 << 20);
         disk.hold = true;
-        WriteBudget budget = new WriteBudget(kib64);
+        BufferBudget budget = new BufferBudget(4 * kib64).forExport();
         EmbeddedChannel a = connect(disk, kib64, budget);
         EmbeddedChannel b = connect(disk, kib64, budget);
-        EmbeddedChannel c = connect(disk, kib64, budget);
 
-        a.writeInbound(write(1, 0, kib64, 1));
-        b.writeInbound(write(2, kib64, kib64, 2));
-        assertThat(budget.held()).isEqualTo(2 * kib64);
-        c.writeInbound(write(3, 2 * kib64, kib64, 3));
-        // Twice the budget is in flight: C's only WRITE waits until A's or B's completes.
+        a.writeInbound(Unpooled.wrappedBuffer(write(1, 0, kib64, 1), write(2, kib64, kib64, 2)));
+        b.writeInbound(Unpooled.wrappedBuffer(request(READ, 11, 0, kib64), request(READ, 12, 0, kib64)));
+        // A's WRITEs fill the export's budget: B's READs, which take reply buffers, wait.
         assertThat(disk.held).hasSize(2);
-        assertThat(c.config().isAutoRead()).isFalse();
+        assertThat(b.config().isAutoRead()).isFalse();
 
-        disk.releaseHeld();
-        a.runPendingTasks();
-        b.runPendingTasks();
-        c.runPendingTasks();
-
-        assertThat(disk.held).hasSize(1);
-        assertThat(budget.held()).isEqualTo(kib64);
         releaseAll(disk);
-        assertThat(readReply(c, 0).cookie()).isEqualTo(3);
+
+        assertThat(disk.calls.stream().filter(c -> c.startsWith("queueRq READ")))
+                .hasSize(2);
         assertThat(budget.held()).isZero();
-        assertThat(c.config().isAutoRead()).isTrue();
+        readReply(a, 0);
+        readReply(a, 0);
+        byte[] first = new byte[kib64];
+        Arrays.fill(first, (byte) 1);
+        for (long cookie = 11; cookie <= 12; cookie++) {
+            assertThat(readReply(b, kib64)).isEqualTo(new TransmissionHandlerTest.Reply(0, cookie, first));
+        }
+        assertThat(b.config().isAutoRead()).isTrue();
     }
 
     @Test
-    void aWriteAlwaysGoesWhenNothingIsInFlight_evenOverTheBudget() {
-        int counted = WriteBudget.COUNTED_FROM;
-        WriteBudget budget = new WriteBudget(counted);
-        assertThat(budget.fits(1 << 20, false)).isTrue();
-        budget.take(1 << 20);
-        assertThat(budget.fits(counted, true)).isFalse();
-        // Small WRITEs are not counted, and always fit.
-        assertThat(budget.fits(counted - 1, false)).isTrue();
-        budget.take(counted - 1);
-        assertThat(budget.held()).isEqualTo(1 << 20);
+    void aRequestAlwaysGoesWhenNothingIsInFlight_smallOnesAreNotCounted_aLateWaiterIsWoken() {
+        int counted = BufferBudget.COUNTED_FROM;
+        BufferBudget server = new BufferBudget(2 * counted);
+        BufferBudget export = server.forExport();
+        assertThat(export.blocking(1 << 20)).isNull();
+        export.take(1 << 20);
+        assertThat(server.held()).isEqualTo(1 << 20);
+        assertThat(export.blocking(counted)).isSameAs(export);
+        // Small requests are not counted, and always go.
+        assertThat(export.blocking(counted - 1)).isNull();
+        export.take(counted - 1);
+        assertThat(export.held()).isEqualTo(1 << 20);
+        // Another export: its own half is empty, the server's bound is not.
+        assertThat(server.forExport().blocking(counted)).isSameAs(server);
         List<String> woken = new ArrayList<>();
-        budget.await(counted, true, () -> woken.add("first"));
+        export.await(counted, () -> woken.add("first"));
         assertThat(woken).isEmpty();
-        budget.give(1 << 20);
+        export.give(1 << 20);
         assertThat(woken).containsExactly("first");
+        assertThat(server.held()).isZero();
         // Room made between the check and the registration wakes at once.
-        budget.await(counted, false, () -> woken.add("second"));
+        export.await(counted, () -> woken.add("second"));
         assertThat(woken).containsExactly("first", "second");
     }
 }
