@@ -42,6 +42,7 @@ import java.net.UnixDomainSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -161,6 +162,16 @@ public final class NbdServer implements AutoCloseable {
             loopIndex.put(executor, i++);
             loops.add((EventLoop) executor);
         }
+    }
+
+    /** Returns the server's bound on READ and WRITE buffers in flight, with what it holds now. */
+    public BufferBudget bufferBudget() {
+        return bufferBudget;
+    }
+
+    /** Returns each export's part of {@link #bufferBudget()}, by export name, for the exports clients have used. */
+    public Map<String, BufferBudget> exportBufferBudgets() {
+        return Collections.unmodifiableMap(exportBudgets);
     }
 
     /**

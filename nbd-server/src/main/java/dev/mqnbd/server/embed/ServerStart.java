@@ -52,6 +52,7 @@ final class ServerStart {
             server = NbdServer.start(group, registry, b.addresses(), config);
             if (endpoint != null && metricsAddress != null) {
                 endpoint.openConnections(server::connectionCount);
+                endpoint.buffers(server.bufferBudget(), server::exportBufferBudgets);
                 try {
                     endpoint.start(metricsAddress);
                 } catch (IOException | RuntimeException e) {

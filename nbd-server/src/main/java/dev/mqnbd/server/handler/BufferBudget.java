@@ -2,6 +2,7 @@ package dev.mqnbd.server.handler;
 
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -38,6 +39,7 @@ public final class BufferBudget {
     private final @Nullable BufferBudget server;
     private final AtomicLong held = new AtomicLong();
     private final ConcurrentLinkedQueue<Runnable> waiters = new ConcurrentLinkedQueue<>();
+    private final LongAdder waits = new LongAdder();
 
     /**
      * Creates a server's budget of {@code limit} bytes.
@@ -69,6 +71,11 @@ public final class BufferBudget {
     /** Returns the bytes of request buffers in flight now, counted here. */
     public long held() {
         return held.get();
+    }
+
+    /** Returns how many times a request waited for room here. */
+    public long waits() {
+        return waits.sum();
     }
 
     /**
@@ -122,6 +129,7 @@ public final class BufferBudget {
      * otherwise wake nobody). {@code wake} must be cheap and may run on any thread.
      */
     void await(long bytes, Runnable wake) {
+        waits.increment();
         waiters.add(wake);
         if (fitsHere(bytes) && waiters.remove(wake)) {
             wake.run();

@@ -2,6 +2,7 @@ package dev.mqnbd.server.metrics;
 
 import com.sun.net.httpserver.HttpExchange;
 import dev.mqnbd.server.ExportRegistry;
+import dev.mqnbd.server.handler.BufferBudget;
 import dev.mqnbd.server.protocol.ConnectionEvents;
 import io.prometheus.metrics.exporter.httpserver.HTTPServer;
 import io.prometheus.metrics.model.registry.MultiCollector;
@@ -14,12 +15,14 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.function.IntSupplier;
+import java.util.function.Supplier;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -51,6 +54,8 @@ public final class MetricsEndpoint implements AutoCloseable {
     private final PrometheusRegistry registry = new PrometheusRegistry();
     private final ConnectionMetrics connections = new ConnectionMetrics();
     private volatile IntSupplier openConnections = () -> 0;
+    private volatile @Nullable BufferBudget buffers;
+    private volatile Supplier<Map<String, BufferBudget>> exportBuffers = Map::of;
     private @Nullable HTTPServer http;
 
     /** Creates the endpoint over the exports of {@code exports}. */
@@ -67,6 +72,7 @@ public final class MetricsEndpoint implements AutoCloseable {
                         .dataPoint(Snapshots.gauge(Labels.EMPTY, openConnections.getAsInt()))
                         .build());
                 connections.collect(out);
+                collectBuffers(out);
                 return new MetricSnapshots(out);
             }
         });
@@ -80,6 +86,39 @@ public final class MetricsEndpoint implements AutoCloseable {
     /** Reads the number of open connections from {@code open} at each scrape (the server's count). */
     public void openConnections(IntSupplier open) {
         this.openConnections = Objects.requireNonNull(open, "open");
+    }
+
+    /**
+     * Reads the server's bound on READ and WRITE buffers in flight ({@code server}) and its exports' parts
+     * ({@code exports}, by export name) at each scrape.
+     */
+    public void buffers(BufferBudget server, Supplier<Map<String, BufferBudget>> exports) {
+        this.buffers = Objects.requireNonNull(server, "server");
+        this.exportBuffers = Objects.requireNonNull(exports, "exports");
+    }
+
+    private void collectBuffers(List<MetricSnapshot> out) {
+        BufferBudget server = buffers;
+        if (server == null) {
+            return;
+        }
+        var limit = new Snapshots.Gauge(
+                "mqnbd_payload_buffer_limit_bytes",
+                "The bound on READ and WRITE buffers in flight, all exports together (--payload-memory); each export"
+                        + " may take half.");
+        var held = new Snapshots.Gauge(
+                "mqnbd_payload_buffer_bytes", "Bytes of READ and WRITE buffers in flight to the backend, by export.");
+        var waits = new Snapshots.Counter(
+                "mqnbd_payload_buffer_waits", "Times a request waited for room under the bound, by export.");
+        limit.add(Labels.EMPTY, server.limit());
+        exportBuffers.get().forEach((name, budget) -> {
+            Labels export = Labels.of("export", name);
+            held.add(export, budget.held());
+            waits.add(export, budget.waits());
+        });
+        limit.addTo(out);
+        held.addTo(out);
+        waits.addTo(out);
     }
 
     /** Returns the registry the endpoint serves, for tests and embedders that add their own collectors. */

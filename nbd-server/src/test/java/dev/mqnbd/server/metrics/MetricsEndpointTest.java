@@ -59,11 +59,22 @@ class MetricsEndpointTest {
                 new DeviceOptions(false),
                 new QueueSetup("slow", 1, 8, NbdServer.hctxExecutors(group), Duration.ZERO),
                 1 << 20);
+        registry.open(
+                "slower",
+                "memory:2M",
+                List.of(FilterSpec.parse("slower=rate,iops=20,burst=1ms")),
+                "20 requests a second",
+                new DeviceOptions(false),
+                new QueueSetup("slower", 1, 16, NbdServer.hctxExecutors(group), Duration.ZERO),
+                1 << 20);
         endpoint = new MetricsEndpoint(registry);
-        NbdServerConfig config =
-                NbdServerConfig.builder().events(endpoint.connectionEvents()).build();
+        NbdServerConfig config = NbdServerConfig.builder()
+                .events(endpoint.connectionEvents())
+                .payloadMemory(1 << 20)
+                .build();
         server = NbdServer.start(group, registry, List.of(new InetSocketAddress("127.0.0.1", 0)), config);
         endpoint.openConnections(server::connectionCount);
+        endpoint.buffers(server.bufferBudget(), server::exportBufferBudgets);
         endpoint.start(new InetSocketAddress("127.0.0.1", 0));
     }
 
@@ -144,6 +155,27 @@ class MetricsEndpointTest {
     }
 
     @Test
+    void scrape_payloadBuffers_theBoundAndTheWaitsOfASlowExport() throws Exception {
+        assertThat(scrape()).containsEntry("mqnbd_payload_buffer_limit_bytes", (double) (1 << 20));
+        try (Socket s = connect()) {
+            exportName(s, "slower");
+            DataOutputStream out = new DataOutputStream(s.getOutputStream());
+            DataInputStream in = new DataInputStream(s.getInputStream());
+            // 8 WRITEs of 128 KiB at 20 a second: the export's half of the 1 MiB bound holds four of them.
+            for (int i = 0; i < 8; i++) {
+                request(out, CMD_WRITE, 0, i, (long) i << 17, ones(128 << 10));
+            }
+            for (int i = 0; i < 8; i++) {
+                assertThat(simpleReply(in, i, 0)).isZero();
+            }
+            Map<String, Double> m = scrape();
+            assertThat(m.get("mqnbd_payload_buffer_waits_total{export=\"slower\"}"))
+                    .isGreaterThanOrEqualTo(1.0);
+            assertThat(m).containsEntry("mqnbd_payload_buffer_bytes{export=\"slower\"}", 0.0);
+        }
+    }
+
+    @Test
     void scrape_badMagic_countsHandshakeFailure() throws Exception {
         try (Socket s = connect()) {
             DataOutputStream out = new DataOutputStream(s.getOutputStream());
@@ -190,9 +222,13 @@ class MetricsEndpointTest {
 
     /** Chooses export "disk" with EXPORT_NAME (simple replies), after the greeting {@link #connect} read. */
     private static void exportName(Socket s) throws IOException {
+        exportName(s, "disk");
+    }
+
+    private static void exportName(Socket s, String export) throws IOException {
         DataOutputStream out = new DataOutputStream(s.getOutputStream());
         out.writeInt(NbdConstants.CLIENT_FLAG_FIXED_NEWSTYLE | NbdConstants.CLIENT_FLAG_NO_ZEROES);
-        byte[] name = "disk".getBytes(StandardCharsets.UTF_8);
+        byte[] name = export.getBytes(StandardCharsets.UTF_8);
         out.writeLong(NbdConstants.IHAVEOPT);
         out.writeInt(NbdConstants.OPT_EXPORT_NAME);
         out.writeInt(name.length);
