@@ -259,9 +259,9 @@ class AbuseIT {
         }
     }
 
-    @Test
-    void pipelinedWritesToASlowExport_holdBoundedMemory_otherExportsServed() throws Exception {
-        try (ServerProcess server = ServerProcess.start(
+    /** A server with the good client's export "mem" and export "slow" ({@code spec}) limited to 4 MiB a second. */
+    private static ServerProcess withSlowExport(String spec) throws Exception {
+        return ServerProcess.start(
                 JVM,
                 "serve",
                 "--port",
@@ -269,9 +269,14 @@ class AbuseIT {
                 "--export",
                 "mem=memory:64M",
                 "--export",
-                "slow=memory:1G",
+                "slow=" + spec,
                 "--filter",
-                "slow=rate,bandwidth=4M/s")) {
+                "slow=rate,bandwidth=4M/s");
+    }
+
+    @Test
+    void pipelinedWritesToASlowExport_holdBoundedMemory_otherExportsServed() throws Exception {
+        try (ServerProcess server = withSlowExport("memory:1G")) {
             // 6 connections each pipeline 40 whole WRITEs of 32 MiB (7.5 GiB) to an export that takes 4 MiB a
             // second, and never read a reply. Each connection keeps at most 64 MiB of WRITEs in flight, all
             // together at most half of a quarter of the 1 GiB of direct memory, plus one decoded WRITE each.
@@ -287,17 +292,8 @@ class AbuseIT {
 
     @Test
     void pipelinedReadsFromASlowExport_holdBoundedMemory_otherExportsServed() throws Exception {
-        try (ServerProcess server = ServerProcess.start(
-                JVM,
-                "serve",
-                "--port",
-                "0",
-                "--export",
-                "mem=memory:64M",
-                "--export",
-                "slow=file:" + Files.createTempDirectory("abuse") + "/slow.img,create=1G",
-                "--filter",
-                "slow=rate,bandwidth=4M/s")) {
+        try (ServerProcess server =
+                withSlowExport("file:" + Files.createTempDirectory("abuse") + "/slow.img,create=1G")) {
             // 24 connections each pipeline 400 READs of 32 MiB from an export that gives 4 MiB a second, and never
             // read a reply. Each READ of the file takes a reply buffer: each connection may hold 64 MiB of them,
             // 1.5 GiB in all, more than the server's 1 GiB of direct memory; the export may hold 128 MiB.

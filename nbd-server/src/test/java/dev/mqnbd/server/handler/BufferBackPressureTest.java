@@ -5,11 +5,6 @@ import static dev.mqnbd.server.handler.TransmissionHandlerTest.request;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.mqnbd.mq.BlockQueue;
-import dev.mqnbd.mq.TagSet;
-import dev.mqnbd.server.EventLoopHctxExecutor;
-import dev.mqnbd.server.protocol.NbdConstants;
-import dev.mqnbd.server.protocol.NbdRequestDecoder;
-import dev.mqnbd.server.protocol.NbdSession;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
@@ -43,24 +38,8 @@ class BufferBackPressureTest {
     }
 
     private EmbeddedChannel connect(TestDisk disk, int maxPayload, BufferBudget budget) throws Exception {
-        EmbeddedChannel ch = new EmbeddedChannel();
+        EmbeddedChannel ch = TransmissionHandlerTest.transmission(disk, false, 32, maxPayload, budget, queues);
         channels.add(ch);
-        BlockQueue<Object, Object, Object, Object> queue = BlockQueue.builder(
-                        TagSet.builder(disk).queueDepth(32).build())
-                .limits(TestDisk.limits(disk.data.length, false))
-                .executors(i -> new EventLoopHctxExecutor(ch.eventLoop()))
-                .build();
-        queues.add(queue);
-        Export export = Export.of("", "test disk", queue, maxPayload);
-        NbdSession session = new NbdSession(
-                NbdConstants.CLIENT_FLAG_FIXED_NEWSTYLE,
-                export.info().transmissionFlags() & ~NbdConstants.FLAG_SEND_DF,
-                true,
-                false,
-                false,
-                0);
-        ch.pipeline()
-                .addLast(new NbdRequestDecoder(maxPayload), new TransmissionHandler(export, session, 0, 0, 0, budget));
         return ch;
     }
 

@@ -44,18 +44,34 @@ class TransmissionHandlerTest {
 
     /** A channel in transmission phase on a fresh disk (or the current one when {@code shareDisk}). */
     private EmbeddedChannel connect(boolean readOnly, int depth) throws Exception {
-        EmbeddedChannel ch = new EmbeddedChannel();
-        channels.add(ch);
         if (disk == null) {
             disk = new TestDisk(SIZE);
         }
+        EmbeddedChannel ch = transmission(disk, readOnly, depth, MAX_PAYLOAD, BufferBudget.UNLIMITED, queues);
+        channels.add(ch);
+        return ch;
+    }
+
+    /**
+     * A channel in transmission phase over {@code disk}: the real decoder and handler, the export's queue
+     * added to {@code queues} for closing; a pipeline exception closes the channel.
+     */
+    static EmbeddedChannel transmission(
+            TestDisk disk,
+            boolean readOnly,
+            int depth,
+            int maxPayload,
+            BufferBudget budget,
+            List<BlockQueue<?, ?, ?, ?>> queues)
+            throws Exception {
+        EmbeddedChannel ch = new EmbeddedChannel();
         BlockQueue<Object, Object, Object, Object> queue = BlockQueue.builder(
                         TagSet.builder(disk).queueDepth(depth).build())
-                .limits(TestDisk.limits(SIZE, readOnly))
+                .limits(TestDisk.limits(disk.data.length, readOnly))
                 .executors(i -> new dev.mqnbd.server.EventLoopHctxExecutor(ch.eventLoop()))
                 .build();
         queues.add(queue);
-        Export export = Export.of(readOnly ? "ro" : "", "test disk", queue, MAX_PAYLOAD);
+        Export export = Export.of(readOnly ? "ro" : "", "test disk", queue, maxPayload);
         NbdSession session = new NbdSession(
                 NbdConstants.CLIENT_FLAG_FIXED_NEWSTYLE,
                 export.info().transmissionFlags() & ~NbdConstants.FLAG_SEND_DF,
@@ -65,8 +81,8 @@ class TransmissionHandlerTest {
                 0);
         ch.pipeline()
                 .addLast(
-                        new NbdRequestDecoder(MAX_PAYLOAD),
-                        new TransmissionHandler(export, session, 0, 0, 0),
+                        new NbdRequestDecoder(maxPayload),
+                        new TransmissionHandler(export, session, 0, 0, 0, budget),
                         new Closer());
         return ch;
     }
