@@ -15,10 +15,10 @@ import io.netty.channel.Channel;
  * bytes, unless none is in flight; the same for its WRITEs in flight (submitted, not yet completed) and
  * {@link TransmissionHandler#MAX_WRITE_BYTES_IN_FLIGHT}; and while a request's buffer (a WRITE payload, a
  * READ reply buffer) would take the buffers in flight past its export's or the server's {@link
- * BufferBudget}. So the memory one connection holds is
- * bounded in bytes: its READs and WRITEs in flight, plus its unwritten replies, plus one read's worth of
- * decoded commands. A tag frees when the request ends, but the connection takes no new one until the
- * replies it has not yet written fall below the low-water mark.
+ * BufferBudget}. So the memory one connection holds is bounded in bytes: its READs and WRITEs in flight,
+ * plus its unwritten replies, plus one read's worth of decoded commands. A tag frees when the request
+ * ends, but the connection takes no new one until the replies it has not yet written fall below the
+ * low-water mark.
  *
  * <p><b>Threading:</b> the channel's event loop, but {@link #tagAvailable} and the {@link BufferBudget}'s
  * wake-up, which may run on any thread and hand a preallocated task to the loop.
@@ -37,7 +37,7 @@ final class BackPressure implements TagWaiter {
     private long writeBytesInFlight;
     /** Whether the connection waits for a tag of its hardware context. */
     boolean waitingForTag;
-    /** Whether the connection waits for room in the server's {@link BufferBudget}. */
+    /** Whether the connection waits for room in its export's or the server's {@link BufferBudget}. */
     private boolean waitingForBudget;
 
     BackPressure(TransmissionHandler h, BufferBudget budget) {
@@ -52,8 +52,8 @@ final class BackPressure implements TagWaiter {
      * TransmissionHandler#MAX_READ_BYTES_IN_FLIGHT}, or a WRITE that would take its WRITE bytes past {@link
      * TransmissionHandler#MAX_WRITE_BYTES_IN_FLIGHT} (one of each is always allowed, so a request of the
      * largest payload proceeds); or its buffer would take the export's or the server's {@link BufferBudget}
-     * past its bound. Writability
-     * changes, completions on this connection and room in the budget resume the connection.
+     * past its bound. Writability changes, completions on this connection and room in the budget resume
+     * the connection.
      */
     boolean throttled(NbdRequest rq) {
         if (!h.ctx.channel().isWritable()) {
