@@ -5,6 +5,7 @@ import dev.mqnbd.mq.TagWaiter;
 import dev.mqnbd.server.protocol.NbdCommand;
 import dev.mqnbd.server.protocol.NbdRequest;
 import io.netty.channel.Channel;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Back-pressure of one connection: it reads its socket only while every command it decoded has been
@@ -37,8 +38,11 @@ final class BackPressure implements TagWaiter {
     private long writeBytesInFlight;
     /** Whether the connection waits for a tag of its hardware context. */
     boolean waitingForTag;
-    /** Whether the connection waits for room in its export's or the server's {@link BufferBudget}. */
-    private boolean waitingForBudget;
+    /**
+     * The budget whose room this connection waits for (its wake-up is registered there), or {@code null};
+     * a connection blocked by another budget since registers there too.
+     */
+    private @Nullable BufferBudget awaiting;
 
     BackPressure(TransmissionHandler h, BufferBudget budget) {
         this.h = h;
@@ -81,8 +85,8 @@ final class BackPressure implements TagWaiter {
         if (full == null) {
             return false;
         }
-        if (!waitingForBudget) {
-            waitingForBudget = true;
+        if (awaiting != full) {
+            awaiting = full;
             full.await(length, budgetWake);
         }
         return true;
@@ -108,7 +112,7 @@ final class BackPressure implements TagWaiter {
 
     /** Room in the server's {@link BufferBudget}, maybe: the request that waited for it tries again. */
     private void budgetResume() {
-        waitingForBudget = false;
+        awaiting = null;
         h.drain();
     }
 
