@@ -28,6 +28,16 @@ import java.util.regex.Pattern;
 final class GuestVm implements AutoCloseable {
     private static final String QEMU = "qemu-system-x86_64";
     private static final Pattern RESULT = Pattern.compile("(?m)^RESULT (.*)$");
+    private static final Pattern READY = Pattern.compile("^GUEST ready: ");
+    /**
+     * How long a guest may take to print its first line ({@code /init}'s "GUEST ready", about 15 s on an
+     * idle 2-core host). Under full-system emulation a guest now and then hangs before that, silent, and
+     * would stay so until the test's limit; such a guest is killed after this long and booted once more.
+     * {@code -Dmqnbd.vm.ready-seconds=N} sets it.
+     */
+    private static final Duration READY_LIMIT = Duration.ofSeconds(Long.getLong("mqnbd.vm.ready-seconds", 150));
+
+    private static final int BOOT_ATTEMPTS = 2;
 
     private final String name;
     private final Process process;
@@ -46,11 +56,34 @@ final class GuestVm implements AutoCloseable {
 
     /**
      * Boots a guest that runs the scenario script {@code script} (a resource of this package) with the
-     * settings {@code env}.
+     * settings {@code env}, and returns once it is up (its network configured, the script about to run);
+     * a guest silent for {@code READY_LIMIT} is booted once more.
      *
      * @param cpus the guest's vCPUs; the kernel gives nbd at most one hardware queue per vCPU
      */
     static GuestVm boot(String name, String script, Map<String, String> env, int cpus) {
+        for (int attempt = 1; ; attempt++) {
+            GuestVm guest = start(name, script, env, cpus);
+            try {
+                guest.awaitLine(READY, READY_LIMIT);
+                return guest;
+            } catch (AssertionError e) {
+                guest.closeQuietly();
+                if (attempt == BOOT_ATTEMPTS || !guest.console().isEmpty()) {
+                    throw e; // a guest that printed something failed for a reason of its own
+                }
+                System.err.printf(
+                        "guest %s printed nothing within %s (boot %d of %d); booting it again%n",
+                        name, READY_LIMIT, attempt, BOOT_ATTEMPTS);
+            } catch (InterruptedException e) {
+                guest.closeQuietly();
+                Thread.currentThread().interrupt();
+                throw new AssertionError("interrupted while the guest " + name + " booted", e);
+            }
+        }
+    }
+
+    private static GuestVm start(String name, String script, Map<String, String> env, int cpus) {
         Path artifacts = TestImages.vmArtifacts();
         Path qemu = findOnPath(QEMU);
         try {
@@ -210,6 +243,14 @@ final class GuestVm implements AutoCloseable {
                             + " (qemu exited " + process.exitValue() + "); console:\n" + out);
         }
         return out;
+    }
+
+    private void closeQuietly() {
+        try {
+            close();
+        } catch (IOException e) {
+            System.err.println("cannot close the console log of the guest " + name + ": " + e);
+        }
     }
 
     /** Kills qemu if it still runs and closes the console log. */
