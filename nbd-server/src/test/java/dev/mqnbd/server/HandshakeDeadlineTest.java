@@ -11,9 +11,17 @@ class HandshakeDeadlineTest {
     private static final RateLimitedLog LOG =
             new RateLimitedLog(System.getLogger(HandshakeDeadlineTest.class.getName()), 1, TimeUnit.SECONDS);
 
+    /** A channel whose clock moves only when the test advances it: a slow test run must not reach a deadline. */
+    private static EmbeddedChannel frozen(HandshakeDeadline deadline) {
+        EmbeddedChannel ch = new EmbeddedChannel();
+        ch.freezeTime();
+        ch.pipeline().addLast(deadline);
+        return ch;
+    }
+
     @Test
     void silentClient_closedAtTheDeadline() {
-        EmbeddedChannel ch = new EmbeddedChannel(new HandshakeDeadline(TimeUnit.SECONDS.toNanos(10), LOG));
+        EmbeddedChannel ch = frozen(new HandshakeDeadline(TimeUnit.SECONDS.toNanos(10), LOG));
 
         ch.advanceTimeBy(9_999, TimeUnit.MILLISECONDS);
         ch.runScheduledPendingTasks();
@@ -27,7 +35,7 @@ class HandshakeDeadlineTest {
 
     @Test
     void removedBeforeTheDeadline_neverCloses() {
-        EmbeddedChannel ch = new EmbeddedChannel(new HandshakeDeadline(TimeUnit.SECONDS.toNanos(1), LOG));
+        EmbeddedChannel ch = frozen(new HandshakeDeadline(TimeUnit.SECONDS.toNanos(1), LOG));
 
         ch.pipeline().remove(HandshakeDeadline.class);
         ch.advanceTimeBy(1, TimeUnit.HOURS);
@@ -39,7 +47,7 @@ class HandshakeDeadlineTest {
 
     @Test
     void trafficDoesNotExtendTheDeadline() {
-        EmbeddedChannel ch = new EmbeddedChannel(new HandshakeDeadline(TimeUnit.SECONDS.toNanos(2), LOG));
+        EmbeddedChannel ch = frozen(new HandshakeDeadline(TimeUnit.SECONDS.toNanos(2), LOG));
 
         for (int i = 0; i < 3; i++) {
             ch.writeInbound(io.netty.buffer.Unpooled.wrappedBuffer(new byte[] {1}));
