@@ -148,20 +148,37 @@ public final class NbdServer implements AutoCloseable {
         long payloadMemory = config.payloadMemory() > 0 ? config.payloadMemory() : defaultPayloadMemory();
         this.payloadBudget = new PayloadBudget(
                 payloadMemory,
-                (channel, held, pendingNanos, total, limit) -> payloadEvictions.log(
+                (channel, held, pendingNanos, total, limit, slow) -> payloadEvictions.log(
                         Level.WARNING,
                         () -> "closing connection from " + describe(channel.remoteAddress()) + ": " + (held >> 10)
                                 + " KiB of a WRITE payload arrived over "
                                 + TimeUnit.NANOSECONDS.toMillis(pendingNanos)
-                                + " ms and the rest did not, while partial payloads held " + (total >> 20)
-                                + " MiB of the server's " + (limit >> 20) + " MiB for them"),
-                System::nanoTime);
+                                + (slow
+                                        ? " ms (less than " + (PayloadBudget.MIN_BYTES_PER_SECOND >> 20)
+                                                + " MiB/s) while other requests waited for the room it holds"
+                                        : " ms and the rest did not, while partial payloads held " + (total >> 20)
+                                                + " MiB of the server's " + (limit >> 20) + " MiB for them")),
+                System::nanoTime,
+                this::buffersAwaited);
         this.bufferBudget = new BufferBudget(payloadMemory);
         int i = 0;
         for (EventExecutor executor : group) {
             loopIndex.put(executor, i++);
             loops.add((EventLoop) executor);
         }
+    }
+
+    /** Whether a request of any connection waits for room for its buffer now. */
+    private boolean buffersAwaited() {
+        if (bufferBudget.waiting()) {
+            return true;
+        }
+        for (BufferBudget export : exportBudgets.values()) {
+            if (export.waiting()) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** Returns the server's bound on READ and WRITE buffers in flight, with what it holds now. */
@@ -336,25 +353,28 @@ public final class NbdServer implements AutoCloseable {
             pipeline.remove(HandshakeDeadline.class);
         }
         limiter.transmissionStarted(ctx.channel());
-        pipeline.addAfter(
-                ctx.name(),
-                "transmission",
-                new TransmissionHandler(
-                        export,
-                        session,
-                        hctx,
-                        config.spreadMin(),
-                        config.spreadWrites() ? config.spreadMin() : 0,
-                        exportBudgets.computeIfAbsent(export.name(), name -> bufferBudget.forExport())));
+        TransmissionHandler transmission = new TransmissionHandler(
+                export,
+                session,
+                hctx,
+                config.spreadMin(),
+                config.spreadWrites() ? config.spreadMin() : 0,
+                exportBudgets.computeIfAbsent(export.name(), name -> bufferBudget.forExport()));
+        pipeline.addAfter(ctx.name(), "transmission", transmission);
         long idle = config.idleTimeout().toNanos();
         if (idle > 0) {
             pipeline.addAfter(ctx.name(), "idle", new IdleTimeout(idle, idleTimeouts));
         }
-        // A WRITE payload above what the export advertises is drained, not buffered, and answered EINVAL.
+        // A WRITE payload above what the export advertises is drained, not buffered, and answered EINVAL; one
+        // within it is read once the handler reserved room for it among the buffers in flight.
         pipeline.addAfter(
                 ctx.name(),
                 "decoder",
-                new NbdRequestDecoder(export.info().maximumPayload(), session.extendedHeaders(), payloadBudget));
+                new NbdRequestDecoder(
+                        export.info().maximumPayload(),
+                        session.extendedHeaders(),
+                        payloadBudget,
+                        transmission.payloadAdmission()));
         config.events()
                 .negotiated(
                         session.extendedHeaders() ? "extended" : session.structuredReplies() ? "structured" : "simple",

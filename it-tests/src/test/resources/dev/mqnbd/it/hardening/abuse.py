@@ -13,11 +13,16 @@ the tool itself failed. Attacks:
   slow-reader EXPORT SECONDS            a client that reads its replies slowly (the soak runs one)
   partial-writes EXPORT N LENGTH SENT SECONDS
                                         N connections each send a WRITE of LENGTH bytes but only SENT
-                                        bytes of its payload, then hold; prints how many the server closed
+                                        bytes of its payload (or what the server takes of it within a
+                                        second), then hold; prints how many the server closed
   slow-writes EXPORT CONNS N LENGTH SECONDS
                                         CONNS connections each pipeline N whole WRITEs of LENGTH bytes (to a
                                         slow export) and never read a reply; after SECONDS prints how many
                                         MiB the server had taken off their sockets
+  one-write-each EXPORT CONNS LENGTH SECONDS
+                                        CONNS connections, opened one after another, each send one whole
+                                        WRITE of LENGTH bytes (to a slow export) and never read a reply;
+                                        after SECONDS prints how many MiB the server had taken off them
   slow-reads EXPORT CONNS N LENGTH SECONDS
                                         CONNS connections each pipeline N READs of LENGTH bytes (from a slow
                                         export), replies never read, held SECONDS
@@ -223,23 +228,28 @@ def disc_junk(host, port, export):
 
 def partial_writes(host, port, export, n, length, sent, seconds):
     socks = []
-    failed = 0
+    failed = blocked = 0
     chunk = b"w" * (1 << 20)
     for i in range(n):
         try:
             s = connect(host, port)
             go(s, export)
             s.sendall(request(1, i, 0, length))
+            s.settimeout(1)
             left = sent
-            while left > 0:
-                left -= s.send(chunk[:min(left, len(chunk))])
+            try:
+                while left > 0:
+                    left -= s.send(chunk[:min(left, len(chunk))])
+            except socket.timeout:
+                blocked += 1  # the server does not read this payload (yet): go on with the next
             socks.append(s)
         except (OSError, EOFError, RuntimeError):
             failed += 1
     time.sleep(seconds)
     # A connection the server closed ends at once; one it kept sends nothing while it waits for the payload.
     closed = sum(closed_by_server(s, 0.5) for s in socks)
-    print("partial-writes held %d failed %d closed-by-server %d" % (len(socks), failed, closed + failed))
+    print("partial-writes held %d failed %d blocked %d closed-by-server %d"
+          % (len(socks), failed, blocked, closed + failed))
 
 
 def slow_writes(host, port, export, conns, n, length, seconds):
@@ -270,6 +280,31 @@ def slow_writes(host, port, export, conns, n, length, seconds):
     for s in socks:
         s.close()
     print("slow-writes conns %d sent-mib %d" % (conns, total >> 20))
+
+
+def one_write_each(host, port, export, conns, length, seconds):
+    payload = b"o" * length
+    socks = []
+    sent = 0
+    for i in range(conns):
+        s = connect(host, port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        go(s, export)
+        socks.append(s)
+        s.settimeout(1)
+        try:
+            s.sendall(request(1, i, (i * length) % (1 << 30), length))
+            view = memoryview(payload)
+            while view:
+                k = s.send(view)
+                view = view[k:]
+                sent += k
+        except OSError:
+            pass  # the server stopped reading this one: go on with the next
+    time.sleep(seconds)
+    for s in socks:
+        s.close()
+    print("one-write-each conns %d sent-mib %d" % (conns, sent >> 20))
 
 
 def slow_reads(host, port, export, conns, n, length, seconds):
@@ -326,6 +361,8 @@ def main():
         partial_writes(host, port, a[0], int(a[1]), int(a[2]), int(a[3]), float(a[4]))
     elif attack == "slow-writes":
         slow_writes(host, port, a[0], int(a[1]), int(a[2]), int(a[3]), float(a[4]))
+    elif attack == "one-write-each":
+        one_write_each(host, port, a[0], int(a[1]), int(a[2]), float(a[3]))
     elif attack == "slow-reads":
         slow_reads(host, port, a[0], int(a[1]), int(a[2]), int(a[3]), float(a[4]))
     elif attack == "disc-junk":

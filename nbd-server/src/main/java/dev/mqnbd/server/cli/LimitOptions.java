@@ -50,9 +50,11 @@ final class LimitOptions {
             paramLabel = "SIZE",
             defaultValue = "0",
             description = "READ and WRITE payloads the server holds, all connections together: past SIZE of "
-                    + "buffers in flight to the backends, further requests wait; past SIZE of WRITE payloads still "
-                    + "arriving, the connection whose payload stalled longest is closed. 0 (the default): a quarter "
-                    + "of the JVM's direct-memory limit (-XX:MaxDirectMemorySize, else the heap limit), at least 64M.")
+                    + "buffers in flight to the backends (each export at most half), further requests wait, a WRITE "
+                    + "before its payload is read; past SIZE of WRITE payloads still arriving, the connection whose "
+                    + "payload stalled longest is closed, and while requests wait, one whose payload arrives at "
+                    + "less than 1M/s. 0 (the default): a quarter of the JVM's direct-memory limit "
+                    + "(-XX:MaxDirectMemorySize, else the heap limit), at least 64M.")
     String payloadMemory = "0";
 
     /**

@@ -4,6 +4,7 @@ import dev.mqnbd.mq.BlockQueue;
 import dev.mqnbd.mq.TagWaiter;
 import dev.mqnbd.server.protocol.NbdCommand;
 import dev.mqnbd.server.protocol.NbdRequest;
+import dev.mqnbd.server.protocol.PayloadAdmission;
 import io.netty.channel.Channel;
 import org.jspecify.annotations.Nullable;
 
@@ -16,15 +17,17 @@ import org.jspecify.annotations.Nullable;
  * bytes, unless none is in flight; the same for its WRITEs in flight (submitted, not yet completed) and
  * {@link TransmissionHandler#MAX_WRITE_BYTES_IN_FLIGHT}; and while a request's buffer (a WRITE payload, a
  * READ reply buffer) would take the buffers in flight past its export's or the server's {@link
- * BufferBudget}. So the memory one connection holds is bounded in bytes: its READs and WRITEs in flight,
- * plus its unwritten replies, plus one read's worth of decoded commands. A tag frees when the request
+ * BufferBudget}. A payload of 64 KiB or more is read only once its room in that budget is reserved
+ * ({@link #admit}); until then the connection is not read. So the memory one connection holds is bounded
+ * in bytes: its READs and WRITEs in flight, plus its unwritten replies, plus one read's worth of decoded
+ * commands. A tag frees when the request
  * ends, but the connection takes no new one until the replies it has not yet written fall below the
  * low-water mark.
  *
  * <p><b>Threading:</b> the channel's event loop, but {@link #tagAvailable} and the {@link BufferBudget}'s
  * wake-up, which may run on any thread and hand a preallocated task to the loop.
  */
-final class BackPressure implements TagWaiter {
+final class BackPressure implements TagWaiter, PayloadAdmission {
     private final TransmissionHandler h;
     private final Runnable resumeTask = this::resume;
     private final BufferBudget budget;
@@ -43,11 +46,62 @@ final class BackPressure implements TagWaiter {
      * a connection blocked by another budget since registers there too.
      */
     private @Nullable BufferBudget awaiting;
+    /** The decoder's task that reads on once a payload it holds back may come in; set while it waits. */
+    private @Nullable Runnable admitResume;
+    /** Runs {@link #admitResumeTask} on the loop; registered with a budget while a payload waits for room. */
+    private final Runnable admitWake;
+
+    private final Runnable admitResumeTask = this::admitResume;
 
     BackPressure(TransmissionHandler h, BufferBudget budget) {
         this.h = h;
         this.budget = budget;
         this.budgetWake = () -> h.ctx.executor().execute(budgetResumeTask);
+        this.admitWake = () -> h.ctx.executor().execute(admitResumeTask);
+    }
+
+    /**
+     * Reserves room for a WRITE payload (or another request's payload) of {@code length} bytes in the
+     * export's and the server's {@link BufferBudget} before the decoder reads it; if it would take either
+     * past its bound, reserves nothing, stops reading the socket, and runs {@code resume} once bytes are
+     * given back there. So a payload waiting for room stays in the client's socket, not in the server's
+     * memory. The request hands the reservation to its slot when it is submitted ({@link #started}), or
+     * gives it back when it is dropped.
+     */
+    @Override
+    public long admit(long length, Runnable resume) {
+        if (length < BufferBudget.COUNTED_FROM) {
+            return 0; // not counted: a small WRITE goes on as before
+        }
+        BufferBudget full = budget.blocking(length);
+        if (full != null) {
+            admitResume = resume;
+            update();
+            full.await(length, admitWake);
+            return -1;
+        }
+        budget.take(length);
+        return length;
+    }
+
+    @Override
+    public void giveBack(long bytes) {
+        budget.give(bytes);
+    }
+
+    /** Room in a budget, maybe: the decoder asks again for the payload it holds back. */
+    private void admitResume() {
+        Runnable resume = admitResume;
+        if (resume != null) {
+            admitResume = null;
+            resume.run();
+            update();
+        }
+    }
+
+    /** Whether the decoder holds back a payload until there is room for it. */
+    boolean waitingForRoom() {
+        return admitResume != null;
     }
 
     /**
@@ -74,7 +128,8 @@ final class BackPressure implements TagWaiter {
             if (writeBytesInFlight > 0 && writeBytesInFlight + length > TransmissionHandler.MAX_WRITE_BYTES_IN_FLIGHT) {
                 return true; // a WRITE of this connection completes and drains again
             }
-            return overBudget(length);
+            // A payload admitted with room reserved is in the budget already (admit).
+            return rq.reserved() == 0 && overBudget(length);
         }
         return false;
     }
@@ -92,12 +147,15 @@ final class BackPressure implements TagWaiter {
         return true;
     }
 
-    /** A request went to the backend: its READ or WRITE bytes, and the bytes of its buffer in the budget. */
-    void started(long readBytes, long writeBytes, long bufferBytes) {
+    /**
+     * A request went to the backend: its READ or WRITE bytes, and the bytes its buffer takes in the budget
+     * ({@code takeBytes}: none for a payload whose room was reserved when it was admitted).
+     */
+    void started(long readBytes, long writeBytes, long takeBytes) {
         readBytesInFlight += readBytes;
         writeBytesInFlight += writeBytes;
-        if (bufferBytes > 0) {
-            budget.take(bufferBytes);
+        if (takeBytes > 0) {
+            budget.take(takeBytes);
         }
     }
 
@@ -148,7 +206,8 @@ final class BackPressure implements TagWaiter {
      */
     void update() {
         Channel channel = h.ctx.channel();
-        boolean read = h.pending.isEmpty() && !waitingForTag && !h.end.ending() && channel.isWritable();
+        boolean read =
+                h.pending.isEmpty() && !waitingForTag && admitResume == null && !h.end.ending() && channel.isWritable();
         if (channel.config().isAutoRead() != read) {
             channel.config().setAutoRead(read);
         }

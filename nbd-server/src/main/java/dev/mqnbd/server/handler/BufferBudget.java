@@ -6,9 +6,10 @@ import java.util.concurrent.atomic.LongAdder;
 import org.jspecify.annotations.Nullable;
 
 /**
- * A bound on the bytes of request buffers in flight: WRITE payloads handed to a backend and READ reply
- * buffers the backend fills, from submit until the request completes. The server has one, and each export
- * one of its own within it ({@link #forExport}) with half the server's bound.
+ * A bound on the bytes of request buffers in flight: WRITE payloads, from the header that announces one
+ * (room is reserved before the payload is read, {@link BackPressure#admit}) until the backend completes the
+ * WRITE, and READ reply buffers the backend fills, from submit until the READ completes. The server has
+ * one, and each export one of its own within it ({@link #forExport}) with half the server's bound.
  *
  * <p>Each connection keeps at most {@link TransmissionHandler#MAX_READ_BYTES_IN_FLIGHT} of READs and
  * {@link TransmissionHandler#MAX_WRITE_BYTES_IN_FLIGHT} of WRITEs in flight ({@link BackPressure}), but
@@ -71,6 +72,11 @@ public final class BufferBudget {
     /** Returns the bytes of request buffers in flight now, counted here. */
     public long held() {
         return held.get();
+    }
+
+    /** Returns whether a request waits for room here now. */
+    public boolean waiting() {
+        return !waiters.isEmpty();
     }
 
     /** Returns how many times a request waited for room here. */

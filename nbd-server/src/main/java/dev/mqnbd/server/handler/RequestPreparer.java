@@ -5,6 +5,7 @@ import dev.mqnbd.mq.QueueLimits;
 import dev.mqnbd.mq.ReqFlags;
 import dev.mqnbd.mq.ReqOp;
 import dev.mqnbd.mq.Request;
+import dev.mqnbd.server.protocol.NbdCommand;
 import dev.mqnbd.server.protocol.NbdConstants;
 import dev.mqnbd.server.protocol.NbdError;
 import dev.mqnbd.server.protocol.NbdReplyEncoder;
@@ -67,8 +68,10 @@ final class RequestPreparer {
         slot.reset(rq.cookie(), Objects.requireNonNull(rq.command()), rq.offset(), rq.flags()); // validated
         try {
             fill(request, slot, rq, h.ctx.alloc());
-            // Counted once the request holds them: its buffer stays in memory until it completes.
-            h.flow.started(slot.readBytes, slot.writeBytes, slot.bufferBytes);
+            // Counted once the request holds them: its buffer stays in memory until it completes. A WRITE
+            // payload's room was reserved when it was admitted: the slot takes it over, to give back then.
+            long reserved = rq.command() == NbdCommand.WRITE ? rq.takeReservation() : 0;
+            h.flow.started(slot.readBytes, slot.writeBytes, slot.bufferBytes - reserved);
             return true;
         } catch (OutOfMemoryError | RuntimeException e) {
             // OWNERSHIP: nothing was submitted: the buffer taken so far and the tag go back here.

@@ -9,6 +9,7 @@ import dev.mqnbd.server.protocol.NbdError;
 import dev.mqnbd.server.protocol.NbdReplyEncoder;
 import dev.mqnbd.server.protocol.NbdRequest;
 import dev.mqnbd.server.protocol.NbdSession;
+import dev.mqnbd.server.protocol.PayloadAdmission;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -399,6 +400,11 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
         end.exceptionCaught(ctx, cause);
     }
 
+    /** Returns what reserves room for this connection's payloads before the decoder reads them. */
+    public PayloadAdmission payloadAdmission() {
+        return flow;
+    }
+
     /** Whether a READ of {@code length} bytes takes a reply buffer of its own ({@link BufferBudget}). */
     boolean readTakesBuffer(long length) {
         return preparer.takesBuffer(length);
@@ -406,7 +412,7 @@ public final class TransmissionHandler extends ChannelInboundHandlerAdapter {
 
     /** Returns whether this connection has work in flight or waiting; an idle connection has none. */
     public boolean busy() {
-        return inFlight > 0 || !pending.isEmpty() || !chunks.isEmpty();
+        return inFlight > 0 || !pending.isEmpty() || !chunks.isEmpty() || flow.waitingForRoom();
     }
 
     /** Returns the number of this connection's requests in flight; for tests. */

@@ -13,7 +13,11 @@ import org.jspecify.annotations.Nullable;
  * retains the payload first and releases the request as usual: {@code ByteBuf p = rq.payload().retain();
  * rq.release();}.
  *
- * <p><b>Threading:</b> the header fields are immutable; the reference count is thread-safe.
+ * <p>A payload may hold room reserved for it before it was read ({@link PayloadAdmission}); the request
+ * gives that room back when it is released, unless the handler took it over with the payload.
+ *
+ * <p><b>Threading:</b> the header fields are immutable; the reference count is thread-safe; the
+ * reservation is taken over on the connection's event loop.
  */
 public final class NbdRequest extends AbstractReferenceCounted {
     private final int flags;
@@ -24,6 +28,9 @@ public final class NbdRequest extends AbstractReferenceCounted {
     private final long length;
     private final @Nullable ByteBuf payload;
     private final boolean payloadDiscarded;
+    private final PayloadAdmission admission;
+    /** Bytes the admission reserved for the payload and this request still holds; given back on release. */
+    private long reserved;
 
     /**
      * Creates a request.
@@ -46,6 +53,25 @@ public final class NbdRequest extends AbstractReferenceCounted {
             long length,
             @Nullable ByteBuf payload,
             boolean payloadDiscarded) {
+        this(flags, type, cookie, offset, length, payload, payloadDiscarded, 0, PayloadAdmission.ALWAYS);
+    }
+
+    /**
+     * Creates a request whose payload holds {@code reserved} bytes of room from {@code admission}: they are
+     * given back when the request is released, unless taken over first ({@link #takeReservation}).
+     */
+    public NbdRequest(
+            int flags,
+            int type,
+            long cookie,
+            long offset,
+            long length,
+            @Nullable ByteBuf payload,
+            boolean payloadDiscarded,
+            long reserved,
+            PayloadAdmission admission) {
+        this.reserved = reserved;
+        this.admission = admission;
         this.flags = flags;
         this.type = type;
         this.command = NbdCommand.fromCode(type);
@@ -103,6 +129,21 @@ public final class NbdRequest extends AbstractReferenceCounted {
         return payloadDiscarded;
     }
 
+    /** Returns the bytes of room reserved for the payload that this request still holds. */
+    public long reserved() {
+        return reserved;
+    }
+
+    /**
+     * Takes over the room reserved for the payload: the caller now gives it back ({@link
+     * PayloadAdmission#giveBack}) when it is done with the payload. Returns the bytes, 0 if none.
+     */
+    public long takeReservation() {
+        long r = reserved;
+        reserved = 0;
+        return r;
+    }
+
     @Override
     public NbdRequest retain() {
         super.retain();
@@ -119,6 +160,11 @@ public final class NbdRequest extends AbstractReferenceCounted {
 
     @Override
     protected void deallocate() {
+        if (reserved > 0) {
+            long r = reserved;
+            reserved = 0;
+            admission.giveBack(r);
+        }
         if (payload != null) {
             // OWNERSHIP: the reference taken over in the constructor ends with the request.
             payload.release();

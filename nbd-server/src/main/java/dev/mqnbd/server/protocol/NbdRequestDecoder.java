@@ -2,9 +2,11 @@ package dev.mqnbd.server.protocol;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.CompositeByteBuf;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.ByteToMessageDecoder;
 import java.util.List;
+import java.util.Objects;
 import org.jspecify.annotations.Nullable;
 
 /**
@@ -16,6 +18,10 @@ import org.jspecify.annotations.Nullable;
  * sync (as nbdkit's {@code skip_over_write_buffer}). Unknown command types are emitted with a {@code null}
  * command. A bad magic is a framing violation: the decoder throws {@link NbdCodecException}, the pipeline
  * closes the channel, and all further input is skipped.
+ *
+ * <p>Before a payload is read, the {@link PayloadAdmission} reserves room for it; while it cannot, the
+ * decoder stops after the header (the admission stops reading the socket) and decodes on when told to.
+ * The reservation goes with the request, or back when the decoder is removed half way.
  *
  * <p>While a payload arrives, its bytes buffered so far count against the server's {@link PayloadBudget},
  * which closes the connection if it stalls while the server's partial payloads are over their bound.
@@ -33,6 +39,8 @@ import org.jspecify.annotations.Nullable;
 public final class NbdRequestDecoder extends ByteToMessageDecoder {
     private enum State {
         HEADER,
+        /** A payload follows the header just read; it is read once the admission lets it. */
+        ADMIT,
         PAYLOAD,
         DISCARD_PAYLOAD,
         BAD
@@ -43,6 +51,14 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
     private final PayloadBudget budget;
     /** This connection's part of {@link #budget}, from when the decoder is added. */
     private PayloadBudget.@Nullable Share share;
+
+    private final PayloadAdmission admission;
+    /** Decodes again what waits in the cumulation, once the admission lets a payload in; made in handlerAdded. */
+    private @Nullable Runnable resume;
+    /** Whether the admission held the pending payload back, and has not yet told the decoder to resume. */
+    private boolean held;
+    /** Room the admission reserved for the payload being read. */
+    private long reserved;
 
     private final int headerLength;
     private final int requestMagic;
@@ -88,6 +104,22 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
      * @throws IllegalArgumentException if {@code maximumPayload} is negative
      */
     public NbdRequestDecoder(int maximumPayload, boolean extendedHeaders, PayloadBudget budget) {
+        this(maximumPayload, extendedHeaders, budget, PayloadAdmission.ALWAYS);
+    }
+
+    /**
+     * Creates a decoder that also asks {@code admission}, after each header with a payload, whether the
+     * payload may be read now; until it may, nothing more is decoded.
+     *
+     * @param maximumPayload the largest payload to buffer; larger ones are drained
+     * @param extendedHeaders whether extended headers were negotiated
+     * @param budget the server's bound on partial payloads; over it, the connection waiting longest closes
+     * @param admission reserves room for each payload before it is read
+     * @throws IllegalArgumentException if {@code maximumPayload} is negative
+     */
+    public NbdRequestDecoder(
+            int maximumPayload, boolean extendedHeaders, PayloadBudget budget, PayloadAdmission admission) {
+        this.admission = admission;
         if (maximumPayload < 0) {
             throw new IllegalArgumentException("maximumPayload: " + maximumPayload + " (expected: >= 0)");
         }
@@ -106,6 +138,22 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
     @Override
     public void handlerAdded(ChannelHandlerContext ctx) {
         share = budget.share(ctx.channel());
+        resume = () -> {
+            if (state != State.ADMIT
+                    || !held
+                    || ctx.isRemoved()
+                    || !ctx.channel().isActive()) {
+                return;
+            }
+            held = false;
+            try {
+                // What waits in the cumulation is decoded as if it had just arrived.
+                channelRead(ctx, Unpooled.EMPTY_BUFFER);
+                channelReadComplete(ctx);
+            } catch (Exception e) {
+                ctx.fireExceptionCaught(e);
+            }
+        };
     }
 
     @Override
@@ -118,10 +166,24 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
                     }
                     decodeHeader(in, out);
                 }
+                case ADMIT -> {
+                    if (held) {
+                        return; // asked once; resume asks again
+                    }
+                    long r = admission.admit(length, Objects.requireNonNull(resume));
+                    if (r < 0) {
+                        held = true; // the admission turned reading off; resume decodes again
+                        return;
+                    }
+                    reserved = r;
+                    state = State.PAYLOAD;
+                }
                 case PAYLOAD -> {
                     // header <here> {payload: length bytes}
                     if (in.readableBytes() < length) {
-                        if (share != null) {
+                        // A payload with room reserved counts from before its first byte, so that one that never
+                        // comes is seen; a small one only once some of it is buffered.
+                        if (share != null && (reserved > 0 || in.readableBytes() > 0)) {
                             share.hold(in.readableBytes());
                         }
                         return;
@@ -131,7 +193,8 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
                     }
                     // OWNERSHIP: the payload's one reference goes to the request.
                     ByteBuf payload = readPayload(ctx, in, (int) length);
-                    out.add(new NbdRequest(flags, type, cookie, offset, length, payload, false));
+                    out.add(new NbdRequest(flags, type, cookie, offset, length, payload, false, reserved, admission));
+                    reserved = 0;
                     state = State.HEADER;
                 }
                 case DISCARD_PAYLOAD -> {
@@ -151,6 +214,18 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
                 }
             }
         }
+    }
+
+    @Override
+    public void channelReadComplete(ChannelHandlerContext ctx) throws Exception {
+        if (held) {
+            // The superclass asks for one more read when a read decoded nothing and the channel does not read
+            // by itself: here that would take in the very payload the admission holds back, read after read.
+            discardSomeReadBytes();
+            ctx.fireChannelReadComplete();
+            return;
+        }
+        super.channelReadComplete(ctx);
     }
 
     /**
@@ -217,7 +292,7 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
             remaining = length;
             state = State.DISCARD_PAYLOAD;
         } else {
-            state = State.PAYLOAD;
+            state = State.ADMIT;
         }
     }
 
@@ -242,6 +317,10 @@ public final class NbdRequestDecoder extends ByteToMessageDecoder {
         state = State.BAD;
         if (share != null) {
             share.release();
+        }
+        if (reserved > 0) {
+            admission.giveBack(reserved);
+            reserved = 0;
         }
     }
 }

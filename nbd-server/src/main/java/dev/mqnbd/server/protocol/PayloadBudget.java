@@ -6,6 +6,7 @@ import java.util.Iterator;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 import java.util.function.LongSupplier;
 
 /**
@@ -21,12 +22,22 @@ import java.util.function.LongSupplier;
  * is. Past twice the bound (many payloads begun within the grace), the oldest are closed without it, so
  * partial payloads never hold more than twice the bound for longer than one socket read.
  *
+ * <p>A payload's room among the buffers in flight is reserved before it arrives ({@link PayloadAdmission}),
+ * so a client that announces large WRITEs and then sends their payloads slowly, or not at all, could keep
+ * other clients' requests waiting for that room. While any request waits for room ({@code othersWait}),
+ * {@link #sweep()} also closes each connection whose payload, arriving for {@link #GRACE_NANOS} or more, came
+ * at less than {@link #MIN_BYTES_PER_SECOND} since the sweep before (or since it began): to hold room, a
+ * client must keep sending.
+ *
  * <p><b>Threading:</b> thread-safe: every connection's decoder calls its own {@link Share} on its event
  * loop; the bookkeeping is under this object's lock, and closing a connection is left to its event loop.
  */
 public final class PayloadBudget {
     /** How long a payload may have been arriving before it can be the one closed over the bound. */
     public static final long GRACE_NANOS = TimeUnit.SECONDS.toNanos(1);
+
+    /** The slowest a payload may arrive from one sweep to the next, past the grace, while requests wait for room. */
+    public static final long MIN_BYTES_PER_SECOND = 1 << 20;
 
     /** No bound: nothing is counted, nothing is ever closed. */
     public static final PayloadBudget UNLIMITED = new PayloadBudget(Long.MAX_VALUE, Eviction.NONE, System::nanoTime);
@@ -35,19 +46,21 @@ public final class PayloadBudget {
     @FunctionalInterface
     public interface Eviction {
         /** Nothing: for {@link #UNLIMITED}. */
-        Eviction NONE = (channel, held, pendingNanos, total, limit) -> {};
+        Eviction NONE = (channel, held, pendingNanos, total, limit, slow) -> {};
 
         /**
          * Called, outside the budget's lock, for a connection about to be closed: {@code held} bytes of its
          * payload had arrived over {@code pendingNanos}, while all partial payloads held {@code total} bytes
-         * against the {@code limit}.
+         * against the {@code limit}; {@code slow} when it is closed for arriving too slowly while requests
+         * waited for room, not for the bound.
          */
-        void evicted(Channel channel, long held, long pendingNanos, long total, long limit);
+        void evicted(Channel channel, long held, long pendingNanos, long total, long limit, boolean slow);
     }
 
     private final long limit;
     private final Eviction eviction;
     private final LongSupplier clock;
+    private final BooleanSupplier othersWait;
     // Guarded by this. Shares holding bytes, in the order their payloads began to arrive.
     private final LinkedHashSet<Share> pending = new LinkedHashSet<>();
     private long total;
@@ -60,6 +73,19 @@ public final class PayloadBudget {
      * @throws IllegalArgumentException if {@code limit} is not positive
      */
     public PayloadBudget(long limit, Eviction eviction, LongSupplier clock) {
+        this(limit, eviction, clock, () -> false);
+    }
+
+    /**
+     * Creates a budget of {@code limit} bytes that also closes slow payloads while {@code othersWait}.
+     *
+     * @param eviction told of each connection closed (to log it)
+     * @param clock read as {@link System#nanoTime()} is: for tests
+     * @param othersWait whether requests wait for room for their buffers now (asked once a sweep)
+     * @throws IllegalArgumentException if {@code limit} is not positive
+     */
+    public PayloadBudget(long limit, Eviction eviction, LongSupplier clock, BooleanSupplier othersWait) {
+        this.othersWait = othersWait;
         if (limit <= 0) {
             throw new IllegalArgumentException("limit: " + limit + " (expected: > 0)");
         }
@@ -94,6 +120,10 @@ public final class PayloadBudget {
         private long bytes;
         private long since;
         private boolean closed;
+        private boolean counted;
+        // When the last sweep under waiting saw this payload (Long.MIN_VALUE: none has), and how much had arrived.
+        private long sweptAt = Long.MIN_VALUE;
+        private long bytesAtSweep;
 
         private Share(Channel channel) {
             this.channel = channel;
@@ -101,7 +131,8 @@ public final class PayloadBudget {
 
         /**
          * Records that {@code bytes} of a payload not yet whole are buffered (more than before, as more
-         * arrives); closes the connections that waited longest if the budget is then exceeded.
+         * arrives; 0 when it is about to arrive); closes the connections that waited longest if the budget
+         * is then exceeded.
          */
         public void hold(long bytes) {
             if (limit == Long.MAX_VALUE) {
@@ -109,12 +140,14 @@ public final class PayloadBudget {
             }
             List<Victim> victims;
             synchronized (PayloadBudget.this) {
-                if (closed || bytes == this.bytes) {
+                if (closed || (counted && bytes == this.bytes)) {
                     return;
                 }
                 long now = clock.getAsLong();
-                if (this.bytes == 0) {
+                if (!counted) {
+                    counted = true;
                     since = now;
+                    sweptAt = Long.MIN_VALUE;
                     pending.add(this);
                 }
                 total += bytes - this.bytes;
@@ -127,12 +160,21 @@ public final class PayloadBudget {
             close(victims);
         }
 
+        // Under the lock, once taken out of pending: the connection is about to be closed.
+        private void drop() {
+            total -= bytes;
+            bytes = 0;
+            counted = false;
+            closed = true;
+        }
+
         /** Records that the payload is whole (or dropped): it holds nothing against the budget now. */
         public void release() {
             synchronized (PayloadBudget.this) {
-                if (bytes != 0) {
+                if (counted) {
                     total -= bytes;
                     bytes = 0;
+                    counted = false;
                     pending.remove(this);
                 }
             }
@@ -145,25 +187,29 @@ public final class PayloadBudget {
      * at once, within the grace of each other, are closed too.
      */
     public void sweep() {
+        boolean slowOnes = othersWait.getAsBoolean();
         List<Victim> victims;
         synchronized (this) {
-            if (total <= limit) {
+            if (total > limit) {
+                victims = evict(clock.getAsLong());
+            } else if (slowOnes && !pending.isEmpty()) {
+                victims = evictSlow(clock.getAsLong());
+            } else {
                 return;
             }
-            victims = evict(clock.getAsLong());
         }
         close(victims);
     }
 
     private void close(List<Victim> victims) {
         for (Victim v : victims) {
-            eviction.evicted(v.channel(), v.held(), v.pendingNanos(), v.total(), limit);
+            eviction.evicted(v.channel(), v.held(), v.pendingNanos(), v.total(), limit, v.slow());
             v.channel().close();
         }
     }
 
     /** A connection chosen to be closed, with what it held when it was chosen. */
-    private record Victim(Channel channel, long held, long pendingNanos, long total) {}
+    private record Victim(Channel channel, long held, long pendingNanos, long total, boolean slow) {}
 
     // Under the lock: takes the oldest shares past the grace out until the total is within the limit.
     private List<Victim> evict(long now) {
@@ -174,10 +220,31 @@ public final class PayloadBudget {
                 break; // the rest began later still; past twice the bound, no grace
             }
             it.remove();
-            victims.add(new Victim(s.channel, s.bytes, now - s.since, total));
-            total -= s.bytes;
-            s.bytes = 0;
-            s.closed = true;
+            victims.add(new Victim(s.channel, s.bytes, now - s.since, total, false));
+            s.drop();
+        }
+        return victims;
+    }
+
+    /*
+     * Under the lock: takes out every share past the grace whose payload arrived slower than MIN_BYTES_PER_SECOND
+     * since the last sweep (or since it began, at the first sweep that sees it), and notes where the rest stand.
+     */
+    private List<Victim> evictSlow(long now) {
+        List<Victim> victims = new ArrayList<>();
+        for (Iterator<Share> it = pending.iterator(); it.hasNext(); ) {
+            Share s = it.next();
+            boolean seen = s.sweptAt != Long.MIN_VALUE;
+            long from = seen ? s.sweptAt : s.since;
+            long arrived = seen ? s.bytes - s.bytesAtSweep : s.bytes;
+            s.sweptAt = now;
+            s.bytesAtSweep = s.bytes;
+            if (now - s.since < GRACE_NANOS || arrived >= (double) MIN_BYTES_PER_SECOND * (now - from) / 1e9) {
+                continue;
+            }
+            it.remove();
+            victims.add(new Victim(s.channel, s.bytes, now - s.since, total, true));
+            s.drop();
         }
         return victims;
     }

@@ -181,6 +181,48 @@ class BufferBackPressureTest {
     }
 
     @Test
+    void aPayloadWithoutRoom_isNotTakenIn_untilAdmitted_andARefusedOrAbandonedOneGivesItsRoomBack() throws Exception {
+        int kib64 = 64 << 10;
+        TestDisk disk = new TestDisk(1 << 20);
+        disk.hold = true;
+        BufferBudget server = new BufferBudget(4 * kib64);
+        BufferBudget export = server.forExport();
+        EmbeddedChannel a = connect(disk, kib64, export);
+        EmbeddedChannel b = connect(disk, kib64, export);
+        EmbeddedChannel c = connect(disk, kib64, export);
+        EmbeddedChannel d = connect(disk, kib64, export);
+
+        a.writeInbound(Unpooled.wrappedBuffer(write(1, 0, kib64, 1), write(2, kib64, kib64, 2)));
+        assertThat(export.held()).isEqualTo(2 * kib64);
+        // The export is full. B's WRITE, C's WRITE past the end of the disk, and half of D's payload arrive:
+        // none is taken in, so none holds memory outside the budget; their connections are not read.
+        b.writeInbound(write(11, 2 * kib64, kib64, 11));
+        c.writeInbound(write(21, 1 << 20, kib64, 21));
+        ByteBuf dWrite = write(31, 3 * kib64, kib64, 31);
+        d.writeInbound(dWrite.readRetainedSlice(kib64 / 2));
+        dWrite.release();
+        for (EmbeddedChannel ch : List.of(b, c, d)) {
+            assertThat(ch.config().isAutoRead()).isFalse();
+        }
+        assertThat(export.held()).isEqualTo(2 * kib64);
+        assertThat(disk.held).hasSize(2);
+        d.close();
+
+        releaseAll(disk);
+
+        // B's WRITE was admitted and written; C's was admitted, refused with ENOSPC, and gave its room back.
+        assertThat(writesSubmitted(disk)).isEqualTo(3);
+        assertThat(readReply(b, 0)).isEqualTo(new TransmissionHandlerTest.Reply(0, 11, new byte[0]));
+        assertThat(readReply(c, 0).error()).isEqualTo(28); // ENOSPC
+        assertThat(disk.data[2 * kib64]).isEqualTo((byte) 11);
+        assertThat(export.held()).isZero();
+        assertThat(server.held()).isZero();
+        for (EmbeddedChannel ch : List.of(a, b, c)) {
+            assertThat(ch.config().isAutoRead()).isTrue();
+        }
+    }
+
+    @Test
     void aRequestAlwaysGoesWhenNothingIsInFlight_smallOnesAreNotCounted_aLateWaiterIsWoken() {
         int counted = BufferBudget.COUNTED_FROM;
         BufferBudget server = new BufferBudget(2 * counted);

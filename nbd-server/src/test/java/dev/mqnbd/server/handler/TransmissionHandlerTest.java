@@ -9,6 +9,7 @@ import dev.mqnbd.server.protocol.NbdConstants;
 import dev.mqnbd.server.protocol.NbdError;
 import dev.mqnbd.server.protocol.NbdRequestDecoder;
 import dev.mqnbd.server.protocol.NbdSession;
+import dev.mqnbd.server.protocol.PayloadBudget;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
@@ -79,10 +80,12 @@ class TransmissionHandlerTest {
                 false,
                 false,
                 0);
+        // As the server wires them: the decoder reads a payload once the handler reserved room for it.
+        TransmissionHandler handler = new TransmissionHandler(export, session, 0, 0, 0, budget);
         ch.pipeline()
                 .addLast(
-                        new NbdRequestDecoder(maxPayload),
-                        new TransmissionHandler(export, session, 0, 0, 0, budget),
+                        new NbdRequestDecoder(maxPayload, false, PayloadBudget.UNLIMITED, handler.payloadAdmission()),
+                        handler,
                         new Closer());
         return ch;
     }

@@ -225,6 +225,73 @@ class NbdRequestDecoderTest {
         assertThat(ch.finish()).isFalse();
     }
 
+    /** An admission the test opens and closes: it reserves each admitted payload's length and records give-backs. */
+    private static final class Gate implements PayloadAdmission {
+        boolean open;
+        long reserved;
+        final List<Runnable> resumes = new ArrayList<>();
+
+        @Override
+        public long admit(long length, Runnable resume) {
+            if (!open) {
+                resumes.add(resume);
+                return -1;
+            }
+            reserved += length;
+            return length;
+        }
+
+        @Override
+        public void giveBack(long bytes) {
+            reserved -= bytes;
+        }
+    }
+
+    @Test
+    void admission_aPayloadWithoutRoomIsNotRead_untilResumed_thenCarriesItsReservation() {
+        Gate gate = new Gate();
+        PayloadBudget partial = new PayloadBudget(1 << 20, PayloadBudget.Eviction.NONE, System::nanoTime);
+        EmbeddedChannel ch = new EmbeddedChannel(new NbdRequestDecoder(1024, false, partial, gate));
+        byte[] write = request(0, 1, 7, 0, 5, Frames.utf8("hello"));
+        // The header and the first two bytes of its payload, then a READ: nothing is taken in past the header.
+        ch.writeInbound(Unpooled.wrappedBuffer(java.util.Arrays.copyOf(write, write.length - 3)));
+        assertThat((Object) ch.readInbound()).isNull();
+        assertThat(partial.held()).as("payload bytes counted as arriving").isZero();
+        assertThat(gate.resumes).hasSize(1);
+        ch.writeInbound(Unpooled.wrappedBuffer(concat(Frames.utf8("llo"), READ_FRAME)));
+        assertThat((Object) ch.readInbound()).isNull();
+
+        gate.open = true;
+        gate.resumes.get(gate.resumes.size() - 1).run();
+        NbdRequest rq = ch.readInbound();
+        assertThat(ByteBufUtil.getBytes(rq.payload())).isEqualTo(Frames.utf8("hello"));
+        assertThat(rq.reserved()).isEqualTo(5);
+        assertRead(ch.readInbound());
+        assertThat(gate.reserved).isEqualTo(5);
+        rq.release();
+        assertThat(gate.reserved).as("given back with the request").isZero();
+
+        // Taken over with the payload, the reservation is no longer the request's to give back.
+        ch.writeInbound(Unpooled.wrappedBuffer(write));
+        NbdRequest second = ch.readInbound();
+        assertThat(second.takeReservation()).isEqualTo(5);
+        second.release();
+        assertThat(gate.reserved).isEqualTo(5);
+        assertThat(ch.finish()).isFalse();
+    }
+
+    @Test
+    void admission_aConnectionClosedHalfWayThroughAnAdmittedPayload_givesItsReservationBack() {
+        Gate gate = new Gate();
+        gate.open = true;
+        EmbeddedChannel ch = new EmbeddedChannel(new NbdRequestDecoder(1024, false, PayloadBudget.UNLIMITED, gate));
+        byte[] write = request(0, 1, 7, 0, 5, Frames.utf8("hello"));
+        ch.writeInbound(Unpooled.wrappedBuffer(java.util.Arrays.copyOf(write, write.length - 1)));
+        assertThat(gate.reserved).isEqualTo(5);
+        ch.close();
+        assertThat(gate.reserved).isZero();
+    }
+
     @Test
     void close_midPayload_releasesEverything() {
         EmbeddedChannel ch = new EmbeddedChannel(new NbdRequestDecoder(1024));

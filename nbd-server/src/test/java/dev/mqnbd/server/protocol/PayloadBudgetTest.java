@@ -9,6 +9,7 @@ import io.netty.channel.embedded.EmbeddedChannel;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 
@@ -19,13 +20,16 @@ class PayloadBudgetTest {
     private final AtomicLong clock = new AtomicLong(1_000 * MS);
     private final List<String> evicted = new ArrayList<>();
 
+    private final AtomicBoolean othersWait = new AtomicBoolean();
+
     private PayloadBudget budget(long limit) {
         return new PayloadBudget(
                 limit,
-                (channel, held, pendingNanos, total, max) ->
+                (channel, held, pendingNanos, total, max, slow) ->
                         evicted.add(channel.id().asShortText() + " held " + held + " for " + pendingNanos / MS
-                                + " ms, total " + total + " of " + max),
-                clock::get);
+                                + " ms, total " + total + " of " + max + (slow ? ", slow" : "")),
+                clock::get,
+                othersWait::get);
     }
 
     /** A new connection whose payload has begun to arrive: {@code bytes} of it held against {@code budget}. */
@@ -54,6 +58,50 @@ class PayloadBudgetTest {
         sb.release();
         sb.release(); // twice is harmless
         assertThat(budget.held()).isZero();
+    }
+
+    @Test
+    void whileOthersWaitForRoom_aPayloadArrivingSlowerThanTheMinimumCloses_evenOneThatSentNothing() {
+        PayloadBudget budget = budget(1L << 30);
+        long mib = 1 << 20;
+        EmbeddedChannel nothing = holding(budget, 0); // its header announced a payload, then no byte came
+        EmbeddedChannel trickle = holding(budget, 1024);
+        EmbeddedChannel steady = new EmbeddedChannel();
+        PayloadBudget.Share ss = budget.share(steady);
+        ss.hold(mib);
+        clock.addAndGet(1_500 * MS);
+        EmbeddedChannel young = new EmbeddedChannel();
+        PayloadBudget.Share sy = budget.share(young);
+        sy.hold(0);
+        ss.hold(2 * mib); // 2 MiB in 1.5 s
+        budget.sweep();
+        assertThat(evicted).as("nobody waits for room").isEmpty();
+
+        othersWait.set(true);
+        budget.sweep();
+        assertThat(nothing.isOpen()).isFalse();
+        assertThat(trickle.isOpen()).isFalse();
+        assertThat(steady.isOpen()).isTrue();
+        assertThat(young.isOpen()).as("within the grace").isTrue();
+        assertThat(evicted)
+                .containsExactly(
+                        nothing.id().asShortText() + " held 0 for 1500 ms, total " + (2 * mib + 1024) + " of "
+                                + (1L << 30) + ", slow",
+                        trickle.id().asShortText() + " held 1024 for 1500 ms, total " + (2 * mib + 1024) + " of "
+                                + (1L << 30) + ", slow");
+        assertThat(budget.held()).isEqualTo(2 * mib);
+
+        // Later, a payload that came fast and then stopped closes at the next sweep, one that keeps coming does not.
+        clock.addAndGet(1_000 * MS);
+        sy.release(); // its payload came whole
+        ss.hold(3 * mib); // 1 MiB more in the second since the last sweep
+        budget.sweep();
+        assertThat(steady.isOpen()).isTrue();
+        clock.addAndGet(1_000 * MS);
+        ss.hold(3 * mib + 1000);
+        budget.sweep();
+        assertThat(steady.isOpen()).isFalse();
+        assertThat(evicted).hasSize(3).last().asString().endsWith(", slow");
     }
 
     @Test
