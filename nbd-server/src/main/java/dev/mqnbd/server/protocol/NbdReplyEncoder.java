@@ -92,11 +92,26 @@ public final class NbdReplyEncoder {
     /* --------------- READ --------------- */
 
     /**
+     * The largest buffer Netty's default (adaptive) allocator takes from its pools: larger ones are allocated,
+     * and zeroed, for each request (1 MiB + 16 bytes: about 40 µs against 2 µs for 1 MiB, measured).
+     */
+    static final int POOLED_MAX = 1 << 20;
+
+    /**
      * Returns a direct buffer with room for a READ reply of {@code length} bytes; the data goes at {@link
-     * #dataIndex()}, the header is written by {@link #readSucceeded}.
+     * #dataIndex()}, the header is written by {@link #readSucceeded}. Past {@link #POOLED_MAX}, a composite of
+     * the header's buffer and the data's, so that {@code nioBuffer(dataIndex(), length)} is still one buffer.
      */
     public ByteBuf allocateRead(ByteBufAllocator alloc, int length) {
-        return alloc.directBuffer(readPrefix + length);
+        if (readPrefix + length <= POOLED_MAX) {
+            return alloc.directBuffer(readPrefix + length);
+        }
+        // The data in a buffer of its own, the header in another: a 1 MiB READ then takes a 1 MiB buffer, which
+        // the allocator pools, rather than 1 MiB plus the header, which it would allocate and zero afresh.
+        CompositeByteBuf reply = alloc.compositeDirectBuffer(2);
+        reply.addComponent(true, alloc.directBuffer(readPrefix, readPrefix).writerIndex(readPrefix));
+        reply.addComponent(true, alloc.directBuffer(length, length).writerIndex(length));
+        return reply;
     }
 
     /**

@@ -93,6 +93,43 @@ class NbdReplyEncoderTest {
     }
 
     @Test
+    void readOfAMebibyte_dataInABufferOfItsOwn_filledThroughOneNioBuffer_framedAsInPlace() {
+        int mib = 1 << 20;
+        for (Mode mode : Mode.values()) {
+            NbdReplyEncoder encoder = NbdReplyEncoder.of(mode);
+            ByteBuf buffer = encoder.allocateRead(ALLOC, mib);
+            assertThat(buffer).isInstanceOf(io.netty.buffer.CompositeByteBuf.class);
+            assertThat(((io.netty.buffer.CompositeByteBuf) buffer).component(1).capacity())
+                    .as("the data's own buffer, of a size the allocator pools")
+                    .isEqualTo(mib);
+            java.nio.ByteBuffer data = buffer.nioBuffer(encoder.dataIndex(), mib);
+            assertThat(data.isDirect()).isTrue();
+            byte[] pattern = new byte[mib];
+            for (int i = 0; i < mib; i++) {
+                pattern[i] = (byte) (i * 31 + 7);
+            }
+            data.put(pattern); // as a backend fills it: the bytes must land in the reply
+            ByteBuf reply = encoder.readSucceeded(ALLOC, buffer, 7, 0, mib, null, null, 0);
+            byte[] bytes = bytesOf(reply);
+            assertThat(bytes).as("%s", mode).hasSize(encoder.dataIndex() + mib);
+            assertThat(java.util.Arrays.copyOfRange(bytes, encoder.dataIndex(), bytes.length))
+                    .as("%s", mode)
+                    .isEqualTo(pattern);
+        }
+        // Runs of zeroes in it still go out as holes, the data as slices of it.
+        NbdReplyEncoder encoder = NbdReplyEncoder.of(Mode.STRUCTURED);
+        ByteBuf buffer = encoder.allocateRead(ALLOC, mib);
+        buffer.setByte(encoder.dataIndex(), 9);
+        ByteBuf reply = encoder.readSucceeded(ALLOC, buffer, 7, 0, mib, new long[] {1, mib - 1}, new int[] {0, 3}, 2);
+        assertThat(bytesOf(reply))
+                .isEqualTo(hex(""
+                        + "668e33ef | 0000 | 0001 | 0000000000000007 | 00000009 | 0000000000000000 | 09"
+                        + "668e33ef | 0000 | 0002 | 0000000000000007 | 0000000c | 0000000000000001 | 000fffff"
+                        + "668e33ef | 0001 | 0000 | 0000000000000007 | 00000000"));
+        assertThat(buffer.refCnt()).isZero();
+    }
+
+    @Test
     void readSucceeded_runsOfZeroesAsHoles() {
         NbdReplyEncoder encoder = NbdReplyEncoder.of(Mode.STRUCTURED);
         ByteBuf buffer = encoder.allocateRead(ALLOC, 4);
