@@ -26,8 +26,8 @@ import java.util.function.LongSupplier;
  * so a client that announces large WRITEs and then sends their payloads slowly, or not at all, could keep
  * other clients' requests waiting for that room. While any request waits for room ({@code othersWait}),
  * {@link #sweep()} also closes each connection whose payload, arriving for {@link #GRACE_NANOS} or more, came
- * at less than {@link #MIN_BYTES_PER_SECOND} since the sweep before (or since it began): to hold room, a
- * client must keep sending.
+ * at less than {@link #MIN_BYTES_PER_SECOND} between two sweeps in a row (while the server read the
+ * connection at both): to hold room, a client must keep sending.
  *
  * <p><b>Threading:</b> thread-safe: every connection's decoder calls its own {@link Share} on its event
  * loop; the bookkeeping is under this object's lock, and closing a connection is left to its event loop.
@@ -195,6 +195,7 @@ public final class PayloadBudget {
             } else if (slowOnes && !pending.isEmpty()) {
                 victims = evictSlow(clock.getAsLong());
             } else {
+                forgetSweeps();
                 return;
             }
         }
@@ -228,24 +229,34 @@ public final class PayloadBudget {
 
     /*
      * Under the lock: takes out every share past the grace whose payload arrived slower than MIN_BYTES_PER_SECOND
-     * since the last sweep (or since it began, at the first sweep that sees it), and notes where the rest stand.
+     * since the sweep before, and notes where the rest stand. A payload is judged only between two sweeps in a
+     * row that found its connection being read: one the server itself stopped reading (it waits for a tag, for
+     * room, for its replies to drain) is not stalling, and its count starts again.
      */
     private List<Victim> evictSlow(long now) {
         List<Victim> victims = new ArrayList<>();
         for (Iterator<Share> it = pending.iterator(); it.hasNext(); ) {
             Share s = it.next();
-            boolean seen = s.sweptAt != Long.MIN_VALUE;
-            long from = seen ? s.sweptAt : s.since;
-            long arrived = seen ? s.bytes - s.bytesAtSweep : s.bytes;
-            s.sweptAt = now;
-            s.bytesAtSweep = s.bytes;
-            if (now - s.since < GRACE_NANOS || arrived >= (double) MIN_BYTES_PER_SECOND * (now - from) / 1e9) {
+            boolean read = s.channel.config().isAutoRead();
+            if (read
+                    && s.sweptAt != Long.MIN_VALUE
+                    && now - s.since >= GRACE_NANOS
+                    && s.bytes - s.bytesAtSweep < (double) MIN_BYTES_PER_SECOND * (now - s.sweptAt) / 1e9) {
+                it.remove();
+                victims.add(new Victim(s.channel, s.bytes, now - s.since, total, true));
+                s.drop();
                 continue;
             }
-            it.remove();
-            victims.add(new Victim(s.channel, s.bytes, now - s.since, total, true));
-            s.drop();
+            s.sweptAt = read ? now : Long.MIN_VALUE;
+            s.bytesAtSweep = s.bytes;
         }
         return victims;
+    }
+
+    // Under the lock: with nobody waiting for room, the counts start again when someone next does.
+    private void forgetSweeps() {
+        for (Share s : pending) {
+            s.sweptAt = Long.MIN_VALUE;
+        }
     }
 }

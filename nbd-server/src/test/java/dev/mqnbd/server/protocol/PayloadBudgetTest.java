@@ -61,47 +61,56 @@ class PayloadBudgetTest {
     }
 
     @Test
-    void whileOthersWaitForRoom_aPayloadArrivingSlowerThanTheMinimumCloses_evenOneThatSentNothing() {
+    void whileOthersWaitForRoom_aPayloadArrivingSlowerThanTheMinimumCloses_notOneTheServerStoppedReading() {
         PayloadBudget budget = budget(1L << 30);
         long mib = 1 << 20;
         EmbeddedChannel nothing = holding(budget, 0); // its header announced a payload, then no byte came
-        EmbeddedChannel trickle = holding(budget, 1024);
+        EmbeddedChannel trickle = new EmbeddedChannel();
+        PayloadBudget.Share st = budget.share(trickle);
+        st.hold(1024);
         EmbeddedChannel steady = new EmbeddedChannel();
         PayloadBudget.Share ss = budget.share(steady);
         ss.hold(mib);
+        EmbeddedChannel paused = holding(budget, mib);
         clock.addAndGet(1_500 * MS);
-        EmbeddedChannel young = new EmbeddedChannel();
-        PayloadBudget.Share sy = budget.share(young);
-        sy.hold(0);
-        ss.hold(2 * mib); // 2 MiB in 1.5 s
         budget.sweep();
-        assertThat(evicted).as("nobody waits for room").isEmpty();
-
         othersWait.set(true);
+        budget.sweep(); // the counts start here
+        assertThat(evicted)
+                .as("nobody waited, then the first sweep under waiting")
+                .isEmpty();
+
+        clock.addAndGet(1_000 * MS);
+        st.hold(2048); // 1 KiB in a second
+        ss.hold(2 * mib); // 1 MiB in a second
+        paused.config().setAutoRead(false); // the server stopped reading it (no tag, no room, replies unread)
         budget.sweep();
         assertThat(nothing.isOpen()).isFalse();
         assertThat(trickle.isOpen()).isFalse();
         assertThat(steady.isOpen()).isTrue();
-        assertThat(young.isOpen()).as("within the grace").isTrue();
+        assertThat(paused.isOpen()).isTrue();
+        long total = 3 * mib + 2048;
         assertThat(evicted)
                 .containsExactly(
-                        nothing.id().asShortText() + " held 0 for 1500 ms, total " + (2 * mib + 1024) + " of "
-                                + (1L << 30) + ", slow",
-                        trickle.id().asShortText() + " held 1024 for 1500 ms, total " + (2 * mib + 1024) + " of "
-                                + (1L << 30) + ", slow");
-        assertThat(budget.held()).isEqualTo(2 * mib);
+                        nothing.id().asShortText() + " held 0 for 2500 ms, total " + total + " of " + (1L << 30)
+                                + ", slow",
+                        trickle.id().asShortText() + " held 2048 for 2500 ms, total " + total + " of " + (1L << 30)
+                                + ", slow");
+        assertThat(budget.held()).isEqualTo(3 * mib);
 
-        // Later, a payload that came fast and then stopped closes at the next sweep, one that keeps coming does not.
+        // Read again, its count starts again; a payload that came fast and then stopped closes at the next sweep.
+        paused.config().setAutoRead(true);
         clock.addAndGet(1_000 * MS);
-        sy.release(); // its payload came whole
-        ss.hold(3 * mib); // 1 MiB more in the second since the last sweep
+        ss.hold(3 * mib);
         budget.sweep();
+        assertThat(paused.isOpen()).isTrue();
         assertThat(steady.isOpen()).isTrue();
         clock.addAndGet(1_000 * MS);
         ss.hold(3 * mib + 1000);
         budget.sweep();
         assertThat(steady.isOpen()).isFalse();
-        assertThat(evicted).hasSize(3).last().asString().endsWith(", slow");
+        assertThat(paused.isOpen()).isFalse();
+        assertThat(evicted).hasSize(4).allMatch(line -> line.endsWith(", slow"));
     }
 
     @Test
