@@ -47,7 +47,7 @@ class AbuseIT {
     /**
      * What the server and the kernel's socket buffers take of 40 connections' single 32 MiB WRITEs to that export:
      * measured 299 and 383 MiB (RSS growth 319 and 362); when a whole payload was read before it waited for room,
-     * 1127 MiB (RSS growth 1,190) and {@code OutOfMemoryError}.
+     * 1164 MiB (RSS growth 1164 MiB, by hand) and {@code OutOfMemoryError}.
      */
     private static final long ONE_WRITE_EACH_TAKEN_MIB = 768;
     /**
